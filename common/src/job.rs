@@ -1,0 +1,185 @@
+//! Jobs: what a worker is asked to do. Payloads are self-contained (class names,
+//! templates, texts travel with the job) so a worker needs only the shared data
+//! roots, never the benchmark spec.
+
+use crate::ids::{JobId, RunId};
+use crate::stage::Stage;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub run: RunId,
+    pub payload: JobPayload,
+}
+
+impl Job {
+    pub fn stage(&self) -> Stage {
+        self.payload.stage()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum JobPayload {
+    Embed(EmbedJob),
+    Label(LabelJob),
+    Evaluate(EvaluateJob),
+    Diagnostic(DiagnosticJob),
+}
+
+impl JobPayload {
+    pub fn stage(&self) -> Stage {
+        match self {
+            JobPayload::Embed(_) => Stage::Embed,
+            JobPayload::Label(_) => Stage::Label,
+            JobPayload::Evaluate(_) => Stage::Evaluate,
+            JobPayload::Diagnostic(_) => Stage::Diagnostic,
+        }
+    }
+
+    /// Every filesystem path the payload names, so the worker can refuse a job
+    /// that reaches outside its configured data roots before touching disk.
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            JobPayload::Embed(j) => vec![j.embedder.as_str()],
+            JobPayload::Label(j) => vec![j.model.artifact.as_str(), j.graph.as_str()],
+            JobPayload::Evaluate(j) => vec![j.model.artifact.as_str(), j.dataset.path.as_str()],
+            JobPayload::Diagnostic(_) => vec![],
+        }
+    }
+
+    /// Short human label for logs and progress lines.
+    pub fn describe(&self) -> String {
+        match self {
+            JobPayload::Embed(j) => format!("embed {} texts {}..{}", j.source, j.start, j.start + j.texts.len() as u64),
+            JobPayload::Label(j) => format!("label {} shard {}/{}", j.model.key, j.shard.index + 1, j.shard.count),
+            JobPayload::Evaluate(j) => format!(
+                "evaluate {} on {} shard {}/{}",
+                j.model.key,
+                j.dataset.name,
+                j.shard.index + 1,
+                j.shard.count
+            ),
+            JobPayload::Diagnostic(j) => format!("diagnostic #{}", j.index),
+        }
+    }
+}
+
+/// A model of the hub: its key (`<architecture>/<pretrained>`) and the folder of
+/// its exported artifact (module.pt, model.json, tokenizer.json), as a path under
+/// the data roots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub key: String,
+    pub artifact: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetFormat {
+    /// `root/<class folder>/<image>`; class index = position of the folder in
+    /// the class list.
+    ImageFolder,
+    /// CLIP_benchmark's WebDataset layout: `nshards.txt`, `{i}.tar` with
+    /// jpg/png/webp + cls members.
+    WebDataset,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub name: String,
+    pub format: DatasetFormat,
+    /// Path of the split's folder under the data roots.
+    pub path: String,
+}
+
+/// A contiguous, deterministic slice of samples: samples `start..end` in the
+/// dataset's canonical order (sorted paths for ImageFolder, tar order for
+/// WebDataset), `index` of `count` shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// How text classifiers are built from class names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptProtocol {
+    /// Per class: encode every template, L2-normalise, mean, re-normalise.
+    #[default]
+    ClipBenchmark,
+    /// MLL's released code: one prompt per class (the first template).
+    Mll,
+}
+
+impl PromptProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptProtocol::ClipBenchmark => "clip_benchmark",
+            PromptProtocol::Mll => "mll",
+        }
+    }
+}
+
+/// Zero-shot evaluation of one model on one shard of a target dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluateJob {
+    pub model: ModelRef,
+    pub dataset: DatasetRef,
+    pub shard: Shard,
+    pub classnames: Vec<String>,
+    /// Templates with `{c}` standing for the class name.
+    pub templates: Vec<String>,
+    pub protocol: PromptProtocol,
+    /// Keep per-sample class probabilities as an artifact (needed for reuse).
+    pub keep_probabilities: bool,
+}
+
+/// Labeling of one model on one shard of the semantic graph's images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelJob {
+    pub model: ModelRef,
+    /// Path of the graph file (graph.json) under the data roots; image paths in
+    /// it are relative to its folder.
+    pub graph: String,
+    /// Slice of the graph's image list.
+    pub shard: Shard,
+    /// Shard 0 also encodes the node texts.
+    pub encode_node_texts: bool,
+}
+
+/// Caption embedding of one chunk of texts with the text embedder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedJob {
+    /// Folder of the sentence-embedding model (model.safetensors, tokenizer.json, config.json).
+    pub embedder: String,
+    /// What the texts are, e.g. `graph` or `dataset:CIFAR100`.
+    pub source: String,
+    /// Position of the first text in the source's full list.
+    pub start: u64,
+    pub texts: Vec<String>,
+}
+
+/// A job that touches no model: for smoke tests, fault tests and the queue
+/// benchmark. Its result is a value derived from its id, so any duplicate or
+/// lost result shows in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosticJob {
+    pub index: u32,
+    /// Work to simulate, in milliseconds.
+    pub work_ms: u64,
+    pub behavior: DiagnosticBehavior,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnosticBehavior {
+    Succeed,
+    /// Fails with a transient error on every attempt (a poison job).
+    FailAlways,
+    /// Fails with a permanent error (dead-lettered at once).
+    FailPermanently,
+}

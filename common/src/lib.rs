@@ -1,0 +1,30 @@
+//! Shared vocabulary of the MLL evaluation cluster.
+//!
+//! One job's life, and where each step lives:
+//! 1. `spec` — a benchmark spec names the hub, the datasets and the graph;
+//! 2. `job` / `ids` — the coordinator plans it into jobs with deterministic ids;
+//! 3. `wire` — each job travels as a versioned, size-checked envelope;
+//! 4. `queue` — a broker backend (RabbitMQ, or in-process for local mode) delivers it;
+//! 5. `output` / `artifact` — a worker's executor produces a small result plus large tensors;
+//! 6. `store` — the result is committed exactly once (Redis, or embedded for local mode),
+//!    and only then is the delivery acked;
+//! 7. the coordinator reads the done sets back, aggregates and reports.
+//!
+//! `config` and `telemetry` are the cross-cutting pieces both binaries share.
+
+pub mod artifact;
+pub mod config;
+pub mod ids;
+pub mod job;
+pub mod output;
+pub mod queue;
+pub mod spec;
+pub mod stage;
+pub mod store;
+pub mod telemetry;
+pub mod wire;
+
+pub use ids::{JobId, RunId};
+pub use job::{Job, JobPayload};
+pub use output::JobOutput;
+pub use stage::Stage;

@@ -1,0 +1,222 @@
+//! In-process queue for the embedded local mode. It keeps the broker's
+//! semantics the worker loop relies on: a delivery stays in hand until acked,
+//! requeued or dead-lettered; requeued messages count their deliveries; past
+//! the delivery limit a message is dead-lettered, as a quorum queue does.
+
+use super::{Consumer, DeadLetter, DeadLettered, Delivery, JobQueue, Outgoing, QueueError};
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+struct Message {
+    job_id: String,
+    body: Vec<u8>,
+    deliveries: u32,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<Message>,
+    dead: Vec<DeadLettered>,
+    closed: bool,
+}
+
+#[derive(Clone)]
+pub struct MemoryQueue {
+    state: Arc<Mutex<State>>,
+    notify: Arc<Notify>,
+    delivery_limit: u32,
+}
+
+impl MemoryQueue {
+    pub fn new(delivery_limit: u32) -> Self {
+        MemoryQueue { state: Arc::default(), notify: Arc::new(Notify::new()), delivery_limit }
+    }
+
+    /// Wakes every consumer and makes them return `None` (local mode shutdown).
+    pub fn close(&self) {
+        self.state.lock().unwrap().closed = true;
+        self.notify.notify_waiters();
+    }
+
+    fn give_back(&self, msg: Message) {
+        let mut st = self.state.lock().unwrap();
+        if msg.deliveries > self.delivery_limit {
+            st.dead.push(DeadLettered {
+                reason: format!(
+                    "delivery limit exceeded: delivered {} times (the job may crash or hang its worker)",
+                    msg.deliveries
+                ),
+                job_id: Some(msg.job_id),
+                body: msg.body,
+            });
+        } else {
+            st.ready.push_back(msg);
+        }
+        drop(st);
+        self.notify.notify_one();
+    }
+}
+
+struct MemoryDelivery {
+    queue: MemoryQueue,
+    msg: Mutex<Option<Message>>,
+    body: Vec<u8>,
+    previous: u32,
+}
+
+impl MemoryDelivery {
+    fn take(&self) -> Option<Message> {
+        self.msg.lock().unwrap().take()
+    }
+}
+
+impl Drop for MemoryDelivery {
+    // A delivery dropped without a verdict goes back, like an unacked message
+    // whose channel closed.
+    fn drop(&mut self) {
+        if let Some(m) = self.take() {
+            self.queue.give_back(m);
+        }
+    }
+}
+
+#[async_trait]
+impl Delivery for MemoryDelivery {
+    fn body(&self) -> &[u8] {
+        &self.body
+    }
+    fn previous_deliveries(&self) -> u32 {
+        self.previous
+    }
+    async fn ack(&self) -> Result<bool, QueueError> {
+        Ok(self.take().is_some())
+    }
+    async fn requeue(&self) -> Result<bool, QueueError> {
+        match self.take() {
+            Some(m) => {
+                self.queue.give_back(m);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    async fn dead_letter(&self, dl: DeadLetter) -> Result<bool, QueueError> {
+        match self.take() {
+            Some(m) => {
+                self.queue.state.lock().unwrap().dead.push(DeadLettered {
+                    body: m.body,
+                    job_id: dl.job_id.or(Some(m.job_id)),
+                    reason: dl.reason,
+                });
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+struct MemoryConsumer {
+    queue: MemoryQueue,
+    cancelled: bool,
+}
+
+#[async_trait]
+impl Consumer for MemoryConsumer {
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, QueueError>> {
+        loop {
+            if self.cancelled {
+                return None;
+            }
+            let notified = self.queue.notify.notified();
+            {
+                let mut st = self.queue.state.lock().unwrap();
+                if st.closed {
+                    return None;
+                }
+                if let Some(mut m) = st.ready.pop_front() {
+                    let previous = m.deliveries;
+                    m.deliveries += 1;
+                    let body = m.body.clone();
+                    return Some(Ok(Box::new(MemoryDelivery {
+                        queue: self.queue.clone(),
+                        msg: Mutex::new(Some(m)),
+                        body,
+                        previous,
+                    })));
+                }
+            }
+            notified.await;
+        }
+    }
+
+    async fn cancel(&mut self) -> Result<(), QueueError> {
+        self.cancelled = true;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
+        let mut st = self.state.lock().unwrap();
+        for m in messages {
+            st.ready.push_back(Message { job_id: m.job_id.clone(), body: m.body.clone(), deliveries: 0 });
+        }
+        drop(st);
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn consumer(&self, _tag: &str) -> Result<Box<dyn Consumer>, QueueError> {
+        Ok(Box::new(MemoryConsumer { queue: self.clone(), cancelled: false }))
+    }
+
+    async fn drain_dead_letters(&self) -> Result<Vec<DeadLettered>, QueueError> {
+        Ok(std::mem::take(&mut self.state.lock().unwrap().dead))
+    }
+
+    async fn depths(&self) -> Result<(u64, u64), QueueError> {
+        let st = self.state.lock().unwrap();
+        Ok((st.ready.len() as u64, st.dead.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(id: &str) -> Outgoing {
+        Outgoing { job_id: id.into(), body: id.as_bytes().to_vec() }
+    }
+
+    #[tokio::test]
+    async fn requeue_counts_deliveries_and_limit_dead_letters() {
+        let q = MemoryQueue::new(2);
+        q.publish(&[out("a")]).await.unwrap();
+        let mut c = q.consumer("t").await.unwrap();
+        for expected_previous in 0..3 {
+            let d = c.next().await.unwrap().unwrap();
+            assert_eq!(d.previous_deliveries(), expected_previous);
+            assert!(d.requeue().await.unwrap());
+        }
+        let dead = q.drain_dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].reason.contains("delivery limit"), "{}", dead[0].reason);
+        assert_eq!(q.depths().await.unwrap(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn dropped_delivery_goes_back_and_ack_is_final() {
+        let q = MemoryQueue::new(5);
+        q.publish(&[out("a")]).await.unwrap();
+        let mut c = q.consumer("t").await.unwrap();
+        drop(c.next().await.unwrap().unwrap());
+        let d = c.next().await.unwrap().unwrap();
+        assert_eq!(d.previous_deliveries(), 1);
+        assert!(d.ack().await.unwrap());
+        assert!(!d.ack().await.unwrap());
+        assert_eq!(q.depths().await.unwrap(), (0, 0));
+    }
+}

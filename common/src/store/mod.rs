@@ -1,0 +1,108 @@
+//! Result store backends: `redis` for the cluster, `embedded` (in-process,
+//! persisted to a journal file) for local mode.
+//!
+//! Exactly-once results: `commit` writes a job's result and its done-set
+//! membership in one atomic step and is idempotent, so redelivered jobs may run
+//! twice but count once. Completion is `expected` vs `done` set membership.
+
+pub mod embedded;
+pub mod redis;
+
+use crate::ids::{JobId, RunId};
+use crate::stage::Stage;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: cannot connect to {url}: {reason} (is Redis running and is store.url right?)")]
+    Connect { url: String, reason: String },
+    #[error("store: {op} failed: {reason}")]
+    Operation { op: &'static str, reason: String },
+    #[error("store: corrupt value at {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// Lifecycle of a run as shown by `coordinator status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageProgress {
+    pub expected: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+impl StageProgress {
+    pub fn finished(&self) -> bool {
+        self.done + self.failed >= self.expected
+    }
+}
+
+/// Outcome of a commit: the first commit of a job wins, later ones are
+/// duplicates (a redelivered job that ran again) and change nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    Duplicate,
+}
+
+/// Run-level metadata kept beside the sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub state: RunState,
+    /// SHA-256 of the submitted spec text.
+    pub spec_digest: String,
+}
+
+#[async_trait]
+pub trait ResultStore: Send + Sync {
+    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError>;
+    async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError>;
+    async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError>;
+
+    /// Adds ids to the stage's expected set (idempotent).
+    async fn expect(&self, run: &RunId, stage: Stage, jobs: &[JobId]) -> Result<(), StoreError>;
+    async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
+
+    /// Atomically stores the result and adds the id to the done set, unless it is
+    /// there already. Also clears a failure record of the job.
+    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8])
+        -> Result<CommitOutcome, StoreError>;
+    async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
+    async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
+    async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Records that a job failed for good (dead-lettered), with the reason. A
+    /// later successful commit removes the record.
+    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError>;
+    async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError>;
+    /// Forgets failure records so `resume --retry-failed` can try those jobs again.
+    async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError>;
+
+    /// Counts one execution start of a job (executions beyond one are the
+    /// duplicate executions that at-least-once delivery allows).
+    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError>;
+    async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError>;
+
+    async fn progress(&self, run: &RunId, stage: Stage) -> Result<StageProgress, StoreError>;
+}

@@ -1,0 +1,405 @@
+//! Redis result store (redis-rs 1.x, one multiplexed `ConnectionManager`).
+//!
+//! Keys of a run share the hash tag `{<run>}` so a cluster keeps them on one
+//! slot and the commit script may touch several of them:
+//! - `<prefix>:{<run>}:meta`            hash: state, spec_digest
+//! - `<prefix>:{<run>}:expected:<stage>` set of job ids
+//! - `<prefix>:{<run>}:done:<stage>`     set of job ids
+//! - `<prefix>:{<run>}:failed:<stage>`   hash job id → reason
+//! - `<prefix>:{<run>}:result:<job>`     the caller's result bytes
+//! - `<prefix>:{<run>}:exec`             hash job id → execution count
+//!
+//! The ConnectionManager reconnects after a dropped connection but fails the
+//! command that hit it, so every call here is retried with backoff; that is
+//! safe because every write is idempotent (the commit is a Lua script that
+//! checks the done set first). No WATCH: it would be shared by every user of
+//! the multiplexed connection.
+
+use super::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use crate::config::{redact_url, StoreSettings};
+use crate::ids::{JobId, RunId};
+use crate::stage::Stage;
+use crate::telemetry::metrics;
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, RedisResult, RetryMethod, Script};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// KEYS[1] done set, KEYS[2] result, KEYS[3] failed hash; ARGV[1] job, ARGV[2] result.
+/// 1 = committed now, 0 = was already done (nothing changed).
+static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+",
+    )
+});
+
+/// KEYS[1] done set, KEYS[2] failed hash; ARGV[1] job, ARGV[2] reason.
+/// A failure never shadows a committed result (a late dead-letter of a job
+/// that a redelivery already finished).
+static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+",
+    )
+});
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    retries: u32,
+    url: String,
+}
+
+impl RedisStore {
+    /// Connects (retrying `retries` times while Redis is not up yet).
+    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let url = redact_url(&settings.url);
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| StoreError::Connect { url: url.clone(), reason: e.to_string() })?;
+        let response_timeout = Duration::from_millis(settings.response_timeout_ms.max(1));
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(response_timeout))
+            .set_connection_timeout(Some(response_timeout))
+            .set_number_of_retries(settings.retries as usize)
+            .set_max_delay(Duration::from_secs(2));
+        let mut attempt = 0;
+        let conn = loop {
+            attempt += 1;
+            match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+                Ok(c) => break c,
+                Err(e) if attempt <= settings.retries && retryable(&e) => {
+                    tracing::warn!(url = %url, attempt, error = %e, "Redis not reachable yet; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(StoreError::Connect { url, reason: e.to_string() }),
+            }
+        };
+        Ok(RedisStore { conn, prefix: settings.key_prefix.clone(), retries: settings.retries, url })
+    }
+
+    fn key(&self, run: &RunId, rest: &str) -> String {
+        format!("{}:{{{}}}:{rest}", self.prefix, run.as_str())
+    }
+
+    /// Every key name this store uses for a run (tests, clean-up).
+    pub fn run_keys(&self, run: &RunId) -> Vec<String> {
+        let mut keys = vec![self.key(run, "meta"), self.key(run, "exec")];
+        for st in Stage::ALL {
+            for kind in ["expected", "done", "failed"] {
+                keys.push(self.key(run, &format!("{kind}:{st}")));
+            }
+        }
+        keys
+    }
+
+    /// Deletes everything stored for a run (results included).
+    pub async fn delete_run(&self, run: &RunId) -> Result<(), StoreError> {
+        let pattern = format!("{}:{{{}}}:*", self.prefix, run.as_str());
+        let keys: Vec<String> = self
+            .retry("scan", |mut c| {
+                let pattern = pattern.clone();
+                async move {
+                    let mut out = Vec::new();
+                    let mut iter: redis::AsyncIter<String> = c.scan_match(&pattern).await?;
+                    while let Some(k) = iter.next_item().await {
+                        out.push(k?);
+                    }
+                    Ok(out)
+                }
+            })
+            .await?;
+        for chunk in keys.chunks(500) {
+            self.retry("del", |mut c| async move { c.del::<_, ()>(chunk).await }).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a clone of the connection, retrying connection-level
+    /// failures with backoff. `f` must be idempotent.
+    async fn retry<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match f(self.conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt <= self.retries && retryable(&e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+                        // The manager reconnects in the background after these.
+                        metrics().reconnects.with_label_values(&["store"]).inc();
+                    }
+                    tracing::warn!(op, attempt, url = %self.url, error = %e, "Redis command failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Operation {
+                        op,
+                        reason: format!("{e} (after {attempt} attempt(s) against {}; is Redis up?)", self.url),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn job_set(&self, op: &'static str, key: String) -> Result<Vec<JobId>, StoreError> {
+        let members: Vec<String> = self.retry(op, |mut c| {
+            let key = key.clone();
+            async move { c.smembers(key).await }
+        })
+        .await?;
+        let mut ids = members
+            .iter()
+            .map(|m| JobId::parse(m).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason }))
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn job_hash(&self, op: &'static str, key: String) -> Result<Vec<(JobId, String)>, StoreError> {
+        let map: HashMap<String, String> = self.retry(op, |mut c| {
+            let key = key.clone();
+            async move { c.hgetall(key).await }
+        })
+        .await?;
+        map.into_iter()
+            .map(|(k, v)| {
+                JobId::parse(&k).map(|id| (id, v)).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })
+            })
+            .collect()
+    }
+}
+
+fn retryable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(e.retry_method(), RetryMethod::Reconnect | RetryMethod::RetryImmediately | RetryMethod::WaitAndRetry)
+}
+
+/// 50 ms doubling, capped at 2 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((50u64 << attempt.saturating_sub(1).min(6)).min(2000))
+}
+
+fn parse_state(key: &str, s: &str) -> Result<RunState, StoreError> {
+    [RunState::Running, RunState::Done, RunState::Failed, RunState::Cancelled]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt { key: key.to_string(), reason: format!("unknown run state '{s}'") })
+}
+
+#[async_trait]
+impl ResultStore for RedisStore {
+    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
+        let key = self.key(run, "meta");
+        let fields = [("state", meta.state.as_str().to_string()), ("spec_digest", meta.spec_digest.clone())];
+        self.retry("put_meta", |mut c| {
+            let (key, fields) = (key.clone(), fields.clone());
+            async move { c.hset_multiple::<_, _, _, ()>(key, &fields).await }
+        })
+        .await
+    }
+
+    async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
+        let key = self.key(run, "meta");
+        let map: HashMap<String, String> = self.retry("meta", |mut c| {
+            let key = key.clone();
+            async move { c.hgetall(key).await }
+        })
+        .await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        let state = map
+            .get("state")
+            .ok_or_else(|| StoreError::Corrupt { key: key.clone(), reason: "no 'state' field".into() })?;
+        Ok(Some(RunMeta {
+            state: parse_state(&key, state)?,
+            spec_digest: map.get("spec_digest").cloned().unwrap_or_default(),
+        }))
+    }
+
+    async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
+        let key = self.key(run, "meta");
+        self.retry("set_state", |mut c| {
+            let key = key.clone();
+            async move { c.hset::<_, _, _, ()>(key, "state", state.as_str()).await }
+        })
+        .await
+    }
+
+    async fn expect(&self, run: &RunId, stage: Stage, jobs: &[JobId]) -> Result<(), StoreError> {
+        let key = self.key(run, &format!("expected:{stage}"));
+        // Chunks keep each command small; SADD is idempotent, so a retried
+        // chunk is harmless.
+        for chunk in jobs.chunks(1000) {
+            let ids: Vec<&str> = chunk.iter().map(JobId::as_str).collect();
+            self.retry("expect", |mut c| {
+                let (key, ids) = (key.clone(), ids.clone());
+                async move { c.sadd::<_, _, ()>(key, ids).await }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
+        self.job_set("expected", self.key(run, &format!("expected:{stage}"))).await
+    }
+
+    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
+        let keys = [
+            self.key(run, &format!("done:{stage}")),
+            self.key(run, &format!("result:{job}")),
+            self.key(run, &format!("failed:{stage}")),
+        ];
+        // A retry after a lost reply of a commit that did land reports
+        // Duplicate; either way the result is stored exactly once.
+        let committed: i64 = self
+            .retry("commit", |mut c| {
+                let keys = keys.clone();
+                async move {
+                    COMMIT
+                        .key(&keys[0])
+                        .key(&keys[1])
+                        .key(&keys[2])
+                        .arg(job.as_str())
+                        .arg(result)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        Ok(if committed == 1 { CommitOutcome::Committed } else { CommitOutcome::Duplicate })
+    }
+
+    async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        let key = self.key(run, &format!("done:{stage}"));
+        self.retry("is_done", |mut c| {
+            let key = key.clone();
+            async move { c.sismember(key, job.as_str()).await }
+        })
+        .await
+    }
+
+    async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
+        self.job_set("done", self.key(run, &format!("done:{stage}"))).await
+    }
+
+    async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(run, &format!("result:{job}"));
+        self.retry("result", |mut c| {
+            let key = key.clone();
+            async move { c.get(key).await }
+        })
+        .await
+    }
+
+    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
+        let keys = [self.key(run, &format!("done:{stage}")), self.key(run, &format!("failed:{stage}"))];
+        let _: i64 = self
+            .retry("record_failure", |mut c| {
+                let keys = keys.clone();
+                async move {
+                    RECORD_FAILURE.key(&keys[0]).key(&keys[1]).arg(job.as_str()).arg(reason).invoke_async(&mut c).await
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError> {
+        Ok(self.job_hash("failures", self.key(run, &format!("failed:{stage}"))).await?.into_iter().collect())
+    }
+
+    async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError> {
+        let key = self.key(run, &format!("failed:{stage}"));
+        self.retry("clear_failures", |mut c| {
+            let key = key.clone();
+            async move { c.del::<_, ()>(key).await }
+        })
+        .await
+    }
+
+    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
+        let key = self.key(run, "exec");
+        // Not idempotent: a retry after a lost reply counts one execution
+        // twice. It only feeds the duplicate-execution statistic.
+        self.retry("count_execution", |mut c| {
+            let key = key.clone();
+            async move { c.hincr(key, job.as_str(), 1u64).await }
+        })
+        .await
+    }
+
+    async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError> {
+        let key = self.key(run, "exec");
+        self.job_hash("executions", key.clone())
+            .await?
+            .into_iter()
+            .map(|(id, n)| {
+                n.parse::<u64>()
+                    .map(|n| (id, n))
+                    .map_err(|e| StoreError::Corrupt { key: key.clone(), reason: format!("count '{n}': {e}") })
+            })
+            .collect()
+    }
+
+    async fn progress(&self, run: &RunId, stage: Stage) -> Result<StageProgress, StoreError> {
+        let keys = [
+            self.key(run, &format!("expected:{stage}")),
+            self.key(run, &format!("done:{stage}")),
+            self.key(run, &format!("failed:{stage}")),
+        ];
+        let (expected, done, failed): (u64, u64, u64) = self
+            .retry("progress", |mut c| {
+                let keys = keys.clone();
+                async move {
+                    redis::pipe().scard(&keys[0]).scard(&keys[1]).hlen(&keys[2]).query_async(&mut c).await
+                }
+            })
+            .await?;
+        Ok(StageProgress { expected, done, failed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_millis(50));
+        assert_eq!(backoff(2), Duration::from_millis(100));
+        assert_eq!(backoff(30), Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for st in [RunState::Running, RunState::Done, RunState::Failed, RunState::Cancelled] {
+            assert_eq!(parse_state("k", st.as_str()).unwrap(), st);
+        }
+        assert!(parse_state("k", "paused").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! Redis result store against the real server (127.0.0.1:6379, or MLL__STORE__URL).
+//! Every test uses its own run name and deletes its keys at the end.
+
+use mll_common::config::{Settings, StoreSettings};
+use mll_common::store::redis::RedisStore;
+use mll_common::store::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress};
+use mll_common::{JobId, RunId, Stage};
+
+fn settings() -> StoreSettings {
+    Settings::load(None).expect("config loads").store
+}
+
+fn run(test: &str) -> RunId {
+    let suffix: u64 = rand::random();
+    RunId::new(&format!("test-{test}-{suffix:x}")).unwrap()
+}
+
+fn job(run: &RunId, i: usize) -> JobId {
+    JobId::derive(run, &["diagnostic", &i.to_string()])
+}
+
+async fn raw_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(settings().url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn commit_is_idempotent_and_clears_failures() {
+    let store = RedisStore::connect(&settings()).await.unwrap();
+    let r = run("commit");
+    let (a, b) = (job(&r, 1), job(&r, 2));
+    store.expect(&r, Stage::Evaluate, &[a.clone(), b.clone()]).await.unwrap();
+    store.expect(&r, Stage::Evaluate, &[a.clone()]).await.unwrap();
+    assert_eq!(store.expected(&r, Stage::Evaluate).await.unwrap().len(), 2, "expect is idempotent");
+
+    store.record_failure(&r, Stage::Evaluate, &a, "worker crashed").await.unwrap();
+    assert_eq!(
+        store.progress(&r, Stage::Evaluate).await.unwrap(),
+        StageProgress { expected: 2, done: 0, failed: 1 }
+    );
+    assert_eq!(store.failures(&r, Stage::Evaluate).await.unwrap()[&a], "worker crashed");
+
+    assert_eq!(store.commit(&r, Stage::Evaluate, &a, b"first").await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(store.commit(&r, Stage::Evaluate, &a, b"second").await.unwrap(), CommitOutcome::Duplicate);
+    assert_eq!(store.result(&r, &a).await.unwrap().as_deref(), Some(&b"first"[..]), "the first result stays");
+    assert!(store.failures(&r, Stage::Evaluate).await.unwrap().is_empty(), "commit clears the failure");
+    assert!(store.is_done(&r, Stage::Evaluate, &a).await.unwrap());
+    assert!(!store.is_done(&r, Stage::Evaluate, &b).await.unwrap());
+    assert!(!store.is_done(&r, Stage::Embed, &a).await.unwrap(), "done sets are per stage");
+
+    // A late dead-letter of a finished job does not shadow its result.
+    store.record_failure(&r, Stage::Evaluate, &a, "late").await.unwrap();
+    assert!(store.failures(&r, Stage::Evaluate).await.unwrap().is_empty());
+    store.record_failure(&r, Stage::Evaluate, &b, "poison").await.unwrap();
+    let p = store.progress(&r, Stage::Evaluate).await.unwrap();
+    assert_eq!(p, StageProgress { expected: 2, done: 1, failed: 1 });
+    assert!(p.finished());
+    store.clear_failures(&r, Stage::Evaluate).await.unwrap();
+    assert_eq!(store.progress(&r, Stage::Evaluate).await.unwrap().failed, 0);
+    assert_eq!(store.done(&r, Stage::Evaluate).await.unwrap(), vec![a.clone()]);
+    assert_eq!(store.result(&r, &b).await.unwrap(), None);
+
+    // Binary results round-trip byte for byte.
+    let bytes: Vec<u8> = (0..=255u8).collect();
+    assert_eq!(store.commit(&r, Stage::Evaluate, &b, &bytes).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(store.result(&r, &b).await.unwrap().unwrap(), bytes);
+    store.delete_run(&r).await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_commits_of_one_job_commit_once() {
+    let store = RedisStore::connect(&settings()).await.unwrap();
+    let r = run("race");
+    let j = job(&r, 1);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, r, j) = (store.clone(), r.clone(), j.clone());
+            tokio::spawn(async move { store.commit(&r, Stage::Label, &j, format!("r{i}").as_bytes()).await.unwrap() })
+        })
+        .collect();
+    let mut committed = 0;
+    for t in tasks {
+        if t.await.unwrap() == CommitOutcome::Committed {
+            committed += 1;
+        }
+    }
+    assert_eq!(committed, 1);
+    store.delete_run(&r).await.unwrap();
+}
+
+#[tokio::test]
+async fn meta_state_and_executions() {
+    let store = RedisStore::connect(&settings()).await.unwrap();
+    let r = run("meta");
+    assert_eq!(store.meta(&r).await.unwrap(), None);
+    let meta = RunMeta { state: RunState::Running, spec_digest: "abc123".into() };
+    store.put_meta(&r, &meta).await.unwrap();
+    assert_eq!(store.meta(&r).await.unwrap(), Some(meta));
+    store.set_state(&r, RunState::Cancelled).await.unwrap();
+    assert_eq!(store.meta(&r).await.unwrap().unwrap().state, RunState::Cancelled);
+
+    let (a, b) = (job(&r, 1), job(&r, 2));
+    assert_eq!(store.count_execution(&r, &a).await.unwrap(), 1);
+    assert_eq!(store.count_execution(&r, &a).await.unwrap(), 2);
+    assert_eq!(store.count_execution(&r, &b).await.unwrap(), 1);
+    let ex = store.executions(&r).await.unwrap();
+    assert_eq!((ex[&a], ex[&b]), (2, 1));
+    store.delete_run(&r).await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_of_a_run_share_its_hash_tag() {
+    let s = settings();
+    let store = RedisStore::connect(&s).await.unwrap();
+    let r = run("tags");
+    let j = job(&r, 1);
+    store.put_meta(&r, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
+    store.expect(&r, Stage::Embed, &[j.clone()]).await.unwrap();
+    store.record_failure(&r, Stage::Embed, &job(&r, 2), "x").await.unwrap();
+    store.commit(&r, Stage::Embed, &j, b"x").await.unwrap();
+    store.count_execution(&r, &j).await.unwrap();
+
+    let mut conn = raw_conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:{{{}}}:*", s.key_prefix, r))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let tag = format!("{{{r}}}");
+    let mut kinds: Vec<&str> = keys
+        .iter()
+        .map(|k| {
+            assert_eq!(k.matches('{').count(), 1, "one hash tag in {k}");
+            assert!(k.starts_with(&format!("{}:{tag}:", s.key_prefix)), "{k}");
+            k.rsplit_once(&tag).unwrap().1.split(':').nth(1).unwrap()
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["done", "exec", "expected", "failed", "meta", "result"]);
+    // All on one cluster slot.
+    let slots: std::collections::BTreeSet<u16> = keys.iter().map(|k| key_slot(k)).collect();
+    assert_eq!(slots.len(), 1);
+    store.delete_run(&r).await.unwrap();
+    let left: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:{{{}}}:*", s.key_prefix, r)).query_async(&mut conn).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn survives_a_killed_connection() {
+    let mut conn = raw_conn().await;
+    let before = client_ids(&mut conn).await;
+    let store = RedisStore::connect(&settings()).await.unwrap();
+    // The store's connection is the one that appeared since (a concurrent test's
+    // connection caught here is harmless: it retries the same way).
+    let theirs: Vec<i64> = client_ids(&mut conn).await.into_iter().filter(|id| !before.contains(id)).collect();
+    assert!(!theirs.is_empty(), "the store's connection is visible in CLIENT LIST");
+    let r = run("reconnect");
+    let j = job(&r, 1);
+    store.expect(&r, Stage::Label, &[j.clone()]).await.unwrap();
+    let reconnects = mll_common::telemetry::metrics().reconnects.with_label_values(&["store"]).get();
+    for id in theirs {
+        let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut conn).await;
+    }
+    assert_eq!(store.commit(&r, Stage::Label, &j, b"ok").await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(store.progress(&r, Stage::Label).await.unwrap().done, 1);
+    assert!(mll_common::telemetry::metrics().reconnects.with_label_values(&["store"]).get() > reconnects);
+    store.delete_run(&r).await.unwrap();
+}
+
+async fn client_ids(conn: &mut redis::aio::MultiplexedConnection) -> Vec<i64> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(conn).await.unwrap();
+    list.lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id="))?.parse().ok())
+        .collect()
+}
+
+/// Redis Cluster's key slot (CRC16/XMODEM of the hash tag, mod 16384).
+fn key_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = match key.find('{') {
+        Some(open) => match key[open + 1..].find('}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    let mut crc: u16 = 0;
+    for &b in hashed {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
+}

@@ -1,0 +1,189 @@
+//! Run control: register a plan, publish what is missing, record dead letters,
+//! read progress, cancel. Stateless between calls: everything lives in the
+//! result store (and the spec text in the artifact store, so a run can be
+//! resumed even after the store lost its data).
+
+use crate::plan::Plan;
+use mll_common::artifact::ArtifactStore;
+use mll_common::queue::{JobQueue, Outgoing};
+use mll_common::store::{ResultStore, RunMeta, RunState, StageProgress};
+use mll_common::telemetry::metrics;
+use mll_common::{wire, JobId, RunId, Stage};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+#[derive(Clone)]
+pub struct RunControl {
+    pub queue: Arc<dyn JobQueue>,
+    pub store: Arc<dyn ResultStore>,
+    pub artifacts: ArtifactStore,
+    pub publish_batch: usize,
+}
+
+/// What `status --json` prints.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunStatus {
+    pub run: String,
+    pub state: String,
+    pub stages: BTreeMap<String, StageProgress>,
+    pub failures: Vec<FailureRecord>,
+    /// Job executions beyond the first (at-least-once delivery at work).
+    pub duplicate_executions: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailureRecord {
+    pub stage: String,
+    pub job: String,
+    pub reason: String,
+}
+
+pub fn submission_artifact_name(run: &RunId) -> String {
+    format!("runs/{run}/submission.json")
+}
+
+/// What `submit` saves beside the artifacts so `resume` can replan without the
+/// original file (and after the store lost its data).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Submission {
+    pub spec_text: String,
+    /// The spec file's path when submitted (its data_root is relative to it).
+    pub spec_path: std::path::PathBuf,
+}
+
+impl RunControl {
+    /// Registers the plan (spec text, meta, expected sets) and publishes every
+    /// job without a result. Returns how many jobs were published.
+    pub async fn submit(&self, plan: &Plan, submission: &Submission, retry_failed: bool) -> anyhow::Result<usize> {
+        let run = &plan.run;
+        self.artifacts.put_named(&submission_artifact_name(run), &serde_json::to_vec_pretty(submission)?)?;
+        let digest = mll_common::ids::sha256_hex(submission.spec_text.as_bytes());
+        let state = match self.store.meta(run).await? {
+            Some(m) if m.state == RunState::Cancelled => RunState::Cancelled,
+            _ => RunState::Running,
+        };
+        if state == RunState::Cancelled {
+            anyhow::bail!("run '{run}' was cancelled; submit it under another name, or delete its keys first");
+        }
+        self.store.put_meta(run, &RunMeta { state, spec_digest: digest }).await?;
+        for stage in plan.stages() {
+            let ids: Vec<JobId> = plan.jobs_of(stage).map(|j| j.id.clone()).collect();
+            self.store.expect(run, stage, &ids).await?;
+        }
+        self.publish_missing(plan, retry_failed).await
+    }
+
+    /// Publishes the jobs of the plan that have no committed result (and, unless
+    /// `retry_failed`, no failure record).
+    pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> anyhow::Result<usize> {
+        let run = &plan.run;
+        let mut published = 0;
+        for stage in plan.stages() {
+            if retry_failed {
+                self.store.clear_failures(run, stage).await?;
+            }
+            let done: BTreeSet<JobId> = self.store.done(run, stage).await?.into_iter().collect();
+            let failed = self.store.failures(run, stage).await?;
+            let todo: Vec<Outgoing> = plan
+                .jobs_of(stage)
+                .filter(|j| !done.contains(&j.id) && !failed.contains_key(&j.id))
+                .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
+                .collect::<Result<_, wire::WireError>>()?;
+            let m = metrics();
+            for batch in todo.chunks(self.publish_batch.max(1)) {
+                m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
+                if let Err(e) = self.queue.publish(batch).await {
+                    if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
+                        m.coordinator_returned.inc();
+                    }
+                    return Err(anyhow::anyhow!(e).context(format!(
+                        "publishing {stage} jobs of run '{run}' ({published} published so far; `coordinator resume {run}` continues)"
+                    )));
+                }
+                m.coordinator_confirmed.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
+                published += batch.len();
+            }
+            if !todo.is_empty() {
+                info!(%stage, jobs = todo.len(), "published");
+            }
+        }
+        Ok(published)
+    }
+
+    /// Moves what is in the dead-letter queue into failure records. Returns the
+    /// number of dead letters seen.
+    pub async fn record_dead_letters(&self) -> anyhow::Result<usize> {
+        let dead = self.queue.drain_dead_letters().await?;
+        for d in &dead {
+            match wire::decode(&d.body, usize::MAX) {
+                Ok(job) => {
+                    let stage = job.stage();
+                    self.store.record_failure(&job.run, stage, &job.id, &d.reason).await?;
+                    metrics().coordinator_dead_lettered.with_label_values(&[stage.as_str()]).inc();
+                    warn!(run = %job.run, job = %job.id, %stage, reason = %d.reason, "job failed for good");
+                }
+                Err(e) => warn!(
+                    job = d.job_id.as_deref().unwrap_or("?"),
+                    reason = %d.reason,
+                    error = %e,
+                    "a malformed message was dead-lettered"
+                ),
+            }
+        }
+        Ok(dead.len())
+    }
+
+    pub async fn status(&self, run: &RunId) -> anyhow::Result<RunStatus> {
+        let meta = self.store.meta(run).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "run '{run}' is not in the store (never submitted, or the store lost its data: `coordinator resume {run}` rebuilds it from the saved spec)"
+            )
+        })?;
+        let mut stages = BTreeMap::new();
+        let mut failures = Vec::new();
+        for stage in Stage::ALL {
+            let p = self.store.progress(run, stage).await?;
+            if p.expected == 0 {
+                continue;
+            }
+            for (job, reason) in self.store.failures(run, stage).await? {
+                failures.push(FailureRecord { stage: stage.to_string(), job: job.to_string(), reason });
+            }
+            let m = metrics();
+            m.run_jobs_expected.with_label_values(&[run.as_str(), stage.as_str()]).set(p.expected as i64);
+            m.run_jobs_done.with_label_values(&[run.as_str(), stage.as_str()]).set(p.done as i64);
+            m.run_jobs_failed.with_label_values(&[run.as_str(), stage.as_str()]).set(p.failed as i64);
+            stages.insert(stage.to_string(), p);
+        }
+        let finished = stages.values().all(|p| p.finished());
+        let state = match meta.state {
+            RunState::Cancelled => RunState::Cancelled,
+            _ if !finished => RunState::Running,
+            _ if failures.is_empty() => RunState::Done,
+            _ => RunState::Failed,
+        };
+        let duplicate_executions = self.store.executions(run).await?.values().map(|n| n.saturating_sub(1)).sum();
+        Ok(RunStatus { run: run.to_string(), state: state.as_str().into(), stages, failures, duplicate_executions })
+    }
+
+    pub async fn cancel(&self, run: &RunId) -> anyhow::Result<()> {
+        if self.store.meta(run).await?.is_none() {
+            anyhow::bail!("run '{run}' is not in the store; nothing to cancel");
+        }
+        self.store.set_state(run, RunState::Cancelled).await?;
+        Ok(())
+    }
+
+    /// Reads what was saved at submit time.
+    pub fn saved_submission(&self, run: &RunId) -> anyhow::Result<Submission> {
+        let bytes = self.artifacts.get_named(&submission_artifact_name(run))?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no saved spec for run '{run}' under {} (was it submitted with this artifacts.root?); pass --benchmark FILE",
+                self.artifacts.root().display()
+            )
+        })?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}

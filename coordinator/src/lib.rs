@@ -1,0 +1,20 @@
+//! The coordinator: plan → publish → (workers) → aggregate → report.
+//!
+//! - `plan` — a benchmark spec becomes jobs with deterministic ids;
+//! - `control` — register, publish what is missing, record dead letters, status, cancel;
+//! - `drive` — follow a run to its end with progress bars;
+//! - `aggregate` — committed results and artifacts back into matrices;
+//! - `method` — the MLL method, metrics and baselines (pure functions);
+//! - `report` — report.json / report.md / CSV / charts;
+//! - `graph` — the WordNet semantic graph builder;
+//! - `local` — the embedded one-process mode; `world` — generated data roots.
+
+pub mod aggregate;
+pub mod control;
+pub mod drive;
+pub mod local;
+pub mod plan;
+pub mod world;
+pub mod method;
+pub mod report;
+pub mod graph;

@@ -1,0 +1,78 @@
+//! Embedded local mode: the same planner, executors and aggregation as the
+//! cluster, in one process, with an in-process queue and a store journaled
+//! under the output folder. Interrupt it and run it again: finished jobs are
+//! kept, the rest run.
+
+use crate::control::{RunControl, RunStatus, Submission};
+use crate::drive::{self, DriveOptions};
+use crate::plan;
+use mll_common::artifact::ArtifactStore;
+use mll_common::config::Settings;
+use mll_common::queue::memory::MemoryQueue;
+use mll_common::spec::BenchmarkSpec;
+use mll_common::store::embedded::EmbeddedStore;
+use mll_worker::consume::WorkerLoop;
+use mll_worker::executor::ExecContext;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::info;
+
+pub struct LocalOptions<'a> {
+    pub spec_path: &'a Path,
+    pub out: &'a Path,
+    pub workers: usize,
+    pub progress: bool,
+}
+
+pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<RunStatus> {
+    let spec_text = std::fs::read_to_string(opts.spec_path)
+        .map_err(|e| anyhow::anyhow!("cannot read the benchmark spec {}: {e}", opts.spec_path.display()))?;
+    let spec = BenchmarkSpec::from_toml(&spec_text, &opts.spec_path.display().to_string())?;
+    let data_root = plan::data_root_of(&spec, opts.spec_path);
+    let plan = plan::plan(&spec, &data_root)?;
+    std::fs::create_dir_all(opts.out)?;
+
+    let store = Arc::new(EmbeddedStore::open(&opts.out.join("state.journal"))?);
+    let queue = MemoryQueue::new(settings.broker.delivery_limit);
+    let artifacts = ArtifactStore::new(opts.out.join("artifacts"));
+    let ctl = RunControl {
+        queue: Arc::new(queue.clone()),
+        store: store.clone(),
+        artifacts: artifacts.clone(),
+        publish_batch: settings.coordinator.publish_batch,
+    };
+    let submission = Submission { spec_text, spec_path: opts.spec_path.to_path_buf() };
+    let published = ctl.submit(&plan, &submission, false).await?;
+    info!(run = %plan.run, jobs = plan.jobs.len(), published, workers = opts.workers, "local run");
+
+    let executors = mll_worker::executors::for_worker(settings)?;
+    let shutdown = mll_worker::service::shutdown_signal();
+    let mut handles = Vec::new();
+    for i in 0..opts.workers.max(1) {
+        let wl = WorkerLoop {
+            queue: Arc::new(queue.clone()),
+            store: store.clone(),
+            executors: executors.clone(),
+            ctx: ExecContext::new(artifacts.clone(), data_root.clone()),
+            opts: mll_worker::service::loop_options(settings, format!("local-{i}"), None),
+        };
+        let sd = shutdown.clone();
+        handles.push(tokio::spawn(async move { wl.run(sd).await }));
+    }
+
+    let drive_opts = DriveOptions { poll: Duration::from_millis(200), progress: opts.progress };
+    let mut sd = shutdown.clone();
+    let result = tokio::select! {
+        r = drive::wait_and_report(&ctl, &plan, opts.out, &drive_opts) => r,
+        _ = sd.wait_for(|v| *v) => Err(anyhow::anyhow!(
+            "interrupted: finished jobs are saved in {}; run the same command again to resume",
+            opts.out.display()
+        )),
+    };
+    queue.close();
+    for h in handles {
+        let _ = h.await;
+    }
+    result
+}

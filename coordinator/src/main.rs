@@ -1,0 +1,397 @@
+//! `coordinator`: plans MLL evaluation-cluster runs, drives them and reports.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mll_common::artifact::ArtifactStore;
+use mll_common::config::Settings;
+use mll_common::queue::amqp::AmqpQueue;
+use mll_common::spec::BenchmarkSpec;
+use mll_common::store::redis::RedisStore;
+use mll_common::RunId;
+use mll_coordinator::control::{RunControl, RunStatus, Submission};
+use mll_coordinator::drive::{self, DriveOptions};
+use mll_coordinator::plan;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ABOUT: &str = "Plans, drives and reports MLL evaluation-cluster runs.";
+const LONG_ABOUT: &str = "Plans, drives and reports MLL evaluation-cluster runs.
+
+A run is a benchmark spec (configs/benchmarks/*.toml): a hub of models, target datasets, a semantic
+graph and method options. The coordinator plans it into jobs with deterministic ids (embed, label,
+evaluate), publishes them to RabbitMQ, and workers commit results to Redis exactly once. With --wait
+it follows progress, records dead-lettered jobs, and writes the report: ground-truth rankings, MLL
+selections, reuse ensembles, baselines and selection metrics.
+
+Typical use:
+  coordinator run --local --benchmark configs/benchmarks/toy.toml     # everything in one process
+  coordinator submit --benchmark configs/benchmarks/mll-49x17.toml --wait --out out/mll
+  coordinator status mll-49x17 --json
+  coordinator resume mll-49x17          # republish exactly the jobs without a result
+  coordinator report mll-49x17 --out out/mll
+
+Configuration: configs/default.toml, an optional --config profile, then MLL__SECTION__KEY
+environment variables (MLL__BROKER__URL, MLL__STORE__URL, MLL__ARTIFACTS__ROOT, ...).";
+
+#[derive(Parser)]
+#[command(name = "coordinator", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    /// Profile file layered over configs/default.toml (e.g. configs/cluster.toml).
+    #[arg(long, global = true, env = "MLL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Plan a benchmark spec and publish its jobs; prints the run id.
+    ///
+    /// Submitting a spec again continues its run: only jobs without a result are published, so
+    /// adding a model or a dataset to the spec runs only the new jobs.
+    Submit(SubmitArgs),
+    /// Show a run's progress per stage and its failed jobs.
+    Status {
+        /// Run id (the spec's `name`).
+        run: String,
+        /// One JSON object: {run, state, stages: {stage: {expected, done, failed}}, failures, duplicate_executions}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Republish exactly the jobs of a run whose results are missing.
+    ///
+    /// Use after a coordinator crash, lost messages, or a store that lost its data. The spec saved at
+    /// submit time is used unless --benchmark is given.
+    Resume(ResumeArgs),
+    /// Cancel a run: workers drop its remaining jobs.
+    Cancel {
+        run: String,
+    },
+    /// Write or print a run's report.
+    ///
+    /// With --out DIR writes report.json, report.md, accuracy_matrix.csv and SVG charts into DIR.
+    /// With --truth FILE.csv --benchmark SPEC, builds the report from an external accuracy table
+    /// (open_clip's results CSV shape) instead of a run: no GPU needed.
+    Report(ReportArgs),
+    /// Run a benchmark end to end (embedded local mode with --local).
+    Run(RunArgs),
+    /// Semantic graph tools.
+    Graph {
+        #[command(subcommand)]
+        command: GraphCommand,
+    },
+    /// Print the effective configuration (passwords redacted).
+    Config {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GraphCommand {
+    /// Build graph.json from wnid-named sample dataset folders and WordNet 3.0.
+    Build(mll_coordinator::graph::GraphBuildArgs),
+}
+
+#[derive(Args)]
+struct SubmitArgs {
+    /// Benchmark spec (TOML).
+    #[arg(long, value_name = "FILE")]
+    benchmark: PathBuf,
+    /// Follow the run to its end, then write the report.
+    #[arg(long)]
+    wait: bool,
+    /// Report folder for --wait (default: out/<run>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Also publish jobs that failed for good before.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ResumeArgs {
+    run: String,
+    /// Use this spec instead of the one saved at submit time.
+    #[arg(long, value_name = "FILE")]
+    benchmark: Option<PathBuf>,
+    #[arg(long)]
+    retry_failed: bool,
+    #[arg(long)]
+    wait: bool,
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
+    Markdown,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Run id; not needed with --truth.
+    run: Option<String>,
+    /// Print this format to stdout (when --out is not given).
+    #[arg(long, value_enum, default_value = "markdown")]
+    format: ReportFormat,
+    /// Write every format into this folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// External accuracy table to use as ground truth (needs --benchmark).
+    #[arg(long, value_name = "FILE.csv", requires = "benchmark")]
+    truth: Option<PathBuf>,
+    /// Benchmark spec (for --truth, or to replan a run whose saved spec is gone).
+    #[arg(long, value_name = "FILE")]
+    benchmark: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Embedded mode: in-process queue and store, no RabbitMQ or Redis.
+    #[arg(long, required = true)]
+    local: bool,
+    #[arg(long, value_name = "FILE")]
+    benchmark: PathBuf,
+    /// Output folder: report, artifacts and the resumable state (default: out/<run>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// In-process workers.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    workers: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = real_main(cli).await {
+        eprintln!("error: {e:#}");
+        // 2 = fix the input (config, spec); Kubernetes' podFailurePolicy fails
+        // the Job at once on it instead of retrying.
+        let usage = e.downcast_ref::<mll_common::config::ConfigError>().is_some()
+            || e.downcast_ref::<mll_common::spec::SpecError>().is_some();
+        std::process::exit(if usage { 2 } else { 1 });
+    }
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    mll_common::telemetry::init_logging(settings.log.format, &settings.log.level);
+    match cli.command {
+        Command::Config { json } => {
+            let s = settings.redacted();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("{s:#?}");
+            }
+            Ok(())
+        }
+        Command::Graph { command: GraphCommand::Build(args) } => mll_coordinator::graph::run_graph_build(&args),
+        Command::Run(args) => {
+            let spec = BenchmarkSpec::load(&args.benchmark)?;
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&spec.name));
+            prepare_world(&args.benchmark)?;
+            let status = mll_coordinator::local::run(
+                &settings,
+                mll_coordinator::local::LocalOptions {
+                    spec_path: &args.benchmark,
+                    out: &out,
+                    workers: args.workers,
+                    progress: std::io::stderr().is_terminal(),
+                },
+            )
+            .await?;
+            finish(&status, &out, args.json)
+        }
+        Command::Submit(args) => {
+            serve_metrics(&settings).await;
+            let ctl = cluster(&settings).await?;
+            let text = std::fs::read_to_string(&args.benchmark)
+                .with_context(|| format!("reading the benchmark spec {}", args.benchmark.display()))?;
+            let submission = Submission { spec_text: text, spec_path: std::fs::canonicalize(&args.benchmark)? };
+            let p = plan_of(&submission)?;
+            let published = ctl.submit(&p, &submission, args.retry_failed).await?;
+            if !args.wait {
+                if args.json {
+                    println!("{}", serde_json::json!({"run": p.run.as_str(), "jobs": p.jobs.len(), "published": published}));
+                } else {
+                    eprintln!("run {}: {} jobs planned, {published} published", p.run, p.jobs.len());
+                    println!("{}", p.run);
+                }
+                return Ok(());
+            }
+            let out = args.out.unwrap_or_else(|| PathBuf::from("out").join(p.run.as_str()));
+            let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
+            finish(&status, &out, args.json)
+        }
+        Command::Resume(args) => {
+            serve_metrics(&settings).await;
+            let ctl = cluster(&settings).await?;
+            let run = RunId::new(&args.run).map_err(anyhow::Error::msg)?;
+            let submission = match &args.benchmark {
+                Some(path) => Submission {
+                    spec_text: std::fs::read_to_string(path)?,
+                    spec_path: std::fs::canonicalize(path)?,
+                },
+                None => ctl.saved_submission(&run)?,
+            };
+            let p = plan_of(&submission)?;
+            anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
+            // submit() re-registers meta and expected sets (lost if the store lost its data).
+            let published = ctl.submit(&p, &submission, args.retry_failed).await?;
+            if !args.wait {
+                if args.json {
+                    println!("{}", serde_json::json!({"run": run.as_str(), "republished": published}));
+                } else {
+                    println!("run {run}: republished {published} jobs without a result");
+                }
+                return Ok(());
+            }
+            let out = args.out.unwrap_or_else(|| PathBuf::from("out").join(run.as_str()));
+            let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
+            finish(&status, &out, args.json)
+        }
+        Command::Status { run, json } => {
+            let ctl = cluster(&settings).await?;
+            let run = RunId::new(&run).map_err(anyhow::Error::msg)?;
+            ctl.record_dead_letters().await?;
+            let status = ctl.status(&run).await?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print_status(&status);
+            }
+            Ok(())
+        }
+        Command::Cancel { run } => {
+            let ctl = cluster(&settings).await?;
+            let run = RunId::new(&run).map_err(anyhow::Error::msg)?;
+            ctl.cancel(&run).await?;
+            println!("run {run} cancelled: workers drop its remaining jobs");
+            Ok(())
+        }
+        Command::Report(args) => report(&settings, args).await,
+    }
+}
+
+async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
+    let report = if let Some(truth) = &args.truth {
+        let spec = BenchmarkSpec::load(args.benchmark.as_deref().expect("clap requires --benchmark"))?;
+        mll_coordinator::report::truth::report_from_truth(truth, &spec)?
+    } else {
+        let run = args.run.as_deref().context("give a run id, or --truth FILE.csv --benchmark SPEC")?;
+        let run = RunId::new(run).map_err(anyhow::Error::msg)?;
+        let ctl = cluster(settings).await?;
+        let submission = match &args.benchmark {
+            Some(path) => Submission { spec_text: std::fs::read_to_string(path)?, spec_path: std::fs::canonicalize(path)? },
+            None => ctl.saved_submission(&run)?,
+        };
+        let p = plan_of(&submission)?;
+        mll_coordinator::aggregate::build(&ctl, &p).await?
+    };
+    match &args.out {
+        Some(out) => {
+            for path in mll_coordinator::report::write_report(&report, out)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => {
+            let text = match args.format {
+                ReportFormat::Json => mll_coordinator::report::report_json(&report),
+                ReportFormat::Csv => mll_coordinator::report::accuracy_matrix_csv(&report),
+                ReportFormat::Markdown => mll_coordinator::report::report_markdown(&report),
+            };
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+fn plan_of(sub: &Submission) -> anyhow::Result<plan::Plan> {
+    let spec = BenchmarkSpec::from_toml(&sub.spec_text, &sub.spec_path.display().to_string())?;
+    let root = plan::data_root_of(&spec, &sub.spec_path);
+    Ok(plan::plan(&spec, &root)?)
+}
+
+async fn cluster(settings: &Settings) -> anyhow::Result<RunControl> {
+    let queue = AmqpQueue::connect(&settings.broker).await?;
+    let store = RedisStore::connect(&settings.store).await?;
+    Ok(RunControl {
+        queue: Arc::new(queue),
+        store: Arc::new(store),
+        artifacts: ArtifactStore::new(&settings.artifacts.root),
+        publish_batch: settings.coordinator.publish_batch,
+    })
+}
+
+async fn serve_metrics(settings: &Settings) {
+    match mll_common::telemetry::serve_metrics(settings.coordinator.metrics_addr).await {
+        Ok(addr) => tracing::info!(%addr, "metrics on /metrics"),
+        Err(e) => tracing::warn!(error = %e, addr = %settings.coordinator.metrics_addr, "metrics server not started (set coordinator.metrics_addr)"),
+    }
+}
+
+fn drive_options(settings: &Settings) -> DriveOptions {
+    DriveOptions {
+        poll: Duration::from_millis(settings.coordinator.poll_interval_ms),
+        progress: std::io::stderr().is_terminal(),
+    }
+}
+
+/// Generates the toy world when a spec that uses it is run and the world is missing.
+fn prepare_world(spec_path: &Path) -> anyhow::Result<()> {
+    mll_coordinator::world::ensure_for_spec(spec_path)
+}
+
+fn print_status(s: &RunStatus) {
+    println!("run {}: {}", s.run, s.state);
+    for (stage, p) in &s.stages {
+        println!("  {stage:<10} {:>7}/{:<7} done  {:>5} failed", p.done, p.expected, p.failed);
+    }
+    if s.duplicate_executions > 0 {
+        println!("  {} duplicate executions (redeliveries; each result counted once)", s.duplicate_executions);
+    }
+    for f in s.failures.iter().take(20) {
+        println!("  failed {} {}: {}", f.stage, f.job, f.reason);
+    }
+    if s.failures.len() > 20 {
+        println!("  ... {} more failures (see --json)", s.failures.len() - 20);
+    }
+}
+
+fn finish(status: &RunStatus, out: &Path, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(status)?);
+    } else {
+        print_status(status);
+        let md = out.join("report.md");
+        if let Ok(text) = std::fs::read_to_string(&md) {
+            println!("\n{}", summary_section(&text));
+            println!("report: {}", out.display());
+        }
+    }
+    if status.state == "failed" {
+        anyhow::bail!("{} jobs failed for good; see the failures above and `coordinator resume RUN --retry-failed`", status.failures.len());
+    }
+    Ok(())
+}
+
+/// The summary part of report.md (up to the per-dataset details).
+fn summary_section(md: &str) -> &str {
+    match md.find("\n## Per dataset") {
+        Some(i) => &md[..i],
+        None => md,
+    }
+}

@@ -1,0 +1,169 @@
+//! Baselines of SPEC §5: INB (ImageNet-best), oracle, hub average and random
+//! selection.
+
+use super::reuse::{same_models_for_all_classes, ReusePool};
+use super::{order_desc, MethodError};
+use serde::{Deserialize, Serialize};
+
+/// Random k-subsets drawn when there are more possible subsets than this; with
+/// fewer, every subset is enumerated and the expectation is exact.
+pub const RANDOM_SUBSETS: usize = 32;
+
+/// Hub models by ImageNet top-1, best first; models without a value come last,
+/// ties in hub order. This is INB's predicted ranking.
+pub fn imagenet_ranking(imagenet_top1: &[Option<f64>]) -> Vec<usize> {
+    let scores: Vec<f64> = imagenet_top1.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    order_desc(&scores)
+}
+
+/// INB's pick for k: the k best models by ImageNet top-1 (the same for every
+/// class). None when no model has an ImageNet value.
+pub fn inb_models(imagenet_top1: &[Option<f64>], k: usize) -> Option<Vec<usize>> {
+    let with_value = imagenet_top1.iter().filter(|v| v.is_some_and(|x| !x.is_nan())).count();
+    if with_value == 0 {
+        return None;
+    }
+    Some(imagenet_ranking(imagenet_top1).into_iter().take(k.min(with_value)).collect())
+}
+
+/// The best model by ground-truth top-1 and its accuracy (None when no model has one).
+pub fn oracle(top1: &[f64]) -> Option<(usize, f64)> {
+    let best = *order_desc(top1).first()?;
+    (!top1[best].is_nan()).then_some((best, top1[best]))
+}
+
+/// Mean top-1 over the models that have one (NaN when none). This is also the
+/// exact expected accuracy of picking one model uniformly at random (random k = 1).
+pub fn hub_average(top1: &[f64]) -> f64 {
+    let v: Vec<f64> = top1.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Expected reuse accuracy of a uniformly random k-subset of the hub, used for
+/// every class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomSelection {
+    pub k: usize,
+    pub accuracy: f64,
+    /// Subsets evaluated.
+    pub subsets: usize,
+    /// True when every subset was evaluated (the expectation is exact); false
+    /// when `subsets` were drawn with `seed` (a Monte-Carlo estimate).
+    pub exact: bool,
+    pub seed: u64,
+}
+
+/// Random selection for k ≥ 2 over the models whose probabilities `pool` has
+/// (`candidates`, hub indexes): the mean ensemble accuracy over every k-subset
+/// when there are at most [`RANDOM_SUBSETS`], else over that many subsets drawn
+/// uniformly (with replacement between draws) from a SplitMix64 stream seeded
+/// with `seed`. For k = 1 use [`hub_average`], which is exact.
+pub fn random_selection(
+    pool: &ReusePool,
+    labels: &[usize],
+    classes: usize,
+    candidates: &[usize],
+    k: usize,
+    seed: u64,
+) -> Result<RandomSelection, MethodError> {
+    if candidates.is_empty() || k == 0 {
+        return Err(MethodError::Input("random selection needs at least one model and k >= 1".into()));
+    }
+    let k = k.min(candidates.len());
+    let subsets: Vec<Vec<usize>> = match binomial(candidates.len(), k) {
+        Some(total) if total <= RANDOM_SUBSETS => combinations(candidates, k),
+        _ => {
+            let mut rng = SplitMix64(seed);
+            (0..RANDOM_SUBSETS).map(|_| rng.subset(candidates, k)).collect()
+        }
+    };
+    let exact = binomial(candidates.len(), k).is_some_and(|t| t <= RANDOM_SUBSETS);
+    let mut sum = 0.0;
+    for s in &subsets {
+        sum += pool.accuracy(labels, &same_models_for_all_classes(s, classes))?;
+    }
+    Ok(RandomSelection { k, accuracy: sum / subsets.len() as f64, subsets: subsets.len(), exact, seed })
+}
+
+fn binomial(n: usize, k: usize) -> Option<usize> {
+    let mut r: usize = 1;
+    for i in 0..k {
+        r = r.checked_mul(n - i)? / (i + 1);
+    }
+    Some(r)
+}
+
+fn combinations(items: &[usize], k: usize) -> Vec<Vec<usize>> {
+    if k == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for (i, &first) in items.iter().enumerate() {
+        for mut rest in combinations(&items[i + 1..], k - 1) {
+            rest.insert(0, first);
+            out.push(rest);
+        }
+    }
+    out
+}
+
+/// SplitMix64: a tiny generator whose stream is fixed by its definition, so the
+/// sampled subsets never change with a dependency upgrade.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n (multiply-shift; the bias is below 2^-32 for hub sizes).
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() as u128 * n as u128) >> 64) as usize
+    }
+
+    /// A uniform k-subset by a partial Fisher–Yates shuffle, returned in hub order.
+    fn subset(&mut self, items: &[usize], k: usize) -> Vec<usize> {
+        let mut v = items.to_vec();
+        for i in 0..k {
+            let j = i + self.below(v.len() - i);
+            v.swap(i, j);
+        }
+        let mut s = v[..k].to_vec();
+        s.sort_unstable();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_and_binomial_agree() {
+        let items = [0, 1, 2, 3, 4];
+        assert_eq!(combinations(&items, 3).len(), binomial(5, 3).unwrap());
+        assert_eq!(combinations(&items, 2)[0], vec![0, 1]);
+        assert_eq!(binomial(49, 3), Some(18424));
+    }
+
+    #[test]
+    fn seeded_subsets_are_distinct_sorted_and_reproducible() {
+        let items: Vec<usize> = (0..49).collect();
+        let a: Vec<Vec<usize>> = { let mut r = SplitMix64(7); (0..5).map(|_| r.subset(&items, 3)).collect() };
+        let b: Vec<Vec<usize>> = { let mut r = SplitMix64(7); (0..5).map(|_| r.subset(&items, 3)).collect() };
+        assert_eq!(a, b);
+        for s in &a {
+            assert!(s.windows(2).all(|w| w[0] < w[1]), "{s:?}");
+        }
+        let c: Vec<Vec<usize>> = { let mut r = SplitMix64(8); (0..5).map(|_| r.subset(&items, 3)).collect() };
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,322 @@
+//! Planning: a benchmark spec becomes the full list of jobs, with deterministic
+//! ids. Planning reads only small files (class lists, dataset sizes, the graph),
+//! never images. The same spec always plans the same jobs, which is what lets
+//! `submit` again and `resume` republish only what is missing.
+
+use mll_common::ids::sha256_hex;
+use mll_common::job::*;
+use mll_common::spec::{BenchmarkSpec, TargetDataset};
+use mll_common::{Job, JobId, RunId, Stage};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("plan: dataset '{name}': {reason}")]
+    Dataset { name: String, reason: String },
+    #[error("plan: graph {path}: {reason}")]
+    Graph { path: PathBuf, reason: String },
+    #[error("plan: captions {path}: {reason}")]
+    Captions { path: PathBuf, reason: String },
+    #[error("plan: {0}")]
+    Spec(String),
+}
+
+/// The default prompt when neither the spec nor the dataset gives templates.
+pub const DEFAULT_TEMPLATE: &str = "a photo of a {c}.";
+
+/// Where each text of the embed stage sits: per source (`graph`,
+/// `dataset:<name>`), per item (node or class) the range of its caption rows in
+/// that source's concatenated embedding matrix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextLayout {
+    pub sources: BTreeMap<String, Vec<Range<usize>>>,
+}
+
+/// A target dataset as resolved for this run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedDataset {
+    pub spec: TargetDataset,
+    pub classnames: Vec<String>,
+    pub templates: Vec<String>,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub run: RunId,
+    pub spec: BenchmarkSpec,
+    /// Absolute data root the spec's relative paths start from.
+    pub data_root: PathBuf,
+    pub datasets: Vec<PlannedDataset>,
+    /// Ids of the graph's nodes (empty without a graph).
+    pub graph_node_ids: Vec<String>,
+    /// Number of graph nodes and images (0 without a graph).
+    pub graph_nodes: usize,
+    pub graph_images: u64,
+    pub texts: TextLayout,
+    pub jobs: Vec<Job>,
+}
+
+impl Plan {
+    pub fn jobs_of(&self, stage: Stage) -> impl Iterator<Item = &Job> {
+        self.jobs.iter().filter(move |j| j.stage() == stage)
+    }
+
+    pub fn stages(&self) -> Vec<Stage> {
+        let mut s: Vec<Stage> = self.jobs.iter().map(|j| j.stage()).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
+/// The part of graph.json planning needs.
+#[derive(Deserialize)]
+struct GraphHead {
+    nodes: Vec<GraphNodeHead>,
+    images: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct GraphNodeHead {
+    id: String,
+    #[serde(default)]
+    captions: Vec<String>,
+    #[serde(default)]
+    lemma: String,
+}
+
+/// Resolves the spec's data root against the folder of the spec file.
+pub fn data_root_of(spec: &BenchmarkSpec, spec_path: &Path) -> PathBuf {
+    let base = spec_path.parent().unwrap_or(Path::new("."));
+    let root = base.join(&spec.data_root);
+    std::fs::canonicalize(&root).unwrap_or(root)
+}
+
+fn shards(total: u64, size: u64) -> Vec<Shard> {
+    let count = total.div_ceil(size).max(1) as u32;
+    (0..count)
+        .map(|i| Shard {
+            index: i,
+            count,
+            start: i as u64 * size,
+            end: ((i as u64 + 1) * size).min(total),
+        })
+        .filter(|s| s.start < s.end || total == 0)
+        .collect()
+}
+
+fn read_captions(path: &Path) -> Result<BTreeMap<String, Vec<String>>, PlanError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PlanError::Captions { path: path.to_path_buf(), reason: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| PlanError::Captions {
+        path: path.to_path_buf(),
+        reason: format!("{e} (expected a JSON object {{class name: [caption, ...]}})"),
+    })
+}
+
+/// Plans every job of the spec. `data_root` is where the spec's relative paths
+/// resolve on this machine.
+pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
+    let run = RunId::new(&spec.name).map_err(PlanError::Spec)?;
+    let mut jobs = Vec::new();
+    let mut texts = TextLayout::default();
+    let mut embed_sources: Vec<(String, Vec<Vec<String>>)> = Vec::new();
+
+    // Target datasets: class names, templates, sizes.
+    let mut datasets = Vec::new();
+    for d in &spec.datasets {
+        let derr = |reason: String| PlanError::Dataset { name: d.name.clone(), reason };
+        let path = data_root.join(&d.path);
+        let ds = mll_worker::data::open(&path, d.format).map_err(|e| derr(e.to_string()))?;
+        let classnames = if d.classnames.is_empty() {
+            ds.classnames().ok_or_else(|| {
+                derr(format!("no class names: give `classnames` in the spec or write {}/classnames.txt", path.display()))
+            })?
+        } else {
+            d.classnames.clone()
+        };
+        let templates = if !d.templates.is_empty() {
+            d.templates.clone()
+        } else {
+            ds.templates().map_err(|e| derr(e.to_string()))?.unwrap_or_else(|| vec![DEFAULT_TEMPLATE.to_string()])
+        };
+        if let Some(bad) = templates.iter().find(|t| !t.contains("{c}")) {
+            return Err(derr(format!("template '{bad}' has no {{c}} for the class name")));
+        }
+        let samples = ds.count().map_err(|e| derr(e.to_string()))?;
+        let captions = match &d.captions {
+            Some(p) => {
+                let all = read_captions(&data_root.join(p))?;
+                classnames
+                    .iter()
+                    .map(|c| all.get(c).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| vec![c.clone()]))
+                    .collect()
+            }
+            None => classnames.iter().map(|c| vec![c.clone()]).collect(),
+        };
+        embed_sources.push((format!("dataset:{}", d.name), captions));
+        datasets.push(PlannedDataset { spec: d.clone(), classnames, templates, samples });
+    }
+
+    // Graph: node captions and image count.
+    let (mut graph_nodes, mut graph_images, mut graph_node_ids) = (0, 0, Vec::new());
+    if let Some(g) = &spec.graph {
+        let path = data_root.join(&g.path);
+        let gerr = |reason: String| PlanError::Graph { path: path.clone(), reason };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| gerr(format!("{e} (build it with `coordinator graph build`)")))?;
+        let head: GraphHead = serde_json::from_str(&text).map_err(|e| gerr(e.to_string()))?;
+        graph_nodes = head.nodes.len();
+        graph_images = head.images.len() as u64;
+        graph_node_ids = head.nodes.iter().map(|n| n.id.clone()).collect();
+        let captions = head
+            .nodes
+            .into_iter()
+            .map(|n| if n.captions.is_empty() { vec![n.lemma] } else { n.captions })
+            .collect();
+        embed_sources.insert(0, ("graph".into(), captions));
+    }
+
+    // Embed jobs: one source at a time, so adding a dataset adds only its chunks.
+    if let Some(emb) = &spec.embedder {
+        for (source, items) in &embed_sources {
+            let mut ranges = Vec::with_capacity(items.len());
+            let mut flat: Vec<String> = Vec::new();
+            for caps in items {
+                ranges.push(flat.len()..flat.len() + caps.len());
+                flat.extend(caps.iter().cloned());
+            }
+            texts.sources.insert(source.clone(), ranges);
+            for (ci, chunk) in flat.chunks(emb.chunk.max(1)).enumerate() {
+                let start = (ci * emb.chunk.max(1)) as u64;
+                let digest = sha256_hex(chunk.join("\u{1f}").as_bytes());
+                let id = JobId::derive(&run, &["embed", &emb.path, source, &start.to_string(), &digest]);
+                jobs.push(Job {
+                    id,
+                    run: run.clone(),
+                    payload: JobPayload::Embed(EmbedJob {
+                        embedder: emb.path.clone(),
+                        source: source.clone(),
+                        start,
+                        texts: chunk.to_vec(),
+                    }),
+                });
+            }
+        }
+    }
+
+    let ex = &spec.execution;
+    for m in &spec.hub {
+        let model = ModelRef { key: m.key.clone(), artifact: m.artifact.clone() };
+        // Label jobs: model × graph image shards.
+        if let Some(g) = &spec.graph {
+            for shard in shards(graph_images, ex.shard_size) {
+                let id = JobId::derive(
+                    &run,
+                    &["label", &m.key, &m.artifact, &g.path, &format!("{}..{}", shard.start, shard.end)],
+                );
+                jobs.push(Job {
+                    id,
+                    run: run.clone(),
+                    payload: JobPayload::Label(LabelJob {
+                        model: model.clone(),
+                        graph: g.path.clone(),
+                        shard,
+                        encode_node_texts: shard.index == 0,
+                    }),
+                });
+            }
+        }
+        // Evaluate jobs: model × dataset × shards.
+        for d in &datasets {
+            let classifier = sha256_hex(format!("{:?}|{:?}", d.classnames, d.templates).as_bytes());
+            for shard in shards(d.samples, ex.shard_size) {
+                let id = JobId::derive(
+                    &run,
+                    &[
+                        "evaluate",
+                        &m.key,
+                        &m.artifact,
+                        &d.spec.name,
+                        &d.spec.path,
+                        ex.protocol.as_str(),
+                        &classifier,
+                        &format!("{}..{}", shard.start, shard.end),
+                        if ex.keep_probabilities { "probs" } else { "counts" },
+                    ],
+                );
+                jobs.push(Job {
+                    id,
+                    run: run.clone(),
+                    payload: JobPayload::Evaluate(EvaluateJob {
+                        model: model.clone(),
+                        dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
+                        shard,
+                        classnames: d.classnames.clone(),
+                        templates: d.templates.clone(),
+                        protocol: ex.protocol,
+                        keep_probabilities: ex.keep_probabilities,
+                    }),
+                });
+            }
+        }
+    }
+
+    if let Some(diag) = &spec.diagnostic {
+        for index in 0..diag.jobs {
+            let behavior = if diag.poison.contains(&index) {
+                DiagnosticBehavior::FailAlways
+            } else if diag.permanent_failures.contains(&index) {
+                DiagnosticBehavior::FailPermanently
+            } else {
+                DiagnosticBehavior::Succeed
+            };
+            let id = JobId::derive(&run, &["diagnostic", &index.to_string(), &diag.work_ms.to_string()]);
+            jobs.push(Job {
+                id,
+                run: run.clone(),
+                payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms: diag.work_ms, behavior }),
+            });
+        }
+    }
+
+    Ok(Plan {
+        run,
+        spec: spec.clone(),
+        data_root: data_root.to_path_buf(),
+        datasets,
+        graph_node_ids,
+        graph_nodes,
+        graph_images,
+        texts,
+        jobs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_exactly() {
+        let s = shards(10, 4);
+        assert_eq!(s.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(), vec![(0, 4), (4, 8), (8, 10)]);
+        assert!(s.iter().all(|x| x.count == 3));
+        assert_eq!(shards(4, 4).len(), 1);
+    }
+
+    #[test]
+    fn diagnostic_plan_is_deterministic() {
+        let spec = BenchmarkSpec::from_toml("name = \"d\"\n[diagnostic]\njobs = 5\npoison = [2]\n", "t").unwrap();
+        let a = plan(&spec, Path::new(".")).unwrap();
+        let b = plan(&spec, Path::new(".")).unwrap();
+        let ids = |p: &Plan| p.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&a), ids(&b));
+        assert_eq!(a.jobs.len(), 5);
+        assert!(matches!(&a.jobs[2].payload, JobPayload::Diagnostic(d) if d.behavior == DiagnosticBehavior::FailAlways));
+    }
+}

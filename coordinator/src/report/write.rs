@@ -1,0 +1,214 @@
+//! report.json, report.md, accuracy_matrix.csv and the charts.
+
+use super::*;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Rounds to 6 decimals (the precision every output file carries).
+pub(crate) fn round6(x: f64) -> f64 {
+    if x.is_finite() {
+        let r = (x * 1e6).round() / 1e6;
+        // Avoid writing "-0.0".
+        if r == 0.0 {
+            0.0
+        } else {
+            r
+        }
+    } else {
+        x
+    }
+}
+
+fn round_value(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(r) = n.as_f64().map(round6).and_then(serde_json::Number::from_f64) {
+                *n = r;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(round_value),
+        serde_json::Value::Object(o) => o.values_mut().for_each(round_value),
+        _ => {}
+    }
+}
+
+/// report.json's text: pretty JSON, floats rounded to 6 decimals, NaN as null.
+pub fn report_json(report: &Report) -> String {
+    let mut v = serde_json::to_value(report).expect("a report is plain data");
+    round_value(&mut v);
+    let mut s = serde_json::to_string_pretty(&v).expect("a JSON value serialises");
+    s.push('\n');
+    s
+}
+
+fn cell(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{:.4}", round6(v)),
+        _ => "–".to_string(),
+    }
+}
+
+fn csv_num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{}", round6(x))
+    } else {
+        String::new()
+    }
+}
+
+/// The accuracy matrix: one row per model (`model,pretrained` as open_clip's
+/// results table), one column per dataset with its CLIP_benchmark name; top-1 as
+/// a fraction, empty where missing. `report --truth` reads this shape back.
+pub fn accuracy_matrix_csv(report: &Report) -> String {
+    let mut s = String::from("model,pretrained");
+    for d in &report.datasets {
+        s.push(',');
+        s.push_str(&d.benchmark_name);
+    }
+    s.push('\n');
+    for (i, m) in report.models.iter().enumerate() {
+        let (arch, tag) = m.key.split_once('/').unwrap_or((m.key.as_str(), ""));
+        s.push_str(arch);
+        s.push(',');
+        s.push_str(tag);
+        for d in &report.datasets {
+            s.push(',');
+            s.push_str(&csv_num(d.accuracy[i].top1));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn selection_acc(d: &DatasetReport, name: &str) -> Option<f64> {
+    d.selections.get(name).and_then(|s| s.accuracy)
+}
+
+/// report.md: the paper-style tables.
+pub fn report_markdown(report: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# MLL report: {}\n", report.run);
+    let o = &report.method;
+    let _ = writeln!(
+        s,
+        "Spec digest `{}`; accuracies from {}; {} models, {} datasets ({} complete).\n\nMethod: α = {}, {} nodes per class, node score {:?}, k = {:?}, ensemble weight {:?}, seed {}.\n",
+        report.spec_digest,
+        report.source,
+        report.models.len(),
+        report.summary.datasets,
+        report.summary.complete,
+        o.alpha,
+        o.nodes_per_class,
+        o.node_score,
+        o.k,
+        o.ensemble_weight,
+        o.seed
+    );
+
+    // Selection accuracy: per k, INB / MLL / oracle like the paper, then the other baselines.
+    let mut columns: Vec<(String, String)> = Vec::new();
+    for &k in &o.k {
+        columns.push((format!("INB k={k}"), format!("inb_k{k}")));
+        columns.push((format!("MLL k={k}"), format!("mll_k{k}")));
+    }
+    columns.push(("Oracle".into(), "oracle".into()));
+    columns.push(("Hub avg".into(), "hub_average".into()));
+    for &k in &o.k {
+        columns.push((format!("Random k={k}"), format!("random_k{k}")));
+    }
+    let _ = writeln!(s, "## Reuse top-1 accuracy\n");
+    let _ = writeln!(s, "| dataset | {} |", columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(columns.len()));
+    for d in &report.datasets {
+        let mark = if d.complete { "" } else { " (incomplete)" };
+        let row: Vec<String> = columns.iter().map(|c| cell(selection_acc(d, &c.1))).collect();
+        let _ = writeln!(s, "| {}{} | {} |", d.name, mark, row.join(" | "));
+    }
+    let means: Vec<String> =
+        columns.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
+    let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
+
+    // Ranking quality.
+    let methods: Vec<&String> = report.summary.rankings.keys().collect();
+    let _ = writeln!(s, "## Ranking quality (mean over complete datasets)\n");
+    let _ = writeln!(s, "| method | R5 | τ5 | Kendall τ-b | weighted τ | datasets |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for (name, r) in &report.summary.rankings {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} | {} |",
+            cell(Some(r.r5)),
+            cell(Some(r.tau5)),
+            cell(Some(r.kendall_tau_b)),
+            cell(Some(r.weighted_tau)),
+            r.datasets
+        );
+    }
+    let _ = writeln!(s, "\n## Ranking quality per dataset (R5 / τ5)\n");
+    let _ = writeln!(s, "| dataset | {} |", methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(methods.len()));
+    for d in &report.datasets {
+        let row: Vec<String> = methods
+            .iter()
+            .map(|m| match d.rankings.get(*m) {
+                Some(r) => format!("{} / {}", cell(Some(r.r5)), cell(Some(r.tau5))),
+                None => "–".into(),
+            })
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", d.name, row.join(" | "));
+    }
+
+    let _ = writeln!(s, "\n## Best models (ground truth)\n");
+    let _ = writeln!(s, "| dataset | top-1 model | top-1 | MLL's first | INB's first |");
+    let _ = writeln!(s, "|---|---|---:|---|---|");
+    for d in &report.datasets {
+        let first = |m: &str| d.rankings.get(m).and_then(|r| r.predicted.first().cloned()).unwrap_or_else(|| "–".into());
+        let best = d.gt_ranking.first().cloned().unwrap_or_else(|| "–".into());
+        let acc = d.accuracy.iter().find(|a| a.model == best).map(|a| a.top1);
+        let _ = writeln!(s, "| {} | {} | {} | {} | {} |", d.name, best, cell(acc), first("mll"), first("inb"));
+    }
+
+    if !report.summary.incomplete.is_empty() {
+        let _ = writeln!(s, "\n## Incomplete datasets (left out of the means)\n");
+        for d in report.datasets.iter().filter(|d| !d.complete) {
+            let _ = writeln!(s, "- {}: no result for {} model(s): {}", d.name, d.missing_models.len(), d.missing_models.join(", "));
+        }
+    }
+    let notes: Vec<String> = report
+        .notes
+        .iter()
+        .cloned()
+        .chain(report.datasets.iter().flat_map(|d| d.notes.iter().map(move |n| format!("{}: {n}", d.name))))
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(s, "\n## Notes\n");
+        for n in notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    s
+}
+
+/// Writes every report file into `out_dir` (created if needed); returns their paths.
+pub fn write_report(report: &Report, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let werr = |path: &Path, source| ReportError::Write { path: path.display().to_string(), source };
+    std::fs::create_dir_all(out_dir).map_err(|e| werr(out_dir, e))?;
+    let mut files = vec![
+        ("report.json", report_json(report)),
+        ("report.md", report_markdown(report)),
+        ("accuracy_matrix.csv", accuracy_matrix_csv(report)),
+        ("accuracy_by_method.svg", svg::accuracy_by_method(report)),
+    ];
+    for method in ["mll", "inb"] {
+        if report.datasets.iter().any(|d| d.complete && d.rankings.contains_key(method)) {
+            files.push(if method == "mll" { ("rank_mll.svg", svg::rank_scatter(report, method)) } else { ("rank_inb.svg", svg::rank_scatter(report, method)) });
+        }
+    }
+    let mut paths = Vec::new();
+    for (name, text) in files {
+        let path = out_dir.join(name);
+        std::fs::write(&path, text).map_err(|e| werr(&path, e))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}

@@ -1,0 +1,172 @@
+//! Queue semantics in cluster mode, against the real RabbitMQ and Redis, with
+//! real worker and coordinator processes (SPEC.md section 6).
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+fn report_json(dir: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn two_workers_complete_a_run_and_local_mode_gives_the_same_report() {
+    let c = Cluster::new("two");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("two", 30, 20, &[]));
+    let mut w1 = c.spawn_worker("1");
+    let mut w2 = c.spawn_worker("2");
+    let out_cluster = c.path("out-cluster");
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out_cluster.to_str().unwrap()]);
+    let st = c.status("two");
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(Cluster::done_count(&st, "diagnostic"), 30);
+    kill9(&mut w1);
+    kill9(&mut w2);
+    // Both workers took part.
+    let logs = [c.path("worker-1.log"), c.path("worker-2.log")].map(|p| std::fs::read_to_string(p).unwrap());
+    assert!(logs.iter().all(|l| l.contains("committed")), "one worker did no job:\n{}", c.logs());
+
+    let out_local = c.path("out-local");
+    c.coordinator_ok(&["run", "--local", "--benchmark", spec.to_str().unwrap(), "--out", out_local.to_str().unwrap(), "--workers", "2"]);
+    assert_eq!(
+        std::fs::read(out_cluster.join("report.json")).unwrap(),
+        std::fs::read(out_local.join("report.json")).unwrap(),
+        "cluster and local reports differ"
+    );
+}
+
+#[test]
+fn killed_workers_lose_nothing_and_count_nothing_twice() {
+    let c = Cluster::new("kill");
+    let jobs = 24;
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("kill", jobs, 300, &[]));
+    let out = c.path("out");
+    let mut coord = c.spawn_coordinator(
+        &["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()],
+        "coord",
+    );
+    let mut survivor = c.spawn_worker("survivor");
+    // Kill a worker while it holds a job, several times.
+    for round in 0..4 {
+        let mut victim = c.spawn_worker(&format!("victim{round}"));
+        std::thread::sleep(Duration::from_millis(900));
+        kill9(&mut victim);
+    }
+    let st = c.wait_status("kill", Duration::from_secs(120), |s| s["state"] != "running");
+    assert_eq!(coord.wait().unwrap().code(), Some(0), "{}", c.logs());
+    kill9(&mut survivor);
+    assert_eq!(st["state"], "done", "{st}");
+
+    // The checker: published (expected) vs committed vs dead-lettered.
+    let published = c.redis_set("kill", "expected:diagnostic");
+    let committed = c.redis_set("kill", "done:diagnostic");
+    assert_eq!(published.len(), jobs as usize);
+    let lost: Vec<_> = published.difference(&committed).collect();
+    let unexpected: Vec<_> = committed.difference(&published).collect();
+    assert!(lost.is_empty(), "lost jobs: {lost:?}");
+    assert!(unexpected.is_empty(), "unexpected results: {unexpected:?}");
+    // Every result counted once: the checksum over result values equals the
+    // checksum of one value per planned job.
+    let r = report_json(&out);
+    assert_eq!(r["diagnostic"]["results"], jobs as u64, "{r}");
+    let undisturbed = c.path("out-local");
+    c.coordinator_ok(&["run", "--local", "--benchmark", spec.to_str().unwrap(), "--out", undisturbed.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out.join("report.json")).unwrap(), std::fs::read(undisturbed.join("report.json")).unwrap());
+    // Duplicate executions are reported, not hidden.
+    eprintln!("duplicate executions: {}", st["duplicate_executions"]);
+    assert!(st["duplicate_executions"].as_u64().is_some());
+}
+
+#[test]
+fn a_poison_job_is_dead_lettered_with_its_reason_and_others_complete() {
+    let c = Cluster::new("poison");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("poison", 10, 10, &[4]));
+    let mut w = c.spawn_worker("1");
+    let out = c.coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", c.path("out").to_str().unwrap()]);
+    kill9(&mut w);
+    assert!(!out.status.success(), "a run with a failed job must exit non-zero");
+    let st = c.status("poison");
+    assert_eq!(st["state"], "failed", "{st}");
+    assert_eq!(st["stages"]["diagnostic"]["done"], 9);
+    assert_eq!(st["stages"]["diagnostic"]["failed"], 1);
+    let reason = st["failures"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("poison job") && reason.contains("attempts"), "{reason}");
+}
+
+#[test]
+fn malformed_deliveries_are_dead_lettered_and_the_worker_keeps_consuming() {
+    use mll_common::queue::{amqp::AmqpQueue, JobQueue, Outgoing};
+    let c = Cluster::new("malformed");
+    // Settings with this cluster's queue names, as the processes see them.
+    let env: std::collections::HashMap<String, String> = c.env.clone().into_iter().collect();
+    let settings = mll_common::config::Settings::load_with_env(None, Some(env)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let queue = rt.block_on(AmqpQueue::connect(&settings.broker)).unwrap();
+    let mut junk: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    junk[0] = 0xff;
+    let mut wrong_version = b"MLLJ\x63\x00".to_vec();
+    wrong_version.extend_from_slice(&[0; 40]);
+    let oversized = vec![b'x'; settings.broker.max_message_bytes + 10];
+    let msgs = [("junk", junk), ("version", wrong_version), ("oversized", oversized)]
+        .map(|(id, body)| Outgoing { job_id: id.into(), body });
+    rt.block_on(queue.publish(&msgs)).unwrap();
+
+    let mut w = c.spawn_worker("1");
+    // A good run after the bad messages still completes on the same worker.
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("malformed", 3, 0, &[]));
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", c.path("out").to_str().unwrap()]);
+    kill9(&mut w);
+    let log = std::fs::read_to_string(c.path("worker-1.log")).unwrap();
+    assert!(log.contains("not an MLL job envelope"), "{log}");
+    assert!(log.contains("protocol version 99"), "{log}");
+    assert!(log.contains("exceeds the limit"), "{log}");
+    assert_eq!(c.status("malformed")["state"], "done");
+}
+
+#[test]
+fn sigterm_mid_job_finishes_or_requeues_it() {
+    let c = Cluster::new("term");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("term", 4, 1500, &[]));
+    let out = c.path("out");
+    let mut coord = c.spawn_coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()], "coord");
+    let mut first = c.spawn_worker("first");
+    std::thread::sleep(Duration::from_millis(2500)); // mid-way through its second job
+    sigterm(&first);
+    let code = first.wait().unwrap();
+    assert!(code.success(), "worker exit after SIGTERM: {code}\n{}", c.logs());
+    let mut second = c.spawn_worker("second");
+    let st = c.wait_status("term", Duration::from_secs(60), |s| s["state"] != "running");
+    assert_eq!(coord.wait().unwrap().code(), Some(0));
+    kill9(&mut second);
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(Cluster::done_count(&st, "diagnostic"), 4);
+}
+
+#[test]
+fn a_wrong_config_key_or_value_fails_at_start_naming_it() {
+    let c = Cluster::new("config");
+    let out = std::process::Command::new(worker_bin())
+        .envs(&c.env)
+        .env("MLL__WORKER__PREFETCHH", "1")
+        .args(["config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prefetchh"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = std::process::Command::new(coordinator_bin())
+        .envs(&c.env)
+        .env("MLL__WORKER__BATCH_SIZE", "lots")
+        .args(["config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch_size"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let bad = c.write_spec("bad.toml", "name = \"x\"\n[method]\nalpah = 0.5\n");
+    let out = c.coordinator(&["run", "--local", "--benchmark", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alpah"), "{}", String::from_utf8_lossy(&out.stderr));
+}

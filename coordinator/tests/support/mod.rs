@@ -1,0 +1,191 @@
+//! Test harness for cluster-mode tests: real RabbitMQ and Redis on loopback,
+//! real `worker` and `coordinator` processes. Every test gets its own queues,
+//! key prefix and folders, so tests do not see each other's jobs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn coordinator_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_coordinator"))
+}
+
+/// The worker binary sits beside the coordinator's in the target dir; build it
+/// when `cargo test -p mll-coordinator` ran alone.
+pub fn worker_bin() -> PathBuf {
+    let bin = coordinator_bin().with_file_name("worker");
+    if !bin.exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "mll-worker", "--bin", "worker"])
+            .status()
+            .expect("run cargo build for the worker");
+        assert!(st.success(), "building the worker binary failed");
+    }
+    bin
+}
+
+pub struct Cluster {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Cluster {
+    pub fn new(test: &str) -> Cluster {
+        let suffix: u32 = rand::random();
+        let name = format!("t-{test}-{suffix:08x}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_string(), v);
+        };
+        set("MLL__BROKER__QUEUE", format!("{name}.jobs"));
+        set("MLL__BROKER__DEAD_LETTER_EXCHANGE", format!("{name}.dlx"));
+        set("MLL__BROKER__DEAD_LETTER_QUEUE", format!("{name}.dead"));
+        set("MLL__STORE__KEY_PREFIX", name.clone());
+        set("MLL__ARTIFACTS__ROOT", dir.path().join("artifacts").display().to_string());
+        set("MLL__DATA__ROOT", dir.path().display().to_string());
+        set("MLL__WORKER__METRICS_ADDR", "127.0.0.1:0".into());
+        set("MLL__WORKER__RETRY_BACKOFF_MS", "50".into());
+        set("MLL__COORDINATOR__METRICS_ADDR", "127.0.0.1:0".into());
+        set("MLL__COORDINATOR__POLL_INTERVAL_MS", "100".into());
+        set("MLL__LOG__FORMAT", "text".into());
+        set("MLL__LOG__LEVEL", "info".into());
+        Cluster { name, dir, env }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write_spec(&self, file: &str, toml: &str) -> PathBuf {
+        let p = self.path(file);
+        std::fs::write(&p, toml).unwrap();
+        p
+    }
+
+    fn command(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
+        c.envs(&self.env).env_remove("MLL_CONFIG").current_dir(self.dir.path());
+        c
+    }
+
+    pub fn spawn_worker(&self, label: &str) -> Child {
+        let log = std::fs::File::create(self.path(&format!("worker-{label}.log"))).unwrap();
+        self.command(&worker_bin())
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start worker")
+    }
+
+    pub fn coordinator(&self, args: &[&str]) -> Output {
+        self.command(&coordinator_bin()).args(args).output().expect("run coordinator")
+    }
+
+    /// Runs the coordinator and fails the test with its stderr on a non-zero exit.
+    pub fn coordinator_ok(&self, args: &[&str]) -> String {
+        let out = self.coordinator(args);
+        assert!(
+            out.status.success(),
+            "coordinator {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn spawn_coordinator(&self, args: &[&str], label: &str) -> Child {
+        let log = std::fs::File::create(self.path(&format!("coordinator-{label}.log"))).unwrap();
+        self.command(&coordinator_bin()).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    }
+
+    pub fn status(&self, run: &str) -> serde_json::Value {
+        serde_json::from_str(&self.coordinator_ok(&["status", run, "--json"])).expect("status --json is JSON")
+    }
+
+    /// Polls `status` until `pred` holds; panics with the last status after `timeout`.
+    pub fn wait_status(&self, run: &str, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let out = self.coordinator(&["status", run, "--json"]);
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                if pred(&v) {
+                    return v;
+                }
+                if start.elapsed() > timeout {
+                    panic!("timed out waiting; last status: {v}\n{}", self.logs());
+                }
+            } else if start.elapsed() > timeout {
+                panic!("timed out; status fails: {}\n{}", String::from_utf8_lossy(&out.stderr), self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn done_count(status: &serde_json::Value, stage: &str) -> u64 {
+        status["stages"][stage]["done"].as_u64().unwrap_or(0)
+    }
+
+    /// Every log file of this cluster, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: String = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                s.push_str(&format!("--- {} (tail)\n{tail}\n", p.display()));
+            }
+        }
+        s
+    }
+
+    pub fn redis(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", "6379"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Members of one of this run's Redis sets (`done:<stage>`, `expected:<stage>`).
+    pub fn redis_set(&self, run: &str, key: &str) -> std::collections::BTreeSet<String> {
+        self.redis(&["SMEMBERS", &format!("{}:{{{run}}}:{key}", self.name)])
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for q in ["jobs", "dead"] {
+            let _ = Command::new("rabbitmqctl")
+                .args(["-q", "delete_queue", &format!("{}.{q}", self.name)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let keys = self.redis(&["--scan", "--pattern", &format!("{}:*", self.name)]);
+        for k in keys.lines().filter(|l| !l.is_empty()) {
+            self.redis(&["DEL", k]);
+        }
+    }
+}
+
+pub fn kill9(child: &mut Child) {
+    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+pub fn sigterm(child: &Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+}
+
+pub fn diagnostic_spec(name: &str, jobs: u32, work_ms: u64, poison: &[u32]) -> String {
+    format!("name = \"{name}\"\n[diagnostic]\njobs = {jobs}\nwork_ms = {work_ms}\npoison = {poison:?}\n")
+}

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1.7
+# The coordinator for the cluster: no libtorch. Its `local` feature (embedded
+# one-process mode, which pulls in the worker and libtorch) is left out with
+# --no-default-features. Build from the repository root:
+#   docker build -f docker/coordinator.Dockerfile -t mll-coordinator:0.1.0 .
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and target between builds; the binary is
+# copied out of the cached target before the layer ends.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release -p mll-coordinator --no-default-features --bin coordinator \
+        $( [ -f Cargo.lock ] && echo --locked ) \
+ && install -D -m 0755 target/release/coordinator /out/coordinator
+
+FROM debian:${DEBIAN_RELEASE}-slim
+# ca-certificates: amqps:// and rediss:// to servers with public or mounted CAs.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin mll
+COPY --from=build /out/coordinator /usr/local/bin/coordinator
+# The defaults are compiled in; profiles come from --config (the ConfigMap).
+COPY configs/ /etc/mll/defaults/
+ENV MLL_CONFIG_DIR=/etc/mll/defaults
+USER 10001:10001
+EXPOSE 9101
+ENTRYPOINT ["/usr/local/bin/coordinator"]
+CMD ["--help"]
