@@ -278,7 +278,8 @@ fn base_file() -> Option<PathBuf> {
         }
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("configs").join("default.toml");
-    p.is_file().then_some(p)
+    // Canonical, so error messages show a clean path.
+    p.canonicalize().ok().filter(|p| p.is_file())
 }
 
 /// serde says "unknown field `x`, expected one of … for key `section`"; say

@@ -29,7 +29,7 @@ async fn commit_is_idempotent_and_clears_failures() {
     let r = run("commit");
     let (a, b) = (job(&r, 1), job(&r, 2));
     store.expect(&r, Stage::Evaluate, &[a.clone(), b.clone()]).await.unwrap();
-    store.expect(&r, Stage::Evaluate, &[a.clone()]).await.unwrap();
+    store.expect(&r, Stage::Evaluate, std::slice::from_ref(&a)).await.unwrap();
     assert_eq!(store.expected(&r, Stage::Evaluate).await.unwrap().len(), 2, "expect is idempotent");
 
     store.record_failure(&r, Stage::Evaluate, &a, "worker crashed").await.unwrap();
@@ -114,7 +114,7 @@ async fn keys_of_a_run_share_its_hash_tag() {
     let r = run("tags");
     let j = job(&r, 1);
     store.put_meta(&r, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
-    store.expect(&r, Stage::Embed, &[j.clone()]).await.unwrap();
+    store.expect(&r, Stage::Embed, std::slice::from_ref(&j)).await.unwrap();
     store.record_failure(&r, Stage::Embed, &job(&r, 2), "x").await.unwrap();
     store.commit(&r, Stage::Embed, &j, b"x").await.unwrap();
     store.count_execution(&r, &j).await.unwrap();
@@ -156,7 +156,7 @@ async fn survives_a_killed_connection() {
     assert!(!theirs.is_empty(), "the store's connection is visible in CLIENT LIST");
     let r = run("reconnect");
     let j = job(&r, 1);
-    store.expect(&r, Stage::Label, &[j.clone()]).await.unwrap();
+    store.expect(&r, Stage::Label, std::slice::from_ref(&j)).await.unwrap();
     let reconnects = mll_common::telemetry::metrics().reconnects.with_label_values(&["store"]).get();
     for id in theirs {
         let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut conn).await;
@@ -192,4 +192,19 @@ fn key_slot(key: &str) -> u16 {
         }
     }
     crc % 16384
+}
+
+/// rediss:// goes through rustls: against the plain-text server the handshake
+/// fails with an error, proving the TLS backend and its crypto provider exist.
+#[tokio::test]
+async fn rediss_urls_use_tls() {
+    let mut s = settings();
+    s.url = s.url.replacen("redis://", "rediss://", 1);
+    s.retries = 0;
+    s.response_timeout_ms = 2000;
+    let err = RedisStore::connect(&s).await.err().expect("a TLS handshake with a plain-text port fails");
+    let text = err.to_string();
+    assert!(text.contains("rediss://"), "{text}");
+    assert!(!text.to_lowercase().contains("feature"), "TLS support is compiled in: {text}");
+    eprintln!("{text}");
 }

@@ -103,7 +103,11 @@ fn malformed_deliveries_are_dead_lettered_and_the_worker_keeps_consuming() {
     let env: std::collections::HashMap<String, String> = c.env.clone().into_iter().collect();
     let settings = mll_common::config::Settings::load_with_env(None, Some(env)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let queue = rt.block_on(AmqpQueue::connect(&settings.broker)).unwrap();
+    // The publisher refuses oversized messages itself; this one is let through
+    // so that the worker's own limit is what gets tested.
+    let mut lenient = settings.broker.clone();
+    lenient.max_message_bytes = 4 * settings.broker.max_message_bytes;
+    let queue = rt.block_on(AmqpQueue::connect(&lenient)).unwrap();
     let mut junk: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
     junk[0] = 0xff;
     let mut wrong_version = b"MLLJ\x63\x00".to_vec();

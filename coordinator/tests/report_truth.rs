@@ -129,7 +129,7 @@ fn gt_open_clip_table() {
     let dir = tempfile::tempdir().unwrap();
     write_report(&report, dir.path()).unwrap();
     let again = report_from_truth(&dir.path().join("accuracy_matrix.csv"), &spec).unwrap();
-    for (a, b) in report.datasets.iter().zip(&again.datasets) {
+    for (a, b) in report.datasets.iter().zip(&again.datasets).filter(|(a, _)| a.complete) {
         assert_eq!(a.gt_ranking, b.gt_ranking, "{}", a.name);
         assert_eq!(a.rankings, b.rankings, "{}", a.name);
     }

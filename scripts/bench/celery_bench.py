@@ -145,8 +145,11 @@ def cleanup(task_ids):
         for i in range(28):
             with app.connection_for_write() as conn:
                 try:
-                    conn.default_channel.queue_delete(f"celery_delayed_{i}", if_unused=True, if_empty=True)
-                except Exception:  # in use or not empty: someone else's, keep it
+                    # Quorum queues refuse if_unused/if_empty: check by hand.
+                    _, messages, consumers = conn.default_channel.queue_declare(f"celery_delayed_{i}", passive=True)
+                    if messages == 0 and consumers == 0:
+                        conn.default_channel.queue_delete(f"celery_delayed_{i}")
+                except Exception:  # gone already, or not ours to judge: keep it
                     pass
     for name in fixed_exchanges:
         with app.connection_for_write() as conn:

@@ -576,8 +576,8 @@ def spec_toml(data_root: str) -> str:
     q = json.dumps
     lines = [
         "# The toy world: a small benchmark in the real formats whose models' skills differ",
-        "# by domain by construction (docs/toy-world.md). Generate it first:",
-        "#   python scripts/toy_world/generate.py --out out/toy-world",
+        "# by domain by construction (docs/toy-world.md). `coordinator run --local` generates",
+        "# it when missing (see [world]); by hand: python scripts/toy_world/generate.py --out out/toy-world",
         'name = "toy"',
         'description = "toy world: 10 toy CLIP models x 5 target datasets, WordNet graph"',
         f"data_root = {q(data_root)}",
@@ -593,7 +593,9 @@ def spec_toml(data_root: str) -> str:
                   "templates = [" + ", ".join(q(t) for t in W.TEMPLATES[ds["templates"]]) + "]",
                   f"captions = {q('captions/' + ds['name'] + '.json')}", ""]
     lines += ["[graph]", 'path = "graph.json"', "", "[embedder]", 'path = "models/all-MiniLM-L6-v2"', "",
-              "[execution]", "# Small shards so every dataset and the graph span several jobs.", "shard_size = 100", ""]
+              "[execution]", "# Small shards so every dataset and the graph span several jobs.", "shard_size = 100", "",
+              "[world]", "# Written by this generator (relative to this file); it returns at once when up to date.",
+              'generator = "../../scripts/toy_world/generate.py"', "seed = 0", ""]
     return "\n".join(lines)
 
 

@@ -119,6 +119,8 @@ const TRICKY: &[&str] = &[
     "html &amp; &lt;tag&gt; &quot;quoted&quot; &#39;apos&#39; &#x1F600; &nbsp;space &copy;",
     "double escaped &amp;amp; and &amp;lt;b&amp;gt;",
     "no semicolon &amp &lt 3 and this&not that",
+    "refs &notit; &EACUTE;TAT &#128; &#0; &#xD800; &#1114112; &#65535; &bogus; &#x;",
+    "terminal \u{1b}[1;31mred\u{1b}[0m and bell\u{7} and c1\u{85}ellipsis \u{92}quote",
     "a <b>bold</b> &amp; tag",
     "\u{201c}curly\u{201d} \u{2018}quotes\u{2019} \u{2014} dashes \u{2013} \u{2026}",
     "ligatures \u{fb01}sh \u{fb02}ower, full-width \u{ff21}\u{ff22}\u{ff23} \u{ff11}\u{ff12}",

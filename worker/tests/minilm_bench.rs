@@ -52,7 +52,7 @@ fn minilm_throughput_cpu() {
     let t0 = Instant::now();
     let model = MiniLm::load(&folder, Device::Cpu).unwrap();
     let load_s = t0.elapsed().as_secs_f64();
-    model.embed_batch(&texts[..DEFAULT_BATCH_SIZE]).unwrap(); // warm-up
+    let _warm_up = model.embed_batch(&texts[..DEFAULT_BATCH_SIZE]).unwrap();
     let t0 = Instant::now();
     let emb = model.embed_all::<_, MiniLmError>(&texts, DEFAULT_BATCH_SIZE, |_| Ok(())).unwrap();
     let rust_s = t0.elapsed().as_secs_f64();

@@ -221,7 +221,7 @@ impl JobQueue for AmqpQueue {
             out.push(DeadLettered {
                 job_id: header_str(&d.properties, JOB_ID_HEADER)
                     .or_else(|| d.properties.message_id().as_ref().map(|s| s.to_string())),
-                reason: dead_letter_reason(&d.properties),
+                reason: dead_letter_reason(&d.properties, self.settings.delivery_limit),
                 body: d.data,
             });
         }
@@ -618,8 +618,11 @@ fn header_u64(props: &BasicProperties, key: &str) -> Option<u64> {
 }
 
 /// Why a message sits in the dead-letter queue: our own header if a worker put
-/// it there, else the broker's `x-death` record.
-fn dead_letter_reason(props: &BasicProperties) -> String {
+/// it there, else the broker's `x-death` record. The broker does not carry
+/// the delivery count over (the copy's `x-delivery-count` is the dead-letter
+/// queue's own), so a delivery-limit death is reported as `delivery_limit + 1`
+/// deliveries, which is what the quorum queue allows before dead-lettering.
+fn dead_letter_reason(props: &BasicProperties, delivery_limit: u32) -> String {
     if let Some(r) = header_str(props, REASON_HEADER) {
         return r;
     }
@@ -637,12 +640,10 @@ fn dead_letter_reason(props: &BasicProperties) -> String {
     let why = get("reason").as_ref().and_then(value_str).unwrap_or_else(|| "unknown".into());
     let queue = get("queue").as_ref().and_then(value_str).unwrap_or_default();
     match why.as_str() {
-        "delivery_limit" => {
-            let delivered = header_u64(props, "x-delivery-count").map(|n| n.to_string()).unwrap_or_else(|| "too many".into());
-            format!(
-                "delivery limit exceeded: delivered {delivered} times (the job may crash or hang its worker)"
-            )
-        }
+        "delivery_limit" => format!(
+            "delivery limit exceeded: delivered {} times (the job may crash or hang its worker)",
+            u64::from(delivery_limit) + 1
+        ),
         "rejected" => format!("rejected without requeue from queue '{queue}'"),
         "expired" => format!("expired in queue '{queue}'"),
         "maxlen" => format!("dropped by the length limit of queue '{queue}'"),
@@ -677,16 +678,16 @@ mod tests {
     fn reasons_from_headers() {
         let mut h = FieldTable::default();
         h.insert(REASON_HEADER.into(), AMQPValue::LongString("bad payload".into()));
-        assert_eq!(dead_letter_reason(&BasicProperties::default().with_headers(h)), "bad payload");
+        assert_eq!(dead_letter_reason(&BasicProperties::default().with_headers(h), 5), "bad payload");
 
         let mut death = FieldTable::default();
         death.insert("reason".into(), AMQPValue::LongString("delivery_limit".into()));
         death.insert("queue".into(), AMQPValue::LongString("q".into()));
         let mut h = FieldTable::default();
         h.insert("x-death".into(), AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()));
-        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(6));
-        let r = dead_letter_reason(&BasicProperties::default().with_headers(h));
+        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(0));
+        let r = dead_letter_reason(&BasicProperties::default().with_headers(h), 5);
         assert!(r.starts_with("delivery limit exceeded: delivered 6 times"), "{r}");
-        assert!(dead_letter_reason(&BasicProperties::default()).contains("without a reason"));
+        assert!(dead_letter_reason(&BasicProperties::default(), 5).contains("without a reason"));
     }
 }

@@ -74,17 +74,22 @@ pub fn offset_to_wnid(offset: u32) -> String {
     format!("n{offset:08}")
 }
 
-/// Removes `"..."` spans and trims `;` and spaces from both ends.
+/// Removes `"..."` spans (left to right, each quote closed by the next one; an
+/// unpaired quote stays, as with NLTK's `re.sub(r'".*?"', '', gloss)`) and trims
+/// `;` and spaces from both ends.
 pub fn definition_from_gloss(gloss: &str) -> String {
     let mut out = String::with_capacity(gloss.len());
-    let mut in_quote = false;
-    for c in gloss.chars() {
-        if c == '"' {
-            in_quote = !in_quote;
-        } else if !in_quote {
-            out.push(c);
+    let mut rest = gloss;
+    while let Some(open) = rest.find('"') {
+        match rest[open + 1..].find('"') {
+            Some(close) => {
+                out.push_str(&rest[..open]);
+                rest = &rest[open + 1 + close + 1..];
+            }
+            None => break,
         }
     }
+    out.push_str(rest);
     out.trim_matches(|c: char| c == ';' || c.is_whitespace()).to_string()
 }
 
@@ -193,6 +198,7 @@ mod tests {
         assert_eq!(wnid_to_offset("n02084071"), Some(2084071));
         assert_eq!(wnid_to_offset("n0208407"), None);
         assert_eq!(wnid_to_offset("dog"), None);
+        assert_eq!(definition_from_gloss(r#"a "b" c; "d"; "e "#), "a  c; ; \"e");
     }
 
     #[test]

@@ -126,7 +126,9 @@ pub fn resize_crop(img: &RgbImage, cfg: &PreprocessConfig, what: &str) -> Result
                 return Ok(copy_window(img, x0, y0, s));
             }
             let (sx, sy) = (w as f64 / rw as f64, h as f64 / rh as f64);
-            (x0 as f64 * sx, y0 as f64 * sy, s as f64 * sx, s as f64 * sy)
+            let (left, top) = (x0 as f64 * sx, y0 as f64 * sy);
+            // Float rounding may put the window's far edge a hair past the image.
+            (left, top, (s as f64 * sx).min(w as f64 - left), (s as f64 * sy).min(h as f64 - top))
         }
     };
     if cfg.resize_mode == ResizeMode::Squash && w == s && h == s {

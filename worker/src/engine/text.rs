@@ -314,8 +314,9 @@ pub fn ftfy_lite(text: &str) -> String {
             if unescape {
                 s = ftfy_unescape_html(&s);
             }
-            s = fix_chars(&s);
+            // ftfy removes terminal escapes before control characters (ESC is one).
             s = remove_terminal_escapes(&s);
+            s = fix_chars(&s);
             s = s.nfc().collect();
             if s == orig {
                 break;
