@@ -16,7 +16,8 @@ use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
 use mll_coordinator::method::{select, Accuracy, ModelLabels, Predictions};
 use mll_coordinator::report::{
-    build_dataset_report, report_json, report_markdown, summarise, DatasetInput, GraphInput, ModelInfo, Report,
+    build_dataset_report, report_json, report_markdown, summarise, DatasetInput, GraphInput,
+    ModelInfo, Report,
 };
 use ndarray::Array2;
 use std::time::Instant;
@@ -79,13 +80,26 @@ fn random_unit(rng: &mut Rng, n: usize, d: usize) -> Array2<f32> {
 fn cpu_seconds() -> f64 {
     // utime + stime of this process, in clock ticks (100 Hz on Linux).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let t = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (t(11) + t(12)) / 100.0
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numeric arguments")).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numeric arguments"))
+        .collect();
     let images = args.first().copied().unwrap_or(4000);
     let max_samples = args.get(1).copied().unwrap_or(4000);
     let (v, de, hub) = (9000, 384, 49);
@@ -96,9 +110,15 @@ fn main() {
         .map(|&d| {
             let texts = random_unit(&mut rng, v, d);
             let nodes: Vec<usize> = (0..images).map(|_| rng.below(v)).collect();
-            let mut emb = Array2::from_shape_fn((images, d), |(i, j)| texts[[nodes[i], j]] + 0.08 * rng.normal());
+            let mut emb = Array2::from_shape_fn((images, d), |(i, j)| {
+                texts[[nodes[i], j]] + 0.08 * rng.normal()
+            });
             normalise(&mut emb);
-            ModelLabels { image_embeddings: emb, image_nodes: nodes, node_text_embeddings: texts }
+            ModelLabels {
+                image_embeddings: emb,
+                image_nodes: nodes,
+                node_text_embeddings: texts,
+            }
         })
         .collect();
     let labels: Vec<&ModelLabels> = (0..hub).map(|m| &distinct[m % distinct.len()]).collect();
@@ -125,7 +145,10 @@ fn main() {
     for e in &class_emb {
         let sel = select(e.view(), node_emb.view(), &labels, &options).expect("selection");
         let vsel: std::collections::HashSet<usize> = sel.selected_nodes.iter().copied().collect();
-        selected_images += labels.iter().map(|l| l.image_nodes.iter().filter(|n| vsel.contains(n)).count()).sum::<usize>();
+        selected_images += labels
+            .iter()
+            .map(|l| l.image_nodes.iter().filter(|n| vsel.contains(n)).count())
+            .sum::<usize>();
         std::hint::black_box(&sel);
     }
     let (sel_cpu, sel_wall) = (cpu_seconds() - c0, w0.elapsed().as_secs_f64());
@@ -143,20 +166,30 @@ fn main() {
     let graph = GraphInput {
         node_ids: (0..v).map(|i| format!("n{i:08}")).collect(),
         node_embeddings: node_emb.clone(),
-        models: (0..hub).map(|m| Some(distinct[m % distinct.len()].clone())).collect(),
+        models: (0..hub)
+            .map(|m| Some(distinct[m % distinct.len()].clone()))
+            .collect(),
     };
     let mut report_cpu = 0.0;
     let mut report_wall = 0.0;
     let mut samples_total = 0usize;
     let mut reports = Vec::new();
     for ((name, c, n_real), e) in DATASETS.iter().zip(&class_emb) {
-        let n = if max_samples == 0 { *n_real } else { (*n_real).min(max_samples) };
+        let n = if max_samples == 0 {
+            *n_real
+        } else {
+            (*n_real).min(max_samples)
+        };
         samples_total += n;
         let labels_y: Vec<usize> = (0..n).map(|_| rng.below(*c)).collect();
         let distinct_probs: Vec<Array2<f32>> = (0..4)
             .map(|q| {
                 let mut p = Array2::from_shape_fn((n, *c), |(i, j)| {
-                    let hit = if j == labels_y[i] { 2.0 + q as f32 * 0.3 } else { 0.0 };
+                    let hit = if j == labels_y[i] {
+                        2.0 + q as f32 * 0.3
+                    } else {
+                        0.0
+                    };
                     (hit + 1.5 * rng.normal()).exp()
                 });
                 for mut r in p.rows_mut() {
@@ -167,7 +200,10 @@ fn main() {
             })
             .collect();
         let preds: Vec<Predictions> = (0..hub)
-            .map(|m| Predictions { probs: distinct_probs[m % 4].clone(), labels: labels_y.clone() })
+            .map(|m| Predictions {
+                probs: distinct_probs[m % 4].clone(),
+                labels: labels_y.clone(),
+            })
             .collect();
         let accuracy = preds
             .iter()
@@ -191,7 +227,9 @@ fn main() {
             ..Default::default()
         };
         let (c0, w0) = (cpu_seconds(), Instant::now());
-        reports.push(build_dataset_report(&models, &options, Some(&graph), &d).expect("dataset report"));
+        reports.push(
+            build_dataset_report(&models, &options, Some(&graph), &d).expect("dataset report"),
+        );
         report_cpu += cpu_seconds() - c0;
         report_wall += w0.elapsed().as_secs_f64();
     }

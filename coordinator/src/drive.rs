@@ -8,7 +8,7 @@ use mll_common::store::RunState;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tracing::info;
+use tracing::{info, warn};
 
 pub struct DriveOptions {
     pub poll: Duration,
@@ -26,13 +26,26 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
     let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
     let mut last_log = Instant::now();
     loop {
-        ctl.record_dead_letters().await?;
+        // The broker or the store may be restarting: a failed poll is logged
+        // and retried, the run itself lives on in the store and the queue.
+        if let Err(e) = ctl.record_dead_letters().await {
+            warn!(error = %format!("{e:#}"), "cannot read the dead-letter queue now; retrying");
+            tokio::time::sleep(opts.poll.max(Duration::from_secs(1))).await;
+            continue;
+        }
         if let Ok((ready, dead)) = ctl.queue.depths().await {
             let m = mll_common::telemetry::metrics();
             m.queue_depth.with_label_values(&["work"]).set(ready as i64);
             m.queue_depth.with_label_values(&["dead_letter"]).set(dead as i64);
         }
-        let status = ctl.status(&plan.run).await?;
+        let status = match ctl.status(&plan.run).await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot read the run's progress now; retrying");
+                tokio::time::sleep(opts.poll.max(Duration::from_secs(1))).await;
+                continue;
+            }
+        };
         for (stage, p) in &status.stages {
             let bar = bars.entry(stage.clone()).or_insert_with(|| {
                 let b = if opts.progress { multi.add(ProgressBar::new(p.expected)) } else { ProgressBar::hidden() };

@@ -25,16 +25,30 @@ fn close(a: f64, b: f64) -> bool {
 
 fn assert_row(m: &Array2<f64>, row: usize, want: &[f64]) {
     let got: Vec<f64> = m.row(row).to_vec();
-    assert!(got.len() == want.len() && got.iter().zip(want).all(|(a, b)| close(*a, *b)), "row {row}: got {got:?}, want {want:?}");
+    assert!(
+        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| close(*a, *b)),
+        "row {row}: got {got:?}, want {want:?}"
+    );
 }
 
 fn world() -> (Array2<f32>, Array2<f32>, Vec<ModelLabels>) {
     let e_g = arr2(&[[1.0f32, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]]);
     let e_t = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
-    let texts = arr2(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]]);
+    let texts = arr2(&[
+        [1.0f32, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [0.6, 0.8, 0.0],
+    ]);
     let s = std::f32::consts::FRAC_1_SQRT_2;
     let m0 = ModelLabels {
-        image_embeddings: arr2(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]]),
+        image_embeddings: arr2(&[
+            [1.0f32, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.6, 0.8, 0.0],
+        ]),
         image_nodes: vec![0, 0, 1, 2, 3],
         node_text_embeddings: texts.clone(),
     };
@@ -47,7 +61,11 @@ fn world() -> (Array2<f32>, Array2<f32>, Vec<ModelLabels>) {
 }
 
 fn opts() -> MethodOptions {
-    MethodOptions { nodes_per_class: 2, k: vec![1, 2], ..MethodOptions::default() }
+    MethodOptions {
+        nodes_per_class: 2,
+        k: vec![1, 2],
+        ..MethodOptions::default()
+    }
 }
 
 #[test]
@@ -55,7 +73,11 @@ fn matching_z_counts_and_f1() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
     let sel = select(e_t.view(), e_g.view(), &refs, &opts()).unwrap();
-    let matched: Vec<Vec<usize>> = sel.matched.iter().map(|n| n.iter().map(|m| m.node).collect()).collect();
+    let matched: Vec<Vec<usize>> = sel
+        .matched
+        .iter()
+        .map(|n| n.iter().map(|m| m.node).collect())
+        .collect();
     assert_eq!(matched, vec![vec![0, 1], vec![2, 1]]);
     assert!(close(sel.matched[0][1].similarity, 0.8) && close(sel.matched[1][1].similarity, 0.6));
     assert_eq!(sel.selected_nodes, vec![0, 1, 2]);
@@ -75,7 +97,10 @@ fn matching_z_counts_and_f1() {
     assert_row(&sel.mixed_scores, 1, &[0.1, 0.7 * 2.0 / 3.0 + 0.1]);
     assert_eq!(sel.top_k[&1], vec![vec![0], vec![0]]);
     assert_eq!(sel.top_k[&2], vec![vec![0, 1], vec![0, 1]]);
-    assert!(close(sel.model_scores[0], 1.3) && close(sel.model_scores[1], (0.1 + 0.7 * 2.0 / 3.0 + 0.1) / 2.0));
+    assert!(
+        close(sel.model_scores[0], 1.3)
+            && close(sel.model_scores[1], (0.1 + 0.7 * 2.0 / 3.0 + 0.1) / 2.0)
+    );
     assert_eq!(sel.ranking, vec![0, 1]);
 }
 
@@ -98,11 +123,29 @@ fn zero_denominators_give_zero() {
 fn precision_and_recall_node_scores() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let p = select(e_t.view(), e_g.view(), &refs, &MethodOptions { node_score: NodeScore::Precision, ..opts() }).unwrap();
+    let p = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            node_score: NodeScore::Precision,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_row(&p.node_scores, 0, &[1.0, 0.5, 1.0]);
     assert_row(&p.node_scores, 1, &[0.0, 0.0, 0.5]);
     assert_row(&p.class_scores, 1, &[0.0, 0.5]);
-    let r = select(e_t.view(), e_g.view(), &refs, &MethodOptions { node_score: NodeScore::Recall, ..opts() }).unwrap();
+    let r = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            node_score: NodeScore::Recall,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_row(&r.node_scores, 0, &[0.5, 1.0, 1.0]);
     assert_row(&r.node_scores, 1, &[0.0, 0.0, 1.0]);
     assert_row(&r.class_scores, 0, &[0.5 + 0.8, 0.6 + 1.0]);
@@ -112,7 +155,16 @@ fn precision_and_recall_node_scores() {
 fn column_normalised_z() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { normalize_z: true, ..opts() }).unwrap();
+    let sel = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            normalize_z: true,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_row(&sel.z, 1, &[0.8 / 1.8, 0.6 / 1.6]);
     // model 0: p0 = (1/1.8 + 0.8/1.8)·2/3 = 2/3; p1 = 0.6/1.6·2/3 + 1/1.6·1 = 0.875
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0, 0.875]);
@@ -122,14 +174,45 @@ fn column_normalised_z() {
 fn alpha_mix_excluding_self() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { alpha_mean_includes_self: false, ..opts() }).unwrap();
+    let sel = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            alpha_mean_includes_self: false,
+            ..opts()
+        },
+    )
+    .unwrap();
     // r_y = 0.7 p_y + 0.3 p_{other}
-    assert_row(&sel.mixed_scores, 0, &[0.7 * 1.2 + 0.3 * 1.4, 0.7 * 1.4 + 0.3 * 1.2]);
+    assert_row(
+        &sel.mixed_scores,
+        0,
+        &[0.7 * 1.2 + 0.3 * 1.4, 0.7 * 1.4 + 0.3 * 1.2],
+    );
     assert_row(&sel.mixed_scores, 1, &[0.3 * 2.0 / 3.0, 0.7 * 2.0 / 3.0]);
     // α = 1 ignores the mean; α = 0 gives every class the same score.
-    let a1 = select(e_t.view(), e_g.view(), &refs, &MethodOptions { alpha: 1.0, ..opts() }).unwrap();
+    let a1 = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            alpha: 1.0,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_eq!(a1.mixed_scores, a1.class_scores);
-    let a0 = select(e_t.view(), e_g.view(), &refs, &MethodOptions { alpha: 0.0, ..opts() }).unwrap();
+    let a0 = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            alpha: 0.0,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_row(&a0.mixed_scores, 0, &[1.3, 1.3]);
 }
 
@@ -137,7 +220,16 @@ fn alpha_mix_excluding_self() {
 fn micro_average_pools_counts() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { micro_average: true, ..opts() }).unwrap();
+    let sel = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            micro_average: true,
+            ..opts()
+        },
+    )
+    .unwrap();
     // model 0, class 0 = {n0, n1}: TP 2 FP 1 P 3 → 4/6; class 1 = {n2, n1}: TP 2 FP 1 P 2 → 4/5
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0, 0.8]);
     // model 1, class 0: TP 0 FP 1 P 2 → 0; class 1: TP 1 FP 1 P 2 → 2/4
@@ -148,7 +240,16 @@ fn micro_average_pools_counts() {
 fn all_images_option_counts_unselected_truths_as_false_positives() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { selected_images_only: false, ..opts() }).unwrap();
+    let sel = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            selected_images_only: false,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_eq!(sel.node_counts[0][1], NodeCounts { tp: 1, fp: 2, p: 1 });
     assert_row(&sel.node_scores, 0, &[2.0 / 3.0, 0.5, 1.0]);
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0 + 0.4, 0.3 + 1.0]);
@@ -166,7 +267,16 @@ fn ties_go_to_hub_order() {
     assert_eq!(sel.top_k[&2], vec![vec![1, 2], vec![1, 2]]);
     assert_eq!(sel.ranking, vec![1, 2, 0]);
     // k above the hub size takes every model.
-    let big = select(e_t.view(), e_g.view(), &refs, &MethodOptions { k: vec![5], ..opts() }).unwrap();
+    let big = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            k: vec![5],
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_eq!(big.top_k[&5][0], vec![1, 2, 0]);
 }
 
@@ -180,7 +290,16 @@ fn node_matching_ties_take_the_lower_node() {
         image_nodes: vec![1],
         node_text_embeddings: arr2(&[[0.0f32, 1.0], [1.0, 0.0], [1.0, 0.0]]),
     };
-    let sel = select(e_t.view(), e_g.view(), &[&m], &MethodOptions { nodes_per_class: 1, ..opts() }).unwrap();
+    let sel = select(
+        e_t.view(),
+        e_g.view(),
+        &[&m],
+        &MethodOptions {
+            nodes_per_class: 1,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert_eq!(sel.selected_nodes, vec![1]);
     assert_eq!(sel.node_counts[0], vec![NodeCounts { tp: 1, fp: 0, p: 1 }]);
 }
@@ -190,12 +309,19 @@ fn mismatched_inputs_are_errors_not_panics() {
     let (e_t, e_g, mut models) = world();
     models[1].image_nodes.pop();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let err = select(e_t.view(), e_g.view(), &refs, &opts()).unwrap_err().to_string();
-    assert!(err.contains("model 1") && err.contains("true nodes"), "{err}");
+    let err = select(e_t.view(), e_g.view(), &refs, &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model 1") && err.contains("true nodes"),
+        "{err}"
+    );
     let (e_t, _, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
     let short = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
-    let err = select(e_t.view(), short.view(), &refs, &opts()).unwrap_err().to_string();
+    let err = select(e_t.view(), short.view(), &refs, &opts())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("graph nodes"), "{err}");
 }
 
@@ -213,12 +339,32 @@ fn blocks_do_not_change_counts() {
         emb[[i, pred]] = 1.0;
         nodes.push(truth);
     }
-    let m = ModelLabels { image_embeddings: emb, image_nodes: nodes.clone(), node_text_embeddings: texts.clone() };
-    let sel = select(texts.view(), texts.view(), &[&m], &MethodOptions { nodes_per_class: 1, k: vec![1], ..opts() }).unwrap();
+    let m = ModelLabels {
+        image_embeddings: emb,
+        image_nodes: nodes.clone(),
+        node_text_embeddings: texts.clone(),
+    };
+    let sel = select(
+        texts.view(),
+        texts.view(),
+        &[&m],
+        &MethodOptions {
+            nodes_per_class: 1,
+            k: vec![1],
+            ..opts()
+        },
+    )
+    .unwrap();
     for node in 0..v {
         let tp = (0..n).filter(|&i| i % v == node && i % 7 != 0).count() as u64;
         let p = (0..n).filter(|&i| i % v == node).count() as u64;
-        let fp = (0..n).filter(|&i| i % 7 == 0 && (i % v + 1) % v == node).count() as u64;
-        assert_eq!(sel.node_counts[0][node], NodeCounts { tp, fp, p }, "node {node}");
+        let fp = (0..n)
+            .filter(|&i| i % 7 == 0 && (i % v + 1) % v == node)
+            .count() as u64;
+        assert_eq!(
+            sel.node_counts[0][node],
+            NodeCounts { tp, fp, p },
+            "node {node}"
+        );
     }
 }

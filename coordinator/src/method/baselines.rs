@@ -12,18 +12,29 @@ pub const RANDOM_SUBSETS: usize = 32;
 /// Hub models by ImageNet top-1, best first; models without a value come last,
 /// ties in hub order. This is INB's predicted ranking.
 pub fn imagenet_ranking(imagenet_top1: &[Option<f64>]) -> Vec<usize> {
-    let scores: Vec<f64> = imagenet_top1.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let scores: Vec<f64> = imagenet_top1
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
     order_desc(&scores)
 }
 
 /// INB's pick for k: the k best models by ImageNet top-1 (the same for every
 /// class). None when no model has an ImageNet value.
 pub fn inb_models(imagenet_top1: &[Option<f64>], k: usize) -> Option<Vec<usize>> {
-    let with_value = imagenet_top1.iter().filter(|v| v.is_some_and(|x| !x.is_nan())).count();
+    let with_value = imagenet_top1
+        .iter()
+        .filter(|v| v.is_some_and(|x| !x.is_nan()))
+        .count();
     if with_value == 0 {
         return None;
     }
-    Some(imagenet_ranking(imagenet_top1).into_iter().take(k.min(with_value)).collect())
+    Some(
+        imagenet_ranking(imagenet_top1)
+            .into_iter()
+            .take(k.min(with_value))
+            .collect(),
+    )
 }
 
 /// The best model by ground-truth top-1 and its accuracy (None when no model has one).
@@ -71,14 +82,18 @@ pub fn random_selection(
     seed: u64,
 ) -> Result<RandomSelection, MethodError> {
     if candidates.is_empty() || k == 0 {
-        return Err(MethodError::Input("random selection needs at least one model and k >= 1".into()));
+        return Err(MethodError::Input(
+            "random selection needs at least one model and k >= 1".into(),
+        ));
     }
     let k = k.min(candidates.len());
     let subsets: Vec<Vec<usize>> = match binomial(candidates.len(), k) {
         Some(total) if total <= RANDOM_SUBSETS => combinations(candidates, k),
         _ => {
             let mut rng = SplitMix64(seed);
-            (0..RANDOM_SUBSETS).map(|_| rng.subset(candidates, k)).collect()
+            (0..RANDOM_SUBSETS)
+                .map(|_| rng.subset(candidates, k))
+                .collect()
         }
     };
     let exact = binomial(candidates.len(), k).is_some_and(|t| t <= RANDOM_SUBSETS);
@@ -86,7 +101,13 @@ pub fn random_selection(
     for s in &subsets {
         sum += pool.accuracy(labels, &same_models_for_all_classes(s, classes))?;
     }
-    Ok(RandomSelection { k, accuracy: sum / subsets.len() as f64, subsets: subsets.len(), exact, seed })
+    Ok(RandomSelection {
+        k,
+        accuracy: sum / subsets.len() as f64,
+        subsets: subsets.len(),
+        exact,
+        seed,
+    })
 }
 
 fn binomial(n: usize, k: usize) -> Option<usize> {
@@ -157,13 +178,22 @@ mod tests {
     #[test]
     fn seeded_subsets_are_distinct_sorted_and_reproducible() {
         let items: Vec<usize> = (0..49).collect();
-        let a: Vec<Vec<usize>> = { let mut r = SplitMix64(7); (0..5).map(|_| r.subset(&items, 3)).collect() };
-        let b: Vec<Vec<usize>> = { let mut r = SplitMix64(7); (0..5).map(|_| r.subset(&items, 3)).collect() };
+        let a: Vec<Vec<usize>> = {
+            let mut r = SplitMix64(7);
+            (0..5).map(|_| r.subset(&items, 3)).collect()
+        };
+        let b: Vec<Vec<usize>> = {
+            let mut r = SplitMix64(7);
+            (0..5).map(|_| r.subset(&items, 3)).collect()
+        };
         assert_eq!(a, b);
         for s in &a {
             assert!(s.windows(2).all(|w| w[0] < w[1]), "{s:?}");
         }
-        let c: Vec<Vec<usize>> = { let mut r = SplitMix64(8); (0..5).map(|_| r.subset(&items, 3)).collect() };
+        let c: Vec<Vec<usize>> = {
+            let mut r = SplitMix64(8);
+            (0..5).map(|_| r.subset(&items, 3)).collect()
+        };
         assert_ne!(a, c);
     }
 }

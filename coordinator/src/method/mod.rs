@@ -15,12 +15,16 @@ pub mod selection;
 
 use ndarray::Array2;
 
-pub use baselines::{hub_average, imagenet_ranking, inb_models, oracle, random_selection, RandomSelection};
-pub use metrics::{
-    gt_ranking, kendall_tau_b, rank_by_score, ranking_metrics, recall_at_5, tau_at_5, weighted_tau, Accuracy,
-    RankingMetrics,
+pub use baselines::{
+    hub_average, imagenet_ranking, inb_models, oracle, random_selection, RandomSelection,
 };
-pub use reuse::{ensemble_accuracy, ensemble_predict, entropy, same_models_for_all_classes, ReusePool};
+pub use metrics::{
+    gt_ranking, kendall_tau_b, rank_by_score, ranking_metrics, recall_at_5, tau_at_5, weighted_tau,
+    Accuracy, RankingMetrics,
+};
+pub use reuse::{
+    ensemble_accuracy, ensemble_predict, entropy, same_models_for_all_classes, ReusePool,
+};
 pub use selection::{select, MatchedNode, NodeCounts, Selection};
 
 /// What labeling one model on the semantic graph produced (SPEC §4.2): its
@@ -48,15 +52,27 @@ pub struct Predictions {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MethodError {
     #[error("{what}: expected {expected}, got {got}; check that every input comes from the same graph, dataset and hub")]
-    Shape { what: String, expected: String, got: String },
+    Shape {
+        what: String,
+        expected: String,
+        got: String,
+    },
     #[error("{0}")]
     Input(String),
     #[error("model {model} is selected for some class but its probabilities are missing; run its evaluate jobs (with keep_probabilities) first")]
     MissingProbabilities { model: usize },
 }
 
-pub(crate) fn shape_err(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> MethodError {
-    MethodError::Shape { what: what.into(), expected: expected.to_string(), got: got.to_string() }
+pub(crate) fn shape_err(
+    what: impl Into<String>,
+    expected: impl ToString,
+    got: impl ToString,
+) -> MethodError {
+    MethodError::Shape {
+        what: what.into(),
+        expected: expected.to_string(),
+        got: got.to_string(),
+    }
 }
 
 /// Indexes 0..n sorted by score, highest first; NaN counts as the lowest score
@@ -66,6 +82,10 @@ pub fn order_desc(scores: &[f64]) -> Vec<usize> {
     let key = |x: f64| if x.is_nan() { f64::NEG_INFINITY } else { x };
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     // sort_by is stable, so ties stay in index order.
-    idx.sort_by(|&a, &b| key(scores[b]).partial_cmp(&key(scores[a])).expect("NaN was mapped away"));
+    idx.sort_by(|&a, &b| {
+        key(scores[b])
+            .partial_cmp(&key(scores[a]))
+            .expect("NaN was mapped away")
+    });
     idx
 }

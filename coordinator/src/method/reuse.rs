@@ -44,27 +44,46 @@ pub struct ReusePool<'a> {
 impl<'a> ReusePool<'a> {
     /// `probs[m]`: model m's n × C probability matrix, None where absent (only
     /// models some class selects are needed). All present matrices must agree in shape.
-    pub fn new(probs: Vec<Option<ArrayView2<'a, f32>>>, weighting: EnsembleWeight) -> Result<Self, MethodError> {
+    pub fn new(
+        probs: Vec<Option<ArrayView2<'a, f32>>>,
+        weighting: EnsembleWeight,
+    ) -> Result<Self, MethodError> {
         let mut shape = None;
         for (m, p) in probs.iter().enumerate() {
             if let Some(p) = p {
                 match shape {
                     None => shape = Some(p.dim()),
                     Some(s) if s != p.dim() => {
-                        return Err(shape_err(format!("model {m}: probability matrix (samples, classes)"), format!("{s:?}"), format!("{:?}", p.dim())))
+                        return Err(shape_err(
+                            format!("model {m}: probability matrix (samples, classes)"),
+                            format!("{s:?}"),
+                            format!("{:?}", p.dim()),
+                        ))
                     }
                     _ => {}
                 }
             }
         }
         let weights = probs.iter().map(|_| OnceCell::new()).collect();
-        Ok(ReusePool { probs, weights, weighting })
+        Ok(ReusePool {
+            probs,
+            weights,
+            weighting,
+        })
     }
 
     fn model(&self, m: usize) -> Result<(ArrayView2<'a, f32>, &[f64]), MethodError> {
-        let p = self.probs.get(m).and_then(|p| p.clone()).ok_or(MethodError::MissingProbabilities { model: m })?;
-        let w = self.weights[m]
-            .get_or_init(|| p.rows().into_iter().map(|row| weight(entropy(row.iter().copied()), self.weighting)).collect());
+        let p = self
+            .probs
+            .get(m)
+            .and_then(|p| p.clone())
+            .ok_or(MethodError::MissingProbabilities { model: m })?;
+        let w = self.weights[m].get_or_init(|| {
+            p.rows()
+                .into_iter()
+                .map(|row| weight(entropy(row.iter().copied()), self.weighting))
+                .collect()
+        });
         Ok((p, w))
     }
 
@@ -76,13 +95,25 @@ impl<'a> ReusePool<'a> {
             return Err(MethodError::Input("reuse needs at least one class".into()));
         }
         if class_models.iter().all(|f| f.is_empty()) {
-            return Err(MethodError::Input("reuse: no class has a selected model".into()));
+            return Err(MethodError::Input(
+                "reuse: no class has a selected model".into(),
+            ));
         }
         let per_class: Vec<Vec<(ArrayView2<f32>, &[f64])>> = class_models
             .iter()
-            .map(|f| f.iter().map(|&m| self.model(m)).collect::<Result<Vec<_>, _>>())
+            .map(|f| {
+                f.iter()
+                    .map(|&m| self.model(m))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<_, _>>()?;
-        let (n, cols) = per_class.iter().flatten().next().expect("some class has a model").0.dim();
+        let (n, cols) = per_class
+            .iter()
+            .flatten()
+            .next()
+            .expect("some class has a model")
+            .0
+            .dim();
         if cols != c {
             return Err(shape_err("reuse: probability columns (classes)", c, cols));
         }
@@ -91,7 +122,10 @@ impl<'a> ReusePool<'a> {
             let mut best = 0;
             let mut best_q = f64::NEG_INFINITY;
             for (y, models) in per_class.iter().enumerate() {
-                let q: f64 = models.iter().map(|(p, w)| w[x] * p[[x, y]].max(PROB_FLOOR) as f64).sum();
+                let q: f64 = models
+                    .iter()
+                    .map(|(p, w)| w[x] * p[[x, y]].max(PROB_FLOOR) as f64)
+                    .sum();
                 if q > best_q {
                     best_q = q;
                     best = y;
@@ -103,10 +137,18 @@ impl<'a> ReusePool<'a> {
     }
 
     /// Top-1 accuracy of the ensemble against `labels` (NaN when there are no samples).
-    pub fn accuracy(&self, labels: &[usize], class_models: &[Vec<usize>]) -> Result<f64, MethodError> {
+    pub fn accuracy(
+        &self,
+        labels: &[usize],
+        class_models: &[Vec<usize>],
+    ) -> Result<f64, MethodError> {
         let preds = self.predict(class_models)?;
         if preds.len() != labels.len() {
-            return Err(shape_err("reuse: labels per sample", preds.len(), labels.len()));
+            return Err(shape_err(
+                "reuse: labels per sample",
+                preds.len(),
+                labels.len(),
+            ));
         }
         if labels.is_empty() {
             return Ok(f64::NAN);

@@ -87,10 +87,16 @@ pub fn select(
         )));
     }
     if de != de_g {
-        return Err(shape_err("caption embedding width of classes vs nodes", de, de_g));
+        return Err(shape_err(
+            "caption embedding width of classes vs nodes",
+            de,
+            de_g,
+        ));
     }
     if options.nodes_per_class == 0 {
-        return Err(MethodError::Input("method.nodes_per_class must be >= 1".into()));
+        return Err(MethodError::Input(
+            "method.nodes_per_class must be >= 1".into(),
+        ));
     }
 
     // a–b: A = E_T · E_Gᵀ, N_y, V_sel and Z.
@@ -99,7 +105,13 @@ pub fn select(
     let matched: Vec<Vec<MatchedNode>> = (0..c)
         .map(|y| {
             let row: Vec<f64> = a.row(y).iter().map(|&s| s as f64).collect();
-            order_desc(&row)[..n_nodes].iter().map(|&node| MatchedNode { node, similarity: row[node] }).collect()
+            order_desc(&row)[..n_nodes]
+                .iter()
+                .map(|&node| MatchedNode {
+                    node,
+                    similarity: row[node],
+                })
+                .collect()
         })
         .collect();
     let mut selected_nodes: Vec<usize> = matched.iter().flatten().map(|m| m.node).collect();
@@ -130,7 +142,16 @@ pub fn select(
     let node_counts: Vec<Vec<NodeCounts>> = models
         .iter()
         .enumerate()
-        .map(|(m, labels)| model_node_counts(m, labels, v, &selected_nodes, &position, options.selected_images_only))
+        .map(|(m, labels)| {
+            model_node_counts(
+                m,
+                labels,
+                v,
+                &selected_nodes,
+                &position,
+                options.selected_images_only,
+            )
+        })
         .collect::<Result<_, _>>()?;
     let mm = models.len();
     let mut node_scores = Array2::<f64>::zeros((mm, selected_nodes.len()));
@@ -155,7 +176,10 @@ pub fn select(
                 }
                 pooled.score(options.node_score)
             } else {
-                nodes.iter().map(|n| node_scores[[m, position[n.node]]] * z[[position[n.node], y]]).sum()
+                nodes
+                    .iter()
+                    .map(|n| node_scores[[m, position[n.node]]] * z[[position[n.node], y]])
+                    .sum()
             };
         }
     }
@@ -190,7 +214,11 @@ pub fn select(
     }
 
     // h: predicted ranking.
-    let model_scores: Vec<f64> = mixed_scores.rows().into_iter().map(|r| r.sum() / c as f64).collect();
+    let model_scores: Vec<f64> = mixed_scores
+        .rows()
+        .into_iter()
+        .map(|r| r.sum() / c as f64)
+        .collect();
     let ranking = order_desc(&model_scores);
 
     Ok(Selection {
@@ -220,13 +248,25 @@ fn model_node_counts(
     let (n_img, d) = labels.image_embeddings.dim();
     let (v_m, d_t) = labels.node_text_embeddings.dim();
     if v_m != v {
-        return Err(shape_err(format!("model {m}: node text embeddings rows (graph nodes)"), v, v_m));
+        return Err(shape_err(
+            format!("model {m}: node text embeddings rows (graph nodes)"),
+            v,
+            v_m,
+        ));
     }
     if d != d_t {
-        return Err(shape_err(format!("model {m}: image vs node text embedding width"), d, d_t));
+        return Err(shape_err(
+            format!("model {m}: image vs node text embedding width"),
+            d,
+            d_t,
+        ));
     }
     if labels.image_nodes.len() != n_img {
-        return Err(shape_err(format!("model {m}: true nodes per image"), n_img, labels.image_nodes.len()));
+        return Err(shape_err(
+            format!("model {m}: true nodes per image"),
+            n_img,
+            labels.image_nodes.len(),
+        ));
     }
     if let Some(&bad) = labels.image_nodes.iter().find(|&&g| g >= v) {
         return Err(MethodError::Input(format!(
@@ -234,7 +274,9 @@ fn model_node_counts(
         )));
     }
     let texts = labels.node_text_embeddings.select(Axis(0), selected_nodes);
-    let images: Vec<usize> = (0..n_img).filter(|&i| !selected_images_only || position[labels.image_nodes[i]] != usize::MAX).collect();
+    let images: Vec<usize> = (0..n_img)
+        .filter(|&i| !selected_images_only || position[labels.image_nodes[i]] != usize::MAX)
+        .collect();
     let mut counts = vec![NodeCounts::default(); selected_nodes.len()];
     for block in images.chunks(IMAGE_BLOCK) {
         let emb = labels.image_embeddings.select(Axis(0), block);

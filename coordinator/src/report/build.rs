@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::method::{
-    hub_average, imagenet_ranking, inb_models, metrics::ranking_metrics, oracle, order_desc, random_selection,
-    select, ReusePool, Selection,
+    hub_average, imagenet_ranking, inb_models, metrics::ranking_metrics, oracle, order_desc,
+    random_selection, select, ReusePool, Selection,
 };
 use ndarray::ArrayView2;
 
@@ -12,7 +12,10 @@ use ndarray::ArrayView2;
 pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
     let mut notes = Vec::new();
     match &input.graph {
-        None => notes.push("MLL was not run: the input has no graph (node embeddings and model labels)".to_string()),
+        None => notes.push(
+            "MLL was not run: the input has no graph (node embeddings and model labels)"
+                .to_string(),
+        ),
         Some(g) => {
             let missing: Vec<&str> = g
                 .models
@@ -65,44 +68,84 @@ pub fn build_dataset_report(
     graph: Option<&GraphInput>,
     d: &DatasetInput,
 ) -> Result<DatasetReport, ReportError> {
-    let input_err = |message: String| ReportError::Input { dataset: d.name.clone(), message };
-    let method_err = |source: MethodError| ReportError::Method { dataset: d.name.clone(), source };
+    let input_err = |message: String| ReportError::Input {
+        dataset: d.name.clone(),
+        message,
+    };
+    let method_err = |source: MethodError| ReportError::Method {
+        dataset: d.name.clone(),
+        source,
+    };
     let m = models.len();
-    for (what, len) in [("accuracy", d.accuracy.len()), ("predictions", d.predictions.len())] {
+    for (what, len) in [
+        ("accuracy", d.accuracy.len()),
+        ("predictions", d.predictions.len()),
+    ] {
         if len != 0 && len != m {
-            return Err(input_err(format!("{what} has {len} entries but the hub has {m} models")));
+            return Err(input_err(format!(
+                "{what} has {len} entries but the hub has {m} models"
+            )));
         }
     }
     let mut notes = Vec::new();
-    let acc: Vec<Option<Accuracy>> = if d.accuracy.is_empty() { vec![None; m] } else { d.accuracy.clone() };
+    let acc: Vec<Option<Accuracy>> = if d.accuracy.is_empty() {
+        vec![None; m]
+    } else {
+        d.accuracy.clone()
+    };
     let top1: Vec<f64> = acc.iter().map(|a| a.map_or(f64::NAN, |a| a.top1)).collect();
     let available: Vec<usize> = (0..m).filter(|&i| !top1[i].is_nan()).collect();
-    let missing_models: Vec<String> = (0..m).filter(|i| top1[*i].is_nan()).map(|i| models[i].key.clone()).collect();
+    let missing_models: Vec<String> = (0..m)
+        .filter(|i| top1[*i].is_nan())
+        .map(|i| models[i].key.clone())
+        .collect();
     let complete = m > 0 && missing_models.is_empty();
     let key = |i: usize| models[i].key.clone();
 
     let accuracy = (0..m)
         .map(|i| {
             let a = acc[i].unwrap_or(Accuracy::top1_only(f64::NAN));
-            ModelAccuracy { model: key(i), top1: a.top1, top5: a.top5, mean_per_class_recall: a.mean_per_class_recall }
+            ModelAccuracy {
+                model: key(i),
+                top1: a.top1,
+                top5: a.top5,
+                mean_per_class_recall: a.mean_per_class_recall,
+            }
         })
         .collect();
-    let gt_ranking: Vec<String> = order_desc(&top1).into_iter().filter(|i| !top1[*i].is_nan()).map(key).collect();
+    let gt_ranking: Vec<String> = order_desc(&top1)
+        .into_iter()
+        .filter(|i| !top1[*i].is_nan())
+        .map(key)
+        .collect();
 
     // Predictions for reuse: every present matrix must agree with the classes and the labels.
     let mut classes = d.class_names.len();
-    let present: Vec<(usize, &Predictions)> =
-        d.predictions.iter().enumerate().filter_map(|(i, p)| p.as_ref().map(|p| (i, p))).collect();
+    let present: Vec<(usize, &Predictions)> = d
+        .predictions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+        .collect();
     if classes == 0 {
         classes = present.first().map(|(_, p)| p.probs.ncols()).unwrap_or(0);
     }
     let labels: Option<&[usize]> = present.first().map(|(_, p)| p.labels.as_slice());
     for (i, p) in &present {
         if p.probs.ncols() != classes {
-            return Err(input_err(format!("model {}: probabilities have {} classes, expected {classes}", key(*i), p.probs.ncols())));
+            return Err(input_err(format!(
+                "model {}: probabilities have {} classes, expected {classes}",
+                key(*i),
+                p.probs.ncols()
+            )));
         }
         if p.probs.nrows() != p.labels.len() {
-            return Err(input_err(format!("model {}: {} probability rows but {} labels", key(*i), p.probs.nrows(), p.labels.len())));
+            return Err(input_err(format!(
+                "model {}: {} probability rows but {} labels",
+                key(*i),
+                p.probs.nrows(),
+                p.labels.len()
+            )));
         }
         if Some(p.labels.as_slice()) != labels {
             return Err(input_err(format!(
@@ -117,14 +160,20 @@ pub fn build_dataset_report(
         views[*i] = Some(p.probs.view());
     }
     let pool = ReusePool::new(views, options.ensemble_weight).map_err(method_err)?;
-    let has_probs = |set: &[usize]| set.iter().all(|&i| d.predictions.get(i).is_some_and(|p| p.is_some()));
+    let has_probs = |set: &[usize]| {
+        set.iter()
+            .all(|&i| d.predictions.get(i).is_some_and(|p| p.is_some()))
+    };
 
     // MLL selection.
     let selection: Option<Selection> = match (graph, &d.class_embeddings) {
         (Some(g), Some(e_t)) => match all_labels(g, m) {
             Some(labels) => {
                 if e_t.nrows() != classes {
-                    return Err(input_err(format!("{} class caption embeddings for {classes} classes", e_t.nrows())));
+                    return Err(input_err(format!(
+                        "{} class caption embeddings for {classes} classes",
+                        e_t.nrows()
+                    )));
                 }
                 if g.node_ids.len() != g.node_embeddings.nrows() {
                     return Err(input_err(format!(
@@ -133,7 +182,10 @@ pub fn build_dataset_report(
                         g.node_embeddings.nrows()
                     )));
                 }
-                Some(select(e_t.view(), g.node_embeddings.view(), &labels, options).map_err(method_err)?)
+                Some(
+                    select(e_t.view(), g.node_embeddings.view(), &labels, options)
+                        .map_err(method_err)?,
+                )
             }
             None => None,
         },
@@ -151,7 +203,10 @@ pub fn build_dataset_report(
         let p: Vec<f64> = available.iter().map(|&i| scores[i]).collect();
         let mt = ranking_metrics(&t, &p);
         RankingReport {
-            predicted: order_desc(&p).into_iter().map(|j| key(available[j])).collect(),
+            predicted: order_desc(&p)
+                .into_iter()
+                .map(|j| key(available[j]))
+                .collect(),
             r5: mt.r5,
             tau5: mt.tau5,
             kendall_tau_b: mt.kendall_tau_b,
@@ -173,8 +228,14 @@ pub fn build_dataset_report(
         rankings.insert("inb".to_string(), rank(&scores));
     }
     for (name, values) in [
-        ("params", models.iter().map(|x| x.params_m).collect::<Vec<_>>()),
-        ("gflops", models.iter().map(|x| x.gflops).collect::<Vec<_>>()),
+        (
+            "params",
+            models.iter().map(|x| x.params_m).collect::<Vec<_>>(),
+        ),
+        (
+            "gflops",
+            models.iter().map(|x| x.gflops).collect::<Vec<_>>(),
+        ),
     ] {
         if let Some(v) = values.into_iter().collect::<Option<Vec<f64>>>() {
             rankings.insert(name.to_string(), rank(&v));
@@ -183,12 +244,17 @@ pub fn build_dataset_report(
 
     // Selection methods.
     let mut selections = BTreeMap::new();
-    let reuse = |set: &[Vec<usize>], what: &str, notes: &mut Vec<String>| -> Result<Option<f64>, ReportError> {
+    let reuse = |set: &[Vec<usize>],
+                 what: &str,
+                 notes: &mut Vec<String>|
+     -> Result<Option<f64>, ReportError> {
         let used: Vec<usize> = set.iter().flatten().copied().collect();
         match labels {
             Some(l) if has_probs(&used) => Ok(Some(pool.accuracy(l, set).map_err(method_err)?)),
             _ => {
-                notes.push(format!("{what}: no reuse accuracy, probabilities of a selected model are missing"));
+                notes.push(format!(
+                    "{what}: no reuse accuracy, probabilities of a selected model are missing"
+                ));
                 Ok(None)
             }
         }
@@ -219,21 +285,35 @@ pub fn build_dataset_report(
                 how: format!("reuse of the per-class top-{k} models"),
             },
             // Listed anyway so every report has the same selection methods.
-            None => SelectionReport { accuracy: None, models: None, how: "MLL not run".into() },
+            None => SelectionReport {
+                accuracy: None,
+                models: None,
+                how: "MLL not run".into(),
+            },
         };
         selections.insert(format!("mll_k{k}"), mll);
         if let Some(inb) = inb_models(&imagenet, k) {
             let (acc, how) = if inb.len() == 1 {
                 // One model for every class: the ensemble is that model's own argmax.
                 let t = top1[inb[0]];
-                ((!t.is_nan()).then_some(t), "zero-shot top-1 of the ImageNet-best model".to_string())
+                (
+                    (!t.is_nan()).then_some(t),
+                    "zero-shot top-1 of the ImageNet-best model".to_string(),
+                )
             } else {
                 let set = baselines_same(&inb, classes);
-                (reuse(&set, &format!("inb_k{k}"), &mut notes)?, format!("reuse of the {} ImageNet-best models", inb.len()))
+                (
+                    reuse(&set, &format!("inb_k{k}"), &mut notes)?,
+                    format!("reuse of the {} ImageNet-best models", inb.len()),
+                )
             };
             selections.insert(
                 format!("inb_k{k}"),
-                SelectionReport { accuracy: acc, models: Some(inb.iter().map(|&i| key(i)).collect()), how },
+                SelectionReport {
+                    accuracy: acc,
+                    models: Some(inb.iter().map(|&i| key(i)).collect()),
+                    how,
+                },
             );
         }
         let random = if k == 1 || m == 1 {
@@ -246,20 +326,30 @@ pub fn build_dataset_report(
             let all: Vec<usize> = (0..m).collect();
             match labels {
                 Some(l) if has_probs(&all) => {
-                    let r = random_selection(&pool, l, classes, &all, k, options.seed).map_err(method_err)?;
+                    let r = random_selection(&pool, l, classes, &all, k, options.seed)
+                        .map_err(method_err)?;
                     SelectionReport {
                         accuracy: Some(r.accuracy),
                         models: None,
                         how: if r.exact {
                             format!("mean reuse top-1 over all {} {}-subsets", r.subsets, r.k)
                         } else {
-                            format!("mean reuse top-1 over {} random {}-subsets (seed {})", r.subsets, r.k, r.seed)
+                            format!(
+                                "mean reuse top-1 over {} random {}-subsets (seed {})",
+                                r.subsets, r.k, r.seed
+                            )
                         },
                     }
                 }
                 _ => {
-                    notes.push(format!("random_k{k}: needs the probabilities of every model"));
-                    SelectionReport { accuracy: None, models: None, how: "not computed".into() }
+                    notes.push(format!(
+                        "random_k{k}: needs the probabilities of every model"
+                    ));
+                    SelectionReport {
+                        accuracy: None,
+                        models: None,
+                        how: "not computed".into(),
+                    }
                 }
             }
         };
@@ -269,12 +359,27 @@ pub fn build_dataset_report(
     let class_selections = match (&selection, graph) {
         (Some(sel), Some(g)) => (0..classes)
             .map(|y| ClassSelection {
-                class: d.class_names.get(y).cloned().unwrap_or_else(|| y.to_string()),
+                class: d
+                    .class_names
+                    .get(y)
+                    .cloned()
+                    .unwrap_or_else(|| y.to_string()),
                 matched_nodes: sel.matched[y]
                     .iter()
-                    .map(|n| MatchedNodeReport { node: n.node, id: g.node_ids[n.node].clone(), similarity: n.similarity })
+                    .map(|n| MatchedNodeReport {
+                        node: n.node,
+                        id: g.node_ids[n.node].clone(),
+                        similarity: n.similarity,
+                    })
                     .collect(),
-                picks: sel.top_k.iter().map(|(&k, per)| KPick { k, models: per[y].iter().map(|&i| key(i)).collect() }).collect(),
+                picks: sel
+                    .top_k
+                    .iter()
+                    .map(|(&k, per)| KPick {
+                        k,
+                        models: per[y].iter().map(|&i| key(i)).collect(),
+                    })
+                    .collect(),
             })
             .collect(),
         _ => Vec::new(),
@@ -314,11 +419,19 @@ fn mean_finite(values: impl Iterator<Item = f64>) -> f64 {
 /// listed in `missing` and left out of its mean; NaN metric values are skipped.
 pub fn summarise(datasets: &[DatasetReport]) -> Summary {
     let complete: Vec<&DatasetReport> = datasets.iter().filter(|d| d.complete).collect();
-    let incomplete = datasets.iter().filter(|d| !d.complete).map(|d| d.name.clone()).collect();
+    let incomplete = datasets
+        .iter()
+        .filter(|d| !d.complete)
+        .map(|d| d.name.clone())
+        .collect();
     let mut rankings = BTreeMap::new();
-    let methods: std::collections::BTreeSet<&String> = complete.iter().flat_map(|d| d.rankings.keys()).collect();
+    let methods: std::collections::BTreeSet<&String> =
+        complete.iter().flat_map(|d| d.rankings.keys()).collect();
     for name in methods {
-        let have: Vec<&RankingReport> = complete.iter().filter_map(|d| d.rankings.get(name)).collect();
+        let have: Vec<&RankingReport> = complete
+            .iter()
+            .filter_map(|d| d.rankings.get(name))
+            .collect();
         rankings.insert(
             name.clone(),
             SummaryRanking {
@@ -327,14 +440,22 @@ pub fn summarise(datasets: &[DatasetReport]) -> Summary {
                 kendall_tau_b: mean_finite(have.iter().map(|r| r.kendall_tau_b)),
                 weighted_tau: mean_finite(have.iter().map(|r| r.weighted_tau)),
                 datasets: have.len(),
-                missing: complete.iter().filter(|d| !d.rankings.contains_key(name)).map(|d| d.name.clone()).collect(),
+                missing: complete
+                    .iter()
+                    .filter(|d| !d.rankings.contains_key(name))
+                    .map(|d| d.name.clone())
+                    .collect(),
             },
         );
     }
     let mut selections = BTreeMap::new();
-    let methods: std::collections::BTreeSet<&String> = complete.iter().flat_map(|d| d.selections.keys()).collect();
+    let methods: std::collections::BTreeSet<&String> =
+        complete.iter().flat_map(|d| d.selections.keys()).collect();
     for name in methods {
-        let have: Vec<f64> = complete.iter().filter_map(|d| d.selections.get(name).and_then(|s| s.accuracy)).collect();
+        let have: Vec<f64> = complete
+            .iter()
+            .filter_map(|d| d.selections.get(name).and_then(|s| s.accuracy))
+            .collect();
         selections.insert(
             name.clone(),
             SummarySelection {
@@ -348,5 +469,11 @@ pub fn summarise(datasets: &[DatasetReport]) -> Summary {
             },
         );
     }
-    Summary { datasets: datasets.len(), complete: complete.len(), incomplete, rankings, selections }
+    Summary {
+        datasets: datasets.len(),
+        complete: complete.len(),
+        incomplete,
+        rankings,
+        selections,
+    }
 }

@@ -19,8 +19,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use build::{build_dataset_report, build_report, summarise};
-pub use truth::{read_truth_csv, report_from_truth, spec_digest, truth_input, TruthError, TruthTable};
-pub use write::{report_json, report_markdown, accuracy_matrix_csv, write_report};
+pub use truth::{
+    read_truth_csv, report_from_truth, spec_digest, truth_input, TruthError, TruthTable,
+};
+pub use write::{accuracy_matrix_csv, report_json, report_markdown, write_report};
 
 /// Version of report.json's layout.
 pub const REPORT_FORMAT_VERSION: u32 = 1;
@@ -28,11 +30,17 @@ pub const REPORT_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("dataset {dataset}: {source}")]
-    Method { dataset: String, source: MethodError },
+    Method {
+        dataset: String,
+        source: MethodError,
+    },
     #[error("dataset {dataset}: {message}")]
     Input { dataset: String, message: String },
     #[error("report: cannot write {path}: {source}; check that the output folder is writable")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A hub model as the report describes it.
@@ -46,7 +54,12 @@ pub struct ModelInfo {
 
 impl From<&HubModel> for ModelInfo {
     fn from(m: &HubModel) -> Self {
-        ModelInfo { key: m.key.clone(), params_m: m.params_m, gflops: m.gflops, imagenet_top1: m.imagenet_top1 }
+        ModelInfo {
+            key: m.key.clone(),
+            params_m: m.params_m,
+            gflops: m.gflops,
+            imagenet_top1: m.imagenet_top1,
+        }
     }
 }
 

@@ -20,9 +20,16 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum TruthError {
     #[error("truth table {path}: cannot read it: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("truth table {path}, line {line}: {message}")]
-    Parse { path: String, line: usize, message: String },
+    Parse {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -67,16 +74,31 @@ fn split_csv(line: &str) -> Vec<String> {
 
 impl TruthTable {
     pub fn parse(text: &str, origin: &str) -> Result<Self, TruthError> {
-        let perr = |line: usize, message: String| TruthError::Parse { path: origin.to_string(), line, message };
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines.next().ok_or_else(|| perr(1, "the file is empty; expected a header row".into()))?;
+        let perr = |line: usize, message: String| TruthError::Parse {
+            path: origin.to_string(),
+            line,
+            message,
+        };
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| perr(1, "the file is empty; expected a header row".into()))?;
         let header = split_csv(header.trim_start_matches('\u{feff}'));
-        let find = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
+        let find = |names: &[&str]| {
+            header
+                .iter()
+                .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+        };
         let model_col = find(&["name", "model", "key"]).ok_or_else(|| {
             perr(1, "no model column: expected a header named `name` or `model` (with `pretrained`), or `key`".into())
         })?;
         let pretrained_col = find(&["pretrained"]);
-        let data_cols: Vec<usize> = (0..header.len()).filter(|&c| c != model_col && Some(c) != pretrained_col).collect();
+        let data_cols: Vec<usize> = (0..header.len())
+            .filter(|&c| c != model_col && Some(c) != pretrained_col)
+            .collect();
         let mut table = TruthTable {
             origin: origin.to_string(),
             models: Vec::new(),
@@ -88,14 +110,20 @@ impl TruthTable {
         for (i, line) in lines {
             let row = split_csv(line);
             if row.len() != header.len() {
-                return Err(perr(i + 1, format!("{} fields but the header has {}", row.len(), header.len())));
+                return Err(perr(
+                    i + 1,
+                    format!("{} fields but the header has {}", row.len(), header.len()),
+                ));
             }
             let key = match pretrained_col {
                 Some(p) => format!("{}/{}", row[model_col], row[p]),
                 None => row[model_col].clone(),
             };
             if !key.contains('/') || key.starts_with('/') || key.ends_with('/') {
-                return Err(perr(i + 1, format!("model '{key}' is not <architecture>/<pretrained>")));
+                return Err(perr(
+                    i + 1,
+                    format!("model '{key}' is not <architecture>/<pretrained>"),
+                ));
             }
             if table.models.contains(&key) {
                 table.duplicates.push(key);
@@ -103,7 +131,9 @@ impl TruthTable {
             }
             table.models.push(key);
             table.lines.push(i + 1);
-            table.cells.push(data_cols.iter().map(|&c| row[c].clone()).collect());
+            table
+                .cells
+                .push(data_cols.iter().map(|&c| row[c].clone()).collect());
         }
         Ok(table)
     }
@@ -114,12 +144,18 @@ impl TruthTable {
         self.columns
             .iter()
             .position(|c| c.eq_ignore_ascii_case(dataset))
-            .or_else(|| self.columns.iter().position(|c| names::same_dataset(c, dataset)))
+            .or_else(|| {
+                self.columns
+                    .iter()
+                    .position(|c| names::same_dataset(c, dataset))
+            })
     }
 
     /// The top-1 of `model` in column `col`: None when the model is absent or the cell is empty.
     pub fn value(&self, model: &str, col: usize) -> Result<Option<f64>, TruthError> {
-        let Some(row) = self.models.iter().position(|m| m == model) else { return Ok(None) };
+        let Some(row) = self.models.iter().position(|m| m == model) else {
+            return Ok(None);
+        };
         let text = &self.cells[row][col];
         if text.is_empty() || text.eq_ignore_ascii_case("nan") || text == "-" {
             return Ok(None);
@@ -127,18 +163,26 @@ impl TruthTable {
         let bad = |why: &str| TruthError::Parse {
             path: self.origin.clone(),
             line: self.lines[row],
-            message: format!("model {model}, column '{}': '{text}' {why}", self.columns[col]),
+            message: format!(
+                "model {model}, column '{}': '{text}' {why}",
+                self.columns[col]
+            ),
         };
         let v: f64 = text.parse().map_err(|_| bad("is not a number"))?;
         if !(0.0..=1.0).contains(&v) {
-            return Err(bad("is outside 0..=1; give accuracies as fractions, not percent"));
+            return Err(bad(
+                "is outside 0..=1; give accuracies as fractions, not percent",
+            ));
         }
         Ok(Some(v))
     }
 }
 
 pub fn read_truth_csv(path: &Path) -> Result<TruthTable, TruthError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TruthError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TruthError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     TruthTable::parse(&text, &path.display().to_string())
 }
 
@@ -150,15 +194,31 @@ pub fn spec_digest(spec: &BenchmarkSpec) -> String {
 
 /// A [`ReportInput`] with the table's top-1 values as every model's accuracy
 /// (no probabilities, no graph: only rankings and single-model baselines).
-pub fn truth_input(table: &TruthTable, spec: &BenchmarkSpec) -> Result<(ReportInput, Vec<String>), TruthError> {
+pub fn truth_input(
+    table: &TruthTable,
+    spec: &BenchmarkSpec,
+) -> Result<(ReportInput, Vec<String>), TruthError> {
     let mut notes = Vec::new();
     if !table.duplicates.is_empty() {
-        notes.push(format!("{}: rows listed again were ignored: {}", table.origin, table.duplicates.join(", ")));
+        notes.push(format!(
+            "{}: rows listed again were ignored: {}",
+            table.origin,
+            table.duplicates.join(", ")
+        ));
     }
-    let absent: Vec<&str> =
-        spec.hub.iter().filter(|m| !table.models.contains(&m.key)).map(|m| m.key.as_str()).collect();
+    let absent: Vec<&str> = spec
+        .hub
+        .iter()
+        .filter(|m| !table.models.contains(&m.key))
+        .map(|m| m.key.as_str())
+        .collect();
     if !absent.is_empty() {
-        notes.push(format!("{}: no row for {} hub model(s): {}", table.origin, absent.len(), absent.join(", ")));
+        notes.push(format!(
+            "{}: no row for {} hub model(s): {}",
+            table.origin,
+            absent.len(),
+            absent.join(", ")
+        ));
     }
     let mut datasets = Vec::new();
     for d in &spec.datasets {
@@ -170,7 +230,10 @@ pub fn truth_input(table: &TruthTable, spec: &BenchmarkSpec) -> Result<(ReportIn
                 }
             }
             None => {
-                notes.push(format!("{}: no column for dataset {}", table.origin, d.name));
+                notes.push(format!(
+                    "{}: no column for dataset {}",
+                    table.origin, d.name
+                ));
                 accuracy = vec![None; spec.hub.len()];
             }
         }
@@ -203,8 +266,14 @@ pub fn report_from_truth(csv: &Path, spec: &BenchmarkSpec) -> Result<Report, Tru
     let (input, notes) = truth_input(&table, spec)?;
     let mut report = build_report(&input)?;
     // The graph note is expected here; say what a truth report covers instead.
-    report.notes.retain(|n| !n.starts_with("MLL was not run: the input has no graph"));
-    report.notes.insert(0, "ground truth imported from a table: MLL and multi-model reuse need a run's artifacts".into());
+    report
+        .notes
+        .retain(|n| !n.starts_with("MLL was not run: the input has no graph"));
+    report.notes.insert(
+        0,
+        "ground truth imported from a table: MLL and multi-model reuse need a run's artifacts"
+            .into(),
+    );
     report.notes.extend(notes);
     Ok(report)
 }
