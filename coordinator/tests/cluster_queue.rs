@@ -174,3 +174,20 @@ fn a_wrong_config_key_or_value_fails_at_start_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("alpah"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn submitting_a_grown_spec_again_publishes_only_the_new_jobs() {
+    let c = Cluster::new("grow");
+    let mut w = c.spawn_worker("1");
+    let small = c.write_spec("small.toml", &diagnostic_spec("grow", 6, 0, &[]));
+    c.coordinator_ok(&["submit", "--benchmark", small.to_str().unwrap(), "--wait", "--out", c.path("a").to_str().unwrap()]);
+    let grown = c.write_spec("grown.toml", &diagnostic_spec("grow", 9, 0, &[]));
+    let out: serde_json::Value =
+        serde_json::from_str(&c.coordinator_ok(&["submit", "--benchmark", grown.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(out["jobs"], 9);
+    assert_eq!(out["published"], 3, "only the new jobs are published: {out}");
+    let st = c.wait_status("grow", Duration::from_secs(60), |s| s["state"] != "running");
+    kill9(&mut w);
+    assert_eq!(Cluster::done_count(&st, "diagnostic"), 9);
+    assert_eq!(st["duplicate_executions"], 0);
+}

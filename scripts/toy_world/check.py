@@ -97,9 +97,14 @@ class Model:
             return self.module.encode_image(torch.from_numpy(x)).numpy()
 
     def classifier(self, names, templates):
+        return self.prompt_classifier([[t.format(c=c) for t in templates] for c in names])
+
+    def prompt_classifier(self, prompts_per_class):
+        """CLIP_benchmark's zero-shot head: per class, the normalised mean of its
+        normalised prompt embeddings."""
         w = []
-        for c in names:
-            e = self.encode_text([t.format(c=c) for t in templates])
+        for texts in prompts_per_class:
+            e = self.encode_text(texts)
             e = e / np.linalg.norm(e, axis=1, keepdims=True)
             m = e.mean(0)
             w.append(m / np.linalg.norm(m))
@@ -185,13 +190,16 @@ def main(argv=None) -> int:
     if args.spec:
         import tomllib
 
-        from generate import spec_toml
+        from generate import GenerateError, spec_toml
 
         text = Path(args.spec).read_text()
         spec = tomllib.loads(text)
-        if tomllib.loads(spec_toml(spec["data_root"])) != spec:
-            problems.append(f"{args.spec} does not match the world definition: regenerate it with "
-                            f"`python scripts/toy_world/generate.py --print-spec {spec['data_root']} > {args.spec}`")
+        try:
+            if tomllib.loads(spec_toml(spec["data_root"], world)) != spec:
+                problems.append(f"{args.spec} does not match the world definition: regenerate it with "
+                                f"`python scripts/toy_world/generate.py --print-spec {spec['data_root']} > {args.spec}`")
+        except GenerateError as e:
+            problems.append(str(e))
 
     models = {cfg["key"]: Model(world / "models" / cfg["key"]) for cfg in W.HUB}
     keys = list(models)
@@ -253,7 +261,29 @@ def main(argv=None) -> int:
         if len(bests) < 3:
             problems.append(f"{dsname}: only {len(bests)} distinct per-class best models")
 
-    inb = max(W.HUB, key=lambda c: c["imagenet_top1"])["key"]
+    # imagenet_top1 as the generator measured it, re-measured here from the files
+    # (sample images, node texts, each model's tokenizer.json) with this script's code.
+    written = json.loads((world / W.IMAGENET_ANALOG_FILE).read_text())
+    wnids = [w for w, _, _ in W.CONCEPTS]
+    node = {n["id"]: n for n in graph["nodes"]}
+    s_imgs, s_labels = [], []
+    for name, _ in W.SAMPLE_DATASETS:
+        for y, w in enumerate(wnids):
+            for p in sorted((world / "samples" / name / w).iterdir()):
+                s_imgs.append(Image.open(p).convert("RGB"))
+                s_labels.append(y)
+    s_labels = np.asarray(s_labels)
+    top1 = {}
+    for k, m in models.items():
+        w_cls = m.prompt_classifier([[node[w]["text"], node[w]["definition"]] for w in wnids])
+        top1[k] = float(((m.encode_images(s_imgs) @ w_cls.T).argmax(1) == s_labels).mean())
+    print("\n## imagenet_top1: zero-shot top-1 on the ImageNet analog (all sample images, 42 leaf concepts)\n")
+    print("| model | measured here | in the world (generator) |\n|---|---|---|")
+    for k in keys:
+        print(f"| {k} | {top1[k]:.4f} | {written.get(k, float('nan')):.4f} |")
+        if abs(top1[k] - written.get(k, -1.0)) > 1e-4:
+            problems.append(f"imagenet_top1 of {k}: measured {top1[k]:.4f} here but the generator wrote {written.get(k)}")
+    inb = max(keys, key=lambda k: (written[k], -keys.index(k)))
     wins = {d: max(keys, key=lambda k: acc[k][d]) for d in dcols}
     print("\nbest model per dataset: " + ", ".join(f"{d}: {k}" for d, k in wins.items()) + f"; INB = {inb}")
     hub_avg = np.mean([acc[k]["mean"] for k in keys])
