@@ -95,6 +95,18 @@ pub enum DeviceChoice {
     Cuda,
 }
 
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            other => Err(format!("unknown device '{other}' (use auto, cpu or cuda)")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
@@ -257,6 +269,17 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// The effective settings as `config` subcommands print them: JSON or
+    /// Rust debug form, passwords redacted either way.
+    pub fn render(&self, json: bool) -> String {
+        let s = self.redacted();
+        if json {
+            serde_json::to_string_pretty(&s).expect("settings serialise")
+        } else {
+            format!("{s:#?}")
+        }
     }
 
     /// A copy whose URLs have their passwords replaced by `***` (for logging).

@@ -105,7 +105,7 @@ fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str], buckets:
 impl Metrics {
     fn new() -> Self {
         let r = Registry::new();
-        Metrics {
+        let m = Metrics {
             worker_jobs: counter_vec(&r, "mll_worker_jobs_total", "Jobs handled by this worker, by kind and outcome (committed, duplicate, requeued, dead_lettered, cancelled).", &["kind", "status"]),
             worker_job_duration: histogram_vec(&r, "mll_worker_job_duration_seconds", "Wall time of one job's execution, by kind.", &["kind"], JOB_SECONDS),
             worker_jobs_in_flight: gauge(&r, "mll_worker_jobs_in_flight", "Deliveries this worker holds unacked right now."),
@@ -127,7 +127,13 @@ impl Metrics {
             run_jobs_failed: gauge_vec(&r, "mll_run_jobs_failed", "Jobs failed for good, by run and stage.", &["run", "stage"]),
             queue_depth: gauge_vec(&r, "mll_queue_messages", "Messages ready in a queue, by queue (work, dead_letter).", &["queue"]),
             registry: r,
+        };
+        // Series that exist from the start at 0, so rate()/increase() over them
+        // work before the first event (a healthy run may never reconnect).
+        for component in ["broker", "store"] {
+            m.reconnects.with_label_values(&[component]);
         }
+        m
     }
 
     pub fn render(&self) -> String {

@@ -190,12 +190,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
     mll_common::telemetry::init_logging(settings.log.format, &settings.log.level);
     match cli.command {
         Command::Config { json } => {
-            let s = settings.redacted();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                println!("{s:#?}");
-            }
+            println!("{}", settings.render(json));
             Ok(())
         }
         Command::Graph { command: GraphCommand::Build(args) } => mll_coordinator::graph::run_graph_build(&args),

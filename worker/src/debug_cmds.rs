@@ -49,7 +49,7 @@ pub struct CheckReport {
 }
 
 pub fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
-    let choice: DeviceChoice = args.device.parse()?;
+    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg)?;
     let device = pick_device(choice)?;
     let precision: Precision = args.precision.parse()?;
     let artifact = ModelArtifact::open(&args.model_dir)?;

@@ -155,7 +155,7 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
 
 /// Evaluates on the engine (a model cache on the chosen device).
 pub fn report(args: &EvalArgs) -> anyhow::Result<EvalReport> {
-    let device = crate::engine::pick_device(args.device.parse()?)?;
+    let device = crate::engine::pick_device(args.device.parse::<crate::engine::DeviceChoice>().map_err(anyhow::Error::msg)?)?;
     let precision: crate::engine::Precision = args.precision.parse()?;
     // One model: the cache only needs room for it.
     let cache = crate::engine::ModelCache::new(device, precision, u64::MAX);

@@ -69,12 +69,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => tokio::task::spawn_blocking(move || mll_worker::debug_cmds::run_check(args)).await??,
         Command::Eval(args) => tokio::task::spawn_blocking(move || mll_worker::debug_cmds_eval::run_eval(args)).await??,
         Command::Config { json } => {
-            let s = settings.redacted();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                println!("{s:#?}");
-            }
+            println!("{}", settings.render(json));
         }
     }
     Ok(())

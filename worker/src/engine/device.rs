@@ -5,27 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use tch::Device;
 
-/// The config's `device`: "auto" (CUDA when libtorch sees one), "cpu", "cuda".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    #[default]
-    Auto,
-    Cpu,
-    Cuda,
-}
-
-impl FromStr for DeviceChoice {
-    type Err = EngineError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
-            other => Err(EngineError::Device(format!("unknown device '{other}' (use auto, cpu or cuda)"))),
-        }
-    }
-}
+/// The config's `device` (`worker.device`): auto, cpu or cuda.
+pub use mll_common::config::DeviceChoice;
 
 /// Whether libtorch can use CUDA in this process. False on a GPU host means
 /// the binary was linked without libtorch_cuda (see worker/build.rs).

@@ -1,4 +1,4 @@
-//! One executor per job kind; filled in by the executor engineers.
+//! One executor per job kind, and the set a worker process serves.
 pub mod embed;
 pub mod diagnostic;
 pub mod evaluate;
@@ -6,8 +6,8 @@ pub mod label;
 pub mod model;
 
 use crate::consume::Executors;
-use crate::engine::{pick_device, DeviceChoice, ModelCache, Precision};
-use mll_common::config::{self, Settings};
+use crate::engine::{pick_device, ModelCache, Precision};
+use mll_common::config::Settings;
 use mll_common::Stage;
 use std::sync::Arc;
 
@@ -15,11 +15,7 @@ use std::sync::Arc;
 /// cache on the configured device (fp16 autocast on CUDA, fp32 on CPU).
 pub fn for_worker(settings: &Settings) -> anyhow::Result<Executors> {
     let w = &settings.worker;
-    let device = pick_device(match w.device {
-        config::DeviceChoice::Auto => DeviceChoice::Auto,
-        config::DeviceChoice::Cpu => DeviceChoice::Cpu,
-        config::DeviceChoice::Cuda => DeviceChoice::Cuda,
-    })?;
+    let device = pick_device(w.device)?;
     let precision = if device.is_cuda() { Precision::Fp16 } else { Precision::Fp32 };
     let cache = Arc::new(ModelCache::new(device, precision, w.model_cache_mb * 1024 * 1024));
     let decode_threads = if w.decode_threads == 0 {
