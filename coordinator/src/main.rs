@@ -112,6 +112,10 @@ struct SubmitArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// With --wait: keep serving /metrics this long after the run ends, so
+    /// Prometheus records the final state before the process exits.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    linger: u64,
 }
 
 #[derive(Args)]
@@ -229,7 +233,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             let out = args.out.unwrap_or_else(|| PathBuf::from("out").join(p.run.as_str()));
             let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
-            finish(&status, &out, args.json)
+            let result = finish(&status, &out, args.json);
+            if args.linger > 0 {
+                tracing::info!(seconds = args.linger, "run finished; serving /metrics a while longer (--linger)");
+                tokio::time::sleep(Duration::from_secs(args.linger)).await;
+            }
+            result
         }
         Command::Resume(args) => {
             serve_metrics(&settings).await;
