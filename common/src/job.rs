@@ -147,8 +147,11 @@ pub struct LabelJob {
     pub graph: String,
     /// Slice of the graph's image list.
     pub shard: Shard,
-    /// Shard 0 also encodes the node texts.
+    /// Shard 0 also stores the node texts' embeddings.
     pub encode_node_texts: bool,
+    /// How many best nodes per image to store (the spec's
+    /// `graph.label_top_nodes`); 0 stores none.
+    pub top_nodes: u32,
 }
 
 /// Caption embedding of one chunk of texts with the text embedder.

@@ -10,13 +10,17 @@
 //!    and only then is the delivery acked;
 //! 7. the coordinator reads the done sets back, aggregates and reports.
 //!
-//! `config` and `telemetry` are the cross-cutting pieces both binaries share.
+//! `config` and `telemetry` are the cross-cutting pieces both binaries share;
+//! `data` the dataset and graph readers both read;
+//! `prob` holds the one formula both compute (a probability row's entropy).
 
 pub mod artifact;
 pub mod config;
+pub mod data;
 pub mod ids;
 pub mod job;
 pub mod output;
+pub mod prob;
 pub mod queue;
 pub mod spec;
 pub mod stage;

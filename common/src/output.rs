@@ -46,16 +46,19 @@ pub struct EvaluateOutput {
     pub counts: ClassCounts,
     /// Protocol the text classifier was built with (recorded in every result).
     pub protocol: String,
-    /// safetensors with `probs` (f32, n × C, softmax of 100·cos) and `labels`
-    /// (i64, n) for the shard's samples in order.
+    /// safetensors with `probs` (f32, n × C, softmax of 100·cos), `labels`
+    /// (i64, n) and `entropy` (f64, n: [`crate::prob::entropy`] of each row, the
+    /// reuse weight's input) for the shard's samples in order.
     pub probabilities: Option<ArtifactRef>,
     pub images: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelOutput {
-    /// safetensors with `image_embeddings` (f32, n × D, L2-normalised) and
-    /// `nodes` (i64, n: the true graph node index of each image).
+    /// safetensors with `image_embeddings` (f32, n × D, L2-normalised),
+    /// `nodes` (i64, n: the true graph node index of each image) and, when the
+    /// job asked for K > 0, `top_nodes` (i32, n × K: each image's K best nodes
+    /// by cosine, best first, equal scores by lower node index).
     pub images: ArtifactRef,
     /// safetensors with `text_embeddings` (f32, V × D, L2-normalised); shard 0 only.
     pub node_texts: Option<ArtifactRef>,

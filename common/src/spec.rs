@@ -110,6 +110,16 @@ pub struct TargetDataset {
 pub struct GraphSpec {
     /// graph.json written by `coordinator graph build`, relative to data_root.
     pub path: String,
+    /// Label jobs also store each image's `label_top_nodes` best nodes by
+    /// S_m (its row of the model label, best first), so selection looks the
+    /// argmax over V_sel up instead of recomputing S_m rows; images whose list
+    /// holds no selected node fall back to the embeddings. 0 turns the lists off.
+    #[serde(default = "default_label_top_nodes")]
+    pub label_top_nodes: u32,
+}
+
+fn default_label_top_nodes() -> u32 {
+    32
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

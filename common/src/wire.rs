@@ -8,7 +8,7 @@
 use crate::job::Job;
 
 pub const MAGIC: &[u8; 4] = b"MLLJ";
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 const HEADER: usize = 6;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

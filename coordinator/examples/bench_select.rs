@@ -1,20 +1,33 @@
-//! CPU cost of MLL selection and of the report for a 49-model × 17-dataset
-//! benchmark on synthetic data of realistic shape.
+//! CPU cost of MLL selection, reuse and the report for the paper's 49-model ×
+//! 17-dataset benchmark on synthetic data of the real shapes.
 //!
-//!     cargo run --release -p mll-coordinator --example bench_select -- [images_per_model] [max_samples]
+//!     cargo run --release -p mll-coordinator --no-default-features --example bench_select -- \
+//!         [images_per_model] [max_samples] [K] [related]
 //!
-//! Scale (defaults): V = 9,000 graph nodes with 384-d caption embeddings; the 17
-//! datasets' real class counts (2..211) and test-set sizes capped at
-//! `max_samples` (default 4,000; pass 0 for the real ~200k); 49 hub models whose
-//! labels are 4 distinct synthetic label sets (D_m = 512, 640, 768, 1024) with
-//! `images_per_model` graph images each (default 4,000), referenced cyclically
-//! so memory stays small while every model is computed separately. Evaluate
-//! probabilities: 4 distinct matrices per dataset, cloned per model (what
-//! aggregation would load). Single-threaded; times are process CPU time.
+//! Scale (defaults): V = 9,000 graph nodes (SPEC §2) with 384-d caption
+//! embeddings; 300,000 graph images per model (≤ 75 per node); the 17 datasets'
+//! real class counts and test-set sizes (`max_samples` caps them; 0 = real,
+//! ~222k samples); 49 hub models whose labels are 4 distinct synthetic label sets
+//! (D_m = 512, 768, 1024, 1280) referenced cyclically, each model counted
+//! separately, as aggregation does (one model's labels at a time, images sorted
+//! by true node as its loader writes them).
+//!
+//! Nodes come in sibling groups of 10 (WordNet's hyponym sets): captions of a
+//! group are close, so a class's 5 matched nodes mostly share a group, and each
+//! image's stored best-node list (K = 32) holds its group first, then the
+//! neighbouring groups, with the true node first for 60% of images and missing
+//! from the list for 10% (`related` = 0 instead fills lists with random nodes
+//! after the true node: a worst case for the fallback). Images whose list holds no selected node are counted
+//! by the fallback (their S_m row over V_sel from the embeddings); the run
+//! prints how many. Evaluate outputs carry the worker's per-sample entropies.
+//! Single-threaded; times are process CPU time.
 
 use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
-use mll_coordinator::method::{select, Accuracy, ModelLabels, Predictions};
+use mll_coordinator::method::{
+    check_labels, match_classes, model_node_counts, score, Accuracy, ImagesByNode, ModelLabels,
+    Predictions, TopNodes,
+};
 use mll_coordinator::report::{
     build_dataset_report, report_json, report_markdown, summarise, DatasetInput, GraphInput,
     ModelInfo, Report,
@@ -59,6 +72,9 @@ impl Rng {
         // Sum of uniforms: close enough to Gaussian for synthetic embeddings.
         (0..4).map(|_| self.unit()).sum::<f32>() - 2.0
     }
+    fn centred(&mut self) -> f32 {
+        self.unit() - 0.5
+    }
     fn below(&mut self, n: usize) -> usize {
         ((self.next() as u128 * n as u128) >> 64) as usize
     }
@@ -95,38 +111,76 @@ fn cpu_seconds() -> f64 {
     (t(11) + t(12)) / 100.0
 }
 
+/// Sibling group size of the synthetic graph.
+const GROUP: usize = 10;
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("numeric arguments"))
+        .map(|a| a.parse().expect("numeric arguments: images_per_model max_samples K"))
         .collect();
-    let images = args.first().copied().unwrap_or(4000);
-    let max_samples = args.get(1).copied().unwrap_or(4000);
+    let images = args.first().copied().unwrap_or(300_000);
+    let max_samples = args.get(1).copied().unwrap_or(0);
+    let k_list = args.get(2).copied().unwrap_or(32);
+    let related = args.get(3).copied().unwrap_or(1) != 0;
     let (v, de, hub) = (9000, 384, 49);
     let mut rng = Rng(0);
-    let node_emb = random_unit(&mut rng, v, de);
-    let distinct: Vec<ModelLabels> = [512, 640, 768, 1024]
+    // Node captions: a shared direction per sibling group plus a little noise.
+    let groups = random_unit(&mut rng, v / GROUP, de);
+    let mut node_emb = Array2::from_shape_fn((v, de), |(n, j)| groups[[n / GROUP, j]] + 0.25 * rng.normal() / (de as f32).sqrt());
+    normalise(&mut node_emb);
+
+    let t_gen = Instant::now();
+    let distinct: Vec<ModelLabels> = [512, 768, 1024, 1280]
         .iter()
         .map(|&d| {
             let texts = random_unit(&mut rng, v, d);
-            let nodes: Vec<usize> = (0..images).map(|_| rng.below(v)).collect();
-            let mut emb = Array2::from_shape_fn((images, d), |(i, j)| {
-                texts[[nodes[i], j]] + 0.08 * rng.normal()
-            });
+            // Sorted by true node, as aggregation hands labels to selection.
+            let mut nodes: Vec<usize> = (0..images).map(|_| rng.below(v)).collect();
+            nodes.sort_unstable();
+            // Only fallback images' rows are read; their values just have to be unit vectors.
+            let mut emb = Array2::from_shape_fn((images, d), |_| rng.centred());
             normalise(&mut emb);
+            let mut top = Array2::<u32>::zeros((images, k_list));
+            for (i, &g) in nodes.iter().enumerate() {
+                let group = g / GROUP;
+                let mut list: Vec<u32> = Vec::with_capacity(3 * GROUP);
+                let neighbours = if related { vec![group, (group + 1) % (v / GROUP), (group + v / GROUP - 1) % (v / GROUP)] } else { Vec::new() };
+                for h in neighbours {
+                    let mut members: Vec<u32> = (h * GROUP..(h + 1) * GROUP).map(|x| x as u32).collect();
+                    for a in (1..members.len()).rev() {
+                        members.swap(a, rng.below(a + 1));
+                    }
+                    list.extend(members);
+                }
+                let roll = rng.below(10);
+                list.retain(|&x| x as usize != g);
+                if roll < 6 {
+                    list.insert(0, g as u32);
+                } else if roll < 9 {
+                    let at = 1 + rng.below(k_list.max(2) - 1);
+                    list.insert(at.min(list.len()), g as u32);
+                } // else: the true node is not among the K best
+                while list.len() < k_list {
+                    list.push(rng.below(v) as u32);
+                }
+                for (j, &x) in list.iter().take(k_list).enumerate() {
+                    top[[i, j]] = x;
+                }
+            }
             ModelLabels {
                 image_embeddings: emb,
                 image_nodes: nodes,
                 node_text_embeddings: texts,
+                top_nodes: (k_list > 0).then(|| TopNodes::new(top, v).expect("lists within the graph")),
             }
         })
         .collect();
-    let labels: Vec<&ModelLabels> = (0..hub).map(|m| &distinct[m % distinct.len()]).collect();
-    // Class captions near random nodes, so matching behaves like real data.
+    // Class captions near a random node each, so matching behaves like real data.
     let class_emb: Vec<Array2<f32>> = DATASETS
         .iter()
         .map(|&(_, c, _)| {
-            let mut e = Array2::from_shape_fn((c, de), |_| 0.3 * rng.normal());
+            let mut e = Array2::from_shape_fn((c, de), |_| 0.3 * rng.normal() / (de as f32).sqrt());
             for y in 0..c {
                 let n = rng.below(v);
                 for j in 0..de {
@@ -138,22 +192,48 @@ fn main() {
         })
         .collect();
     let options = MethodOptions::default();
+    eprintln!("synthetic world generated in {:.1} s", t_gen.elapsed().as_secs_f64());
 
-    // 1. Selection alone, 49 models × 17 datasets.
+    // 1. Selection, 49 models x 17 datasets, streamed one model at a time as aggregation does.
     let (c0, w0) = (cpu_seconds(), Instant::now());
-    let mut selected_images = 0usize;
-    for e in &class_emb {
-        let sel = select(e.view(), node_emb.view(), &labels, &options).expect("selection");
-        let vsel: std::collections::HashSet<usize> = sel.selected_nodes.iter().copied().collect();
-        selected_images += labels
-            .iter()
-            .map(|l| l.image_nodes.iter().filter(|n| vsel.contains(n)).count())
-            .sum::<usize>();
-        std::hint::black_box(&sel);
+    let matchings: Vec<_> = class_emb
+        .iter()
+        .map(|e| match_classes(e.view(), node_emb.view(), &options).expect("matching"))
+        .collect();
+    let match_cpu = cpu_seconds() - c0;
+    let mut counts = vec![Vec::new(); matchings.len()];
+    for m in 0..hub {
+        let labels = &distinct[m % distinct.len()];
+        check_labels(m, labels, v).expect("labels");
+        let by_node = ImagesByNode::new(labels, v);
+        for (d, matching) in matchings.iter().enumerate() {
+            counts[d].push(model_node_counts(matching, m, labels, &by_node, &options).expect("counts"));
+        }
     }
+    let selections: Vec<_> = matchings
+        .iter()
+        .cloned()
+        .zip(counts)
+        .map(|(mt, c)| score(mt, c, &options))
+        .collect();
     let (sel_cpu, sel_wall) = (cpu_seconds() - c0, w0.elapsed().as_secs_f64());
+    // What the fallback had to compute (outside the timing).
+    let (mut visited, mut fallback) = (0usize, 0usize);
+    for mt in &matchings {
+        let selected: std::collections::HashSet<u32> = mt.selected_nodes.iter().map(|&x| x as u32).collect();
+        for (q, l) in distinct.iter().enumerate() {
+            let copies = (0..hub).filter(|m| m % distinct.len() == q).count();
+            for (i, &g) in l.image_nodes.iter().enumerate() {
+                if selected.contains(&(g as u32)) {
+                    visited += copies;
+                    let listed = l.top_nodes.as_ref().map(|t| t.lists().row(i).iter().any(|x| selected.contains(x)));
+                    fallback += copies * (!listed.unwrap_or(false)) as usize;
+                }
+            }
+        }
+    }
 
-    // 2. The report: per dataset, selection + reuse (MLL k=1,3, INB k=3, random k=3) + metrics, then summary and files.
+    // 2. Per dataset: reuse (MLL k=1,3, INB k=3, random k=3 over 32 subsets), metrics, baselines.
     let models: Vec<ModelInfo> = (0..hub)
         .map(|m| ModelInfo {
             key: format!("arch{m}/tag"),
@@ -162,19 +242,16 @@ fn main() {
             imagenet_top1: Some(0.5 + (m * 31 % 49) as f64 / 200.0),
         })
         .collect();
-    // GraphInput owns its labels; clone the 4 distinct sets into 49 slots only once.
     let graph = GraphInput {
         node_ids: (0..v).map(|i| format!("n{i:08}")).collect(),
         node_embeddings: node_emb.clone(),
-        models: (0..hub)
-            .map(|m| Some(distinct[m % distinct.len()].clone()))
-            .collect(),
+        models: Vec::new(),
     };
     let mut report_cpu = 0.0;
     let mut report_wall = 0.0;
     let mut samples_total = 0usize;
     let mut reports = Vec::new();
-    for ((name, c, n_real), e) in DATASETS.iter().zip(&class_emb) {
+    for (((name, c, n_real), e), sel) in DATASETS.iter().zip(&class_emb).zip(selections) {
         let n = if max_samples == 0 {
             *n_real
         } else {
@@ -182,7 +259,7 @@ fn main() {
         };
         samples_total += n;
         let labels_y: Vec<usize> = (0..n).map(|_| rng.below(*c)).collect();
-        let distinct_probs: Vec<Array2<f32>> = (0..4)
+        let distinct_probs: Vec<(Array2<f32>, Vec<f64>)> = (0..4)
             .map(|q| {
                 let mut p = Array2::from_shape_fn((n, *c), |(i, j)| {
                     let hit = if j == labels_y[i] {
@@ -196,13 +273,16 @@ fn main() {
                     let s = r.sum();
                     r.mapv_inplace(|x| x / s);
                 }
-                p
+                // What the evaluate job stores next to the probabilities.
+                let h = p.rows().into_iter().map(|r| mll_common::prob::entropy(r.iter().copied())).collect();
+                (p, h)
             })
             .collect();
         let preds: Vec<Predictions> = (0..hub)
             .map(|m| Predictions {
-                probs: distinct_probs[m % 4].clone(),
+                probs: distinct_probs[m % 4].0.clone(),
                 labels: labels_y.clone(),
+                entropy: Some(distinct_probs[m % 4].1.clone()),
             })
             .collect();
         let accuracy = preds
@@ -224,6 +304,7 @@ fn main() {
             accuracy,
             predictions: preds.into_iter().map(Some).collect(),
             class_embeddings: Some(e.clone()),
+            selection: Some(sel),
             ..Default::default()
         };
         let (c0, w0) = (cpu_seconds(), Instant::now());
@@ -251,9 +332,10 @@ fn main() {
     let md = report_markdown(&report);
     let (out_cpu, out_wall) = (cpu_seconds() - c0, w0.elapsed().as_secs_f64());
 
-    println!("scale: {hub} models x {} datasets, V = {v} nodes (D_e = {de}), {images} graph images per model (D_m 512..1024),", DATASETS.len());
-    println!("       {selected_images} (model, image) pairs with a selected true node in all, {samples_total} test samples (cap {max_samples}), k = {:?}", options.k);
-    println!("selection only (49 x 17):              cpu {sel_cpu:.3} s, wall {sel_wall:.3} s");
-    println!("dataset reports (selection + reuse + metrics + baselines): cpu {report_cpu:.3} s, wall {report_wall:.3} s");
+    println!("scale: {hub} models x {} datasets, V = {v} nodes (D_e = {de}), {images} graph images per model (D_m 512..1280), K = {k_list}, {} lists", DATASETS.len(), if related { "sibling-structured" } else { "random" });
+    println!("       {visited} (model, image) visits with a selected true node, {fallback} by fallback ({:.2}%); {samples_total} test samples (cap {max_samples}), k = {:?}", 100.0 * fallback as f64 / visited.max(1) as f64, options.k);
+    println!("selection (49 x 17):                   cpu {sel_cpu:.3} s (matching {match_cpu:.3} s), wall {sel_wall:.3} s");
+    println!("dataset reports (reuse + metrics + baselines): cpu {report_cpu:.3} s, wall {report_wall:.3} s");
     println!("summary + report.json + report.md:     cpu {out_cpu:.3} s, wall {out_wall:.3} s ({} + {} bytes)", json.len(), md.len());
+    println!("total:                                 cpu {:.3} s", sel_cpu + report_cpu + out_cpu);
 }

@@ -40,21 +40,67 @@ fn tensor_i64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<i64>, Aggre
     Ok(t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
 }
 
-fn matrix(store: &ArtifactStore, aref: &ArtifactRef, name: &str) -> Result<Array2<f32>, AggregateError> {
-    let bytes = store.get(aref).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })?;
-    let (shape, v) = tensor_f32(&st, name, &aref.sha256)?;
-    let (r, c) = match shape.as_slice() {
-        [r, c] => (*r, *c),
-        _ => return Err(AggregateError::Artifact { sha256: aref.sha256.clone(), reason: format!("tensor '{name}' has shape {shape:?}, expected 2-D") }),
-    };
-    Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
+/// An optional tensor: None when the artifact does not have it (older workers).
+fn has_tensor(st: &SafeTensors, name: &str) -> bool {
+    st.names().iter().any(|n| *n == name)
 }
 
-fn labels(store: &ArtifactStore, aref: &ArtifactRef, name: &str) -> Result<Vec<i64>, AggregateError> {
-    let bytes = store.get(aref).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })?;
-    tensor_i64(&st, name, &aref.sha256)
+fn tensor_f64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<f64>, AggregateError> {
+    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
+    if t.dtype() != safetensors::Dtype::F64 {
+        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected F64", t.dtype()) });
+    }
+    Ok(t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect())
+}
+
+/// `top_nodes` (i32, n × K) as u32 lists, each checked to be a graph node, and
+/// their heads ([`crate::method::TopNodes`]), split in the same pass.
+fn top_nodes(st: &SafeTensors, sha: &str, graph_nodes: usize) -> Result<(Array2<u32>, Vec<u32>), AggregateError> {
+    let bad = |reason: String| AggregateError::Artifact { sha256: sha.into(), reason };
+    let t = st.tensor("top_nodes").map_err(|e| bad(format!("tensor 'top_nodes': {e}")))?;
+    if t.dtype() != safetensors::Dtype::I32 {
+        return Err(bad(format!("tensor 'top_nodes' is {:?}, expected I32", t.dtype())));
+    }
+    let [n, k] = t.shape() else { return Err(bad(format!("tensor 'top_nodes' has shape {:?}, expected 2-D", t.shape()))) };
+    let (n, k) = (*n, *k);
+    let mut lists = Vec::with_capacity(n * k);
+    let mut head = Vec::with_capacity(n * crate::method::TopNodes::head_width(k));
+    for (j, b) in t.data().chunks_exact(4).enumerate() {
+        let x = i32::from_le_bytes(b.try_into().unwrap());
+        if x < 0 || x as usize >= graph_nodes {
+            return Err(bad(format!(
+                "tensor 'top_nodes' names node {x} but the graph has {graph_nodes} nodes; the label artifacts do not belong to this graph"
+            )));
+        }
+        let x = x as u32;
+        if j % k < crate::method::TopNodes::head_width(k) {
+            head.push(x);
+        }
+        lists.push(x);
+    }
+    Ok((Array2::from_shape_vec((n, k), lists).expect("shape checked"), head))
+}
+
+fn safetensors_of<'a>(bytes: &'a [u8], aref: &ArtifactRef) -> Result<SafeTensors<'a>, AggregateError> {
+    SafeTensors::deserialize(bytes).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })
+}
+
+fn read(store: &ArtifactStore, aref: &ArtifactRef) -> Result<Vec<u8>, AggregateError> {
+    store.get(aref).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })
+}
+
+fn matrix(store: &ArtifactStore, aref: &ArtifactRef, name: &str) -> Result<Array2<f32>, AggregateError> {
+    let bytes = read(store, aref)?;
+    matrix_of(&safetensors_of(&bytes, aref)?, name, &aref.sha256)
+}
+
+fn matrix_of(st: &SafeTensors, name: &str, sha: &str) -> Result<Array2<f32>, AggregateError> {
+    let (shape, v) = tensor_f32(st, name, sha)?;
+    let (r, c) = match shape.as_slice() {
+        [r, c] => (*r, *c),
+        _ => return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' has shape {shape:?}, expected 2-D") }),
+    };
+    Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
 }
 
 fn vstack(parts: Vec<Array2<f32>>) -> Array2<f32> {
@@ -117,6 +163,7 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
     let mut counts: Option<ClassCounts> = None;
     let mut probs = Vec::new();
     let mut labs = Vec::new();
+    let mut entropy: Option<Vec<f64>> = Some(Vec::new());
     let mut complete = !jobs.is_empty();
     let mut have_probs = true;
     for j in &jobs {
@@ -128,8 +175,15 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
                 }
                 match &e.probabilities {
                     Some(a) if have_probs => {
-                        probs.push(matrix(artifacts, a, "probs")?);
-                        labs.extend(labels(artifacts, a, "labels")?);
+                        let bytes = read(artifacts, a)?;
+                        let st = safetensors_of(&bytes, a)?;
+                        probs.push(matrix_of(&st, "probs", &a.sha256)?);
+                        labs.extend(tensor_i64(&st, "labels", &a.sha256)?);
+                        // Older artifacts have no entropies: reuse then computes them all.
+                        match (&mut entropy, has_tensor(&st, "entropy")) {
+                            (Some(h), true) => h.extend(tensor_f64(&st, "entropy", &a.sha256)?),
+                            _ => entropy = None,
+                        }
                     }
                     _ => have_probs = false,
                 }
@@ -143,6 +197,7 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
     let predictions = (have_probs && !probs.is_empty()).then(|| Predictions {
         probs: vstack(probs),
         labels: labs.into_iter().map(|l| l as usize).collect(),
+        entropy,
     });
     Ok(PairResult { counts, predictions })
 }
@@ -172,11 +227,33 @@ pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore,
     Ok(Some(pool_rows(&rows, ranges)))
 }
 
+/// Whether every label job of a model has a committed result.
+fn labels_committed(plan: &Plan, outs: &Outputs, model: &str) -> bool {
+    let mut any = false;
+    for j in &plan.jobs {
+        if let JobPayload::Label(l) = &j.payload {
+            if l.model.key == model {
+                any = true;
+                if !matches!(outs.get(j), Some(JobOutput::Label(_))) {
+                    return false;
+                }
+            }
+        }
+    }
+    any
+}
+
 /// A model's labels on the graph; None if a shard is missing.
 pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str)
     -> Result<Option<ModelLabels>, AggregateError>
 {
-    let mut shards: Vec<(u64, Array2<f32>, Vec<i64>)> = Vec::new();
+    struct ShardLabels {
+        start: u64,
+        embeddings: Array2<f32>,
+        nodes: Vec<i64>,
+        top: Option<(Array2<u32>, Vec<u32>)>,
+    }
+    let mut shards: Vec<ShardLabels> = Vec::new();
     let mut texts = None;
     for j in &plan.jobs {
         if let JobPayload::Label(l) = &j.payload {
@@ -185,7 +262,15 @@ pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, mode
             }
             match outs.get(j) {
                 Some(JobOutput::Label(o)) => {
-                    shards.push((l.shard.start, matrix(artifacts, &o.images, "image_embeddings")?, labels(artifacts, &o.images, "nodes")?));
+                    let bytes = read(artifacts, &o.images)?;
+                    let st = safetensors_of(&bytes, &o.images)?;
+                    let sha = &o.images.sha256;
+                    shards.push(ShardLabels {
+                        start: l.shard.start,
+                        embeddings: matrix_of(&st, "image_embeddings", sha)?,
+                        nodes: tensor_i64(&st, "nodes", sha)?,
+                        top: if has_tensor(&st, "top_nodes") { Some(top_nodes(&st, sha, plan.graph_node_ids.len())?) } else { None },
+                    });
                     if let Some(t) = &o.node_texts {
                         texts = Some(matrix(artifacts, t, "text_embeddings")?);
                     }
@@ -195,10 +280,56 @@ pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, mode
         }
     }
     let Some(node_text_embeddings) = texts else { return Ok(None) };
-    shards.sort_by_key(|s| s.0);
-    let image_nodes = shards.iter().flat_map(|s| s.2.iter().map(|&n| n as usize)).collect();
-    let image_embeddings = vstack(shards.into_iter().map(|s| s.1).collect());
-    Ok(Some(ModelLabels { image_embeddings, image_nodes, node_text_embeddings }))
+    shards.sort_by_key(|s| s.start);
+    // The lists are used only when every shard has them with the same K.
+    let k = shards.first().and_then(|s| s.top.as_ref().map(|t| t.0.ncols()));
+    let lists = k.is_some_and(|k| k > 0) && shards.iter().all(|s| s.top.as_ref().map(|t| t.0.ncols()) == k);
+    let k = if lists { k.unwrap_or(0) } else { 0 };
+    let d = node_text_embeddings.ncols();
+    let graph_nodes = plan.graph_node_ids.len();
+    let bad = |reason: String| AggregateError::Other(format!("graph labels of {model}: {reason}; re-run its label jobs"));
+    // Images go in true-node order (stable, so shard order within a node): selection
+    // then reads each node's images as one run of memory (ImagesByNode).
+    let mut offsets = vec![0usize; graph_nodes + 1];
+    for sh in &shards {
+        if sh.embeddings.ncols() != d || sh.embeddings.nrows() != sh.nodes.len() {
+            return Err(bad(format!(
+                "a shard has {}x{} image embeddings for {} images of width {d}",
+                sh.embeddings.nrows(),
+                sh.embeddings.ncols(),
+                sh.nodes.len()
+            )));
+        }
+        for &g in &sh.nodes {
+            if g < 0 || g as usize >= graph_nodes {
+                return Err(bad(format!("an image's true node is {g} but the graph has {graph_nodes} nodes")));
+            }
+            offsets[g as usize + 1] += 1;
+        }
+    }
+    for v in 0..graph_nodes {
+        offsets[v + 1] += offsets[v];
+    }
+    let n = offsets[graph_nodes];
+    let mut image_embeddings = Array2::<f32>::zeros((n, d));
+    let mut image_nodes = vec![0usize; n];
+    let mut top_lists = Array2::<u32>::zeros((if lists { n } else { 0 }, k));
+    let h = crate::method::TopNodes::head_width(k);
+    let mut head = vec![0u32; if lists { n * h } else { 0 }];
+    for sh in &shards {
+        for (r, &g) in sh.nodes.iter().enumerate() {
+            let slot = offsets[g as usize];
+            offsets[g as usize] += 1;
+            image_nodes[slot] = g as usize;
+            image_embeddings.row_mut(slot).assign(&sh.embeddings.row(r));
+            if let (true, Some((t, hd))) = (lists, &sh.top) {
+                top_lists.row_mut(slot).assign(&t.row(r));
+                head[slot * h..(slot + 1) * h].copy_from_slice(&hd[r * h..(r + 1) * h]);
+            }
+        }
+    }
+    let top_nodes = lists.then(|| crate::method::TopNodes::from_checked_parts(top_lists, head, graph_nodes));
+    Ok(Some(ModelLabels { image_embeddings, image_nodes, node_text_embeddings, top_nodes }))
 }
 
 /// Summary of diagnostic jobs: how many results and a checksum over their
@@ -228,14 +359,78 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
 
 /// Builds the run's report from everything committed so far. Datasets or
 /// models with missing results are reported as incomplete.
+///
+/// Memory stays at one model's labels plus one dataset's probabilities: MLL's
+/// matchings are made for every dataset first, then each model's labels are
+/// loaded once, counted against every matching and dropped; then each
+/// dataset's evaluate outputs are loaded, reported on and dropped.
 pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::report::Report> {
-    use crate::method::Accuracy;
-    use crate::report::{DatasetInput, GraphInput, ModelInfo, ReportInput};
+    use crate::method::{check_labels, match_classes, model_node_counts, score, Accuracy, ImagesByNode};
+    use crate::report::{build_dataset_report, mll_notes, summarise, DatasetInput, GraphInput, ModelInfo, Report};
     let outs = Outputs::load(ctl, plan).await?;
     let arts = &ctl.artifacts;
     let spec = &plan.spec;
+    let models: Vec<ModelInfo> = spec.hub.iter().map(ModelInfo::from).collect();
+    let class_embeddings = plan
+        .datasets
+        .iter()
+        .map(|d| source_embeddings(plan, &outs, arts, &format!("dataset:{}", d.spec.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // MLL: matchings per dataset, then one model at a time.
+    let node_embeddings = match &spec.graph {
+        Some(_) => source_embeddings(plan, &outs, arts, "graph")?,
+        None => None,
+    };
+    let mut labelled: Option<Vec<bool>> = None;
+    let mut selections: Vec<Option<crate::method::Selection>> = vec![None; plan.datasets.len()];
+    if let Some(e_g) = &node_embeddings {
+        let matchings = class_embeddings
+            .iter()
+            .zip(&plan.datasets)
+            .map(|(e_t, d)| match e_t {
+                Some(e_t) => match_classes(e_t.view(), e_g.view(), &spec.method)
+                    .map(Some)
+                    .map_err(|e| anyhow::anyhow!("MLL selection for dataset {}: {e}", d.spec.name)),
+                None => Ok(None),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut counts: Vec<Vec<Vec<crate::method::NodeCounts>>> = vec![Vec::new(); matchings.len()];
+        let have: Vec<bool> = spec.hub.iter().map(|m| labels_committed(plan, &outs, &m.key)).collect();
+        for (i, m) in spec.hub.iter().enumerate() {
+            if have.iter().any(|h| !h) {
+                break; // MLL cannot run; the notes name the missing models.
+            }
+            let labels = model_labels(plan, &outs, arts, &m.key)?
+                .ok_or_else(|| anyhow::anyhow!("graph labels of {} disappeared while reading them", m.key))?;
+            check_labels(i, &labels, e_g.nrows()).map_err(|e| anyhow::anyhow!("MLL selection: {e}"))?;
+            let by_node = ImagesByNode::new(&labels, e_g.nrows());
+            for (d, matching) in matchings.iter().enumerate() {
+                if let Some(matching) = matching {
+                    let c = model_node_counts(matching, i, &labels, &by_node, &spec.method)
+                        .map_err(|e| anyhow::anyhow!("MLL selection for dataset {}: {e}", plan.datasets[d].spec.name))?;
+                    counts[d].push(c);
+                }
+            }
+        }
+        if have.iter().all(|h| *h) {
+            for ((slot, matching), c) in selections.iter_mut().zip(matchings).zip(counts) {
+                if let Some(matching) = matching {
+                    *slot = Some(score(matching, c, &spec.method));
+                }
+            }
+        }
+        labelled = Some(have);
+    }
+    let graph = node_embeddings.map(|node_embeddings| GraphInput {
+        node_ids: plan.graph_node_ids.clone(),
+        node_embeddings,
+        // The labels were streamed above; the report only needs the node ids.
+        models: Vec::new(),
+    });
+
     let mut datasets = Vec::new();
-    for d in &plan.datasets {
+    for ((d, e_t), selection) in plan.datasets.iter().zip(class_embeddings).zip(selections) {
         let mut accuracy = Vec::new();
         let mut predictions = Vec::new();
         for m in &spec.hub {
@@ -243,38 +438,31 @@ pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::repor
             accuracy.push(pr.counts.as_ref().map(Accuracy::from_counts));
             predictions.push(pr.predictions);
         }
-        datasets.push(DatasetInput {
+        let input = DatasetInput {
             name: d.spec.name.clone(),
             domain: d.spec.domain.clone(),
             task: d.spec.task.clone(),
             class_names: d.classnames.clone(),
             accuracy,
             predictions,
-            class_embeddings: source_embeddings(plan, &outs, arts, &format!("dataset:{}", d.spec.name))?,
-        });
+            class_embeddings: e_t,
+            selection,
+        };
+        datasets.push(build_dataset_report(&models, &spec.method, graph.as_ref(), &input)?);
     }
-    let graph = match (&spec.graph, source_embeddings(plan, &outs, arts, "graph")?) {
-        (Some(_), Some(node_embeddings)) => {
-            let mut models = Vec::new();
-            for m in &spec.hub {
-                models.push(model_labels(plan, &outs, arts, &m.key)?);
-            }
-            Some(GraphInput { node_ids: plan.graph_node_ids.clone(), node_embeddings, models })
-        }
-        _ => None,
-    };
-    let input = ReportInput {
+    let summary = summarise(&datasets);
+    Ok(Report {
+        format_version: crate::report::REPORT_FORMAT_VERSION,
         run: plan.run.to_string(),
         spec_digest: crate::report::spec_digest(spec),
         source: "evaluate".into(),
-        options: spec.method.clone(),
-        models: spec.hub.iter().map(ModelInfo::from).collect(),
+        method: spec.method.clone(),
+        notes: mll_notes(&models, labelled.as_deref()),
+        models,
         datasets,
-        graph,
-    };
-    let mut report = crate::report::build_report(&input)?;
-    report.diagnostic = diagnostic_summary(plan, &outs);
-    Ok(report)
+        summary,
+        diagnostic: diagnostic_summary(plan, &outs),
+    })
 }
 
 /// Builds the report and writes every format into `out`.

@@ -7,11 +7,14 @@
 //! - `method` — the MLL method, metrics and baselines (pure functions);
 //! - `report` — report.json / report.md / CSV / charts;
 //! - `graph` — the WordNet semantic graph builder;
-//! - `local` — the embedded one-process mode; `world` — generated data roots.
+//! - `local` — the embedded one-process mode (cargo feature `local`, on by
+//!   default: it runs the worker's executors in process, so it links libtorch);
+//!   `world` — generated data roots.
 
 pub mod aggregate;
 pub mod control;
 pub mod drive;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod plan;
 pub mod world;

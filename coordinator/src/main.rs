@@ -176,6 +176,30 @@ struct RunArgs {
     json: bool,
 }
 
+#[cfg(feature = "local")]
+async fn run_local(settings: &Settings, args: &RunArgs, out: &std::path::Path) -> anyhow::Result<mll_coordinator::control::RunStatus> {
+    mll_coordinator::local::run(
+        settings,
+        mll_coordinator::local::LocalOptions {
+            spec_path: &args.benchmark,
+            out,
+            workers: args.workers,
+            progress: std::io::stderr().is_terminal(),
+        },
+    )
+    .await
+}
+
+/// Cluster images build without libtorch (`--no-default-features`), so they
+/// have no in-process workers.
+#[cfg(not(feature = "local"))]
+async fn run_local(_: &Settings, _: &RunArgs, _: &std::path::Path) -> anyhow::Result<mll_coordinator::control::RunStatus> {
+    anyhow::bail!(
+        "this coordinator was built without local mode (cargo feature `local`, which links libtorch); \
+         use `coordinator submit` against RabbitMQ and Redis, or rebuild with the default features"
+    )
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -201,17 +225,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             let spec = BenchmarkSpec::load(&args.benchmark)?;
             let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&spec.name));
+            if !cfg!(feature = "local") {
+                return run_local(&settings, &args, &out).await.map(|_| ());
+            }
             prepare_world(&args.benchmark)?;
-            let status = mll_coordinator::local::run(
-                &settings,
-                mll_coordinator::local::LocalOptions {
-                    spec_path: &args.benchmark,
-                    out: &out,
-                    workers: args.workers,
-                    progress: std::io::stderr().is_terminal(),
-                },
-            )
-            .await?;
+            let status = run_local(&settings, &args, &out).await?;
             finish(&status, &out, args.json)
         }
         Command::Submit(args) => {

@@ -131,7 +131,7 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
     for d in &spec.datasets {
         let derr = |reason: String| PlanError::Dataset { name: d.name.clone(), reason };
         let path = data_root.join(&d.path);
-        let ds = mll_worker::data::open(&path, d.format).map_err(|e| derr(e.to_string()))?;
+        let ds = mll_common::data::open(&path, d.format).map_err(|e| derr(e.to_string()))?;
         let classnames = if d.classnames.is_empty() {
             ds.classnames().ok_or_else(|| {
                 derr(format!("no class names: give `classnames` in the spec or write {}/classnames.txt", path.display()))
@@ -217,7 +217,7 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
             for shard in shards(graph_images, ex.shard_size) {
                 let id = JobId::derive(
                     &run,
-                    &["label", &m.key, &m.artifact, &g.path, &format!("{}..{}", shard.start, shard.end)],
+                    &["label", &m.key, &m.artifact, &g.path, &format!("{}..{}", shard.start, shard.end), &format!("top{}", g.label_top_nodes)],
                 );
                 jobs.push(Job {
                     id,
@@ -227,6 +227,7 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
                         graph: g.path.clone(),
                         shard,
                         encode_node_texts: shard.index == 0,
+                        top_nodes: g.label_top_nodes,
                     }),
                 });
             }

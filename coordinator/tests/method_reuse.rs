@@ -162,7 +162,7 @@ fn random_selection_is_exact_for_few_subsets_and_seeded_otherwise() {
         .sum::<f64>()
         / 3.0;
     assert!((r.accuracy - want).abs() < 1e-12);
-    // 10 models, k = 3: 120 subsets > 32, so a seeded sample; same seed, same number.
+    // 10 models, k = 3: 120 subsets > 32, so one seeded subset per sample; same seed, same number.
     let views: Vec<_> = (0..10)
         .map(|i| Some([a.view(), b.view(), c.view()][i % 3]))
         .collect();
@@ -170,6 +170,52 @@ fn random_selection_is_exact_for_few_subsets_and_seeded_otherwise() {
     let all: Vec<usize> = (0..10).collect();
     let r1 = random_selection(&pool, &labels, 2, &all, 3, 7).unwrap();
     let r2 = random_selection(&pool, &labels, 2, &all, 3, 7).unwrap();
-    assert!(!r1.exact && r1.subsets == 32);
+    assert!(!r1.exact && r1.subsets == 3, "{r1:?}");
     assert_eq!(r1, r2);
+}
+
+#[test]
+fn per_sample_random_subsets_estimate_the_exact_expectation() {
+    // 8 distinct models on 600 samples of 4 classes; C(8, 3) = 56 > 32 subsets.
+    // The exact expectation (mean over all 56 subsets) is computed here by brute
+    // force; the per-sample estimate must agree within its sampling error
+    // (sd ≈ sqrt(0.25 / 600) ≈ 0.02), and different seeds must differ.
+    let (n, c, m) = (600, 4, 8);
+    let mut state = 1u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as f32) / (1u64 << 31) as f32
+    };
+    let labels: Vec<usize> = (0..n).map(|i| i % c).collect();
+    let mats: Vec<Array2<f32>> = (0..m)
+        .map(|model| {
+            let mut p = Array2::from_shape_fn((n, c), |(i, y)| {
+                let skill = if (i + model) % 3 == 0 { 2.5 } else { 0.3 };
+                (next() + if y == labels[i] { skill * next() } else { 0.0 }).exp()
+            });
+            for mut r in p.rows_mut() {
+                let s = r.sum();
+                r.mapv_inplace(|x| x / s);
+            }
+            p
+        })
+        .collect();
+    let pool = ReusePool::new(mats.iter().map(|p| Some(p.view())).collect(), EnsembleWeight::Entropy).unwrap();
+    let all: Vec<usize> = (0..m).collect();
+    let mut exact = 0.0;
+    let mut count = 0;
+    for a in 0..m {
+        for b in a + 1..m {
+            for d in b + 1..m {
+                exact += pool.accuracy(&labels, &same_models_for_all_classes(&[a, b, d], c)).unwrap();
+                count += 1;
+            }
+        }
+    }
+    exact /= count as f64;
+    let r = random_selection(&pool, &labels, c, &all, 3, 11).unwrap();
+    assert!(!r.exact && r.subsets == n);
+    assert!((r.accuracy - exact).abs() < 0.06, "estimate {} vs exact {exact}", r.accuracy);
+    let other = random_selection(&pool, &labels, c, &all, 3, 12).unwrap();
+    assert_ne!(r.accuracy, other.accuracy, "the seed must drive the draws");
 }

@@ -16,7 +16,7 @@
 //!   n0 TP0 FP1 P1 (F1 0), n1 TP0 FP0 P1 (F1 0, precision 0/0 → 0), n2 TP1 FP1 P1 (F1 2/3)
 
 use mll_common::spec::{MethodOptions, NodeScore};
-use mll_coordinator::method::{select, ModelLabels, NodeCounts};
+use mll_coordinator::method::{select, ModelLabels, NodeCounts, TopNodes};
 use ndarray::{arr2, Array2};
 
 fn close(a: f64, b: f64) -> bool {
@@ -51,11 +51,13 @@ fn world() -> (Array2<f32>, Array2<f32>, Vec<ModelLabels>) {
         ]),
         image_nodes: vec![0, 0, 1, 2, 3],
         node_text_embeddings: texts.clone(),
+        top_nodes: None,
     };
     let m1 = ModelLabels {
         image_embeddings: arr2(&[[0.0f32, 0.0, 1.0], [0.0, 0.0, 1.0], [s, s, 0.0]]),
         image_nodes: vec![0, 2, 1],
         node_text_embeddings: texts,
+        top_nodes: None,
     };
     (e_t, e_g, vec![m0, m1])
 }
@@ -289,6 +291,7 @@ fn node_matching_ties_take_the_lower_node() {
         image_embeddings: arr2(&[[1.0f32, 0.0]]),
         image_nodes: vec![1],
         node_text_embeddings: arr2(&[[0.0f32, 1.0], [1.0, 0.0], [1.0, 0.0]]),
+        top_nodes: None,
     };
     let sel = select(
         e_t.view(),
@@ -343,6 +346,7 @@ fn blocks_do_not_change_counts() {
         image_embeddings: emb,
         image_nodes: nodes.clone(),
         node_text_embeddings: texts.clone(),
+        top_nodes: None,
     };
     let sel = select(
         texts.view(),
@@ -367,4 +371,147 @@ fn blocks_do_not_change_counts() {
             "node {node}"
         );
     }
+}
+
+/// Each image's K best nodes, best first, equal scores by lower node index:
+/// what label jobs store, computed here from the same embeddings.
+fn with_lists(labels: &ModelLabels, k: usize) -> ModelLabels {
+    let sims = labels
+        .image_embeddings
+        .dot(&labels.node_text_embeddings.t());
+    let v = sims.ncols();
+    let k = k.min(v);
+    let mut top = Array2::<u32>::zeros((sims.nrows(), k));
+    for (i, row) in sims.rows().into_iter().enumerate() {
+        let mut order: Vec<usize> = (0..v).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for j in 0..k {
+            top[[i, j]] = order[j] as u32;
+        }
+    }
+    ModelLabels {
+        top_nodes: Some(TopNodes::new(top, v).unwrap()),
+        ..labels.clone()
+    }
+}
+
+/// A seeded stream of floats in [-1, 1) (SplitMix64), for worlds too big to write by hand.
+struct Stream(u64);
+impl Stream {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn unit_rows(&mut self, n: usize, d: usize) -> Array2<f32> {
+        let mut m = Array2::from_shape_fn((n, d), |_| self.next());
+        for mut r in m.rows_mut() {
+            let norm = r.dot(&r).sqrt();
+            r.mapv_inplace(|x| x / norm);
+        }
+        m
+    }
+}
+
+#[test]
+fn best_node_lists_give_the_same_selection_on_the_hand_world() {
+    // Includes model 1's exact tie between n0 and n1 (lower index wins both ways).
+    let (e_t, e_g, models) = world();
+    for k in [1, 2, 4] {
+        let listed: Vec<ModelLabels> = models.iter().map(|m| with_lists(m, k)).collect();
+        for selected_images_only in [true, false] {
+            let o = MethodOptions {
+                selected_images_only,
+                ..opts()
+            };
+            let plain: Vec<&ModelLabels> = models.iter().collect();
+            let fast: Vec<&ModelLabels> = listed.iter().collect();
+            assert_eq!(
+                select(e_t.view(), e_g.view(), &fast, &o).unwrap(),
+                select(e_t.view(), e_g.view(), &plain, &o).unwrap(),
+                "K = {k}, selected images only = {selected_images_only}"
+            );
+        }
+    }
+}
+
+#[test]
+fn best_node_lists_give_the_same_selection_on_random_worlds() {
+    // K = 1 sends most images down the fallback path, K = V never; both must
+    // count exactly what recomputing S_m rows counts.
+    let mut rng = Stream(42);
+    let (v, d, de, n, c) = (40, 8, 6, 600, 5);
+    let e_g = rng.unit_rows(v, de);
+    let e_t = rng.unit_rows(c, de);
+    let models: Vec<ModelLabels> = (0..3)
+        .map(|_| {
+            let texts = rng.unit_rows(v, d);
+            let nodes: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % v).collect();
+            let noise = rng.unit_rows(n, d);
+            let mut emb = Array2::from_shape_fn((n, d), |(i, j)| {
+                texts[[nodes[i], j]] + 0.9 * noise[[i, j]]
+            });
+            for mut r in emb.rows_mut() {
+                let norm = r.dot(&r).sqrt();
+                r.mapv_inplace(|x| x / norm);
+            }
+            ModelLabels {
+                image_embeddings: emb,
+                image_nodes: nodes,
+                node_text_embeddings: texts,
+                top_nodes: None,
+            }
+        })
+        .collect();
+    let plain: Vec<&ModelLabels> = models.iter().collect();
+    let mut fallbacks_seen = false;
+    for k in [1, 3, v] {
+        let listed: Vec<ModelLabels> = models.iter().map(|m| with_lists(m, k)).collect();
+        let fast: Vec<&ModelLabels> = listed.iter().collect();
+        for (nodes_per_class, selected_images_only) in [(2, true), (5, true), (5, false)] {
+            let o = MethodOptions {
+                nodes_per_class,
+                selected_images_only,
+                k: vec![1, 3],
+                ..opts()
+            };
+            let want = select(e_t.view(), e_g.view(), &plain, &o).unwrap();
+            assert_eq!(
+                select(e_t.view(), e_g.view(), &fast, &o).unwrap(),
+                want,
+                "K = {k}, {nodes_per_class} nodes per class, selected images only = {selected_images_only}"
+            );
+            // With K = 1 some images' single best node is outside V_sel.
+            let selected = &want.selected_nodes;
+            fallbacks_seen |= k == 1
+                && listed[0]
+                    .top_nodes
+                    .as_ref()
+                    .unwrap()
+                    .lists()
+                    .iter()
+                    .any(|t| !selected.contains(&(*t as usize)));
+        }
+    }
+    assert!(fallbacks_seen, "the world must exercise the fallback path");
+}
+
+#[test]
+fn a_best_node_list_outside_the_graph_is_an_error() {
+    let (e_t, e_g, models) = world();
+    let mut bad = with_lists(&models[0], 2);
+    let mut lists = bad.top_nodes.as_ref().unwrap().lists().clone();
+    lists[[0, 1]] = 9;
+    let err = TopNodes::new(lists.clone(), 4).unwrap_err().to_string();
+    assert!(err.contains("node 9") && err.contains("4 nodes"), "{err}");
+    // Lists made for another graph size are refused by selection.
+    lists[[0, 1]] = 1;
+    bad.top_nodes = Some(TopNodes::new(lists, 10).unwrap());
+    let err = select(e_t.view(), e_g.view(), &[&bad, &models[1]], &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model 0") && err.contains("best-node lists"), "{err}");
 }

@@ -53,6 +53,7 @@ fn input() -> ReportInput {
             image_embeddings: emb,
             image_nodes: nodes,
             node_text_embeddings: texts.clone(),
+            top_nodes: None,
         }
     };
     let graph = GraphInput {
@@ -75,6 +76,7 @@ fn input() -> ReportInput {
         .map(|p| Predictions {
             probs: onehot_probs(p, 3, 0.8),
             labels: labels.clone(),
+            entropy: None,
         })
         .collect();
     let mut e_t = Array2::<f32>::zeros((3, v));
@@ -92,6 +94,7 @@ fn input() -> ReportInput {
             .collect(),
         predictions: preds.into_iter().map(Some).collect(),
         class_embeddings: Some(e_t.clone()),
+        selection: None,
     };
     let b = DatasetInput {
         name: "B".into(),

@@ -75,7 +75,7 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let model = ModelRef { key: "ViT-B-32/random".into(), artifact: "model".into() };
 
     let label = LabelExecutor::new(models.clone(), 2, 2).unwrap();
-    let lj = LabelJob { model: model.clone(), graph: "graph/graph.json".into(), shard: Shard { index: 0, count: 2, start: 1, end: 4 }, encode_node_texts: true };
+    let lj = LabelJob { model: model.clone(), graph: "graph/graph.json".into(), shard: Shard { index: 0, count: 2, start: 1, end: 4 }, encode_node_texts: true, top_nodes: 2 };
     let JobOutput::Label(out) = label.execute(&job(JobPayload::Label(lj.clone())), &ctx).unwrap() else { panic!() };
     assert_eq!(out.count, 3);
     let bytes = ctx.artifacts.get(&out.images).unwrap();
@@ -90,6 +90,21 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let st = safetensors::SafeTensors::deserialize(&texts).unwrap();
     assert_eq!(st.tensor("text_embeddings").unwrap().shape(), &[3, 512]);
 
+    // Each image's 2 best nodes, best first, are the order of its cosines with the node texts.
+    let node_texts = f32s(st.tensor("text_embeddings").unwrap().data());
+    let st_images = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let top = st_images.tensor("top_nodes").unwrap();
+    assert_eq!(top.shape(), &[3, 2]);
+    assert_eq!(top.dtype(), safetensors::Dtype::I32);
+    let top: Vec<i32> = top.data().chunks(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect();
+    let embeddings = f32s(st_images.tensor("image_embeddings").unwrap().data());
+    for (i, img) in embeddings.chunks(512).enumerate() {
+        let cos: Vec<f32> = node_texts.chunks(512).map(|t| t.iter().zip(img).map(|(a, b)| a * b).sum()).collect();
+        let mut order: Vec<usize> = (0..3).collect();
+        order.sort_by(|&a, &b| cos[b].total_cmp(&cos[a]).then(a.cmp(&b)));
+        assert_eq!(&top[i * 2..i * 2 + 2], &[order[0] as i32, order[1] as i32], "image {i}: cosines {cos:?}");
+    }
+
     // Labelling the same images one shard at a time gives the same embeddings.
     let single = LabelJob { shard: Shard { index: 1, count: 2, start: 2, end: 3 }, encode_node_texts: false, ..lj };
     let JobOutput::Label(one) = label.execute(&job(JobPayload::Label(single)), &ctx).unwrap() else { panic!() };
@@ -99,6 +114,9 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let b = f32s(safetensors::SafeTensors::deserialize(&ob).unwrap().tensor("image_embeddings").unwrap().data());
     let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
     assert!(cos > 0.9999, "cosine {cos}");
+    // A shard that does not store the node texts still encodes them for its lists.
+    let one_top = safetensors::SafeTensors::deserialize(&ob).unwrap().tensor("top_nodes").unwrap().data().to_vec();
+    assert_eq!(one_top, safetensors::SafeTensors::deserialize(&bytes).unwrap().tensor("top_nodes").unwrap().data()[8..16].to_vec());
 
     let eval = EvaluateExecutor::new(models, 4, 2).unwrap();
     let ej = EvaluateJob {

@@ -5,8 +5,8 @@ use super::reuse::{same_models_for_all_classes, ReusePool};
 use super::{order_desc, MethodError};
 use serde::{Deserialize, Serialize};
 
-/// Random k-subsets drawn when there are more possible subsets than this; with
-/// fewer, every subset is enumerated and the expectation is exact.
+/// Every k-subset is enumerated (an exact expectation) when there are at most
+/// this many; beyond, one subset is drawn per test sample.
 pub const RANDOM_SUBSETS: usize = 32;
 
 /// Hub models by ImageNet top-1, best first; models without a value come last,
@@ -60,19 +60,25 @@ pub fn hub_average(top1: &[f64]) -> f64 {
 pub struct RandomSelection {
     pub k: usize,
     pub accuracy: f64,
-    /// Subsets evaluated.
+    /// Subsets evaluated: all of them when `exact`, else one per test sample.
     pub subsets: usize,
-    /// True when every subset was evaluated (the expectation is exact); false
-    /// when `subsets` were drawn with `seed` (a Monte-Carlo estimate).
+    /// True when every subset was evaluated on every sample (the expectation is
+    /// exact); false when each sample drew its own subset from `seed` (an
+    /// unbiased Monte-Carlo estimate).
     pub exact: bool,
     pub seed: u64,
 }
 
 /// Random selection for k ≥ 2 over the models whose probabilities `pool` has
-/// (`candidates`, hub indexes): the mean ensemble accuracy over every k-subset
-/// when there are at most [`RANDOM_SUBSETS`], else over that many subsets drawn
-/// uniformly (with replacement between draws) from a SplitMix64 stream seeded
-/// with `seed`. For k = 1 use [`hub_average`], which is exact.
+/// (`candidates`, hub indexes). With at most [`RANDOM_SUBSETS`] k-subsets, the
+/// mean ensemble accuracy over all of them. Otherwise each test sample draws
+/// its own uniform k-subset from a SplitMix64 stream seeded with `seed` and
+/// the estimate is the fraction of samples its ensemble gets right: E over
+/// subsets of the mean over samples equals the mean over samples of E over
+/// subsets, so this is unbiased, and with independent draws per sample its
+/// variance is that of n Bernoulli trials, below that of a few dozen fixed
+/// subsets; it costs one ensemble per sample instead of one per subset and
+/// sample. For k = 1 use [`hub_average`], which is exact.
 pub fn random_selection(
     pool: &ReusePool,
     labels: &[usize],
@@ -87,25 +93,35 @@ pub fn random_selection(
         ));
     }
     let k = k.min(candidates.len());
-    let subsets: Vec<Vec<usize>> = match binomial(candidates.len(), k) {
-        Some(total) if total <= RANDOM_SUBSETS => combinations(candidates, k),
-        _ => {
-            let mut rng = SplitMix64(seed);
-            (0..RANDOM_SUBSETS)
-                .map(|_| rng.subset(candidates, k))
-                .collect()
+    if let Some(total) = binomial(candidates.len(), k).filter(|&t| t <= RANDOM_SUBSETS) {
+        let mut sum = 0.0;
+        for s in combinations(candidates, k) {
+            sum += pool.accuracy(labels, &same_models_for_all_classes(&s, classes))?;
         }
-    };
-    let exact = binomial(candidates.len(), k).is_some_and(|t| t <= RANDOM_SUBSETS);
-    let mut sum = 0.0;
-    for s in &subsets {
-        sum += pool.accuracy(labels, &same_models_for_all_classes(s, classes))?;
+        return Ok(RandomSelection {
+            k,
+            accuracy: sum / total as f64,
+            subsets: total,
+            exact: true,
+            seed,
+        });
     }
+    let mut rng = SplitMix64(seed);
+    let mut subsets = Vec::with_capacity(labels.len() * k);
+    for _ in labels {
+        rng.subset_into(candidates, k, &mut subsets);
+    }
+    let preds = pool.predict_per_sample(&subsets, k, classes)?;
+    let accuracy = if labels.is_empty() {
+        f64::NAN
+    } else {
+        preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64
+    };
     Ok(RandomSelection {
         k,
-        accuracy: sum / subsets.len() as f64,
-        subsets: subsets.len(),
-        exact,
+        accuracy,
+        subsets: labels.len(),
+        exact: false,
         seed,
     })
 }
@@ -150,16 +166,28 @@ impl SplitMix64 {
         ((self.next() as u128 * n as u128) >> 64) as usize
     }
 
-    /// A uniform k-subset by a partial Fisher–Yates shuffle, returned in hub order.
+    /// A uniform k-subset, returned in hub order.
+    #[cfg(test)]
     fn subset(&mut self, items: &[usize], k: usize) -> Vec<usize> {
-        let mut v = items.to_vec();
-        for i in 0..k {
-            let j = i + self.below(v.len() - i);
-            v.swap(i, j);
+        let mut out = Vec::with_capacity(k);
+        self.subset_into(items, k, &mut out);
+        out
+    }
+
+    /// [`Self::subset`] appended to `out`, using Floyd's algorithm: k draws,
+    /// no copy of `items` (the random baseline draws one subset per sample).
+    fn subset_into(&mut self, items: &[usize], k: usize, out: &mut Vec<usize>) {
+        let n = items.len();
+        let start = out.len();
+        for j in n - k..n {
+            let t = self.below(j + 1);
+            let pick = if out[start..].contains(&t) { j } else { t };
+            out.push(pick);
         }
-        let mut s = v[..k].to_vec();
-        s.sort_unstable();
-        s
+        out[start..].sort_unstable();
+        for x in &mut out[start..] {
+            *x = items[*x];
+        }
     }
 }
 

@@ -25,7 +25,10 @@ pub use metrics::{
 pub use reuse::{
     ensemble_accuracy, ensemble_predict, entropy, same_models_for_all_classes, ReusePool,
 };
-pub use selection::{select, MatchedNode, NodeCounts, Selection};
+pub use selection::{
+    check_labels, match_classes, model_node_counts, score, select, ImagesByNode, MatchedNode,
+    Matching, NodeCounts, Selection,
+};
 
 /// What labeling one model on the semantic graph produced (SPEC §4.2): its
 /// L2-normalised image embeddings of the graph images, the true node of each
@@ -39,14 +42,99 @@ pub struct ModelLabels {
     pub image_nodes: Vec<usize>,
     /// V × D_m, rows L2-normalised.
     pub node_text_embeddings: Array2<f32>,
+    /// Each image's K best nodes by S_m, when the label jobs stored them.
+    /// Selection then looks argmaxes up instead of recomputing rows of S_m.
+    pub top_nodes: Option<TopNodes>,
+}
+
+/// Per-image best-node lists: `lists` N_G × K, best first (equal scores by
+/// lower node index), and their first [`TopNodes::HEAD`] entries again in a
+/// narrow contiguous array: most lookups stop within the head, and 16 bytes
+/// per image stream through the cache where the K-wide rows do not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopNodes {
+    lists: Array2<u32>,
+    head: Vec<u32>,
+    graph_nodes: usize,
+}
+
+impl TopNodes {
+    /// Entries per image kept in the head.
+    pub const HEAD: usize = 4;
+
+    /// Head width for lists of `k` entries.
+    pub fn head_width(k: usize) -> usize {
+        k.min(Self::HEAD)
+    }
+
+    /// Lists of a graph with `graph_nodes` nodes; an entry outside it is an error.
+    pub fn new(lists: Array2<u32>, graph_nodes: usize) -> Result<Self, MethodError> {
+        if let Some(&bad) = lists.iter().find(|&&t| t as usize >= graph_nodes) {
+            return Err(MethodError::Input(format!(
+                "a best-node list names node {bad} but the graph has {graph_nodes} nodes; the label artifacts do not belong to this graph"
+            )));
+        }
+        let h = Self::head_width(lists.ncols());
+        let head = lists.rows().into_iter().flat_map(|r| r.iter().take(h).copied().collect::<Vec<_>>()).collect();
+        Ok(TopNodes {
+            lists,
+            head,
+            graph_nodes,
+        })
+    }
+
+    /// From lists and their head (each row's first [`Self::head_width`]
+    /// entries, flattened) split while decoding, where every entry was already
+    /// checked to be below `graph_nodes` (aggregation fuses that check into the
+    /// decode pass so selection does not repeat it).
+    pub fn from_checked_parts(lists: Array2<u32>, head: Vec<u32>, graph_nodes: usize) -> Self {
+        debug_assert!(lists.iter().all(|&t| (t as usize) < graph_nodes));
+        debug_assert_eq!(head.len(), lists.nrows() * Self::head_width(lists.ncols()));
+        TopNodes {
+            lists,
+            head,
+            graph_nodes,
+        }
+    }
+
+    pub fn lists(&self) -> &Array2<u32> {
+        &self.lists
+    }
+
+    /// Nodes of the graph the lists index.
+    pub fn graph_nodes(&self) -> usize {
+        self.graph_nodes
+    }
+
+    /// `position` maps graph nodes to V_sel positions (usize::MAX: not
+    /// selected); the first listed node that is selected is the image's argmax
+    /// over V_sel. None: no listed node is selected.
+    #[inline]
+    pub(crate) fn first_selected(&self, image: usize, position: &[usize]) -> Option<usize> {
+        let h = Self::head_width(self.lists.ncols());
+        for &t in &self.head[image * h..(image + 1) * h] {
+            let p = position[t as usize];
+            if p != usize::MAX {
+                return Some(p);
+            }
+        }
+        self.lists
+            .row(image)
+            .iter()
+            .skip(h)
+            .map(|&t| position[t as usize])
+            .find(|&p| p != usize::MAX)
+    }
 }
 
 /// Per-sample class probabilities of one model on one target dataset (an
-/// evaluate artifact): `probs` n × C (softmax already applied), `labels` n.
+/// evaluate artifact): `probs` n × C (softmax already applied), `labels` n,
+/// and each row's entropy when the worker stored it (else reuse computes it).
 #[derive(Debug, Clone)]
 pub struct Predictions {
     pub probs: Array2<f32>,
     pub labels: Vec<usize>,
+    pub entropy: Option<Vec<f64>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

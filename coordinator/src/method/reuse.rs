@@ -4,19 +4,45 @@
 use super::{shape_err, MethodError};
 use mll_common::spec::EnsembleWeight;
 use ndarray::ArrayView2;
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
-/// Probabilities are clamped to at least this before logs and products.
-pub const PROB_FLOOR: f32 = 1e-12;
+pub use mll_common::prob::{entropy, PROB_FLOOR};
 
-/// Shannon entropy (nats) of one probability row, each entry clamped ≥ 1e-12.
-pub fn entropy(row: impl IntoIterator<Item = f32>) -> f64 {
-    row.into_iter()
-        .map(|p| {
-            let p = p.max(PROB_FLOOR) as f64;
-            -p * p.ln()
-        })
-        .sum()
+/// `p.max(PROB_FLOOR)` (NaN becomes the floor too) in a form the compiler
+/// vectorises; the ensemble loops are the report's hot spot.
+#[inline(always)]
+fn floored(p: f32) -> f64 {
+    (if p > PROB_FLOOR { p } else { PROB_FLOOR }) as f64
+}
+
+/// Index of the largest score; ties (and NaN) go to the lower index.
+fn argmax(q: &[f64]) -> usize {
+    let mut best = 0;
+    let mut best_q = f64::NEG_INFINITY;
+    for (y, &qy) in q.iter().enumerate() {
+        if qy > best_q {
+            best_q = qy;
+            best = y;
+        }
+    }
+    best
+}
+
+/// q += wx · floored(row), the ensemble's inner loop over classes.
+#[inline(always)]
+fn add_weighted(q: &mut [f64], wx: f64, row: &[f32]) {
+    for (qy, &py) in q.iter_mut().zip(row) {
+        *qy += wx * floored(py);
+    }
+}
+
+/// The matrix as one row-major slice, copied only if it is not laid out so.
+fn row_major<'b>(p: &ArrayView2<'b, f32>) -> Cow<'b, [f32]> {
+    match p.to_slice() {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(p.iter().copied().collect()),
+    }
 }
 
 fn weight(h: f64, kind: EnsembleWeight) -> f64 {
@@ -72,6 +98,24 @@ impl<'a> ReusePool<'a> {
         })
     }
 
+    /// Uses `h` (one entropy per sample, as the worker stored it) for model
+    /// m's weights instead of computing them from its probabilities.
+    pub fn set_entropy(&mut self, m: usize, h: &[f64]) -> Result<(), MethodError> {
+        let Some(Some(p)) = self.probs.get(m) else {
+            return Err(MethodError::MissingProbabilities { model: m });
+        };
+        if h.len() != p.nrows() {
+            return Err(shape_err(
+                format!("model {m}: stored entropies (samples)"),
+                p.nrows(),
+                h.len(),
+            ));
+        }
+        let w: Vec<f64> = h.iter().map(|&h| weight(h, self.weighting)).collect();
+        self.weights[m] = OnceCell::from(w);
+        Ok(())
+    }
+
     fn model(&self, m: usize) -> Result<(ArrayView2<'a, f32>, &[f64]), MethodError> {
         let p = self
             .probs
@@ -99,39 +143,117 @@ impl<'a> ReusePool<'a> {
                 "reuse: no class has a selected model".into(),
             ));
         }
-        let per_class: Vec<Vec<(ArrayView2<f32>, &[f64])>> = class_models
-            .iter()
-            .map(|f| {
-                f.iter()
-                    .map(|&m| self.model(m))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<_, _>>()?;
-        let (n, cols) = per_class
-            .iter()
-            .flatten()
-            .next()
-            .expect("some class has a model")
-            .0
-            .dim();
-        if cols != c {
-            return Err(shape_err("reuse: probability columns (classes)", c, cols));
+        // Every model some class uses, once, with its row-major probabilities.
+        let mut used: Vec<usize> = class_models.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut slot = vec![usize::MAX; self.probs.len()];
+        let mut tables: Vec<(Cow<[f32]>, &[f64])> = Vec::with_capacity(used.len());
+        let mut n = None;
+        for (s, &m) in used.iter().enumerate() {
+            let (p, w) = self.model(m)?;
+            if p.ncols() != c {
+                return Err(shape_err("reuse: probability columns (classes)", c, p.ncols()));
+            }
+            n = Some(p.nrows());
+            let flat = row_major(&p);
+            tables.push((flat, w));
+            slot[m] = s;
         }
-        let mut preds = Vec::with_capacity(n);
-        for x in 0..n {
-            let mut best = 0;
-            let mut best_q = f64::NEG_INFINITY;
-            for (y, models) in per_class.iter().enumerate() {
-                let q: f64 = models
+        let n = n.expect("some class has a model");
+        let same_for_all = class_models.windows(2).all(|w| w[0] == w[1]);
+        // Per rank r: (slot of F_y[r], y) for every class with an r-th model,
+        // grouped by model so one sample's row of each model is read in one go.
+        // Each q_y still sums its models in F_y's order (rank by rank).
+        let depth = class_models.iter().map(Vec::len).max().unwrap_or(0);
+        let ranked: Vec<Vec<(usize, Vec<usize>)>> = (0..depth)
+            .map(|r| {
+                let mut by_slot: Vec<(usize, Vec<usize>)> = Vec::new();
+                let mut pairs: Vec<(usize, usize)> = class_models
                     .iter()
-                    .map(|(p, w)| w[x] * p[[x, y]].max(PROB_FLOOR) as f64)
-                    .sum();
-                if q > best_q {
-                    best_q = q;
-                    best = y;
+                    .enumerate()
+                    .filter_map(|(y, f)| f.get(r).map(|&m| (slot[m], y)))
+                    .collect();
+                pairs.sort_unstable();
+                for (s, y) in pairs {
+                    match by_slot.last_mut() {
+                        Some((last, ys)) if *last == s => ys.push(y),
+                        _ => by_slot.push((s, vec![y])),
+                    }
+                }
+                by_slot
+            })
+            .collect();
+        let mut preds = Vec::with_capacity(n);
+        let mut q = vec![0f64; c];
+        for x in 0..n {
+            let row = x * c..(x + 1) * c;
+            q.fill(0.0);
+            if same_for_all {
+                // One model list for every class (INB, random): add whole rows,
+                // in F's order, so each q_y sums in the same order as below.
+                for &m in &class_models[0] {
+                    let (p, w) = &tables[slot[m]];
+                    add_weighted(&mut q, w[x], &p[row.clone()]);
+                }
+            } else {
+                for groups in &ranked {
+                    for (s, ys) in groups {
+                        let (p, w) = &tables[*s];
+                        let (wx, prow) = (w[x], &p[row.clone()]);
+                        for &y in ys {
+                            q[y] += wx * floored(prow[y]);
+                        }
+                    }
                 }
             }
-            preds.push(best);
+            preds.push(argmax(&q));
+        }
+        Ok(preds)
+    }
+
+    /// Predictions where sample x uses `models_per_sample[x·k..(x+1)·k]` for
+    /// every class (the random baseline's per-sample subsets); same sums and
+    /// ties as [`Self::predict`].
+    pub fn predict_per_sample(
+        &self,
+        models_per_sample: &[usize],
+        k: usize,
+        classes: usize,
+    ) -> Result<Vec<usize>, MethodError> {
+        if k == 0 || models_per_sample.len() % k != 0 {
+            return Err(MethodError::Input(format!(
+                "reuse: {} per-sample model entries are not a whole number of {k}-subsets",
+                models_per_sample.len()
+            )));
+        }
+        let n = models_per_sample.len() / k;
+        let mut used: Vec<usize> = models_per_sample.to_vec();
+        used.sort_unstable();
+        used.dedup();
+        let mut tables: Vec<Option<(Cow<[f32]>, &[f64])>> = vec![None; self.probs.len()];
+        for &m in &used {
+            let (p, w) = self.model(m)?;
+            if p.ncols() != classes || p.nrows() != n {
+                return Err(shape_err(
+                    format!("reuse: model {m}'s probabilities (samples, classes)"),
+                    format!("({n}, {classes})"),
+                    format!("{:?}", p.dim()),
+                ));
+            }
+            let flat = row_major(&p);
+            tables[m] = Some((flat, w));
+        }
+        let mut q = vec![0f64; classes];
+        let mut preds = Vec::with_capacity(n);
+        for (x, models) in models_per_sample.chunks_exact(k).enumerate() {
+            q.fill(0.0);
+            for &m in models {
+                let (p, w) = tables[m].as_ref().expect("collected above");
+                let wx = w[x];
+                add_weighted(&mut q, wx, &p[x * classes..(x + 1) * classes]);
+            }
+            preds.push(argmax(&q));
         }
         Ok(preds)
     }

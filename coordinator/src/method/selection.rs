@@ -1,5 +1,17 @@
 //! MLL selection (SPEC §4.3): match a task's classes to graph nodes, score every
 //! model on the matched nodes from its graph labels, mix, and pick per class.
+//!
+//! Three phases, so a caller can stream models instead of holding every
+//! model's labels at once: [`match_classes`] (steps a–b, per dataset),
+//! [`model_node_counts`] (step c, per model and dataset) and [`score`]
+//! (steps d–h). [`select`] runs all three.
+//!
+//! Step c needs, for each image, the argmax of its S_m row over V_sel. When the
+//! label artifacts carry each image's best nodes (`top_nodes`), the argmax is
+//! the first listed node that is in V_sel; only images whose list holds no
+//! selected node fall back to computing their row from the embeddings. Both
+//! ways give the same argmax (up to the rounding of S_m in the worker for
+//! scores within ~1e-7 of each other).
 
 use super::{order_desc, shape_err, MethodError, ModelLabels};
 use mll_common::spec::{MethodOptions, NodeScore};
@@ -70,6 +82,75 @@ pub struct Selection {
     pub ranking: Vec<usize>,
 }
 
+/// Steps a–b for one dataset: N_y per class, V_sel and Z.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matching {
+    /// N_y per class, best match first (ties: lower node index).
+    pub matched: Vec<Vec<MatchedNode>>,
+    /// V_sel, ascending node indexes.
+    pub selected_nodes: Vec<usize>,
+    /// Graph node → its position in `selected_nodes`, usize::MAX when not selected.
+    position: Vec<usize>,
+    /// |V_sel| × C (column-normalised when the option is set).
+    pub z: Array2<f64>,
+}
+
+impl Matching {
+    /// Number of graph nodes the matching was made on.
+    pub fn graph_nodes(&self) -> usize {
+        self.position.len()
+    }
+}
+
+/// A model's graph images grouped by true node (CSR), built once per model
+/// and shared by every dataset's selection, so step c visits only the images
+/// of selected nodes. Aggregation hands over labels already sorted by true
+/// node; then the groups are plain ranges and every lookup walks memory in
+/// order. Unsorted labels get a slot → image index.
+#[derive(Debug, Clone)]
+pub struct ImagesByNode {
+    offsets: Vec<usize>,
+    /// Slot → image; None when the labels are sorted by node (slot = image).
+    images: Option<Vec<u32>>,
+}
+
+impl ImagesByNode {
+    /// `labels` must have passed [`check_labels`] for a graph of `nodes` nodes.
+    pub fn new(labels: &ModelLabels, nodes: usize) -> Self {
+        let image_nodes = &labels.image_nodes;
+        let mut offsets = vec![0usize; nodes + 1];
+        for &g in image_nodes {
+            offsets[g + 1] += 1;
+        }
+        for v in 0..nodes {
+            offsets[v + 1] += offsets[v];
+        }
+        if image_nodes.is_sorted() {
+            return ImagesByNode { offsets, images: None };
+        }
+        let mut fill = offsets[..nodes].to_vec();
+        let mut images = vec![0u32; image_nodes.len()];
+        for (i, &g) in image_nodes.iter().enumerate() {
+            images[fill[g]] = i as u32;
+            fill[g] += 1;
+        }
+        ImagesByNode { offsets, images: Some(images) }
+    }
+
+    fn range(&self, node: usize) -> std::ops::Range<usize> {
+        self.offsets[node]..self.offsets[node + 1]
+    }
+
+    fn image(&self, slot: usize) -> usize {
+        self.images.as_ref().map_or(slot, |im| im[slot] as usize)
+    }
+
+    #[cfg(test)]
+    fn of(&self, node: usize) -> Vec<usize> {
+        self.range(node).map(|slot| self.image(slot)).collect()
+    }
+}
+
 /// Runs MLL selection. `class_embeddings` is E_T (C × D_e) and `node_embeddings`
 /// E_G (V × D_e), both with L2-normalised rows; `models` in hub order.
 pub fn select(
@@ -78,12 +159,35 @@ pub fn select(
     models: &[&ModelLabels],
     options: &MethodOptions,
 ) -> Result<Selection, MethodError> {
+    if models.is_empty() {
+        return Err(MethodError::Input(
+            "selection needs at least one model (got 0)".into(),
+        ));
+    }
+    let matching = match_classes(class_embeddings, node_embeddings, options)?;
+    let counts = models
+        .iter()
+        .enumerate()
+        .map(|(m, labels)| {
+            check_labels(m, labels, matching.graph_nodes())?;
+            let by_node = ImagesByNode::new(labels, matching.graph_nodes());
+            model_node_counts(&matching, m, labels, &by_node, options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(score(matching, counts, options))
+}
+
+/// Steps a–b: A = E_T · E_Gᵀ, N_y, V_sel and Z.
+pub fn match_classes(
+    class_embeddings: ArrayView2<f32>,
+    node_embeddings: ArrayView2<f32>,
+    options: &MethodOptions,
+) -> Result<Matching, MethodError> {
     let (c, de) = class_embeddings.dim();
     let (v, de_g) = node_embeddings.dim();
-    if c == 0 || v == 0 || models.is_empty() {
+    if c == 0 || v == 0 {
         return Err(MethodError::Input(format!(
-            "selection needs at least one class, node and model (got {c} classes, {v} nodes, {} models)",
-            models.len()
+            "selection needs at least one class and node (got {c} classes, {v} nodes)"
         )));
     }
     if de != de_g {
@@ -98,16 +202,14 @@ pub fn select(
             "method.nodes_per_class must be >= 1".into(),
         ));
     }
-
-    // a–b: A = E_T · E_Gᵀ, N_y, V_sel and Z.
     let a = class_embeddings.dot(&node_embeddings.t());
     let n_nodes = options.nodes_per_class.min(v);
     let matched: Vec<Vec<MatchedNode>> = (0..c)
         .map(|y| {
             let row: Vec<f64> = a.row(y).iter().map(|&s| s as f64).collect();
-            order_desc(&row)[..n_nodes]
-                .iter()
-                .map(|&node| MatchedNode {
+            best_n(&row, n_nodes)
+                .into_iter()
+                .map(|node| MatchedNode {
                     node,
                     similarity: row[node],
                 })
@@ -137,23 +239,189 @@ pub fn select(
             }
         }
     }
+    Ok(Matching {
+        matched,
+        selected_nodes,
+        position,
+        z,
+    })
+}
 
-    // c–d: per model, argmax over V_sel and the node counts.
-    let node_counts: Vec<Vec<NodeCounts>> = models
-        .iter()
-        .enumerate()
-        .map(|(m, labels)| {
-            model_node_counts(
-                m,
-                labels,
+/// The `n` highest scores' indexes, best first, in exactly [`order_desc`]'s
+/// order (NaN lowest, ties by lower index), in one pass with an n-slot buffer
+/// instead of sorting the whole row (n is 5 against thousands of nodes).
+fn best_n(scores: &[f64], n: usize) -> Vec<usize> {
+    let key = |x: f64| if x.is_nan() { f64::NEG_INFINITY } else { x };
+    let mut best: Vec<(f64, usize)> = Vec::with_capacity(n + 1);
+    for (i, &s) in scores.iter().enumerate() {
+        let s = key(s);
+        // Strict '>': an equal score seen later has the higher index and stays behind.
+        if best.len() == n && !best.last().is_some_and(|&(worst, _)| s > worst) {
+            continue;
+        }
+        let at = best.partition_point(|&(b, _)| b >= s);
+        best.insert(at, (s, i));
+        best.truncate(n);
+    }
+    best.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Checks one model's labels against the graph before counting.
+pub fn check_labels(m: usize, labels: &ModelLabels, v: usize) -> Result<(), MethodError> {
+    let (n_img, d) = labels.image_embeddings.dim();
+    let (v_m, d_t) = labels.node_text_embeddings.dim();
+    if v_m != v {
+        return Err(shape_err(
+            format!("model {m}: node text embeddings rows (graph nodes)"),
+            v,
+            v_m,
+        ));
+    }
+    if d != d_t {
+        return Err(shape_err(
+            format!("model {m}: image vs node text embedding width"),
+            d,
+            d_t,
+        ));
+    }
+    if labels.image_nodes.len() != n_img {
+        return Err(shape_err(
+            format!("model {m}: true nodes per image"),
+            n_img,
+            labels.image_nodes.len(),
+        ));
+    }
+    if let Some(&bad) = labels.image_nodes.iter().find(|&&g| g >= v) {
+        return Err(MethodError::Input(format!(
+            "model {m}: an image's true node is {bad} but the graph has {v} nodes; the label artifacts do not belong to this graph"
+        )));
+    }
+    if let Some(top) = &labels.top_nodes {
+        if top.lists().nrows() != n_img {
+            return Err(shape_err(
+                format!("model {m}: rows of the per-image best-node lists"),
+                n_img,
+                top.lists().nrows(),
+            ));
+        }
+        if top.graph_nodes() != v {
+            return Err(shape_err(
+                format!("model {m}: graph nodes of the per-image best-node lists"),
                 v,
-                &selected_nodes,
-                &position,
-                options.selected_images_only,
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    let mm = models.len();
+                top.graph_nodes(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step c for one model: TP/FP/P per selected node. `labels` must have passed
+/// [`check_labels`] and `by_node` be built from its `image_nodes`.
+pub fn model_node_counts(
+    matching: &Matching,
+    m: usize,
+    labels: &ModelLabels,
+    by_node: &ImagesByNode,
+    options: &MethodOptions,
+) -> Result<Vec<NodeCounts>, MethodError> {
+    let v = matching.graph_nodes();
+    if labels.node_text_embeddings.nrows() != v || by_node.offsets.len() != v + 1 {
+        return Err(shape_err(
+            format!("model {m}: graph nodes of its labels"),
+            v,
+            labels.node_text_embeddings.nrows(),
+        ));
+    }
+    let position = &matching.position;
+    let mut counts = vec![NodeCounts::default(); matching.selected_nodes.len()];
+    // P is counted as images are visited; TP/FP once the prediction is known
+    // (`predicted` and `truth` are positions in V_sel, truth usize::MAX if not selected).
+    fn predicted_as(counts: &mut [NodeCounts], truth: usize, predicted: usize) {
+        if truth == predicted {
+            counts[predicted].tp += 1;
+        } else {
+            counts[predicted].fp += 1;
+        }
+    }
+    // (image, truth) whose argmax must be computed from the embeddings.
+    let mut fallback: Vec<(usize, usize)> = Vec::new();
+    match (&labels.top_nodes, options.selected_images_only) {
+        (Some(top), true) => {
+            // The hot loop: each selected node's images, list heads read in order.
+            for (j, &node) in matching.selected_nodes.iter().enumerate() {
+                let range = by_node.range(node);
+                counts[j].p += range.len() as u64;
+                for slot in range {
+                    let image = by_node.image(slot);
+                    match top.first_selected(image, position) {
+                        Some(p) => predicted_as(&mut counts, j, p),
+                        None => fallback.push((image, j)),
+                    }
+                }
+            }
+        }
+        (None, true) => {
+            for (j, &node) in matching.selected_nodes.iter().enumerate() {
+                let range = by_node.range(node);
+                counts[j].p += range.len() as u64;
+                fallback.extend(range.map(|slot| (by_node.image(slot), j)));
+            }
+        }
+        (top, false) => {
+            for (image, &g) in labels.image_nodes.iter().enumerate() {
+                let truth = position[g];
+                if truth != usize::MAX {
+                    counts[truth].p += 1;
+                }
+                match top.as_ref().and_then(|top| top.first_selected(image, position)) {
+                    Some(p) => predicted_as(&mut counts, truth, p),
+                    None => fallback.push((image, truth)),
+                }
+            }
+        }
+    }
+    if !fallback.is_empty() {
+        // Fallback order does not change counts; sort for a cache-friendly walk.
+        fallback.sort_unstable();
+        let texts = labels
+            .node_text_embeddings
+            .select(Axis(0), &matching.selected_nodes);
+        for block in fallback.chunks(IMAGE_BLOCK) {
+            let rows: Vec<usize> = block.iter().map(|&(i, _)| i).collect();
+            let emb = labels.image_embeddings.select(Axis(0), &rows);
+            // The factor 100 of S_m does not change the argmax.
+            let sims = emb.dot(&texts.t());
+            for (row, &(_, truth)) in sims.rows().into_iter().zip(block) {
+                let mut best = 0;
+                let mut best_s = f32::NEG_INFINITY;
+                for (j, &s) in row.iter().enumerate() {
+                    // Strict '>' keeps the lowest node index on ties.
+                    if s > best_s {
+                        best_s = s;
+                        best = j;
+                    }
+                }
+                predicted_as(&mut counts, truth, best);
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Steps d–h from the matching and every model's node counts (hub order).
+pub fn score(
+    matching: Matching,
+    node_counts: Vec<Vec<NodeCounts>>,
+    options: &MethodOptions,
+) -> Selection {
+    let Matching {
+        matched,
+        selected_nodes,
+        position,
+        z,
+    } = matching;
+    let c = matched.len();
+    let mm = node_counts.len();
     let mut node_scores = Array2::<f64>::zeros((mm, selected_nodes.len()));
     for (m, counts) in node_counts.iter().enumerate() {
         for (j, cnt) in counts.iter().enumerate() {
@@ -221,7 +489,7 @@ pub fn select(
         .collect();
     let ranking = order_desc(&model_scores);
 
-    Ok(Selection {
+    Selection {
         matched,
         selected_nodes,
         z,
@@ -232,76 +500,48 @@ pub fn select(
         top_k,
         model_scores,
         ranking,
-    })
+    }
 }
 
-/// TP/FP/P per selected node for one model. S_m rows are computed block by block
-/// over the selected nodes' columns only.
-fn model_node_counts(
-    m: usize,
-    labels: &ModelLabels,
-    v: usize,
-    selected_nodes: &[usize],
-    position: &[usize],
-    selected_images_only: bool,
-) -> Result<Vec<NodeCounts>, MethodError> {
-    let (n_img, d) = labels.image_embeddings.dim();
-    let (v_m, d_t) = labels.node_text_embeddings.dim();
-    if v_m != v {
-        return Err(shape_err(
-            format!("model {m}: node text embeddings rows (graph nodes)"),
-            v,
-            v_m,
-        ));
-    }
-    if d != d_t {
-        return Err(shape_err(
-            format!("model {m}: image vs node text embedding width"),
-            d,
-            d_t,
-        ));
-    }
-    if labels.image_nodes.len() != n_img {
-        return Err(shape_err(
-            format!("model {m}: true nodes per image"),
-            n_img,
-            labels.image_nodes.len(),
-        ));
-    }
-    if let Some(&bad) = labels.image_nodes.iter().find(|&&g| g >= v) {
-        return Err(MethodError::Input(format!(
-            "model {m}: an image's true node is {bad} but the graph has {v} nodes; the label artifacts do not belong to this graph"
-        )));
-    }
-    let texts = labels.node_text_embeddings.select(Axis(0), selected_nodes);
-    let images: Vec<usize> = (0..n_img)
-        .filter(|&i| !selected_images_only || position[labels.image_nodes[i]] != usize::MAX)
-        .collect();
-    let mut counts = vec![NodeCounts::default(); selected_nodes.len()];
-    for block in images.chunks(IMAGE_BLOCK) {
-        let emb = labels.image_embeddings.select(Axis(0), block);
-        // The factor 100 of S_m does not change the argmax.
-        let sims = emb.dot(&texts.t());
-        for (row, &i) in sims.rows().into_iter().zip(block) {
-            let mut best = 0;
-            let mut best_s = f32::NEG_INFINITY;
-            for (j, &s) in row.iter().enumerate() {
-                // Strict '>' keeps the lowest node index on ties.
-                if s > best_s {
-                    best_s = s;
-                    best = j;
-                }
-            }
-            let truth = position[labels.image_nodes[i]];
-            if truth == best {
-                counts[best].tp += 1;
-            } else {
-                counts[best].fp += 1;
-            }
-            if truth != usize::MAX {
-                counts[truth].p += 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_n_is_the_head_of_order_desc() {
+        // Ties, NaN, -0.0 vs 0.0 and every n from 0 to beyond the length.
+        let rows: [&[f64]; 4] = [
+            &[0.3, 0.9, 0.3, f64::NAN, 0.9, -0.0, 0.0, 0.1],
+            &[1.0; 6],
+            &[f64::NAN, f64::NAN, 0.5],
+            &[0.5, -1.0, 2.0, 2.0, 0.7, 0.7, 0.7, -3.0, 9.0, 0.0],
+        ];
+        for row in rows {
+            let full = order_desc(row);
+            for n in 0..=row.len() + 1 {
+                assert_eq!(best_n(row, n), full[..n.min(row.len())], "{row:?}, n = {n}");
             }
         }
     }
-    Ok(counts)
+
+    #[test]
+    fn images_by_node_groups_every_image_once() {
+        let labels = ModelLabels {
+            image_embeddings: Array2::zeros((5, 1)),
+            image_nodes: vec![2, 0, 2, 1, 2],
+            node_text_embeddings: Array2::zeros((4, 1)),
+            top_nodes: None,
+        };
+        let g = ImagesByNode::new(&labels, 4);
+        assert_eq!(g.of(0), [1]);
+        assert_eq!(g.of(1), [3]);
+        assert_eq!(g.of(2), [0, 2, 4]);
+        assert!(g.of(3).is_empty());
+        // Sorted labels need no index: slots are the images themselves.
+        let sorted = ModelLabels { image_nodes: vec![0, 1, 2, 2, 2], ..labels };
+        let g = ImagesByNode::new(&sorted, 4);
+        assert!(g.images.is_none());
+        assert_eq!(g.of(2), [2, 3, 4]);
+        assert!(g.of(3).is_empty());
+    }
 }

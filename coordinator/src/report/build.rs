@@ -10,30 +10,11 @@ use ndarray::ArrayView2;
 /// Builds the whole report. Datasets are independent; a caller short of memory
 /// can call [`build_dataset_report`] per dataset and [`summarise`] at the end instead.
 pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
-    let mut notes = Vec::new();
-    match &input.graph {
-        None => notes.push(
-            "MLL was not run: the input has no graph (node embeddings and model labels)"
-                .to_string(),
-        ),
-        Some(g) => {
-            let missing: Vec<&str> = g
-                .models
-                .iter()
-                .zip(&input.models)
-                .filter(|(l, _)| l.is_none())
-                .map(|(_, m)| m.key.as_str())
-                .collect();
-            if !missing.is_empty() || g.models.len() != input.models.len() {
-                notes.push(format!(
-                    "MLL was not run: graph labels are missing for {} of {} models ({}); run their label jobs",
-                    input.models.len() - g.models.iter().filter(|l| l.is_some()).count(),
-                    input.models.len(),
-                    missing.join(", ")
-                ));
-            }
-        }
-    }
+    let labelled: Option<Vec<bool>> = input
+        .graph
+        .as_ref()
+        .map(|g| (0..input.models.len()).map(|i| g.models.get(i).is_some_and(|l| l.is_some())).collect());
+    let notes = mll_notes(&input.models, labelled.as_deref());
     let datasets = input
         .datasets
         .iter()
@@ -52,6 +33,34 @@ pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
         notes,
         diagnostic: None,
     })
+}
+
+/// Why MLL did not run, if it did not: `labelled` is None without a graph,
+/// else whether each hub model has its graph labels.
+pub fn mll_notes(models: &[ModelInfo], labelled: Option<&[bool]>) -> Vec<String> {
+    match labelled {
+        None => vec![
+            "MLL was not run: the input has no graph (node embeddings and model labels)".to_string(),
+        ],
+        Some(have) => {
+            let missing: Vec<&str> = models
+                .iter()
+                .zip(have)
+                .filter(|(_, h)| !**h)
+                .map(|(m, _)| m.key.as_str())
+                .collect();
+            if missing.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "MLL was not run: graph labels are missing for {} of {} models ({}); run their label jobs",
+                    missing.len(),
+                    models.len(),
+                    missing.join(", ")
+                )]
+            }
+        }
+    }
 }
 
 /// The labels of every hub model, when all are there.
@@ -159,14 +168,30 @@ pub fn build_dataset_report(
     for (i, p) in &present {
         views[*i] = Some(p.probs.view());
     }
-    let pool = ReusePool::new(views, options.ensemble_weight).map_err(method_err)?;
+    let mut pool = ReusePool::new(views, options.ensemble_weight).map_err(method_err)?;
+    for (i, p) in &present {
+        if let Some(h) = &p.entropy {
+            pool.set_entropy(*i, h).map_err(method_err)?;
+        }
+    }
+    let pool = pool;
     let has_probs = |set: &[usize]| {
         set.iter()
             .all(|&i| d.predictions.get(i).is_some_and(|p| p.is_some()))
     };
 
     // MLL selection.
+    if let Some(sel) = &d.selection {
+        if sel.matched.len() != classes || sel.model_scores.len() != m {
+            return Err(input_err(format!(
+                "the given selection covers {} classes and {} models, the dataset has {classes} and the hub {m}",
+                sel.matched.len(),
+                sel.model_scores.len()
+            )));
+        }
+    }
     let selection: Option<Selection> = match (graph, &d.class_embeddings) {
+        _ if d.selection.is_some() => d.selection.clone(),
         (Some(g), Some(e_t)) => match all_labels(g, m) {
             Some(labels) => {
                 if e_t.nrows() != classes {
@@ -335,8 +360,8 @@ pub fn build_dataset_report(
                             format!("mean reuse top-1 over all {} {}-subsets", r.subsets, r.k)
                         } else {
                             format!(
-                                "mean reuse top-1 over {} random {}-subsets (seed {})",
-                                r.subsets, r.k, r.seed
+                                "expected reuse top-1 of a uniformly random {}-subset, one subset drawn per test sample (seed {})",
+                                r.k, r.seed
                             )
                         },
                     }

@@ -18,7 +18,7 @@ use ndarray::Array2;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub use build::{build_dataset_report, build_report, summarise};
+pub use build::{build_dataset_report, build_report, mll_notes, summarise};
 pub use truth::{
     read_truth_csv, report_from_truth, spec_digest, truth_input, TruthError, TruthTable,
 };
@@ -78,6 +78,10 @@ pub struct DatasetInput {
     pub predictions: Vec<Option<Predictions>>,
     /// E_T: C × D_e caption embeddings of the classes (for MLL selection).
     pub class_embeddings: Option<Array2<f32>>,
+    /// MLL's selection, when the caller already ran it (aggregation streams
+    /// models through [`crate::method::model_node_counts`] instead of holding
+    /// every model's labels); None: computed here from the graph's labels.
+    pub selection: Option<crate::method::Selection>,
 }
 
 /// The graph side of MLL: node caption embeddings and every model's labels.

@@ -245,6 +245,7 @@ pub fn truth_input(
             accuracy,
             predictions: Vec::new(),
             class_embeddings: None,
+            selection: None,
         });
     }
     let input = ReportInput {

@@ -1,7 +1,8 @@
 //! Evaluate jobs: zero-shot classification of one shard of a target dataset
 //! by one model. Per class: n, top-1 and top-5 hits (top-5 = the true class is
 //! among the top min(5, C) logits); optionally the per-sample softmax
-//! probabilities as a safetensors artifact (`probs` f32 [n, C], `labels` i64 [n]).
+//! probabilities as a safetensors artifact (`probs` f32 [n, C], `labels` i64 [n],
+//! `entropy` f64 [n] of each probability row).
 //!
 //! logits = logit_scale · img · Wᵀ with L2-normalised image embeddings and the
 //! classifier W [C, D] built from the job's class names and templates.
@@ -96,9 +97,15 @@ impl EvalAccumulator {
     pub fn probabilities_safetensors(&self) -> Option<Result<Vec<u8>, ExecError>> {
         let probs = self.probs.as_ref()?;
         let n = self.labels.len();
+        // Stored so reuse reads n weights instead of taking n × C logarithms per model.
+        let entropy: Vec<u8> = probs
+            .chunks(self.classes.max(1))
+            .flat_map(|row| mll_common::prob::entropy(row.iter().copied()).to_le_bytes())
+            .collect();
         Some(safetensors_bytes(&[
             ("probs", safetensors::Dtype::F32, vec![n, self.classes], f32_bytes(probs)),
             ("labels", safetensors::Dtype::I64, vec![n], i64_bytes(&self.labels)),
+            ("entropy", safetensors::Dtype::F64, vec![n], entropy),
         ]))
     }
 }
@@ -263,6 +270,10 @@ mod tests {
         // softmax(100·x): the 0.9 entry of row 0 dominates the 0.5 one by e^40.
         assert!(p[0] > 0.999);
         assert_eq!(st.tensor("labels").unwrap().shape(), &[3]);
+        let h: Vec<f64> = st.tensor("entropy").unwrap().data().chunks(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+        let expected: Vec<f64> = p.chunks(6).map(|row| mll_common::prob::entropy(row.iter().copied())).collect();
+        assert_eq!(h, expected, "stored entropies are the shared formula's, bit for bit");
+        assert!(h[0] < h[1], "the confident row has the lower entropy: {h:?}");
 
         let err = acc.add_batch(&feats, &classifier, 100.0, &[0, 6, 1], 10).unwrap_err();
         assert!(matches!(err, ExecError::Permanent(ref m) if m.contains("sample 11") && m.contains("label 6")), "{err}");

@@ -1,7 +1,11 @@
 //! Label jobs: one model × one shard of the semantic graph's images. Writes the
-//! images' L2-normalised embeddings (`image_embeddings` f32 [n, D]) and their
-//! true nodes (`nodes` i64 [n]); with `encode_node_texts` (shard 0), also every
-//! node's text embedding (`text_embeddings` f32 [V, D]) as a second artifact.
+//! images' L2-normalised embeddings (`image_embeddings` f32 [n, D]), their true
+//! nodes (`nodes` i64 [n]) and, when the job asks for K > 0, each image's K best
+//! nodes by cosine (`top_nodes` i32 [n, K], best first): selection then finds
+//! the argmax over its selected nodes by walking that list instead of
+//! recomputing the image's row of S_m (SPEC §4.2–4.3). With `encode_node_texts`
+//! (shard 0) the node texts' embeddings (`text_embeddings` f32 [V, D]) are
+//! stored as a second artifact; every shard encodes them when it needs the lists.
 
 use super::evaluate::{data_error, encode_batches, f32_bytes, i64_bytes, safetensors_bytes, tensor_f32};
 use super::model::ModelProvider;
@@ -13,6 +17,7 @@ use mll_common::output::LabelOutput;
 use mll_common::{Job, JobOutput, JobPayload};
 use std::path::Path;
 use std::sync::Arc;
+use tch::{Kind, Tensor};
 
 /// Node texts encoded per call; bounded so long graphs do not build one huge batch.
 const TEXT_BATCH: usize = 256;
@@ -30,6 +35,10 @@ pub struct LabelResult {
     pub image_embeddings: Vec<f32>,
     pub nodes: Vec<i64>,
     pub text_embeddings: Option<Vec<f32>>,
+    /// K per image (0 when the job asked for none).
+    pub top_k: usize,
+    /// n × K node indexes, best first.
+    pub top_nodes: Vec<i32>,
 }
 
 impl LabelExecutor {
@@ -42,30 +51,63 @@ impl LabelExecutor {
     pub fn label(&self, job: &LabelJob, model_dir: &Path, graph_path: &Path, ctx: &ExecContext) -> Result<LabelResult, ExecError> {
         let graph = GraphFile::load(graph_path).map_err(data_error)?;
         let mut samples = Some(graph.samples(job.shard.start, job.shard.end).map_err(data_error)?);
-        let mut out = LabelResult { dim: 0, image_embeddings: Vec::new(), nodes: Vec::new(), text_embeddings: None };
+        let mut out = LabelResult { dim: 0, image_embeddings: Vec::new(), nodes: Vec::new(), text_embeddings: None, top_k: 0, top_nodes: Vec::new() };
+        let torch = |e: tch::TchError| ExecError::Transient(format!("ranking graph nodes failed in libtorch: {e}"));
         self.models.with_model(model_dir, &mut |model| {
             let samples = samples.take().expect("with_model runs its closure once");
+            // Node texts first: the per-image node lists need them on the device.
+            let texts: Option<Tensor> = if job.encode_node_texts || job.top_nodes > 0 {
+                let node_texts = graph.node_texts();
+                let mut parts = Vec::new();
+                for chunk in node_texts.chunks(TEXT_BATCH) {
+                    ctx.check_cancelled()?;
+                    parts.push(model.encode_texts(chunk)?.f_to_kind(Kind::Float).map_err(torch)?);
+                }
+                if parts.is_empty() {
+                    return Err(ExecError::Permanent("the graph has no nodes; rebuild it with `coordinator graph build`".into()));
+                }
+                Some(Tensor::f_cat(&parts, 0).map_err(torch)?)
+            } else {
+                None
+            };
+            let v = texts.as_ref().map_or(0, |t| t.size()[0]);
+            let k = (job.top_nodes as i64).min(v);
+            out.top_k = k as usize;
             encode_batches(model, samples, &self.pool, self.batch_size, ctx, "label", |batch, features| {
                 out.dim = features.size().last().copied().unwrap_or(0) as usize;
+                if let (Some(t), true) = (&texts, k > 0) {
+                    let sims = features.f_to_kind(Kind::Float).map_err(torch)?.f_matmul(&t.f_tr().map_err(torch)?).map_err(torch)?;
+                    out.top_nodes.extend(best_nodes(&sims, k).map_err(torch)?);
+                }
                 out.image_embeddings.extend(tensor_f32(&features)?);
                 out.nodes.extend_from_slice(&batch.labels);
                 Ok(())
             })?;
             if job.encode_node_texts {
-                let texts = graph.node_texts();
-                let mut emb = Vec::new();
-                for chunk in texts.chunks(TEXT_BATCH) {
-                    ctx.check_cancelled()?;
-                    let t = model.encode_texts(chunk)?;
-                    out.dim = t.size().last().copied().unwrap_or(0) as usize;
-                    emb.extend(tensor_f32(&t)?);
-                }
-                out.text_embeddings = Some(emb);
+                out.text_embeddings = Some(tensor_f32(texts.as_ref().expect("encoded above"))?);
             }
             Ok(())
         })?;
         Ok(out)
     }
+}
+
+/// Each row's `k` best columns of `sims` [B, V], best first, equal scores by
+/// lower node index. topk on the device shortlists; the order is then fixed on
+/// the CPU because libtorch does not define the order of ties.
+fn best_nodes(sims: &Tensor, k: i64) -> Result<Vec<i32>, tch::TchError> {
+    let (values, indexes) = sims.f_topk(k, 1, true, true)?;
+    let values: Vec<f32> = Vec::try_from(values.f_to_device(tch::Device::Cpu)?.reshape([-1]))?;
+    let indexes: Vec<i64> = Vec::try_from(indexes.f_to_device(tch::Device::Cpu)?.reshape([-1]))?;
+    let mut out = Vec::with_capacity(indexes.len());
+    let mut row: Vec<(f32, i64)> = Vec::with_capacity(k as usize);
+    for (vals, idx) in values.chunks(k as usize).zip(indexes.chunks(k as usize)) {
+        row.clear();
+        row.extend(vals.iter().copied().zip(idx.iter().copied()));
+        row.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out.extend(row.iter().map(|&(_, i)| i as i32));
+    }
+    Ok(out)
 }
 
 fn put(ctx: &ExecContext, bytes: Vec<u8>) -> Result<ArtifactRef, ExecError> {
@@ -84,13 +126,15 @@ impl Executor for LabelExecutor {
         if n as u64 != lj.shard.end - lj.shard.start {
             return Err(ExecError::Permanent(format!("labelled {n} images but the shard has {}", lj.shard.end - lj.shard.start)));
         }
-        let images = put(
-            ctx,
-            safetensors_bytes(&[
-                ("image_embeddings", safetensors::Dtype::F32, vec![n, r.dim], f32_bytes(&r.image_embeddings)),
-                ("nodes", safetensors::Dtype::I64, vec![n], i64_bytes(&r.nodes)),
-            ])?,
-        )?;
+        let mut tensors = vec![
+            ("image_embeddings", safetensors::Dtype::F32, vec![n, r.dim], f32_bytes(&r.image_embeddings)),
+            ("nodes", safetensors::Dtype::I64, vec![n], i64_bytes(&r.nodes)),
+        ];
+        if r.top_k > 0 {
+            let bytes = r.top_nodes.iter().flat_map(|x| x.to_le_bytes()).collect();
+            tensors.push(("top_nodes", safetensors::Dtype::I32, vec![n, r.top_k], bytes));
+        }
+        let images = put(ctx, safetensors_bytes(&tensors)?)?;
         let node_texts = match &r.text_embeddings {
             None => None,
             Some(t) => {

@@ -1,0 +1,138 @@
+//! Dataset readers (docs/formats.md, "Datasets"). They live here, not in the
+//! worker, because the coordinator reads them too (sample counts and class
+//! names while planning) and must not link libtorch for that; the worker adds
+//! the decode pipeline (`mll_worker::data::pipeline`).
+//!
+//! - `imagefolder` — `<path>/<class>/<image>`, ordered by (label, file name);
+//! - `webdataset` — CLIP_benchmark's tar shards, ordered by shard then tar order;
+//! - `graph` — the semantic graph file (`graph.json`) label jobs read.
+//!
+//! A reader knows its sample count and yields any range `start..end` of its
+//! canonical order, so a job's [`crate::job::Shard`] maps straight onto it.
+
+pub mod graph;
+pub mod imagefolder;
+pub mod webdataset;
+
+use crate::job::DatasetFormat;
+use std::path::{Path, PathBuf};
+
+pub use imagefolder::ImageFolder;
+pub use webdataset::WebDataset;
+
+/// Where a sample's encoded image bytes are: already in memory (read from a
+/// tar) or in a file read on the decode pool.
+#[derive(Debug, Clone)]
+pub enum SampleSource {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Position in the dataset's canonical order.
+    pub index: u64,
+    /// The label (class index, or graph node index).
+    pub label: i64,
+    /// A name for errors: a relative path or `shard.tar:key`.
+    pub name: String,
+    pub source: SampleSource,
+}
+
+impl Sample {
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, DataError> {
+        match &self.source {
+            SampleSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            SampleSource::File(p) => std::fs::read(p).map(std::borrow::Cow::Owned).map_err(|e| DataError::io(p, e)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("dataset: cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The dataset is malformed: fixing it needs a person.
+    #[error("dataset: {0}")]
+    Invalid(String),
+    #[error("dataset: samples {start}..{end} requested but the dataset at {path} has only {count} samples (was the dataset changed after the run was planned?)")]
+    OutOfRange { path: PathBuf, start: u64, end: u64, count: u64 },
+}
+
+impl DataError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.to_path_buf(), source }
+    }
+
+    /// Whether retrying later may succeed: a file that is missing, unreadable
+    /// by permission or malformed stays so; other I/O errors (network file
+    /// systems, interrupted reads) may heal.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DataError::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::IsADirectory
+            ),
+            DataError::Invalid(_) | DataError::OutOfRange { .. } => false,
+        }
+    }
+}
+
+pub type SampleIter<'a> = Box<dyn Iterator<Item = Result<Sample, DataError>> + Send + 'a>;
+
+/// A dataset split in one of the supported layouts.
+pub trait Dataset: Send + Sync + std::fmt::Debug {
+    fn path(&self) -> &Path;
+    /// Number of samples.
+    fn count(&self) -> Result<u64, DataError>;
+    /// Samples `start..end` of the canonical order.
+    fn samples(&self, start: u64, end: u64) -> Result<SampleIter<'_>, DataError>;
+    /// Class names, if the dataset names them (`classnames.txt`, or the
+    /// ImageFolder's folder names).
+    fn classnames(&self) -> Option<Vec<String>>;
+    /// Zero-shot templates from `zeroshot_classification_templates.txt`, if present.
+    fn templates(&self) -> Result<Option<Vec<String>>, DataError> {
+        read_lines_opt(&self.path().join("zeroshot_classification_templates.txt"))
+    }
+}
+
+/// Opens a dataset split; fails when the folder or its layout files are missing.
+pub fn open(path: &Path, format: DatasetFormat) -> Result<Box<dyn Dataset>, DataError> {
+    if !path.is_dir() {
+        return Err(DataError::Invalid(format!(
+            "dataset folder {} does not exist or is not a folder (check data.root and the dataset path in the spec)",
+            path.display()
+        )));
+    }
+    Ok(match format {
+        DatasetFormat::ImageFolder => Box::new(ImageFolder::open(path)?),
+        DatasetFormat::WebDataset => Box::new(WebDataset::open(path)?),
+    })
+}
+
+/// WebDataset when the folder has `nshards.txt`, else ImageFolder.
+pub fn detect_format(path: &Path) -> DatasetFormat {
+    if path.join("nshards.txt").is_file() {
+        DatasetFormat::WebDataset
+    } else {
+        DatasetFormat::ImageFolder
+    }
+}
+
+/// Non-empty lines of a text file (trailing `\r` and surrounding whitespace
+/// removed), or None when the file does not exist.
+pub(crate) fn read_lines_opt(path: &Path) -> Result<Option<Vec<String>>, DataError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DataError::io(path, e)),
+    }
+}
+
+/// Image file extensions the readers accept (lower case).
+pub(crate) const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
