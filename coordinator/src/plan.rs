@@ -164,12 +164,16 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
 
     // Graph: node captions and image count.
     let (mut graph_nodes, mut graph_images, mut graph_node_ids) = (0, 0, Vec::new());
+    // Label results depend on the graph's content, not only its path: a graph
+    // rebuilt in place (other images, other nodes) must not reuse old results.
+    let mut graph_digest = String::new();
     if let Some(g) = &spec.graph {
         let path = data_root.join(&g.path);
         let gerr = |reason: String| PlanError::Graph { path: path.clone(), reason };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| gerr(format!("{e} (build it with `coordinator graph build`)")))?;
         let head: GraphHead = serde_json::from_str(&text).map_err(|e| gerr(e.to_string()))?;
+        graph_digest = sha256_hex(text.as_bytes());
         graph_nodes = head.nodes.len();
         graph_images = head.images.len() as u64;
         graph_node_ids = head.nodes.iter().map(|n| n.id.clone()).collect();
@@ -217,7 +221,7 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
             for shard in shards(graph_images, ex.shard_size) {
                 let id = JobId::derive(
                     &run,
-                    &["label", &m.key, &m.artifact, &g.path, &format!("{}..{}", shard.start, shard.end), &format!("top{}", g.label_top_nodes)],
+                    &["label", &m.key, &m.artifact, &g.path, &graph_digest, &format!("{}..{}", shard.start, shard.end), &format!("top{}", g.label_top_nodes)],
                 );
                 jobs.push(Job {
                     id,
@@ -246,6 +250,9 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
                         &d.spec.path,
                         ex.protocol.as_str(),
                         &classifier,
+                        // The dataset's size: a dataset regenerated in place with
+                        // more or fewer samples must not reuse old shard results.
+                        &format!("of{}", d.samples),
                         &format!("{}..{}", shard.start, shard.end),
                         if ex.keep_probabilities { "probs" } else { "counts" },
                     ],
@@ -308,6 +315,52 @@ mod tests {
         assert_eq!(s.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(), vec![(0, 4), (4, 8), (8, 10)]);
         assert!(s.iter().all(|x| x.count == 3));
         assert_eq!(shards(4, 4).len(), 1);
+    }
+
+    /// A data root with a graph and an ImageFolder dataset whose files are
+    /// never decoded while planning.
+    fn data_root(dir: &Path, graph_images: usize, per_class: usize) {
+        let images: Vec<String> =
+            (0..graph_images).map(|i| format!("{{\"path\": \"g{i}.png\", \"node\": 0}}")).collect();
+        std::fs::write(
+            dir.join("graph.json"),
+            format!("{{\"nodes\": [{{\"id\": \"n1\", \"lemma\": \"ant\"}}], \"images\": [{}]}}", images.join(",")),
+        )
+        .unwrap();
+        for class in ["ant", "bee"] {
+            let folder = dir.join("ds").join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..per_class {
+                std::fs::write(folder.join(format!("{i}.png")), b"").unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn data_regenerated_in_place_gets_new_job_ids() {
+        let spec = BenchmarkSpec::from_toml(
+            "name = \"ids\"\n[[hub]]\nkey = \"m/v1\"\nartifact = \"models/m/v1\"\n\
+             [[datasets]]\nname = \"ds\"\nformat = \"imagefolder\"\npath = \"ds\"\n\
+             [graph]\npath = \"graph.json\"\n[execution]\nshard_size = 4\n",
+            "t",
+        )
+        .unwrap();
+        let ids = |root: &Path, stage: Stage| -> Vec<JobId> {
+            plan(&spec, root).unwrap().jobs_of(stage).map(|j| j.id.clone()).collect()
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        data_root(a.path(), 8, 2);
+        data_root(b.path(), 8, 2);
+        // Same content, other machine: same ids.
+        assert_eq!(ids(a.path(), Stage::Label), ids(b.path(), Stage::Label));
+        assert_eq!(ids(a.path(), Stage::Evaluate), ids(b.path(), Stage::Evaluate));
+        // Graph rebuilt with more images, dataset with more samples: the first
+        // shards cover the same ranges as before but are new jobs.
+        data_root(b.path(), 10, 3);
+        let (la, lb) = (ids(a.path(), Stage::Label), ids(b.path(), Stage::Label));
+        assert!(la.iter().all(|id| !lb.contains(id)), "label: {la:?} vs {lb:?}");
+        let (ea, eb) = (ids(a.path(), Stage::Evaluate), ids(b.path(), Stage::Evaluate));
+        assert!(ea.iter().all(|id| !eb.contains(id)), "evaluate: {ea:?} vs {eb:?}");
     }
 
     #[test]

@@ -45,7 +45,7 @@ STYLES = {
 # Sample datasets for the semantic graph: ImageFolder trees named by wnid.
 SAMPLE_DATASETS = [("toy-photos", "photo"), ("toy-sketches", "sketch"), ("toy-cartoons", "cartoon")]
 SAMPLES_PER_CONCEPT = 14
-IMAGES_PER_NODE = 12
+IMAGES_PER_NODE = 24
 
 TEMPLATES = {
     "default": ["a photo of a {c}.", "a blurry photo of a {c}.", "a close-up photo of a {c}.",
@@ -90,7 +90,7 @@ TARGETS = [
         ("number 3", "three", "the digit three"), ("number 7", "seven", "the digit seven"),
     ]),
 ]
-TEST_PER_CLASS = 30
+TEST_PER_CLASS = 60
 
 # The hub. skill: per-domain resolution in DOMAINS order (1 = sharp, small =
 # concepts of that domain collapse together); noise: image-encoder nuisance

@@ -26,7 +26,13 @@ pub struct LabelExecutor {
     models: Arc<dyn ModelProvider>,
     batch_size: usize,
     pool: rayon::ThreadPool,
+    /// The last (model folder, node texts digest) and its node text
+    /// embeddings: every shard needs them for its best-node lists, and a
+    /// worker usually runs many shards of one model in a row.
+    node_texts: std::sync::Mutex<Option<(NodeTextsKey, Tensor)>>,
 }
+
+type NodeTextsKey = (std::path::PathBuf, String);
 
 /// What a label job computed, before it goes to the artifact store.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +51,7 @@ impl LabelExecutor {
     /// `decode_threads` = 0: one decode thread per core.
     pub fn new(models: Arc<dyn ModelProvider>, batch_size: usize, decode_threads: usize) -> anyhow::Result<Self> {
         let pool = crate::data::pipeline::decode_pool(decode_threads)?;
-        Ok(LabelExecutor { models, batch_size: batch_size.max(1), pool })
+        Ok(LabelExecutor { models, batch_size: batch_size.max(1), pool, node_texts: std::sync::Mutex::new(None) })
     }
 
     pub fn label(&self, job: &LabelJob, model_dir: &Path, graph_path: &Path, ctx: &ExecContext) -> Result<LabelResult, ExecError> {
@@ -58,15 +64,24 @@ impl LabelExecutor {
             // Node texts first: the per-image node lists need them on the device.
             let texts: Option<Tensor> = if job.encode_node_texts || job.top_nodes > 0 {
                 let node_texts = graph.node_texts();
-                let mut parts = Vec::new();
-                for chunk in node_texts.chunks(TEXT_BATCH) {
-                    ctx.check_cancelled()?;
-                    parts.push(model.encode_texts(chunk)?.f_to_kind(Kind::Float).map_err(torch)?);
-                }
-                if parts.is_empty() {
+                if node_texts.is_empty() {
                     return Err(ExecError::Permanent("the graph has no nodes; rebuild it with `coordinator graph build`".into()));
                 }
-                Some(Tensor::f_cat(&parts, 0).map_err(torch)?)
+                let key: NodeTextsKey = (model_dir.to_path_buf(), texts_digest(&node_texts));
+                let mut cache = self.node_texts.lock().unwrap_or_else(|e| e.into_inner());
+                match cache.as_ref() {
+                    Some((k, t)) if *k == key => Some(t.shallow_clone()),
+                    _ => {
+                        let mut parts = Vec::new();
+                        for chunk in node_texts.chunks(TEXT_BATCH) {
+                            ctx.check_cancelled()?;
+                            parts.push(model.encode_texts(chunk)?.f_to_kind(Kind::Float).map_err(torch)?);
+                        }
+                        let t = Tensor::f_cat(&parts, 0).map_err(torch)?;
+                        *cache = Some((key, t.shallow_clone()));
+                        Some(t)
+                    }
+                }
             } else {
                 None
             };
@@ -90,6 +105,16 @@ impl LabelExecutor {
         })?;
         Ok(out)
     }
+}
+
+fn texts_digest(texts: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for t in texts {
+        h.update(t.as_bytes());
+        h.update([0x1f]);
+    }
+    hex::encode(h.finalize())
 }
 
 /// Each row's `k` best columns of `sims` [B, V], best first, equal scores by
