@@ -367,6 +367,7 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
 pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::report::Report> {
     use crate::method::{check_labels, match_classes, model_node_counts, score, Accuracy, ImagesByNode};
     use crate::report::{build_dataset_report, mll_notes, summarise, DatasetInput, GraphInput, ModelInfo, Report};
+    let started = std::time::Instant::now();
     let outs = Outputs::load(ctl, plan).await?;
     let arts = &ctl.artifacts;
     let spec = &plan.spec;
@@ -401,8 +402,19 @@ pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::repor
             if have.iter().any(|h| !h) {
                 break; // MLL cannot run; the notes name the missing models.
             }
+            let t0 = std::time::Instant::now();
             let labels = model_labels(plan, &outs, arts, &m.key)?
                 .ok_or_else(|| anyhow::anyhow!("graph labels of {} disappeared while reading them", m.key))?;
+            // At full scale each model's labels are hundreds of MB (log.level = "debug" shows each).
+            tracing::debug!(
+                model = %m.key,
+                index = i + 1,
+                of = spec.hub.len(),
+                images = labels.image_nodes.len(),
+                lists = labels.top_nodes.is_some(),
+                seconds = t0.elapsed().as_secs_f64(),
+                "aggregate: graph labels loaded; counting for every dataset"
+            );
             check_labels(i, &labels, e_g.nrows()).map_err(|e| anyhow::anyhow!("MLL selection: {e}"))?;
             let by_node = ImagesByNode::new(&labels, e_g.nrows());
             for (d, matching) in matchings.iter().enumerate() {
@@ -449,8 +461,15 @@ pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::repor
             selection,
         };
         datasets.push(build_dataset_report(&models, &spec.method, graph.as_ref(), &input)?);
+        tracing::debug!(dataset = %d.spec.name, "aggregate: dataset reported");
     }
     let summary = summarise(&datasets);
+    tracing::info!(
+        models = spec.hub.len(),
+        datasets = datasets.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "aggregate: report built"
+    );
     Ok(Report {
         format_version: crate::report::REPORT_FORMAT_VERSION,
         run: plan.run.to_string(),

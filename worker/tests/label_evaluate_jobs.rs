@@ -71,7 +71,12 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let arts = tempfile::tempdir().unwrap();
     data_root(root.path());
     let ctx = ExecContext::new(ArtifactStore::new(arts.path()), root.path().to_path_buf());
-    let models = Arc::new(ModelCache::new(tch::Device::Cpu, Precision::Fp32, u64::MAX));
+    // scripts/gpu-check runs this test on the GPU (MLL_TEST_DEVICE=cuda, fp16 autocast).
+    let (device, precision) = match std::env::var("MLL_TEST_DEVICE").as_deref() {
+        Ok("cuda") => (tch::Device::Cuda(0), Precision::Fp16),
+        _ => (tch::Device::Cpu, Precision::Fp32),
+    };
+    let models = Arc::new(ModelCache::new(device, precision, u64::MAX));
     let model = ModelRef { key: "ViT-B-32/random".into(), artifact: "model".into() };
 
     let label = LabelExecutor::new(models.clone(), 2, 2).unwrap();
