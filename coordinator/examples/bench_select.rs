@@ -26,7 +26,7 @@ use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
 use mll_coordinator::method::{
     check_labels, match_classes, model_node_counts, score, Accuracy, ImagesByNode, ModelLabels,
-    Predictions, TopNodes,
+    Predictions, SplitMix64, TopNodes,
 };
 use mll_coordinator::report::{
     build_dataset_report, report_json, report_markdown, summarise, DatasetInput, GraphInput,
@@ -56,17 +56,11 @@ const DATASETS: [(&str, usize, usize); 17] = [
     ("resisc45", 45, 31_500),
 ];
 
-struct Rng(u64);
+/// Synthetic data from the project's seeded stream.
+struct Rng(SplitMix64);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+        (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
     fn normal(&mut self) -> f32 {
         // Sum of uniforms: close enough to Gaussian for synthetic embeddings.
@@ -76,7 +70,7 @@ impl Rng {
         self.unit() - 0.5
     }
     fn below(&mut self, n: usize) -> usize {
-        ((self.next() as u128 * n as u128) >> 64) as usize
+        self.0.below(n)
     }
 }
 
@@ -124,7 +118,7 @@ fn main() {
     let k_list = args.get(2).copied().unwrap_or(32);
     let related = args.get(3).copied().unwrap_or(1) != 0;
     let (v, de, hub) = (9000, 384, 49);
-    let mut rng = Rng(0);
+    let mut rng = Rng(SplitMix64::new(0));
     // Node captions: a shared direction per sibling group plus a little noise.
     let groups = random_unit(&mut rng, v / GROUP, de);
     let mut node_emb = Array2::from_shape_fn((v, de), |(n, j)| groups[[n / GROUP, j]] + 0.25 * rng.normal() / (de as f32).sqrt());

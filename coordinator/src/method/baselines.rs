@@ -2,6 +2,7 @@
 //! selection.
 
 use super::reuse::{same_models_for_all_classes, ReusePool};
+use super::rng::SplitMix64;
 use super::{order_desc, MethodError};
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +107,7 @@ pub fn random_selection(
             seed,
         });
     }
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut subsets = Vec::with_capacity(labels.len() * k);
     for _ in labels {
         rng.subset_into(candidates, k, &mut subsets);
@@ -148,49 +149,6 @@ fn combinations(items: &[usize], k: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// SplitMix64: a tiny generator whose stream is fixed by its definition, so the
-/// sampled subsets never change with a dependency upgrade.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..n (multiply-shift; the bias is below 2^-32 for hub sizes).
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// A uniform k-subset, returned in hub order.
-    #[cfg(test)]
-    fn subset(&mut self, items: &[usize], k: usize) -> Vec<usize> {
-        let mut out = Vec::with_capacity(k);
-        self.subset_into(items, k, &mut out);
-        out
-    }
-
-    /// [`Self::subset`] appended to `out`, using Floyd's algorithm: k draws,
-    /// no copy of `items` (the random baseline draws one subset per sample).
-    fn subset_into(&mut self, items: &[usize], k: usize, out: &mut Vec<usize>) {
-        let n = items.len();
-        let start = out.len();
-        for j in n - k..n {
-            let t = self.below(j + 1);
-            let pick = if out[start..].contains(&t) { j } else { t };
-            out.push(pick);
-        }
-        out[start..].sort_unstable();
-        for x in &mut out[start..] {
-            *x = items[*x];
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,11 +165,11 @@ mod tests {
     fn seeded_subsets_are_distinct_sorted_and_reproducible() {
         let items: Vec<usize> = (0..49).collect();
         let a: Vec<Vec<usize>> = {
-            let mut r = SplitMix64(7);
+            let mut r = SplitMix64::new(7);
             (0..5).map(|_| r.subset(&items, 3)).collect()
         };
         let b: Vec<Vec<usize>> = {
-            let mut r = SplitMix64(7);
+            let mut r = SplitMix64::new(7);
             (0..5).map(|_| r.subset(&items, 3)).collect()
         };
         assert_eq!(a, b);
@@ -219,7 +177,7 @@ mod tests {
             assert!(s.windows(2).all(|w| w[0] < w[1]), "{s:?}");
         }
         let c: Vec<Vec<usize>> = {
-            let mut r = SplitMix64(8);
+            let mut r = SplitMix64::new(8);
             (0..5).map(|_| r.subset(&items, 3)).collect()
         };
         assert_ne!(a, c);

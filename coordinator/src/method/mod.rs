@@ -11,6 +11,7 @@
 pub mod baselines;
 pub mod metrics;
 pub mod reuse;
+pub mod rng;
 pub mod selection;
 
 use ndarray::Array2;
@@ -25,6 +26,7 @@ pub use metrics::{
 pub use reuse::{
     ensemble_accuracy, ensemble_predict, entropy, same_models_for_all_classes, ReusePool,
 };
+pub use rng::SplitMix64;
 pub use selection::{
     check_labels, match_classes, model_node_counts, score, select, ImagesByNode, MatchedNode,
     Matching, NodeCounts, Selection,
@@ -75,7 +77,10 @@ impl TopNodes {
             )));
         }
         let h = Self::head_width(lists.ncols());
-        let head = lists.rows().into_iter().flat_map(|r| r.iter().take(h).copied().collect::<Vec<_>>()).collect();
+        let mut head = Vec::with_capacity(lists.nrows() * h);
+        for row in lists.rows() {
+            head.extend(row.iter().take(h));
+        }
         Ok(TopNodes {
             lists,
             head,
@@ -163,6 +168,22 @@ pub(crate) fn shape_err(
     }
 }
 
+/// Index of the first largest value: strict '>' keeps the lowest index on
+/// ties, and NaN never wins. 0 for an empty or all-NaN input.
+pub(crate) fn first_max<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    // Start at the first non-NaN value; after that NaN never compares greater.
+    #[allow(clippy::eq_op)]
+    let Some(start) = values.iter().position(|&v| v == v) else { return 0 };
+    let (mut best, mut best_v) = (start, values[start]);
+    for (i, &v) in values.iter().enumerate().skip(start + 1) {
+        if v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best
+}
+
 /// Indexes 0..n sorted by score, highest first; NaN counts as the lowest score
 /// and equal scores keep index order (hub order).
 pub fn order_desc(scores: &[f64]) -> Vec<usize> {
@@ -176,4 +197,18 @@ pub fn order_desc(scores: &[f64]) -> Vec<usize> {
             .expect("NaN was mapped away")
     });
     idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_max;
+
+    #[test]
+    fn first_max_takes_the_lowest_index_and_skips_nan() {
+        assert_eq!(first_max(&[0.2, 0.9, 0.9, 0.1]), 1);
+        assert_eq!(first_max(&[f64::NAN, 0.3, f64::NAN, 0.5]), 3);
+        assert_eq!(first_max(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
+        assert_eq!(first_max::<f64>(&[f64::NAN, f64::NAN]), 0);
+        assert_eq!(first_max::<f64>(&[]), 0);
+    }
 }

@@ -1,7 +1,7 @@
 //! Model reuse (SPEC §4.4): per class y, the ensemble score
 //! q_y(x) = Σ_{m ∈ F_y} w_m(x) · P_m(y|x), prediction argmax_y q_y(x).
 
-use super::{shape_err, MethodError};
+use super::{first_max, shape_err, MethodError};
 use mll_common::spec::EnsembleWeight;
 use ndarray::ArrayView2;
 use std::borrow::Cow;
@@ -14,19 +14,6 @@ pub use mll_common::prob::{entropy, PROB_FLOOR};
 #[inline(always)]
 fn floored(p: f32) -> f64 {
     (if p > PROB_FLOOR { p } else { PROB_FLOOR }) as f64
-}
-
-/// Index of the largest score; ties (and NaN) go to the lower index.
-fn argmax(q: &[f64]) -> usize {
-    let mut best = 0;
-    let mut best_q = f64::NEG_INFINITY;
-    for (y, &qy) in q.iter().enumerate() {
-        if qy > best_q {
-            best_q = qy;
-            best = y;
-        }
-    }
-    best
 }
 
 /// q += wx · floored(row), the ensemble's inner loop over classes.
@@ -207,7 +194,7 @@ impl<'a> ReusePool<'a> {
                     }
                 }
             }
-            preds.push(argmax(&q));
+            preds.push(first_max(&q));
         }
         Ok(preds)
     }
@@ -253,7 +240,7 @@ impl<'a> ReusePool<'a> {
                 let wx = w[x];
                 add_weighted(&mut q, wx, &p[x * classes..(x + 1) * classes]);
             }
-            preds.push(argmax(&q));
+            preds.push(first_max(&q));
         }
         Ok(preds)
     }

@@ -13,7 +13,7 @@
 //! ways give the same argmax (up to the rounding of S_m in the worker for
 //! scores within ~1e-7 of each other).
 
-use super::{order_desc, shape_err, MethodError, ModelLabels};
+use super::{first_max, order_desc, shape_err, MethodError, ModelLabels};
 use mll_common::spec::{MethodOptions, NodeScore};
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -392,16 +392,9 @@ pub fn model_node_counts(
             // The factor 100 of S_m does not change the argmax.
             let sims = emb.dot(&texts.t());
             for (row, &(_, truth)) in sims.rows().into_iter().zip(block) {
-                let mut best = 0;
-                let mut best_s = f32::NEG_INFINITY;
-                for (j, &s) in row.iter().enumerate() {
-                    // Strict '>' keeps the lowest node index on ties.
-                    if s > best_s {
-                        best_s = s;
-                        best = j;
-                    }
-                }
-                predicted_as(&mut counts, truth, best);
+                // Ties go to the lowest node index, as the lists order them.
+                let row = row.as_slice().expect("a fresh product is row-major");
+                predicted_as(&mut counts, truth, first_max(row));
             }
         }
     }

@@ -6,6 +6,7 @@ use crate::method::{
     random_selection, select, ReusePool, Selection,
 };
 use ndarray::ArrayView2;
+use std::borrow::Cow;
 
 /// Builds the whole report. Datasets are independent; a caller short of memory
 /// can call [`build_dataset_report`] per dataset and [`summarise`] at the end instead.
@@ -190,8 +191,9 @@ pub fn build_dataset_report(
             )));
         }
     }
-    let selection: Option<Selection> = match (graph, &d.class_embeddings) {
-        _ if d.selection.is_some() => d.selection.clone(),
+    // Borrowed when the caller computed it, owned when computed here.
+    let selection: Option<Cow<Selection>> = match (graph, &d.class_embeddings) {
+        _ if d.selection.is_some() => d.selection.as_ref().map(Cow::Borrowed),
         (Some(g), Some(e_t)) => match all_labels(g, m) {
             Some(labels) => {
                 if e_t.nrows() != classes {
@@ -207,10 +209,10 @@ pub fn build_dataset_report(
                         g.node_embeddings.nrows()
                     )));
                 }
-                Some(
+                Some(Cow::Owned(
                     select(e_t.view(), g.node_embeddings.view(), &labels, options)
                         .map_err(method_err)?,
-                )
+                ))
             }
             None => None,
         },
