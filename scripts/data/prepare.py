@@ -2,7 +2,7 @@
 """Prepare the benchmark's datasets from the catalog (scripts/prepare_data runs this).
 
     prepare_data --catalog FILE --out DIR [--only NAME ...] [--from-file NAME=PATH ...]
-                 [--captions DIR] [--shard-size N] [--offline] [--no-progress]
+                 [--manual-dir DIR] [--captions DIR] [--shard-size N] [--offline] [--no-progress]
 
 For each catalog entry: take its sources in order of preference (official
 URL, torchvision, the public WebDataset mirror, a file you give with
@@ -402,6 +402,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", metavar="NAME", help="prepare only these catalog entries")
     ap.add_argument("--from-file", action="append", default=[], metavar="NAME=PATH",
                     help="a file or folder you downloaded for dataset NAME (repeat for several files)")
+    ap.add_argument("--manual-dir", metavar="DIR",
+                    help="files you downloaded, as DIR/<NAME>/<file>: each is --from-file NAME=DIR/NAME/file")
     ap.add_argument("--captions", metavar="DIR", help="copy MLL's caption files (<Dataset>.json) from DIR to OUT/captions")
     ap.add_argument("--shard-size", type=int, default=5000, help="samples per WebDataset shard (default 5000)")
     ap.add_argument("--offline", action="store_true", help="never use the network (only --from-file and bundled data)")
@@ -419,6 +421,10 @@ def main(argv=None) -> int:
         if k not in entries:
             ap.error(f"--from-file {item}: '{k}' is not in the catalog ({', '.join(entries)})")
         given.setdefault(k, []).append(Path(v).expanduser().resolve())
+    if args.manual_dir and Path(args.manual_dir).is_dir():
+        for d in sorted(Path(args.manual_dir).iterdir()):
+            if d.is_dir() and d.name in entries:
+                given.setdefault(d.name, []).extend(sorted(p.resolve() for p in d.iterdir()))
     names = args.only or list(entries)
     unknown = [n for n in names if n not in entries]
     if unknown:
@@ -452,6 +458,15 @@ def main(argv=None) -> int:
         except Exception as e:  # an unexpected bug must not stop the other datasets
             failures.append((name, f"{type(e).__name__}: {e}", "a bug in prepare_data: report it with this trace"))
             traceback.print_exc()
+    # The last run's failures, for whoever waits on this manifest (the coordinator's
+    # wait-inputs step fails at once on a dataset it needs instead of timing out).
+    manifest = read_manifest(out)
+    manifest.setdefault("failures", {})
+    for name, _, _ in results:
+        manifest["failures"].pop(name, None)
+    for name, msg, hint in failures:
+        manifest["failures"][name] = {"path": entries[name]["path"], "message": msg, "hint": hint}
+    write_manifest(out, manifest)
     print("\nprepare_data summary:", file=sys.stderr)
     for name, status, secs in results:
         print(f"  ok      {name:<32} {status} in {secs:.1f}s", file=sys.stderr)

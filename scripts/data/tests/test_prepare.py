@@ -457,7 +457,11 @@ def test_imagefolder_archive_with_catalog_folder_order(tmp_path):
     cat = write_catalog(tmp_path / "c.toml", [e])
     out = tmp_path / "out"
     # A zip holding train/ and test/: the converter must take the split's folder.
-    code = run(cat, out, "--from-file", f"FER2013={z}")
+    # Given as DIR/<NAME>/<file> through --manual-dir, as the Kubernetes prepare Job does.
+    manual = tmp_path / "manual" / "FER2013"
+    manual.mkdir(parents=True)
+    shutil.move(z, manual / z.name)
+    code = run(cat, out, "--manual-dir", str(tmp_path / "manual"))
     assert code == 0
     samples = shard_samples(out / fer["path"])
     assert [s[2] for s in samples] == list(range(7))
