@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write configs/catalog/datasets.toml, the dataset catalog (docs/datasets.md),
+"""Write configs/catalog/datasets.toml, the dataset catalog (docs/operations.md, 2a),
 from public facts: the table below (splits, sources, checksums, counts, each
 with its source named) plus class names and templates read from
 CLIP_benchmark's packaged JSON files and the MLL repository's class lists.
@@ -42,8 +42,11 @@ def mirror(name, splits):
             "checksum": "none published"}
 
 
-def manual(file, how):
-    return {"kind": "manual", "file": file, "note": how}
+def manual(file, how, checksum=None):
+    d = {"kind": "manual", "file": file, "note": how}
+    if checksum:
+        d["checksum"] = checksum
+    return d
 
 
 def tv(cls, split):
@@ -147,10 +150,11 @@ TARGETS = {
         classes=2, classes_source="CLIP_benchmark en_classnames.json pcam",
         classnames=("clip", "pcam"), caption_keys=True, templates="pcam",
         sources=[manual("camelyonpatch_level_2_split_test_x.h5.gz",
-                        "Google Drive id 1qV65ZqZvWzuIVthK8eVDhIwrbnsJdbg_ (md5 of the .h5 d8c2d60d490dbd479f8199bdfa0cf6ec, "
-                        f"{TV}/pcam.py); Drive downloads need a browser or gdown"),
+                        "the file with Google Drive id 1qV65ZqZvWzuIVthK8eVDhIwrbnsJdbg_ (Drive downloads need a "
+                        f"browser or gdown; md5 from {TV}/pcam.py)", "md5:d8c2d60d490dbd479f8199bdfa0cf6ec"),
                  manual("camelyonpatch_level_2_split_test_y.h5.gz",
-                        "Google Drive id 17BHrSrwWKjYsOgTMmoqrIjDy6Fa2o_gP (md5 of the .h5 60a7035772fbdb7f34eb86d4420cf66a)"),
+                        "the file with Google Drive id 17BHrSrwWKjYsOgTMmoqrIjDy6Fa2o_gP",
+                        "md5:60a7035772fbdb7f34eb86d4420cf66a"),
                  mirror("vtab-pcam", ["test"])]),
     "RenderedSST2": dict(
         split="test", path="datasets/wds_renderedsst2/test", converter="torchvision",
