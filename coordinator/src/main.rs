@@ -205,10 +205,12 @@ async fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli).await {
         eprintln!("error: {e:#}");
-        // 2 = fix the input (config, spec); Kubernetes' podFailurePolicy fails
+        // 2 = fix the input (config, spec, missing or changed data); Kubernetes' podFailurePolicy fails
         // the Job at once on it instead of retrying.
         let usage = e.downcast_ref::<mll_common::config::ConfigError>().is_some()
-            || e.downcast_ref::<mll_common::spec::SpecError>().is_some();
+            || e.downcast_ref::<mll_common::spec::SpecError>().is_some()
+            || e.downcast_ref::<mll_coordinator::inputs::InputError>().is_some()
+            || e.downcast_ref::<mll_coordinator::plan::PlanError>().is_some();
         std::process::exit(if usage { 2 } else { 1 });
     }
 }
@@ -239,6 +241,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("reading the benchmark spec {}", args.benchmark.display()))?;
             let submission = Submission { spec_text: text, spec_path: std::fs::canonicalize(&args.benchmark)? };
             let p = plan_of(&submission)?;
+            mll_coordinator::inputs::verify(&p)?;
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
                 if args.json {
@@ -271,6 +274,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             };
             let p = plan_of(&submission)?;
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
+            mll_coordinator::inputs::verify(&p)?;
             // submit() re-registers meta and expected sets (lost if the store lost its data).
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
