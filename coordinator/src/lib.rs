@@ -14,9 +14,13 @@
 pub mod aggregate;
 pub mod control;
 pub mod drive;
+pub mod exit;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod plan;
+pub mod records;
+pub mod spec_checks;
+pub mod verify;
 pub mod world;
 pub mod method;
 pub mod report;
