@@ -33,6 +33,7 @@ pub fn code(e: &anyhow::Error) -> i32 {
             || cause.is::<PlanError>()
             || cause.is::<OutsideRoot>()
             || cause.is::<InputError>()
+            || cause.is::<crate::inputs::InputError>()
             || cause.downcast_ref::<QueueError>().is_some_and(|q| matches!(q, QueueError::Auth { .. }))
         {
             return INPUT;

@@ -234,7 +234,7 @@ async fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli).await {
         eprintln!("error: {e:#}");
-        // 2 = fix the input; 130 = interrupted (see exit.rs).
+        // 2 = fix the input (config, spec, missing or changed data); 130 = interrupted (see exit.rs).
         std::process::exit(mll_coordinator::exit::code(&e));
     }
 }
@@ -263,6 +263,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let ctl = cluster(&settings).await?;
             let submission = read_submission(&args.benchmark)?;
             let p = plan_of(&submission)?;
+            mll_coordinator::inputs::verify(&p)?;
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
                 if args.json {
@@ -292,6 +293,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             };
             let p = plan_of(&submission)?;
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
+            mll_coordinator::inputs::verify(&p)?;
             // submit() re-registers meta and expected sets (lost if the store lost its data).
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {

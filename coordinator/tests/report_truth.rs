@@ -72,6 +72,7 @@ fn spec(reference: &std::path::Path) -> BenchmarkSpec {
             .unwrap_or_default(),
             templates: vec![],
             captions: None,
+            catalog: None,
         })
         .collect();
     BenchmarkSpec {
