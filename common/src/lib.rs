@@ -21,6 +21,7 @@ pub mod data;
 pub mod ids;
 pub mod job;
 pub mod output;
+pub mod paths;
 pub mod prob;
 pub mod queue;
 pub mod spec;

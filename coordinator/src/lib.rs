@@ -15,10 +15,14 @@
 pub mod aggregate;
 pub mod control;
 pub mod drive;
+pub mod exit;
 pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod plan;
+pub mod records;
+pub mod spec_checks;
+pub mod verify;
 pub mod world;
 pub mod method;
 pub mod report;
