@@ -39,7 +39,7 @@ fn submit_fails_with_exit_2_naming_a_missing_model_or_a_changed_dataset() {
         "spec.toml",
         &format!(
             "name = \"{run}\"\n[[hub]]\nkey = \"tiny/v1\"\nartifact = \"models/tiny\"\n\
-             [[datasets]]\ncatalog = \"digits\"\n"
+             [[datasets]]\ncatalog = \"digits\"\n[method]\nk = [1]\n"
         ),
     );
     prepare_digits(c.dir.path());
