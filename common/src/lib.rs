@@ -12,9 +12,11 @@
 //!
 //! `config` and `telemetry` are the cross-cutting pieces both binaries share;
 //! `data` the dataset and graph readers both read; `catalog` the dataset catalog;
-//! `prob` holds the one formula both compute (a probability row's entropy).
+//! `prob` holds the one formula both compute (a probability row's entropy);
+//! `backoff` the one retry delay policy (exponential, capped, jittered).
 
 pub mod artifact;
+pub mod backoff;
 pub mod catalog;
 pub mod config;
 pub mod data;

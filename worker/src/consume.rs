@@ -194,7 +194,7 @@ impl WorkerLoop {
             Ok(_) => {}
             Err(e) => {
                 warn!(job = %jid, error = %e, "store unavailable before execution; requeueing");
-                tokio::time::sleep(self.opts.retry_backoff).await;
+                self.retry_policy().sleep(1).await;
                 return (Verdict::Requeue, kind);
             }
         }
@@ -208,7 +208,7 @@ impl WorkerLoop {
             Ok(false) => {}
             Err(e) => {
                 warn!(job = %jid, error = %e, "store unavailable; requeueing");
-                tokio::time::sleep(self.opts.retry_backoff).await;
+                self.retry_policy().sleep(1).await;
                 return (Verdict::Requeue, kind);
             }
         }
@@ -274,7 +274,7 @@ impl WorkerLoop {
                 } else {
                     // Exponential backoff before giving it back, so a flapping
                     // dependency is not hammered.
-                    let backoff = self.opts.retry_backoff * 2u32.saturating_pow(attempt - 1);
+                    let backoff = self.retry_policy().delay(attempt);
                     warn!(job = %jid, error = %e, attempt, ?backoff, "transient failure; requeueing");
                     tokio::time::sleep(backoff).await;
                     (Verdict::Requeue, kind)
@@ -327,17 +327,21 @@ impl WorkerLoop {
         }
     }
 
+    /// Requeue and commit retries: `worker.retry_backoff_ms` doubling up to
+    /// 10 s, jittered (mll_common::backoff).
+    fn retry_policy(&self) -> mll_common::backoff::Backoff {
+        mll_common::backoff::Backoff::new(self.opts.retry_backoff, Duration::from_secs(10))
+    }
+
     /// Commits with retries: the commit is idempotent, so retrying after an
     /// unknown outcome (a timed-out response) is safe. `None` = gave up.
     async fn commit_with_retry(&self, job: &Job, bytes: &[u8]) -> Option<CommitOutcome> {
-        let mut delay = self.opts.retry_backoff;
         for attempt in 1..=8 {
             match self.store.commit(&job.run, job.stage(), &job.id, bytes).await {
                 Ok(o) => return Some(o),
                 Err(e) => {
                     warn!(job = %job.id, attempt, error = %e, "commit failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    self.retry_policy().sleep(attempt).await;
                 }
             }
         }

@@ -358,10 +358,10 @@ fn op_err(op: &'static str, e: lapin::Error) -> QueueError {
     QueueError::Operation { op, reason: e.to_string() }
 }
 
-/// 100 ms doubling per attempt, capped.
+/// Broker reconnects: 100 ms doubling per attempt up to the configured cap,
+/// jittered so workers that lost the broker together do not return together.
 fn backoff(attempt: u32, max_ms: u64) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
-    Duration::from_millis(ms.min(max_ms.max(100)))
+    crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_millis(max_ms)).delay(attempt)
 }
 
 /// Errors after which the channel (or connection) is gone: whatever it held
@@ -669,10 +669,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1, 5000), Duration::from_millis(100));
-        assert_eq!(backoff(2, 5000), Duration::from_millis(200));
-        assert_eq!(backoff(10, 5000), Duration::from_millis(5000));
-        assert_eq!(backoff(40, 5000), Duration::from_millis(5000));
+        for (attempt, ceiling) in [(1, 100), (2, 200), (10, 5000), (40, 5000)] {
+            let d = backoff(attempt, 5000);
+            assert!(d >= Duration::from_millis(ceiling / 2) && d <= Duration::from_millis(ceiling), "{attempt}: {d:?}");
+        }
     }
 
     #[test]

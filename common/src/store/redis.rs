@@ -209,9 +209,9 @@ fn retryable(e: &RedisError) -> bool {
         || matches!(e.retry_method(), RetryMethod::Reconnect | RetryMethod::RetryImmediately | RetryMethod::WaitAndRetry)
 }
 
-/// 50 ms doubling, capped at 2 s.
+/// Redis retries: 50 ms doubling, capped at 2 s, jittered (crate::backoff).
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((50u64 << attempt.saturating_sub(1).min(6)).min(2000))
+    crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_millis(2000)).delay(attempt)
 }
 
 fn parse_state(key: &str, s: &str) -> Result<RunState, StoreError> {
@@ -436,9 +436,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        assert_eq!(backoff(1), Duration::from_millis(50));
-        assert_eq!(backoff(2), Duration::from_millis(100));
-        assert_eq!(backoff(30), Duration::from_millis(2000));
+        for (attempt, ceiling) in [(1, 50), (2, 100), (30, 2000)] {
+            let d = backoff(attempt);
+            assert!(d >= Duration::from_millis(ceiling / 2) && d <= Duration::from_millis(ceiling), "{attempt}: {d:?}");
+        }
     }
 
     #[test]
