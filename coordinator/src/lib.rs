@@ -2,6 +2,7 @@
 //!
 //! - `plan` — a benchmark spec becomes jobs with deterministic ids;
 //! - `control` — register, publish what is missing, record dead letters, status, cancel;
+//! - `inputs` — model folders and prepared datasets checked before submit;
 //! - `drive` — follow a run to its end with progress bars;
 //! - `aggregate` — committed results and artifacts back into matrices;
 //! - `method` — the MLL method, metrics and baselines (pure functions);
@@ -14,9 +15,14 @@
 pub mod aggregate;
 pub mod control;
 pub mod drive;
+pub mod exit;
+pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod plan;
+pub mod records;
+pub mod spec_checks;
+pub mod verify;
 pub mod world;
 pub mod method;
 pub mod report;
