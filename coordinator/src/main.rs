@@ -99,6 +99,8 @@ enum Command {
 enum GraphCommand {
     /// Build graph.json from wnid-named sample dataset folders and WordNet 3.0.
     Build(mll_coordinator::graph::GraphBuildArgs),
+    /// Print each construction's node count for a list of class wnids (no images needed).
+    Count(mll_coordinator::graph::GraphCountArgs),
 }
 
 #[derive(Args)]
@@ -248,6 +250,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Graph { command: GraphCommand::Build(args) } => mll_coordinator::graph::run_graph_build(&args),
+        Command::Graph { command: GraphCommand::Count(args) } => mll_coordinator::graph::run_graph_count(&args),
         Command::Run(args) => {
             let spec = BenchmarkSpec::load(&args.benchmark)?;
             let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&spec.name));

@@ -3,11 +3,11 @@
 //! never images. The same spec always plans the same jobs, which is what lets
 //! `submit` again and `resume` republish only what is missing.
 
+use mll_common::data::graph::Graph;
 use mll_common::ids::sha256_hex;
 use mll_common::job::*;
 use mll_common::spec::{BenchmarkSpec, TargetDataset};
 use mll_common::{Job, JobId, RunId, Stage};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -74,22 +74,6 @@ impl Plan {
         s.dedup();
         s
     }
-}
-
-/// The part of graph.json planning needs.
-#[derive(Deserialize)]
-struct GraphHead {
-    nodes: Vec<GraphNodeHead>,
-    images: Vec<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct GraphNodeHead {
-    id: String,
-    #[serde(default)]
-    captions: Vec<String>,
-    #[serde(default)]
-    lemma: String,
 }
 
 /// Resolves the spec's data root against the folder of the spec file.
@@ -175,10 +159,9 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
     if let Some(g) = &spec.graph {
         let path = data_root.join(&g.path);
         let gerr = |reason: String| PlanError::Graph { path: path.clone(), reason };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| gerr(format!("{e} (build it with `coordinator graph build`)")))?;
-        let head: GraphHead = serde_json::from_str(&text).map_err(|e| gerr(e.to_string()))?;
-        graph_digest = sha256_hex(text.as_bytes());
+        let text = std::fs::read(&path).map_err(|e| gerr(format!("{e} (build it with `coordinator graph build`)")))?;
+        let head = Graph::from_json(&text, &path).map_err(|e| gerr(e.to_string()))?;
+        graph_digest = sha256_hex(&text);
         graph_nodes = head.nodes.len();
         graph_images = head.images.len() as u64;
         graph_node_ids = head.nodes.iter().map(|n| n.id.clone()).collect();
@@ -329,7 +312,10 @@ mod tests {
             (0..graph_images).map(|i| format!("{{\"path\": \"g{i}.png\", \"node\": 0}}")).collect();
         std::fs::write(
             dir.join("graph.json"),
-            format!("{{\"nodes\": [{{\"id\": \"n1\", \"lemma\": \"ant\"}}], \"images\": [{}]}}", images.join(",")),
+            format!(
+                "{{\"format_version\": 1, \"nodes\": [{{\"id\": \"n1\", \"lemma\": \"ant\", \"text\": \"ant\"}}], \"images\": [{}]}}",
+                images.join(",")
+            ),
         )
         .unwrap();
         for class in ["ant", "bee"] {

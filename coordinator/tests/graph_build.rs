@@ -1,8 +1,10 @@
-//! `coordinator graph build` on a tiny sample tree against the real WordNet 3.0
-//! (Debian's wordnet-base, installed by scripts/setup; or MLL_WORDNET_DIR).
+//! `coordinator graph build --construction ancestors` on a tiny sample tree
+//! against the real WordNet 3.0 (Debian's wordnet-base, installed by
+//! scripts/setup; or MLL_WORDNET_DIR), and the CLI's flags. The `released`
+//! construction is tested in graph_released.rs.
 
 use clap::Parser;
-use mll_coordinator::graph::{build_graph_file, GraphBuildArgs, GraphError, GraphFile, DEFAULT_WORDNET_DIR};
+use mll_coordinator::graph::{build_graph_file, Graph, GraphBuildArgs, GraphConstruction, GraphError, DEFAULT_WORDNET_DIR};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -58,7 +60,9 @@ fn args(samples: &[PathBuf], out: &Path, n: usize, seed: u64) -> GraphBuildArgs 
     GraphBuildArgs {
         samples: samples.to_vec(),
         out: out.to_path_buf(),
+        construction: GraphConstruction::Ancestors,
         images_per_node: n,
+        images_per_dataset: 25,
         seed,
         captions: None,
         wordnet: wordnet_dir(),
@@ -67,16 +71,16 @@ fn args(samples: &[PathBuf], out: &Path, n: usize, seed: u64) -> GraphBuildArgs 
     }
 }
 
-fn node(g: &GraphFile, id: &str) -> usize {
+fn node(g: &Graph, id: &str) -> usize {
     g.nodes.iter().position(|n| n.id == id).unwrap_or_else(|| panic!("node {id} missing"))
 }
 
-fn by_lemma(g: &GraphFile, lemma: &str) -> usize {
+fn by_lemma(g: &Graph, lemma: &str) -> usize {
     g.nodes.iter().position(|n| n.lemma == lemma).unwrap_or_else(|| panic!("no node with lemma '{lemma}'"))
 }
 
 /// node index → images listed under it, as the wnid folder each came from.
-fn sources(g: &GraphFile) -> BTreeMap<usize, Vec<String>> {
+fn sources(g: &Graph) -> BTreeMap<usize, Vec<String>> {
     let mut out: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for img in &g.images {
         let wnid = img.path.split('/').find(|p| p.starts_with('n') && p.len() == 9).unwrap().to_string();
@@ -85,7 +89,7 @@ fn sources(g: &GraphFile) -> BTreeMap<usize, Vec<String>> {
     out
 }
 
-fn ancestors(g: &GraphFile, i: usize) -> BTreeSet<usize> {
+fn ancestors(g: &Graph, i: usize) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
     let mut stack = g.nodes[i].parents.clone();
     while let Some(p) = stack.pop() {
@@ -101,11 +105,14 @@ fn builds_nodes_ancestors_parents_and_texts() {
     let (_tmp, graph_dir, samples) = sample_tree();
     let out = graph_dir.join("graph.json");
     let summary = build_graph_file(&args(&samples, &out, 4, 0)).unwrap();
-    let g = GraphFile::load(&out).unwrap();
+    let g = Graph::read(&out).unwrap();
     assert_eq!(g.format_version, 1);
     assert_eq!(g.seed, 0);
     assert_eq!(summary.nodes, g.nodes.len());
-    assert_eq!(summary.sample_nodes, 4);
+    assert_eq!((summary.sample_classes, summary.sample_datasets), (4, 2));
+    let build = g.build.as_ref().unwrap();
+    assert_eq!(build.construction, GraphConstruction::Ancestors);
+    assert_eq!((build.nodes, build.images, build.images_per_node, build.images_per_dataset), (g.nodes.len(), g.images.len(), 4, None));
     assert_eq!(summary.images, g.images.len());
 
     let (dog, cat, car, moto) = (node(&g, DOG), node(&g, CAT), node(&g, CAR), node(&g, MOTORCYCLE));
@@ -152,7 +159,7 @@ fn images_are_capped_pooled_and_split_evenly_over_descendants() {
     let (_tmp, graph_dir, samples) = sample_tree();
     let out = graph_dir.join("graph.json");
     build_graph_file(&args(&samples, &out, 4, 0)).unwrap();
-    let g = GraphFile::load(&out).unwrap();
+    let g = Graph::read(&out).unwrap();
     let src = sources(&g);
     let (dog, cat, car, moto) = (node(&g, DOG), node(&g, CAT), node(&g, CAR), node(&g, MOTORCYCLE));
 
@@ -192,7 +199,7 @@ fn images_are_capped_pooled_and_split_evenly_over_descendants() {
 
     // N = 6: motor vehicle wants 3 + 3 but motorcycle has 2, so car gives 4.
     build_graph_file(&args(&samples, &out, 6, 0)).unwrap();
-    let g = GraphFile::load(&out).unwrap();
+    let g = Graph::read(&out).unwrap();
     let src = sources(&g);
     let mv = by_lemma(&g, "motor vehicle");
     let count = |w: &str| src[&mv].iter().filter(|x| *x == w).count();
@@ -212,9 +219,9 @@ fn builds_are_deterministic_and_seeded() {
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert_eq!(sa.sha256, sb.sha256);
     build_graph_file(&args(&samples, &c, 3, 8)).unwrap();
-    let gc = GraphFile::load(&c).unwrap();
+    let gc = Graph::read(&c).unwrap();
     assert_eq!(gc.seed, 8);
-    let ga = GraphFile::load(&a).unwrap();
+    let ga = Graph::read(&a).unwrap();
     assert_eq!(ga.nodes, gc.nodes, "the seed only moves images");
     assert_ne!(ga.images, gc.images, "another seed draws other images");
     // No temporary files left next to the output.
@@ -234,7 +241,7 @@ fn options_definition_only_and_captions_file() {
     a.captions = Some(captions);
     let summary = build_graph_file(&a).unwrap();
     assert_eq!(summary.nodes_with_file_captions, 2);
-    let g = GraphFile::load(&out).unwrap();
+    let g = Graph::read(&out).unwrap();
     let dog = &g.nodes[node(&g, DOG)];
     assert_eq!(dog.text, dog.definition);
     assert_eq!(dog.captions, ["a loyal dog"], "wnid keys win over lemma keys");
@@ -292,15 +299,19 @@ fn cli_flags_and_defaults() {
     let cli = Cli::try_parse_from(["graph-build", "--samples", "s1", "--samples", "s2", "--out", "g/graph.json"]).unwrap();
     assert_eq!(cli.args.samples, [PathBuf::from("s1"), PathBuf::from("s2")]);
     assert_eq!(cli.args.out, PathBuf::from("g/graph.json"));
-    assert_eq!(cli.args.images_per_node, 75);
+    assert_eq!(cli.args.construction, GraphConstruction::Released, "the default is the construction closer to the paper");
+    assert_eq!((cli.args.images_per_node, cli.args.images_per_dataset), (75, 25));
     assert_eq!(cli.args.seed, 0);
     assert!(cli.args.captions.is_none() && !cli.args.definition_only && !cli.args.json);
     let cli = Cli::try_parse_from([
         "graph-build", "--samples", "s", "--out", "o.json", "--images-per-node", "10", "--seed", "3", "--captions",
-        "c.json", "--wordnet", "/wn", "--definition-only", "--json",
+        "c.json", "--wordnet", "/wn", "--definition-only", "--json", "--construction", "ancestors", "--images-per-dataset", "5",
     ])
     .unwrap();
-    assert_eq!((cli.args.images_per_node, cli.args.seed), (10, 3));
+    assert_eq!((cli.args.images_per_node, cli.args.images_per_dataset, cli.args.seed), (10, 5, 3));
+    assert_eq!(cli.args.construction, GraphConstruction::Ancestors);
+    let err = Cli::try_parse_from(["graph-build", "--samples", "s", "--out", "o.json", "--construction", "all"]).err().unwrap();
+    assert!(err.to_string().contains("released"), "{err}");
     assert_eq!(cli.args.wordnet, PathBuf::from("/wn"));
     assert!(cli.args.definition_only && cli.args.json);
     assert!(Cli::try_parse_from(["graph-build", "--out", "o.json"]).is_err(), "--samples is required");

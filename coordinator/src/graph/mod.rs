@@ -1,51 +1,50 @@
-//! The semantic graph (SPEC §4.1): WordNet noun synsets of the sample datasets'
-//! classes plus all their hypernym ancestors, each with up to N seeded images,
-//! a node text for the VLMs and captions for the text embedder. Written as
-//! `graph.json` (docs/formats.md) by `coordinator graph build`.
+//! The semantic graph (SPEC §4.1): WordNet synsets chosen from the sample
+//! datasets' classes by one of two constructions, each node with up to N
+//! seeded images, a node text for the VLMs and captions for the text embedder.
+//! Written as `graph.json` (`mll_common::data::graph`, docs/formats.md) by
+//! `coordinator graph build`; `coordinator graph count` gives the node counts
+//! of a wnid list without images.
 //!
-//! Rules, all deterministic (same inputs and seed → byte-identical file):
+//! - `released` (default; `released.rs`): every WordNet sense of every synonym
+//!   of each class plus one level of hyponyms, as the released MLL code.
+//! - `ancestors` (`ancestors.rs`): the classes plus all hypernym ancestors.
+//!
+//! Rules both share, all deterministic (same inputs and seed → byte-identical file):
 //! - Sample folders: `<samples dir>/<wnid>/**/<image>.{jpg,jpeg,png,webp}` (any
-//!   case); other files and hidden entries are ignored. Folders with the same
-//!   wnid in several sample datasets are pooled.
-//! - Nodes: the sample wnids and every `@`/`@i` ancestor up to `entity`, sorted
-//!   by synset offset; `parents` are the node indexes of a node's hypernyms.
-//! - Images of a sample node: up to N drawn without replacement from its pool.
-//!   A sample node that is also an ancestor of other sample nodes keeps its own
-//!   images (it is a real class).
-//! - Images of any other node: up to N from its descendant sample nodes' pools,
-//!   split evenly: descendants are shuffled, then take one image each in turn
-//!   (skipping exhausted ones) until N; so each gets ⌊N/d⌋ or ⌈N/d⌉ unless its
-//!   pool is smaller, and with more than N descendants a seeded N of them give
-//!   one each. An image can therefore appear under a sample node and under its
-//!   ancestors; an entry's `node` is the node it is listed under.
-//! - Randomness: one ChaCha8 stream per (seed, node[, descendant]), seeded by
-//!   SHA-256 of those names, so adding classes leaves other leaves' picks alone;
-//!   bounded draws use our own rejection sampling so rand upgrades change nothing.
+//!   case); other files and hidden entries are ignored. Each `--samples`
+//!   folder is one sample dataset, named by its path relative to the graph's
+//!   folder; their order on the command line does not matter.
+//! - Nodes sorted by synset (part of speech, then offset); `parents` are the
+//!   node indexes of a node's WordNet hypernyms that are nodes too.
 //! - Images within a node are sorted by path; `images` lists nodes in index order.
 //! - Node text: "{lemma}, which is {definition}" or the definition alone; lemma
 //!   is the synset's first word with `_` → space.
 //! - Captions: from `--captions` (JSON `{key: [caption, ...]}`, key looked up as
-//!   the wnid, then each lemma with spaces, then with underscores), else
+//!   the node id, then each lemma with spaces, then with underscores), else
 //!   generated: "a photo of a {lemma}.", "{lemma}, {definition}", one
 //!   "{lemma}, a kind of {parent lemma}." per parent, and
 //!   "{lemma}, also known as {other lemmas}." when the synset has synonyms.
 
+pub mod ancestors;
+pub mod draw;
+pub mod released;
 pub mod wordnet;
 
 use clap::Args;
-use rand::RngCore;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+pub use mll_common::data::graph::{Graph, GraphBuild, GraphConstruction, GraphImage, GraphNode, GRAPH_FORMAT_VERSION};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use wordnet::{offset_to_wnid, wnid_to_offset, Synset, WordNet, WordNetError};
+use wordnet::{wnid_to_offset, Synset, SynsetRef, WordNet, WordNetError};
 
-pub const GRAPH_FORMAT_VERSION: u32 = 1;
 pub const DEFAULT_IMAGES_PER_NODE: usize = 75;
+/// The released code's cap per (node, sample dataset).
+pub const DEFAULT_IMAGES_PER_DATASET: usize = 25;
 pub const DEFAULT_WORDNET_DIR: &str = "/usr/share/wordnet";
+/// The node count the paper reports for its graph.
+pub const PAPER_NODE_COUNT: usize = 9055;
 /// Extensions (lower-cased) of the files taken as images.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
 
@@ -55,8 +54,12 @@ pub enum GraphError {
     WordNet(#[from] WordNetError),
     #[error("graph build: sample folder {folder}: '{name}' is not a WordNet noun id; name class folders by ImageNet wnid (n + 8 digits, e.g. n02084071)")]
     NotAWnid { folder: String, name: String },
-    #[error("graph build: sample folder {folder}: {wnid} is not a noun synset in WordNet 3.0 ({wordnet}); check the folder name (ImageNet wnids are WordNet 3.0 offsets)")]
+    #[error("graph build: {folder}: {wnid} is not a noun synset in WordNet 3.0 ({wordnet}); check the name (ImageNet wnids are WordNet 3.0 offsets)")]
     UnknownWnid { folder: String, wnid: String, wordnet: String },
+    #[error("graph: wnid list {path} line {line}: '{text}' is not a wnid (n + 8 digits, e.g. n02084071); one per line, '#' starts a comment")]
+    WnidList { path: String, line: usize, text: String },
+    #[error("graph: wnid list {path} names no wnid; give one per line")]
+    EmptyWnidList { path: String },
     #[error("graph build: cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("graph build: {path} is not under the graph's folder {graph_dir}; image paths in graph.json are relative to it without '..' (docs/formats.md): place or symlink the sample datasets inside {graph_dir}")]
@@ -65,118 +68,50 @@ pub enum GraphError {
     NonUtf8 { path: String },
     #[error("graph build: no class folders found in the sample datasets {dirs}; each must hold <wnid>/<images>")]
     NoSamples { dirs: String },
-    #[error("graph build: --images-per-node must be >= 1")]
-    ZeroImagesPerNode,
+    #[error("graph build: --{flag} must be >= 1")]
+    ZeroCap { flag: &'static str },
     #[error("graph build: captions file {path}: {message}; expected a JSON object {{\"n02084071\" or \"dog\": [\"caption\", ...]}}")]
     Captions { path: String, message: String },
-    #[error("graph file {path}: {message}")]
-    Invalid { path: String, message: String },
     #[error("graph file {path}: cannot write it: {source}")]
     Write { path: String, source: std::io::Error },
 }
 
-/// `graph.json` (docs/formats.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphFile {
-    pub format_version: u32,
-    pub seed: u64,
-    pub nodes: Vec<GraphNode>,
-    pub images: Vec<GraphImage>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphNode {
-    /// WordNet id, `n` + 8-digit offset.
-    pub id: String,
-    pub lemma: String,
-    pub definition: String,
-    /// Node indexes of the hypernyms, ascending.
-    pub parents: Vec<usize>,
-    /// What the VLM encodes for the node.
-    pub text: String,
-    /// What the text embedder encodes to match classes to the node.
-    pub captions: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphImage {
-    /// Relative to the folder of graph.json, `/`-separated.
-    pub path: String,
-    /// True node index.
-    pub node: usize,
-}
-
-impl GraphFile {
-    pub fn load(path: &Path) -> Result<Self, GraphError> {
-        let text =
-            std::fs::read(path).map_err(|source| GraphError::Io { path: path.display().to_string(), source })?;
-        let graph: GraphFile = serde_json::from_slice(&text)
-            .map_err(|e| GraphError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
-        graph.validate().map_err(|message| GraphError::Invalid { path: path.display().to_string(), message })?;
-        Ok(graph)
-    }
-
-    /// Checks indexes and the format version.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.format_version != GRAPH_FORMAT_VERSION {
-            return Err(format!(
-                "format_version {} is not {GRAPH_FORMAT_VERSION}; rebuild it with `coordinator graph build`",
-                self.format_version
-            ));
-        }
-        let n = self.nodes.len();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if let Some(p) = node.parents.iter().find(|&&p| p >= n || p == i) {
-                return Err(format!("nodes[{i}] ({}) has parent index {p}, not another node below {n}", node.id));
-            }
-        }
-        if let Some((i, img)) = self.images.iter().enumerate().find(|(_, img)| img.node >= n) {
-            return Err(format!("images[{i}] ({}) has node {}, not below {n}", img.path, img.node));
-        }
-        if let Some((i, img)) =
-            self.images.iter().enumerate().find(|(_, img)| Path::new(&img.path).components().any(|c| !matches!(c, Component::Normal(_))))
-        {
-            return Err(format!("images[{i}] path '{}' must be relative without '..'", img.path));
-        }
-        Ok(())
-    }
-
-    /// The exact bytes `coordinator graph build` writes: compact JSON and a newline.
-    pub fn to_json_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec(self).expect("graph serialises: plain data");
-        bytes.push(b'\n');
-        bytes
-    }
-
-    /// Writes the file atomically (temporary file in the same folder, then rename).
-    pub fn write_atomic(&self, path: &Path) -> Result<(), GraphError> {
-        write_atomic(path, &self.to_json_bytes())
-    }
+fn construction_arg() -> clap::builder::ValueParser {
+    use clap::builder::TypedValueParser;
+    clap::builder::ValueParser::new(
+        clap::builder::PossibleValuesParser::new(GraphConstruction::ALL.map(GraphConstruction::name))
+            .map(|s| s.parse::<GraphConstruction>().expect("a possible value")),
+    )
 }
 
 /// `coordinator graph build` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct GraphBuildArgs {
     /// Sample dataset folder with one sub-folder per class named by wnid (e.g.
-    /// n01440764/), images inside; repeat for several datasets (pooled per wnid).
+    /// n01440764/), images inside; repeat for several datasets.
     #[arg(long = "samples", value_name = "DIR", required = true)]
     pub samples: Vec<PathBuf>,
     /// graph.json to write; image paths in it are relative to its folder.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Maximum images per node.
+    /// Which nodes: `released` (the released MLL code: every WordNet sense of every
+    /// synonym of each class, plus one level of hyponyms) or `ancestors` (the classes
+    /// plus all their hypernyms).
+    #[arg(long, value_name = "C", default_value = "released", value_parser = construction_arg())]
+    pub construction: GraphConstruction,
+    /// Maximum images per node (a `released` hyponym takes ⌊N / its parents⌋ from each parent).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_NODE)]
     pub images_per_node: usize,
+    /// `released`: maximum images a node takes from one sample dataset.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_DATASET)]
+    pub images_per_dataset: usize,
     /// Seed of every random choice (recorded in the file).
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// JSON {wnid or lemma: [caption, ...]} of node captions; otherwise generated.
+    /// JSON {node id or lemma: [caption, ...]} of node captions; otherwise generated.
     #[arg(long, value_name = "FILE")]
     pub captions: Option<PathBuf>,
-    /// WordNet 3.0 dict folder (holding data.noun).
+    /// WordNet 3.0 dict folder (holding data.noun, index.noun, noun.exc, ... of every part of speech).
     #[arg(long, value_name = "DIR", env = "MLL_WORDNET_DIR", default_value = DEFAULT_WORDNET_DIR)]
     pub wordnet: PathBuf,
     /// Node text is the definition alone instead of "{lemma}, which is {definition}".
@@ -187,28 +122,71 @@ pub struct GraphBuildArgs {
     pub json: bool,
 }
 
+/// `coordinator graph count` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct GraphCountArgs {
+    /// Text file of class wnids, one per line ('#' starts a comment), e.g.
+    /// configs/imagenet/imagenet1k_wnids.txt; repeat to pool several lists.
+    #[arg(long = "wnids", value_name = "FILE", required = true)]
+    pub wnids: Vec<PathBuf>,
+    /// WordNet 3.0 dict folder.
+    #[arg(long, value_name = "DIR", env = "MLL_WORDNET_DIR", default_value = DEFAULT_WORDNET_DIR)]
+    pub wordnet: PathBuf,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of [`build_graph`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildOptions {
+    pub construction: GraphConstruction,
     pub images_per_node: usize,
+    pub images_per_dataset: usize,
     pub seed: u64,
     pub definition_only: bool,
-    /// Captions by wnid or lemma (see the module docs for the lookup order).
+    /// Captions by node id or lemma (see the module docs for the lookup order).
     pub captions: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { images_per_node: DEFAULT_IMAGES_PER_NODE, seed: 0, definition_only: false, captions: None }
+        BuildOptions {
+            construction: GraphConstruction::Released,
+            images_per_node: DEFAULT_IMAGES_PER_NODE,
+            images_per_dataset: DEFAULT_IMAGES_PER_DATASET,
+            seed: 0,
+            definition_only: false,
+            captions: None,
+        }
     }
 }
 
-/// One class across the sample datasets.
+/// One class across the sample datasets (the `ancestors` input).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SampleClass {
-    /// The folders it was found in (for error messages), in scan order.
+    /// The folders it was found in (for error messages), in dataset order.
     pub folders: Vec<String>,
     /// Image paths relative to the graph's folder, sorted, unique.
+    pub images: Vec<String>,
+}
+
+/// One sample dataset (one `--samples` folder).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleDataset {
+    /// Its path relative to the graph's folder (`.` for the folder itself):
+    /// names it in the random streams, independent of the command line.
+    pub key: String,
+    /// Its path as given (for error messages).
+    pub folder: String,
+    /// wnid → image paths relative to the graph's folder, sorted, unique.
+    pub classes: BTreeMap<String, Vec<String>>,
+}
+
+/// A node before it is written: its synset and its images (sorted, unique).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDraft {
+    pub synset: Synset,
     pub images: Vec<String>,
 }
 
@@ -216,12 +194,16 @@ pub struct SampleClass {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GraphSummary {
     pub out: String,
+    pub construction: GraphConstruction,
     pub seed: u64,
     pub nodes: usize,
-    pub sample_nodes: usize,
-    pub ancestor_nodes: usize,
+    pub sample_classes: usize,
+    pub sample_datasets: usize,
     pub images: usize,
+    /// Nodes listed without images (`ancestors` keeps them).
     pub nodes_without_images: usize,
+    /// Nodes left out for having no image (`released`).
+    pub nodes_dropped_without_images: usize,
     pub nodes_with_file_captions: usize,
     pub sha256: String,
 }
@@ -280,7 +262,7 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, GraphError> {
 
 fn collect_images(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), GraphError> {
     for (name, path, is_dir) in list_dir(dir)? {
-        let rel_child = format!("{rel}/{name}");
+        let rel_child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
         if is_dir {
             collect_images(&path, &rel_child, out)?;
         } else if is_image(&name) {
@@ -290,17 +272,14 @@ fn collect_images(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), Gr
     Ok(())
 }
 
-/// Scans sample datasets: wnid → folders and images (paths relative to `graph_dir`).
-/// Every sub-folder must be named by a wnid; files at the top level are ignored.
-pub fn scan_samples(dirs: &[PathBuf], graph_dir: &Path) -> Result<BTreeMap<String, SampleClass>, GraphError> {
+/// Scans sample datasets (image paths relative to `graph_dir`), sorted by
+/// their path relative to it; a folder given twice counts once. Every
+/// sub-folder must be named by a wnid; files at the top level are ignored.
+pub fn scan_sample_datasets(dirs: &[PathBuf], graph_dir: &Path) -> Result<Vec<SampleDataset>, GraphError> {
     let graph_abs = lexical_absolute(graph_dir)?;
-    let mut seen_dirs = BTreeSet::new();
-    let mut classes: BTreeMap<String, SampleClass> = BTreeMap::new();
+    let mut datasets: BTreeMap<String, SampleDataset> = BTreeMap::new();
     for dir in dirs {
         let abs = lexical_absolute(dir)?;
-        if !seen_dirs.insert(abs.clone()) {
-            continue; // the same dataset given twice pools nothing new
-        }
         let rel = abs.strip_prefix(&graph_abs).map_err(|_| GraphError::OutsideGraphDir {
             path: dir.display().to_string(),
             graph_dir: graph_abs.display().to_string(),
@@ -309,6 +288,11 @@ pub fn scan_samples(dirs: &[PathBuf], graph_dir: &Path) -> Result<BTreeMap<Strin
         for c in rel.components() {
             rel_parts.push(utf8_name(dir, c.as_os_str())?);
         }
+        let key = if rel_parts.is_empty() { ".".to_string() } else { rel_parts.join("/") };
+        if datasets.contains_key(&key) {
+            continue; // the same dataset given twice adds nothing
+        }
+        let mut dataset = SampleDataset { key: key.clone(), folder: dir.display().to_string(), classes: BTreeMap::new() };
         for (name, path, is_dir) in list_dir(dir)? {
             if !is_dir {
                 continue;
@@ -318,20 +302,75 @@ pub fn scan_samples(dirs: &[PathBuf], graph_dir: &Path) -> Result<BTreeMap<Strin
             }
             let mut rel_class = rel_parts.clone();
             rel_class.push(name.clone());
-            let class = classes.entry(name).or_default();
-            class.folders.push(path.display().to_string());
-            collect_images(&path, &rel_class.join("/"), &mut class.images)?;
+            let mut images = Vec::new();
+            collect_images(&path, &rel_class.join("/"), &mut images)?;
+            images.sort();
+            images.dedup();
+            dataset.classes.insert(name, images);
         }
+        datasets.insert(key, dataset);
     }
-    if classes.is_empty() {
+    if datasets.values().all(|d| d.classes.is_empty()) {
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(GraphError::NoSamples { dirs: dirs.join(", ") });
+    }
+    Ok(datasets.into_values().collect())
+}
+
+/// Each wnid's images pooled over the datasets (the `ancestors` input).
+pub fn pool_classes(datasets: &[SampleDataset]) -> BTreeMap<String, SampleClass> {
+    let mut classes: BTreeMap<String, SampleClass> = BTreeMap::new();
+    for d in datasets {
+        for (wnid, images) in &d.classes {
+            let class = classes.entry(wnid.clone()).or_default();
+            class.folders.push(format!("{}/{wnid}", d.folder));
+            class.images.extend(images.iter().cloned());
+        }
     }
     for class in classes.values_mut() {
         class.images.sort();
         class.images.dedup();
     }
-    Ok(classes)
+    classes
+}
+
+/// Reads wnid lists: one wnid per line, blank lines and `#` comments skipped;
+/// returns wnid → "file:line" of its first mention (for errors), sorted.
+pub fn read_wnid_lists(paths: &[PathBuf]) -> Result<BTreeMap<String, Vec<String>>, GraphError> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|source| GraphError::Io { path: path.display().to_string(), source })?;
+        let mut named = 0;
+        for (i, line) in text.lines().enumerate() {
+            let wnid = line.split('#').next().unwrap_or("").trim();
+            if wnid.is_empty() {
+                continue;
+            }
+            if wnid_to_offset(wnid).is_none() {
+                return Err(GraphError::WnidList { path: path.display().to_string(), line: i + 1, text: wnid.to_string() });
+            }
+            named += 1;
+            out.entry(wnid.to_string()).or_insert_with(|| vec![format!("{}:{}", path.display(), i + 1)]);
+        }
+        if named == 0 {
+            return Err(GraphError::EmptyWnidList { path: path.display().to_string() });
+        }
+    }
+    Ok(out)
+}
+
+/// A class's noun synset, or an error naming where the wnid came from.
+pub(crate) fn class_synset(wn: &WordNet, wnid: &str, sources: &[String]) -> Result<Synset, GraphError> {
+    let unknown = || GraphError::UnknownWnid {
+        folder: sources.join(", "),
+        wnid: wnid.to_string(),
+        wordnet: wn.dir().display().to_string(),
+    };
+    let offset = wnid_to_offset(wnid).ok_or_else(unknown)?;
+    wn.synset(SynsetRef::noun(offset)).map_err(|e| match e {
+        WordNetError::NoSynset { .. } => unknown(),
+        other => GraphError::WordNet(other),
+    })
 }
 
 /// Reads a captions file `{key: [caption, ...]}`.
@@ -341,45 +380,9 @@ pub fn load_captions(path: &Path) -> Result<BTreeMap<String, Vec<String>>, Graph
     serde_json::from_slice(&text).map_err(|e| err(e.to_string()))
 }
 
-/// A ChaCha8 stream for one purpose, independent of every other node's.
-fn stream(seed: u64, parts: &[&str]) -> ChaCha8Rng {
-    let mut h = Sha256::new();
-    h.update(b"mll-graph\0");
-    h.update(seed.to_le_bytes());
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    ChaCha8Rng::from_seed(h.finalize().into())
-}
-
-/// Uniform in 0..n (n >= 1) by rejection, independent of rand's own algorithms.
-fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
-    let n = n as u64;
-    let zone = u64::MAX - (u64::MAX % n);
-    loop {
-        let x = rng.next_u64();
-        if x < zone {
-            return (x % n) as usize;
-        }
-    }
-}
-
-/// The first `k` positions of a Fisher–Yates shuffle of `items`.
-fn sample_prefix<T: Clone>(rng: &mut ChaCha8Rng, items: &[T], k: usize) -> Vec<T> {
-    let mut v = items.to_vec();
-    let k = k.min(v.len());
-    for i in 0..k {
-        let j = i + below(rng, v.len() - i);
-        v.swap(i, j);
-    }
-    v.truncate(k);
-    v
-}
-
 fn captions_for(synset: &Synset, lemma: &str, parents: &[String], file: Option<&BTreeMap<String, Vec<String>>>) -> (Vec<String>, bool) {
     if let Some(map) = file {
-        let mut keys = vec![synset.wnid()];
+        let mut keys = vec![synset.id()];
         for l in &synset.lemmas {
             keys.push(l.replace('_', " "));
             keys.push(l.clone());
@@ -399,135 +402,74 @@ fn captions_for(synset: &Synset, lemma: &str, parents: &[String], file: Option<&
     (out, false)
 }
 
-/// Builds the graph of `samples` (from [`scan_samples`]). Returns the graph and
-/// how many nodes took their captions from the captions file.
-pub fn build_graph(
-    wn: &WordNet,
-    samples: &BTreeMap<String, SampleClass>,
-    opts: &BuildOptions,
-) -> Result<(GraphFile, usize), GraphError> {
-    if opts.images_per_node == 0 {
-        return Err(GraphError::ZeroImagesPerNode);
-    }
-    // Synsets of the samples and, breadth-first, of all their ancestors.
-    let mut synsets: HashMap<u32, Synset> = HashMap::new();
-    let mut queue = VecDeque::new();
-    for (wnid, class) in samples {
-        let offset = wnid_to_offset(wnid).ok_or_else(|| GraphError::NotAWnid {
-            folder: class.folders.first().cloned().unwrap_or_default(),
-            name: wnid.clone(),
-        })?;
-        let synset = wn.synset(offset).map_err(|e| match e {
-            WordNetError::NoSynset { .. } => GraphError::UnknownWnid {
-                folder: class.folders.join(", "),
-                wnid: wnid.clone(),
-                wordnet: wn.path().display().to_string(),
-            },
-            other => GraphError::WordNet(other),
-        })?;
-        queue.extend(synset.hypernyms.iter().copied());
-        synsets.insert(offset, synset);
-    }
-    while let Some(offset) = queue.pop_front() {
-        if synsets.contains_key(&offset) {
-            continue;
-        }
-        let synset = wn.synset(offset)?;
-        queue.extend(synset.hypernyms.iter().copied());
-        synsets.insert(offset, synset);
-    }
-
-    let mut offsets: Vec<u32> = synsets.keys().copied().collect();
-    offsets.sort_unstable();
-    let index: HashMap<u32, usize> = offsets.iter().enumerate().map(|(i, &o)| (o, i)).collect();
-    let nodes_syn: Vec<&Synset> = offsets.iter().map(|o| &synsets[o]).collect();
-    let parents: Vec<Vec<usize>> = nodes_syn
-        .iter()
-        .map(|s| {
-            let mut p: Vec<usize> = s.hypernyms.iter().map(|h| index[h]).collect();
-            p.sort_unstable();
-            p.dedup();
-            p
-        })
-        .collect();
-    let n = offsets.len();
-    let wnids: Vec<String> = offsets.iter().map(|&o| offset_to_wnid(o)).collect();
-    let pools: Vec<Option<&SampleClass>> = wnids.iter().map(|w| samples.get(w)).collect();
-
-    // Sample descendants of every node (each sample node walks up its ancestors).
-    let mut descendants: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
-    for (s, pool) in pools.iter().enumerate() {
-        if pool.is_none() {
-            continue;
-        }
-        let mut stack: Vec<usize> = parents[s].clone();
-        let mut seen = BTreeSet::new();
-        while let Some(a) = stack.pop() {
-            if seen.insert(a) {
-                descendants[a].insert(s);
-                stack.extend(parents[a].iter().copied());
-            }
-        }
-    }
-
-    let cap = opts.images_per_node;
-    let mut node_images: Vec<Vec<String>> = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut chosen = if let Some(class) = pools[i] {
-            let mut rng = stream(opts.seed, &["own", wnids[i].as_str()]);
-            sample_prefix(&mut rng, &class.images, cap)
-        } else {
-            let mut rng = stream(opts.seed, &["split", wnids[i].as_str()]);
-            let desc: Vec<usize> = descendants[i].iter().copied().collect();
-            let order = sample_prefix(&mut rng, &desc, desc.len());
-            let sizes: Vec<usize> = order.iter().map(|&d| pools[d].map_or(0, |c| c.images.len())).collect();
-            let mut quota = vec![0usize; order.len()];
-            let mut left = cap.min(sizes.iter().sum());
-            while left > 0 {
-                for (q, &size) in quota.iter_mut().zip(&sizes) {
-                    if left > 0 && *q < size {
-                        *q += 1;
-                        left -= 1;
-                    }
-                }
-            }
-            let mut chosen = Vec::new();
-            for (&d, &q) in order.iter().zip(&quota) {
-                if q > 0 {
-                    let mut rng = stream(opts.seed, &["from", wnids[i].as_str(), wnids[d].as_str()]);
-                    chosen.extend(sample_prefix(&mut rng, &pools[d].expect("descendants are sample nodes").images, q));
-                }
-            }
-            chosen
-        };
-        chosen.sort();
-        chosen.dedup();
-        node_images.push(chosen);
-    }
-
-    let lemmas: Vec<String> = nodes_syn.iter().map(|s| s.display_lemma()).collect();
+/// Nodes (sorted by synset) with texts, captions and parents, and the image
+/// list. Returns the graph without its `build` block and how many nodes took
+/// their captions from the captions file.
+fn assemble(drafts: Vec<NodeDraft>, opts: &BuildOptions) -> (Graph, usize) {
+    let index: BTreeMap<SynsetRef, usize> = drafts.iter().enumerate().map(|(i, d)| (d.synset.reference(), i)).collect();
+    let lemmas: Vec<String> = drafts.iter().map(|d| d.synset.display_lemma()).collect();
     let mut from_file = 0;
-    let mut nodes = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = nodes_syn[i];
-        let parent_lemmas: Vec<String> = parents[i].iter().map(|&p| lemmas[p].clone()).collect();
+    let mut nodes = Vec::with_capacity(drafts.len());
+    let mut images = Vec::new();
+    for (i, d) in drafts.into_iter().enumerate() {
+        let s = &d.synset;
+        let parents: Vec<usize> =
+            s.hypernyms.iter().filter_map(|h| index.get(h).copied()).collect::<BTreeSet<usize>>().into_iter().collect();
+        let parent_lemmas: Vec<String> = parents.iter().map(|&p| lemmas[p].clone()).collect();
         let (captions, used_file) = captions_for(s, &lemmas[i], &parent_lemmas, opts.captions.as_ref());
         from_file += used_file as usize;
         nodes.push(GraphNode {
-            id: wnids[i].clone(),
+            id: s.id(),
             lemma: lemmas[i].clone(),
             definition: s.definition.clone(),
-            parents: parents[i].clone(),
+            parents,
             text: node_text(&lemmas[i], &s.definition, opts.definition_only),
             captions,
         });
+        images.extend(d.images.into_iter().map(|path| GraphImage { path, node: i }));
     }
-    let images = node_images
-        .into_iter()
-        .enumerate()
-        .flat_map(|(node, paths)| paths.into_iter().map(move |path| GraphImage { path, node }))
-        .collect();
-    Ok((GraphFile { format_version: GRAPH_FORMAT_VERSION, seed: opts.seed, nodes, images }, from_file))
+    (Graph { format_version: GRAPH_FORMAT_VERSION, seed: opts.seed, build: None, nodes, images }, from_file)
+}
+
+/// A built graph and what the summary reports beyond it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    pub graph: Graph,
+    pub nodes_with_file_captions: usize,
+    pub nodes_dropped_without_images: usize,
+}
+
+fn check_caps(opts: &BuildOptions) -> Result<(), GraphError> {
+    if opts.images_per_node == 0 {
+        return Err(GraphError::ZeroCap { flag: "images-per-node" });
+    }
+    if opts.images_per_dataset == 0 {
+        return Err(GraphError::ZeroCap { flag: "images-per-dataset" });
+    }
+    Ok(())
+}
+
+/// Builds the graph of the sample datasets with `opts.construction`.
+pub fn build_graph(wn: &WordNet, datasets: &[SampleDataset], opts: &BuildOptions) -> Result<Built, GraphError> {
+    check_caps(opts)?;
+    let classes = pool_classes(datasets);
+    let (drafts, dropped) = match opts.construction {
+        GraphConstruction::Released => {
+            released::build(wn, datasets, opts.seed, opts.images_per_node, opts.images_per_dataset)?
+        }
+        GraphConstruction::Ancestors => (ancestors::build(wn, &classes, opts.seed, opts.images_per_node)?, 0),
+    };
+    let (mut graph, from_file) = assemble(drafts, opts);
+    graph.build = Some(GraphBuild {
+        construction: opts.construction,
+        sample_classes: classes.len(),
+        sample_datasets: datasets.len(),
+        images_per_node: opts.images_per_node,
+        images_per_dataset: (opts.construction == GraphConstruction::Released).then_some(opts.images_per_dataset),
+        nodes: graph.nodes.len(),
+        images: graph.images.len(),
+    });
+    Ok(Built { graph, nodes_with_file_captions: from_file, nodes_dropped_without_images: dropped })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GraphError> {
@@ -546,35 +488,38 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GraphError> {
 
 /// The whole build: scan, read WordNet, build, write atomically.
 pub fn build_graph_file(args: &GraphBuildArgs) -> Result<GraphSummary, GraphError> {
-    if args.images_per_node == 0 {
-        return Err(GraphError::ZeroImagesPerNode);
-    }
+    let opts = BuildOptions {
+        construction: args.construction,
+        images_per_node: args.images_per_node,
+        images_per_dataset: args.images_per_dataset,
+        seed: args.seed,
+        definition_only: args.definition_only,
+        captions: None,
+    };
+    check_caps(&opts)?; // before any reading, so a bad flag is reported first
     let graph_dir = match args.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let samples = scan_samples(&args.samples, &graph_dir)?;
+    let datasets = scan_sample_datasets(&args.samples, &graph_dir)?;
     let captions = args.captions.as_deref().map(load_captions).transpose()?;
     let wn = WordNet::open(&args.wordnet)?;
-    let opts = BuildOptions {
-        images_per_node: args.images_per_node,
-        seed: args.seed,
-        definition_only: args.definition_only,
-        captions,
-    };
-    let (graph, from_file) = build_graph(&wn, &samples, &opts)?;
-    let bytes = graph.to_json_bytes();
+    let built = build_graph(&wn, &datasets, &BuildOptions { captions, ..opts })?;
+    let bytes = built.graph.to_json_bytes();
     write_atomic(&args.out, &bytes)?;
-    let with_images: BTreeSet<usize> = graph.images.iter().map(|i| i.node).collect();
+    let g = &built.graph;
+    let with_images: BTreeSet<usize> = g.images.iter().map(|i| i.node).collect();
     Ok(GraphSummary {
         out: args.out.display().to_string(),
-        seed: graph.seed,
-        nodes: graph.nodes.len(),
-        sample_nodes: samples.len(),
-        ancestor_nodes: graph.nodes.len() - samples.len(),
-        images: graph.images.len(),
-        nodes_without_images: graph.nodes.len() - with_images.len(),
-        nodes_with_file_captions: from_file,
+        construction: args.construction,
+        seed: g.seed,
+        nodes: g.nodes.len(),
+        sample_classes: pool_classes(&datasets).len(),
+        sample_datasets: datasets.len(),
+        images: g.images.len(),
+        nodes_without_images: g.nodes.len() - with_images.len(),
+        nodes_dropped_without_images: built.nodes_dropped_without_images,
+        nodes_with_file_captions: built.nodes_with_file_captions,
         sha256: hex_digest(&bytes),
     })
 }
@@ -583,23 +528,85 @@ fn hex_digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Node counts of a list of classes under each construction, every class
+/// taken to have images (what `coordinator graph count` prints).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphCounts {
+    pub classes: usize,
+    /// `released`: all nodes, the senses of the classes' synonyms, and the
+    /// hyponyms that are not senses themselves.
+    pub released: usize,
+    pub released_senses: usize,
+    pub released_hyponyms: usize,
+    /// `ancestors`: all nodes, and the hypernym ancestors that are not classes.
+    pub ancestors: usize,
+    pub ancestors_hypernyms: usize,
+    pub paper: usize,
+    /// The construction whose count is closer to the paper's.
+    pub closer_to_paper: GraphConstruction,
+}
+
+/// Counts the nodes each construction gives `classes` (wnid → where it was named).
+pub fn count_nodes(wn: &WordNet, classes: &BTreeMap<String, Vec<String>>) -> Result<GraphCounts, GraphError> {
+    let rel = released::node_set(wn, classes)?;
+    let released = rel.all().len();
+    let ancestors = ancestors::node_synsets(wn, classes)?.len();
+    let closer_to_paper = if released.abs_diff(PAPER_NODE_COUNT) <= ancestors.abs_diff(PAPER_NODE_COUNT) {
+        GraphConstruction::Released
+    } else {
+        GraphConstruction::Ancestors
+    };
+    Ok(GraphCounts {
+        classes: classes.len(),
+        released,
+        released_senses: rel.senses.len(),
+        released_hyponyms: released - rel.senses.len(),
+        ancestors,
+        ancestors_hypernyms: ancestors - classes.len(),
+        paper: PAPER_NODE_COUNT,
+        closer_to_paper,
+    })
+}
+
 /// `coordinator graph build`.
 pub fn run_graph_build(args: &GraphBuildArgs) -> anyhow::Result<()> {
-    let summary = build_graph_file(args)?;
+    let s = build_graph_file(args)?;
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        println!("{}", serde_json::to_string(&s)?);
     } else {
         println!(
-            "wrote {}: {} nodes ({} sample classes, {} ancestors), {} images, {} nodes without images, seed {}, sha256 {}",
-            summary.out,
-            summary.nodes,
-            summary.sample_nodes,
-            summary.ancestor_nodes,
-            summary.images,
-            summary.nodes_without_images,
-            summary.seed,
-            summary.sha256
+            "wrote {}: {} graph, {} nodes ({} sample classes in {} sample datasets), {} images, \
+             {} nodes without images, {} left out without images, seed {}, sha256 {}",
+            s.out,
+            s.construction,
+            s.nodes,
+            s.sample_classes,
+            s.sample_datasets,
+            s.images,
+            s.nodes_without_images,
+            s.nodes_dropped_without_images,
+            s.seed,
+            s.sha256
         );
+    }
+    Ok(())
+}
+
+/// `coordinator graph count`.
+pub fn run_graph_count(args: &GraphCountArgs) -> anyhow::Result<()> {
+    let classes = read_wnid_lists(&args.wnids)?;
+    let wn = WordNet::open(&args.wordnet)?;
+    let c = count_nodes(&wn, &classes)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&c)?);
+    } else {
+        println!("{} classes, WordNet at {}", c.classes, args.wordnet.display());
+        println!(
+            "released:  {} nodes ({} senses of the classes' synonyms + {} further hyponyms)",
+            c.released, c.released_senses, c.released_hyponyms
+        );
+        println!("ancestors: {} nodes ({} classes + {} hypernym ancestors)", c.ancestors, c.classes, c.ancestors_hypernyms);
+        println!("paper:     {} nodes; closer: {}", c.paper, c.closer_to_paper);
     }
     Ok(())
 }
@@ -609,23 +616,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounded_draws_and_prefix_sampling_are_deterministic_and_in_range() {
-        let items: Vec<u32> = (0..10).collect();
-        let a = sample_prefix(&mut stream(0, &["x"]), &items, 4);
-        let b = sample_prefix(&mut stream(0, &["x"]), &items, 4);
-        let c = sample_prefix(&mut stream(1, &["x"]), &items, 4);
-        assert_eq!(a, b);
-        assert_ne!(a, c, "a different seed gives a different draw");
-        assert_eq!(a.len(), 4);
-        assert_eq!(a.iter().collect::<BTreeSet<_>>().len(), 4, "without replacement");
-        assert_eq!(sample_prefix(&mut stream(0, &["x"]), &items, 50).len(), 10);
-        let mut rng = stream(0, &["below"]);
-        assert!((0..1000).all(|_| below(&mut rng, 3) < 3));
-    }
-
-    #[test]
     fn node_text_options() {
         assert_eq!(node_text("dog", "a canine", false), "dog, which is a canine");
         assert_eq!(node_text("dog", "a canine", true), "a canine");
+    }
+
+    #[test]
+    fn wnid_lists_skip_comments_and_name_bad_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a.txt");
+        std::fs::write(&a, "# source: somewhere\nn01440764\n\n n01443537  # goldfish\nn01440764\n").unwrap();
+        let got = read_wnid_lists(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["n01440764", "n01443537"]);
+        assert!(got["n01443537"][0].ends_with("a.txt:4"), "{:?}", got);
+        std::fs::write(&a, "n01440764\ntench\n").unwrap();
+        let err = read_wnid_lists(std::slice::from_ref(&a)).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("'tench'"), "{err}");
+        std::fs::write(&a, "# nothing\n").unwrap();
+        assert!(read_wnid_lists(&[a]).unwrap_err().to_string().contains("names no wnid"));
     }
 }
