@@ -23,6 +23,8 @@ pub struct LocalOptions<'a> {
     pub out: &'a Path,
     pub workers: usize,
     pub progress: bool,
+    /// Add the paper's experiments to the report.
+    pub experiments: bool,
 }
 
 pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<RunStatus> {
@@ -61,7 +63,7 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         handles.push(tokio::spawn(async move { wl.run(sd).await }));
     }
 
-    let drive_opts = DriveOptions { poll: Duration::from_millis(200), progress: opts.progress };
+    let drive_opts = DriveOptions { poll: Duration::from_millis(200), progress: opts.progress, experiments: opts.experiments };
     let mut sd = shutdown.clone();
     let result = tokio::select! {
         r = drive::wait_and_report(&ctl, &plan, opts.out, &drive_opts) => r,

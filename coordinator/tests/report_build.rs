@@ -4,9 +4,9 @@
 use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
 use mll_coordinator::method::{Accuracy, ModelLabels, Predictions};
-use mll_coordinator::report::{
-    build_report, report_json, write_report, DatasetInput, GraphInput, ModelInfo, ReportInput,
-};
+use mll_coordinator::method::assess::{build_report, DatasetInput, GraphInput, ReportInput};
+use mll_coordinator::outcome::ModelInfo;
+use mll_coordinator::report::{report_json, write_report};
 use ndarray::Array2;
 
 /// Counts as an evaluate job would produce them from these probabilities.
@@ -94,7 +94,6 @@ fn input() -> ReportInput {
             .collect(),
         predictions: preds.into_iter().map(Some).collect(),
         class_embeddings: Some(e_t.clone()),
-        selection: None,
     };
     let b = DatasetInput {
         name: "B".into(),
