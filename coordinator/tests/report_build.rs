@@ -94,6 +94,7 @@ fn input() -> ReportInput {
             .collect(),
         predictions: preds.into_iter().map(Some).collect(),
         class_embeddings: Some(e_t.clone()),
+        evaluate_seconds: Vec::new(),
     };
     let b = DatasetInput {
         name: "B".into(),
@@ -267,7 +268,8 @@ fn files_are_written_and_reproducible() {
         "{md}"
     );
     let svg = std::fs::read_to_string(d1.path().join("rank_mll.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 3);
+    // Three models on the one complete dataset, plus its legend dot.
+    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 3 + 1);
 }
 
 #[test]

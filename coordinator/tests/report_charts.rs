@@ -35,7 +35,8 @@ fn series_names(svg: &str, class: &str) -> Vec<String> {
         .collect()
 }
 
-fn render(svg_path: &Path) -> (u32, u32, Vec<u8>) {
+/// Width, height, bytes per pixel (RGB or RGBA) and the pixels.
+fn render(svg_path: &Path) -> (u32, u32, usize, Vec<u8>) {
     let png = svg_path.with_extension("png");
     let out = Command::new("rsvg-convert")
         .arg("--output")
@@ -48,9 +49,14 @@ fn render(svg_path: &Path) -> (u32, u32, Vec<u8>) {
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgba, "{}", png.display());
+    let channels = match info.color_type {
+        png::ColorType::Rgba => 4,
+        png::ColorType::Rgb => 3,
+        other => panic!("{}: unexpected colour type {other:?}", png.display()),
+    };
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", png.display());
     buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
+    (info.width, info.height, channels, buf)
 }
 
 fn hex(c: &str) -> [u8; 3] {
@@ -81,7 +87,7 @@ fn check_chart(path: &Path) -> Vec<String> {
     let text = &text[..text.find("</text>").unwrap()];
     assert!(num(title, "x") + text.chars().count() as f64 * 14.0 * 0.62 <= w, "{name}: title '{text}' is cut off");
 
-    let (pw, ph, pixels) = render(path);
+    let (pw, ph, channels, pixels) = render(path);
     assert_eq!((pw as f64, ph as f64), (w.ceil(), h.ceil()), "{name}: rendered size");
     // Each legend swatch shows its colour where the SVG put it (inside the canvas, drawn).
     for entry in elements(&svg, "<g class=\"legend-entry\"") {
@@ -95,7 +101,7 @@ fn check_chart(path: &Path) -> Vec<String> {
             (num(swatch, "x1") + 1.0, num(swatch, "y1"), attr(swatch, "stroke").unwrap())
         };
         assert!(x >= 0.0 && y >= 0.0 && x < w && y < h, "{name}: legend swatch of {entry} outside the canvas");
-        let at = ((y as usize) * pw as usize + x as usize) * 4;
+        let at = ((y as usize) * pw as usize + x as usize) * channels;
         let got = &pixels[at..at + 3];
         let want = hex(color);
         let close = got.iter().zip(want).all(|(&a, b)| (a as i32 - b as i32).abs() <= 40);
