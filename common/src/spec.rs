@@ -103,6 +103,10 @@ pub struct TargetDataset {
     /// name itself is the caption.
     #[serde(default)]
     pub captions: Option<String>,
+    /// A dataset catalog entry (configs/catalog/datasets.toml) that filled the
+    /// keys this dataset leaves out (`crate::catalog::resolve_references`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,8 +233,11 @@ pub struct DiagnosticSpec {
 
 impl BenchmarkSpec {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, SpecError> {
-        let spec: BenchmarkSpec =
-            toml::from_str(text).map_err(|e| SpecError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        let parse_err = |e: toml::de::Error| SpecError::Parse { path: origin.to_string(), message: e.to_string() };
+        let spec: BenchmarkSpec = match crate::catalog::resolve_references(text, origin)? {
+            Some(resolved) => resolved.try_into().map_err(parse_err)?,
+            None => toml::from_str(text).map_err(parse_err)?,
+        };
         spec.validate(origin)?;
         Ok(spec)
     }

@@ -2,6 +2,7 @@
 //!
 //! - `plan` — a benchmark spec becomes jobs with deterministic ids;
 //! - `control` — register, publish what is missing, record dead letters, status, cancel;
+//! - `inputs` — model folders and prepared datasets checked before submit;
 //! - `drive` — follow a run to its end with progress bars, then build and write its report;
 //! - `aggregate` — committed results and artifacts (or a published accuracy
 //!   table) back into matrices, handed to the method;
@@ -18,9 +19,14 @@
 pub mod aggregate;
 pub mod control;
 pub mod drive;
+pub mod exit;
+pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod plan;
+pub mod records;
+pub mod spec_checks;
+pub mod verify;
 pub mod world;
 pub mod method;
 pub mod names;

@@ -1,19 +1,107 @@
-//! Committed results read back per plan job: evaluate counts and
-//! probabilities per (model, dataset), pooled caption embeddings, each
-//! model's graph labels, the diagnostic jobs' check.
+//! Committed results read back per plan job (each checked by `records`):
+//! evaluate counts and probabilities per (model, dataset), pooled caption
+//! embeddings, each model's graph labels, the diagnostic jobs' check; and the
+//! safetensors decoding they need, every shape and dtype checked.
 
-use super::tensors::{has_tensor, matrix, matrix_of, read, safetensors_of, tensor_f64, tensor_i64, top_nodes, vstack};
 use super::AggregateError;
 use crate::control::RunControl;
 use crate::method::{ModelLabels, Predictions};
 use crate::outcome::DiagnosticSummary;
 use crate::plan::Plan;
-use mll_common::artifact::ArtifactStore;
+use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
 use mll_common::output::{decode_result, ClassCounts, Execution, JobOutput};
 use mll_common::{Job, JobId};
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
+use safetensors::SafeTensors;
 use std::collections::BTreeMap;
+
+/// Reads one tensor of a safetensors artifact as f32 or i64 (converted).
+fn tensor_f32(st: &SafeTensors, name: &str, sha: &str) -> Result<(Vec<usize>, Vec<f32>), AggregateError> {
+    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected F32", t.dtype()) });
+    }
+    let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    Ok((t.shape().to_vec(), v))
+}
+
+fn tensor_i64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<i64>, AggregateError> {
+    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
+    if t.dtype() != safetensors::Dtype::I64 {
+        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected I64", t.dtype()) });
+    }
+    Ok(t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+}
+
+/// An optional tensor: None when the artifact does not have it (older workers).
+fn has_tensor(st: &SafeTensors, name: &str) -> bool {
+    st.names().iter().any(|n| *n == name)
+}
+
+fn tensor_f64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<f64>, AggregateError> {
+    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
+    if t.dtype() != safetensors::Dtype::F64 {
+        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected F64", t.dtype()) });
+    }
+    Ok(t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect())
+}
+
+/// `top_nodes` (i32, n × K) as u32 lists, each checked to be a graph node, and
+/// their heads ([`crate::method::TopNodes`]), split in the same pass.
+fn top_nodes(st: &SafeTensors, sha: &str, graph_nodes: usize) -> Result<(Array2<u32>, Vec<u32>), AggregateError> {
+    let bad = |reason: String| AggregateError::Artifact { sha256: sha.into(), reason };
+    let t = st.tensor("top_nodes").map_err(|e| bad(format!("tensor 'top_nodes': {e}")))?;
+    if t.dtype() != safetensors::Dtype::I32 {
+        return Err(bad(format!("tensor 'top_nodes' is {:?}, expected I32", t.dtype())));
+    }
+    let [n, k] = t.shape() else { return Err(bad(format!("tensor 'top_nodes' has shape {:?}, expected 2-D", t.shape()))) };
+    let (n, k) = (*n, *k);
+    let mut lists = Vec::with_capacity(n * k);
+    let mut head = Vec::with_capacity(n * crate::method::TopNodes::head_width(k));
+    for (j, b) in t.data().chunks_exact(4).enumerate() {
+        let x = i32::from_le_bytes(b.try_into().unwrap());
+        if x < 0 || x as usize >= graph_nodes {
+            return Err(bad(format!(
+                "tensor 'top_nodes' names node {x} but the graph has {graph_nodes} nodes; the label artifacts do not belong to this graph"
+            )));
+        }
+        let x = x as u32;
+        if j % k < crate::method::TopNodes::head_width(k) {
+            head.push(x);
+        }
+        lists.push(x);
+    }
+    Ok((Array2::from_shape_vec((n, k), lists).expect("shape checked"), head))
+}
+
+fn safetensors_of<'a>(bytes: &'a [u8], aref: &ArtifactRef) -> Result<SafeTensors<'a>, AggregateError> {
+    SafeTensors::deserialize(bytes).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })
+}
+
+fn read(store: &ArtifactStore, aref: &ArtifactRef) -> Result<Vec<u8>, AggregateError> {
+    store.get(aref).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })
+}
+
+fn matrix(store: &ArtifactStore, aref: &ArtifactRef, name: &str) -> Result<Array2<f32>, AggregateError> {
+    let bytes = read(store, aref)?;
+    matrix_of(&safetensors_of(&bytes, aref)?, name, &aref.sha256)
+}
+
+fn matrix_of(st: &SafeTensors, name: &str, sha: &str) -> Result<Array2<f32>, AggregateError> {
+    let (shape, v) = tensor_f32(st, name, sha)?;
+    let (r, c) = match shape.as_slice() {
+        [r, c] => (*r, *c),
+        _ => return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' has shape {shape:?}, expected 2-D") }),
+    };
+    Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
+}
+
+/// Stacks row blocks whose widths the callers checked against their artifacts.
+fn vstack(parts: Vec<Array2<f32>>, what: &str) -> Result<Array2<f32>, AggregateError> {
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(Axis(0), &views).map_err(|e| AggregateError::Other(format!("{what}: blocks of different widths: {e}")))
+}
 
 /// Mean of each item's caption rows, re-normalised (a node's or class's embedding).
 pub fn pool_rows(rows: &Array2<f32>, ranges: &[std::ops::Range<usize>]) -> Array2<f32> {
@@ -32,22 +120,19 @@ pub fn pool_rows(rows: &Array2<f32>, ranges: &[std::ops::Range<usize>]) -> Array
 /// Every committed output of the plan's jobs, in plan order (None = missing).
 pub struct Outputs {
     pub by_job: BTreeMap<JobId, JobOutput>,
-    /// How each job's execution went, where the result recorded it.
+    /// How each evaluate job's execution went, where its result recorded it.
     pub executions: BTreeMap<JobId, Execution>,
 }
 
 impl Outputs {
+    /// Damaged results are logged with their job and left out (as missing).
     pub async fn load(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Outputs> {
-        let mut by_job = BTreeMap::new();
+        let (by_job, _damaged) = crate::records::load(&*ctl.store, plan).await?;
+        // Durations for the k sweep's reuse cost: evaluate records only.
         let mut executions = BTreeMap::new();
-        for job in &plan.jobs {
-            if let Some(bytes) = ctl.store.result(&plan.run, &job.id).await? {
-                let record = decode_result(&bytes)
-                    .map_err(|e| anyhow::anyhow!("result of job {} cannot be decoded: {e}", job.id))?;
-                if let Some(x) = record.execution {
-                    executions.insert(job.id.clone(), x);
-                }
-                by_job.insert(job.id.clone(), record.output);
+        for job in plan.jobs.iter().filter(|j| matches!(j.payload, JobPayload::Evaluate(_)) && by_job.contains_key(&j.id)) {
+            if let Some(x) = ctl.store.result(&plan.run, &job.id).await?.and_then(|b| decode_result(&b).ok()).and_then(|r| r.execution) {
+                executions.insert(job.id.clone(), x);
             }
         }
         Ok(Outputs { by_job, executions })
@@ -77,7 +162,7 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
         .collect();
     let mut counts: Option<ClassCounts> = None;
     let mut probs = Vec::new();
-    let mut labs = Vec::new();
+    let mut labs: Vec<usize> = Vec::new();
     let mut entropy: Option<Vec<f64>> = Some(Vec::new());
     let mut complete = !jobs.is_empty();
     let mut have_probs = true;
@@ -97,11 +182,34 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
                     Some(a) if have_probs => {
                         let bytes = read(artifacts, a)?;
                         let st = safetensors_of(&bytes, a)?;
-                        probs.push(matrix_of(&st, "probs", &a.sha256)?);
-                        labs.extend(tensor_i64(&st, "labels", &a.sha256)?);
+                        let p = matrix_of(&st, "probs", &a.sha256)?;
+                        let l = tensor_i64(&st, "labels", &a.sha256)?;
+                        let classes = e.counts.n.len();
+                        let bad = |reason: String| AggregateError::Artifact { sha256: a.sha256.clone(), reason };
+                        if p.ncols() != classes || p.nrows() != l.len() {
+                            return Err(bad(format!(
+                                "'probs' is {}x{} for {} labels of {classes} classes",
+                                p.nrows(),
+                                p.ncols(),
+                                l.len()
+                            )));
+                        }
+                        for &x in &l {
+                            match usize::try_from(x) {
+                                Ok(c) if c < classes => labs.push(c),
+                                _ => return Err(bad(format!("'labels' holds {x}, not a class of 0..{classes}"))),
+                            }
+                        }
+                        probs.push(p);
                         // Older artifacts have no entropies: reuse then computes them all.
                         match (&mut entropy, has_tensor(&st, "entropy")) {
-                            (Some(h), true) => h.extend(tensor_f64(&st, "entropy", &a.sha256)?),
+                            (Some(h), true) => {
+                                let x = tensor_f64(&st, "entropy", &a.sha256)?;
+                                if x.len() != l.len() {
+                                    return Err(bad(format!("'entropy' has {} values for {} samples", x.len(), l.len())));
+                                }
+                                h.extend(x)
+                            }
                             _ => entropy = None,
                         }
                     }
@@ -114,11 +222,11 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
     if !complete {
         return Ok(PairResult { counts: None, predictions: None, seconds: None });
     }
-    let predictions = (have_probs && !probs.is_empty()).then(|| Predictions {
-        probs: vstack(probs),
-        labels: labs.into_iter().map(|l| l as usize).collect(),
-        entropy,
-    });
+    let predictions = if have_probs && !probs.is_empty() {
+        Some(Predictions { probs: vstack(probs, &format!("probabilities of {model} on {dataset}"))?, labels: labs, entropy })
+    } else {
+        None
+    };
     Ok(PairResult { counts, predictions, seconds })
 }
 
@@ -134,7 +242,23 @@ pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore,
                 continue;
             }
             match outs.get(j) {
-                Some(JobOutput::Embed(o)) => chunks.push((e.start, matrix(artifacts, &o.embeddings, "embeddings")?)),
+                Some(JobOutput::Embed(o)) => {
+                    let m = matrix(artifacts, &o.embeddings, "embeddings")?;
+                    let width = chunks.first().map(|c| c.1.ncols());
+                    if m.nrows() != e.texts.len() || width.is_some_and(|w| w != m.ncols()) {
+                        return Err(AggregateError::Artifact {
+                            sha256: o.embeddings.sha256.clone(),
+                            reason: format!(
+                                "'embeddings' is {}x{} for {} texts; other chunks of {source} are {} wide",
+                                m.nrows(),
+                                m.ncols(),
+                                e.texts.len(),
+                                width.unwrap_or(m.ncols())
+                            ),
+                        });
+                    }
+                    chunks.push((e.start, m))
+                }
                 _ => return Ok(None),
             }
         }
@@ -143,7 +267,7 @@ pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore,
         return Ok(None);
     }
     chunks.sort_by_key(|c| c.0);
-    let rows = vstack(chunks.into_iter().map(|c| c.1).collect());
+    let rows = vstack(chunks.into_iter().map(|c| c.1).collect(), &format!("embeddings of {source}"))?;
     Ok(Some(pool_rows(&rows, ranges)))
 }
 

@@ -5,7 +5,6 @@
 //! report. Nothing here computes a method's number; `method` does.
 
 mod load;
-mod tensors;
 pub mod truth;
 
 pub use crate::outcome::DiagnosticSummary;
