@@ -108,3 +108,73 @@ pub struct DiagnosticOutput {
     /// A value derived from the job id, so aggregation can check every result.
     pub value: u64,
 }
+
+/// How a job's execution went, committed next to its output: the wall
+/// seconds the executor took (on a GPU worker, the job's GPU-seconds). The
+/// k sweep's reuse cost sums them per (model, dataset).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub seconds: f64,
+}
+
+/// A committed result as the store holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommittedResult {
+    pub output: JobOutput,
+    /// None for results committed before executions were recorded.
+    pub execution: Option<Execution>,
+}
+
+/// Stored results start with these 4 bytes and a u16 format version (little
+/// endian), then the bincode [`CommittedResult`]. Older records are a bare
+/// bincode [`JobOutput`], whose first 4 bytes are its variant index (0..=3),
+/// so the two never look alike and old records stay readable.
+pub const RESULT_MAGIC: &[u8; 4] = b"MLLR";
+pub const RESULT_FORMAT_VERSION: u16 = 1;
+
+/// The bytes a worker commits for a job.
+pub fn encode_result(output: &JobOutput, execution: Execution) -> Result<Vec<u8>, crate::wire::WireError> {
+    let record = CommittedResult { output: output.clone(), execution: Some(execution) };
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(RESULT_MAGIC);
+    bytes.extend_from_slice(&RESULT_FORMAT_VERSION.to_le_bytes());
+    bytes.extend(crate::wire::encode_value(&record)?);
+    Ok(bytes)
+}
+
+/// Reads a committed result, current or from before executions were recorded.
+pub fn decode_result(bytes: &[u8]) -> Result<CommittedResult, crate::wire::WireError> {
+    use crate::wire::{decode_value, WireError};
+    match bytes.strip_prefix(RESULT_MAGIC.as_slice()) {
+        Some(rest) => {
+            let version = rest.get(..2).map(|v| u16::from_le_bytes([v[0], v[1]]));
+            if version != Some(RESULT_FORMAT_VERSION) {
+                return Err(WireError::Decode(format!(
+                    "stored result has format version {version:?}, this binary reads version {RESULT_FORMAT_VERSION}: run coordinator and workers of the same release"
+                )));
+            }
+            decode_value(&rest[2..])
+        }
+        None => Ok(CommittedResult { output: decode_value(bytes)?, execution: None }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_carry_their_execution_and_old_records_stay_readable() {
+        let out = JobOutput::Diagnostic(DiagnosticOutput { index: 2, value: 77 });
+        let bytes = encode_result(&out, Execution { seconds: 1.5 }).unwrap();
+        let back = decode_result(&bytes).unwrap();
+        assert_eq!(back.output, out);
+        assert_eq!(back.execution, Some(Execution { seconds: 1.5 }));
+        // A record committed before this format: the bare output.
+        let old = crate::wire::encode_value(&out).unwrap();
+        assert_eq!(decode_result(&old).unwrap(), CommittedResult { output: out, execution: None });
+        let mut future = bytes.clone();
+        future[4] = 9;
+        assert!(decode_result(&future).unwrap_err().to_string().contains("format version"));
+    }
+}

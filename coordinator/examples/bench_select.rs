@@ -24,14 +24,11 @@
 
 use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
-use mll_coordinator::method::{
-    check_labels, match_classes, model_node_counts, score, Accuracy, ImagesByNode, ModelLabels,
-    Predictions, SplitMix64, TopNodes,
-};
-use mll_coordinator::report::{
-    build_dataset_report, report_json, report_markdown, summarise, DatasetInput, GraphInput,
-    ModelInfo, Report,
-};
+use mll_coordinator::method::assess::{build_dataset_report, summarise, DatasetData, DatasetInput};
+use mll_coordinator::method::experiments::{combine, dataset_experiments, ExperimentOptions};
+use mll_coordinator::method::{mix, Accuracy, HubSelection, ModelLabels, Predictions, SplitMix64, TopNodes};
+use mll_coordinator::outcome::{ModelInfo, Report};
+use mll_coordinator::report::{report_json, report_markdown};
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -190,31 +187,18 @@ fn main() {
 
     // 1. Selection, 49 models x 17 datasets, streamed one model at a time as aggregation does.
     let (c0, w0) = (cpu_seconds(), Instant::now());
-    let matchings: Vec<_> = class_emb
-        .iter()
-        .map(|e| match_classes(e.view(), node_emb.view(), &options).expect("matching"))
-        .collect();
+    let e_t: Vec<Option<ndarray::ArrayView2<f32>>> = class_emb.iter().map(|e| Some(e.view())).collect();
+    let mut hub_sel = HubSelection::new(&e_t, node_emb.view(), &options).expect("matching");
     let match_cpu = cpu_seconds() - c0;
-    let mut counts = vec![Vec::new(); matchings.len()];
     for m in 0..hub {
-        let labels = &distinct[m % distinct.len()];
-        check_labels(m, labels, v).expect("labels");
-        let by_node = ImagesByNode::new(labels, v);
-        for (d, matching) in matchings.iter().enumerate() {
-            counts[d].push(model_node_counts(matching, m, labels, &by_node, &options).expect("counts"));
-        }
+        hub_sel.add_model(&distinct[m % distinct.len()]).expect("counts");
     }
-    let selections: Vec<_> = matchings
-        .iter()
-        .cloned()
-        .zip(counts)
-        .map(|(mt, c)| score(mt, c, &options))
-        .collect();
+    let selections: Vec<_> = hub_sel.finish().into_iter().map(|s| s.expect("selection")).collect();
     let (sel_cpu, sel_wall) = (cpu_seconds() - c0, w0.elapsed().as_secs_f64());
     // What the fallback had to compute (outside the timing).
     let (mut visited, mut fallback) = (0usize, 0usize);
-    for mt in &matchings {
-        let selected: std::collections::HashSet<u32> = mt.selected_nodes.iter().map(|&x| x as u32).collect();
+    for sel in &selections {
+        let selected: std::collections::HashSet<u32> = sel.selected_nodes.iter().map(|&x| x as u32).collect();
         for (q, l) in distinct.iter().enumerate() {
             let copies = (0..hub).filter(|m| m % distinct.len() == q).count();
             for (i, &g) in l.image_nodes.iter().enumerate() {
@@ -236,15 +220,14 @@ fn main() {
             imagenet_top1: Some(0.5 + (m * 31 % 49) as f64 / 200.0),
         })
         .collect();
-    let graph = GraphInput {
-        node_ids: (0..v).map(|i| format!("n{i:08}")).collect(),
-        node_embeddings: node_emb.clone(),
-        models: Vec::new(),
-    };
+    let node_ids: Vec<String> = (0..v).map(|i| format!("n{i:08}")).collect();
     let mut report_cpu = 0.0;
     let mut report_wall = 0.0;
     let mut samples_total = 0usize;
     let mut reports = Vec::new();
+    let mut exp_cpu = [0.0f64; 3];
+    let mut exp_all_cpu = 0.0;
+    let (mut growth_parts, mut full_parts) = (Vec::new(), Vec::new());
     for (((name, c, n_real), e), sel) in DATASETS.iter().zip(&class_emb).zip(selections) {
         let n = if max_samples == 0 {
             *n_real
@@ -298,16 +281,48 @@ fn main() {
             accuracy,
             predictions: preds.into_iter().map(Some).collect(),
             class_embeddings: Some(e.clone()),
-            selection: Some(sel),
+            // Synthetic evaluate durations, seconds per 1,000 samples growing with the model.
+            evaluate_seconds: (0..hub).map(|m| Some(n as f64 / 1000.0 * (1.0 + m as f64 / 10.0))).collect(),
             ..Default::default()
         };
         let (c0, w0) = (cpu_seconds(), Instant::now());
         reports.push(
-            build_dataset_report(&models, &options, Some(&graph), &d).expect("dataset report"),
+            build_dataset_report(&models, &options, Some(&node_ids), &d, Some(&sel)).expect("dataset report"),
         );
         report_cpu += cpu_seconds() - c0;
         report_wall += w0.elapsed().as_secs_f64();
+
+        // 3. The experiments, each timed alone. The 49 synthetic models share 4 label
+        // sets, so their scores tie; a 0.1% seeded perturbation of p_{m,y} makes all 49
+        // distinct, as real models are (ties would make hub growth look cheaper).
+        let mut sel_exp = sel.clone();
+        sel_exp.class_scores.mapv_inplace(|x| x * (1.0 + 1e-3 * rng.normal() as f64));
+        let mixed = mix(&sel_exp.class_scores, &options);
+        sel_exp.mixed_scores = mixed.mixed_scores;
+        let data = DatasetData::new(&models, &d).expect("dataset data");
+        let all = ExperimentOptions::default();
+        let only = [
+            ExperimentOptions { ks: vec![], orders: 0, ..all.clone() },
+            ExperimentOptions { alphas: vec![], orders: 0, ..all.clone() },
+            ExperimentOptions { alphas: vec![], ks: vec![], ..all.clone() },
+        ];
+        for (slot, exp) in only.iter().enumerate() {
+            let c0 = cpu_seconds();
+            let e = dataset_experiments(&data, &options, Some(&sel_exp), &d.evaluate_seconds, exp).expect("experiments");
+            exp_cpu[slot] += cpu_seconds() - c0;
+            if slot == 2 {
+                growth_parts.push(e);
+            }
+        }
+        let c0 = cpu_seconds();
+        full_parts.push(dataset_experiments(&data, &options, Some(&sel_exp), &d.evaluate_seconds, &all).expect("experiments"));
+        exp_all_cpu += cpu_seconds() - c0;
     }
+    let c0 = cpu_seconds();
+    let experiments = combine(full_parts, &options, &ExperimentOptions::default(), hub, Vec::new());
+    exp_all_cpu += cpu_seconds() - c0;
+    let growth = combine(growth_parts, &options, &ExperimentOptions::default(), hub, Vec::new());
+    let curve = &growth.hub_growth.as_ref().expect("hub growth").curves["mll_k1"].mean;
     let (c0, w0) = (cpu_seconds(), Instant::now());
     let summary = summarise(&reports);
     let report = Report {
@@ -321,6 +336,7 @@ fn main() {
         summary,
         notes: vec![],
         diagnostic: None,
+        experiments: Some(experiments),
     };
     let json = report_json(&report);
     let md = report_markdown(&report);
@@ -332,4 +348,9 @@ fn main() {
     println!("dataset reports (reuse + metrics + baselines): cpu {report_cpu:.3} s, wall {report_wall:.3} s");
     println!("summary + report.json + report.md:     cpu {out_cpu:.3} s, wall {out_wall:.3} s ({} + {} bytes)", json.len(), md.len());
     println!("total:                                 cpu {:.3} s", sel_cpu + report_cpu + out_cpu);
+    println!("experiments (--experiments), each alone over the 17 datasets:");
+    println!("  alpha sweep (5 values x k = {:?}):    cpu {:.3} s", options.k, exp_cpu[0]);
+    println!("  k sweep (k = 1..6, MLL + INB + cost): cpu {:.3} s", exp_cpu[1]);
+    println!("  hub growth (30 orders x 49 sizes):    cpu {:.3} s (mean MLL k=1 at 1 / 49 models: {:.4} / {:.4})", exp_cpu[2], curve[0], curve[curve.len() - 1]);
+    println!("  all three + combine:                  cpu {exp_all_cpu:.3} s");
 }

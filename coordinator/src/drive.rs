@@ -17,6 +17,8 @@ pub struct DriveOptions {
     pub patience: Duration,
     /// Progress bars on a terminal (they hide themselves elsewhere).
     pub progress: bool,
+    /// Add the paper's experiments to the report.
+    pub experiments: bool,
 }
 
 /// Waits for the run to finish. Returns the final status. A cancelled run
@@ -112,10 +114,12 @@ pub async fn wait_and_report(ctl: &RunControl, plan: &Plan, out: &Path, opts: &D
         info!(run = %plan.run, "run cancelled: no report");
         return Ok(status);
     }
-    let written = match crate::aggregate::write_report(ctl, plan, out).await {
-        Ok(w) => w,
+    let experiments = opts.experiments.then(crate::method::experiments::ExperimentOptions::default);
+    let report = match crate::aggregate::build_with(ctl, plan, experiments.as_ref()).await {
+        Ok(r) => r,
         Err(e) => return Err(crate::verify::explain_report_error(ctl, plan, e).await),
     };
+    let written = crate::report::write_report(&report, out)?;
     for p in &written {
         info!(path = %p.display(), "wrote");
     }

@@ -1,12 +1,16 @@
-//! The coordinator: plan → publish → (workers) → aggregate → report.
+//! The coordinator: plan → publish → (workers) → aggregate → method → report.
 //!
 //! - `plan` — a benchmark spec becomes jobs with deterministic ids;
 //! - `control` — register, publish what is missing, record dead letters, status, cancel;
 //! - `inputs` — model folders and prepared datasets checked before submit;
-//! - `drive` — follow a run to its end with progress bars;
-//! - `aggregate` — committed results and artifacts back into matrices;
-//! - `method` — the MLL method, metrics and baselines (pure functions);
-//! - `report` — report.json / report.md / CSV / charts;
+//! - `drive` — follow a run to its end with progress bars, then build and write its report;
+//! - `aggregate` — committed results and artifacts (or a published accuracy
+//!   table) back into matrices, handed to the method;
+//! - `method` — the MLL method, reuse, metrics, baselines and the paper's
+//!   experiments (pure functions), assembled into the run's outcome;
+//! - `outcome` — that outcome as data (report.json's shape);
+//! - `report` — formatting and writing: report.json / report.md / CSV / charts;
+//! - `names` — dataset names across MLL, CLIP_benchmark and open_clip;
 //! - `graph` — the WordNet semantic graph builder;
 //! - `local` — the embedded one-process mode (cargo feature `local`, on by
 //!   default: it runs the worker's executors in process, so it links libtorch);
@@ -25,5 +29,7 @@ pub mod spec_checks;
 pub mod verify;
 pub mod world;
 pub mod method;
+pub mod names;
+pub mod outcome;
 pub mod report;
 pub mod graph;

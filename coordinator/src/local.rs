@@ -23,6 +23,8 @@ pub struct LocalOptions<'a> {
     pub out: &'a Path,
     pub workers: usize,
     pub progress: bool,
+    /// Add the paper's experiments to the report.
+    pub experiments: bool,
 }
 
 pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<RunStatus> {
@@ -65,6 +67,7 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         poll: Duration::from_millis(200),
         patience: Duration::from_secs(settings.coordinator.patience_s),
         progress: opts.progress,
+        experiments: opts.experiments,
     };
     let mut sd = shutdown.clone();
     let result = tokio::select! {

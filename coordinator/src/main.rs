@@ -79,7 +79,8 @@ enum Command {
     ///
     /// With --out DIR writes report.json, report.md, accuracy_matrix.csv and SVG charts into DIR.
     /// With --truth FILE.csv --benchmark SPEC, builds the report from an external accuracy table
-    /// (open_clip's results CSV shape) instead of a run: no GPU needed.
+    /// (open_clip's results CSV shape) instead of a run: no GPU needed. --experiments adds the
+    /// paper's experiments (report.json `experiments`, report.md tables, charts).
     Report(ReportArgs),
     /// Run a benchmark end to end (embedded local mode with --local).
     Run(RunArgs),
@@ -188,6 +189,11 @@ struct ReportArgs {
     /// Benchmark spec (for --truth, or to replan a run whose saved spec is gone).
     #[arg(long, value_name = "FILE")]
     benchmark: Option<PathBuf>,
+    /// Add the paper's experiments, computed from the committed results without
+    /// GPU work: α sweep (0.5–0.9), k sweep (1–6) with its reuse cost, hub growth
+    /// (30 seeded orders). With --truth only hub growth (INB, oracle) is possible.
+    #[arg(long)]
+    experiments: bool,
 }
 
 #[derive(Args)]
@@ -205,6 +211,9 @@ struct RunArgs {
     workers: usize,
     #[arg(long)]
     json: bool,
+    /// Add the paper's experiments to the report (see `report --experiments`).
+    #[arg(long)]
+    experiments: bool,
 }
 
 #[cfg(feature = "local")]
@@ -216,6 +225,7 @@ async fn run_local(settings: &Settings, args: &RunArgs, out: &std::path::Path) -
             out,
             workers: args.workers,
             progress: std::io::stderr().is_terminal(),
+            experiments: args.experiments,
         },
     )
     .await
@@ -349,9 +359,10 @@ fn run_id(run: &str) -> anyhow::Result<RunId> {
 }
 
 async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
+    let experiments = args.experiments.then(mll_coordinator::method::experiments::ExperimentOptions::default);
     let report = if let Some(truth) = &args.truth {
         let spec = BenchmarkSpec::load(args.benchmark.as_deref().expect("clap requires --benchmark"))?;
-        mll_coordinator::report::truth::report_from_truth(truth, &spec)?
+        mll_coordinator::aggregate::truth::report_from_truth_with(truth, &spec, experiments.as_ref())?
     } else {
         let run = args.run.as_deref().context("give a run id, or --truth FILE.csv --benchmark SPEC")?;
         let run = run_id(run)?;
@@ -361,7 +372,7 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
             None => ctl.saved_submission(&run)?,
         };
         let p = plan_of(&submission)?;
-        match mll_coordinator::aggregate::build(&ctl, &p).await {
+        match mll_coordinator::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {
             Ok(r) => r,
             Err(e) => return Err(mll_coordinator::verify::explain_report_error(&ctl, &p, e).await),
         }
@@ -411,6 +422,7 @@ fn drive_options(settings: &Settings) -> DriveOptions {
         poll: Duration::from_millis(settings.coordinator.poll_interval_ms),
         patience: Duration::from_secs(settings.coordinator.patience_s),
         progress: std::io::stderr().is_terminal(),
+        experiments: false,
     }
 }
 

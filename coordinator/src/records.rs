@@ -8,7 +8,7 @@ use crate::plan::Plan;
 use mll_common::job::JobPayload;
 use mll_common::output::JobOutput;
 use mll_common::store::{ResultStore, StoreError};
-use mll_common::{wire, Job, JobId};
+use mll_common::{Job, JobId};
 use std::collections::BTreeMap;
 
 /// A committed result that cannot be used.
@@ -116,7 +116,9 @@ pub async fn read(store: &dyn ResultStore, job: &Job) -> Result<Option<JobOutput
         Err(StoreError::Corrupt { reason, .. }) => return Err(ReadError::Bad(BadRecord::new(job, reason))),
         Err(e) => return Err(ReadError::Store(e)),
     };
-    let out: JobOutput = wire::decode_value(&bytes)
+    // Current records carry their execution (decode_result); older ones are a bare output.
+    let out: JobOutput = mll_common::output::decode_result(&bytes)
+        .map(|r| r.output)
         .map_err(|e| ReadError::Bad(BadRecord::new(job, format!("the result does not decode: {e}"))))?;
     check_output(job, &out).map_err(|reason| ReadError::Bad(BadRecord::new(job, reason)))?;
     Ok(Some(out))

@@ -4,9 +4,9 @@
 use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
 use mll_coordinator::method::{Accuracy, ModelLabels, Predictions};
-use mll_coordinator::report::{
-    build_report, report_json, write_report, DatasetInput, GraphInput, ModelInfo, ReportInput,
-};
+use mll_coordinator::method::assess::{build_report, DatasetInput, GraphInput, ReportInput};
+use mll_coordinator::outcome::ModelInfo;
+use mll_coordinator::report::{report_json, write_report};
 use ndarray::Array2;
 
 /// Counts as an evaluate job would produce them from these probabilities.
@@ -94,7 +94,7 @@ fn input() -> ReportInput {
             .collect(),
         predictions: preds.into_iter().map(Some).collect(),
         class_embeddings: Some(e_t.clone()),
-        selection: None,
+        evaluate_seconds: Vec::new(),
     };
     let b = DatasetInput {
         name: "B".into(),
@@ -268,7 +268,8 @@ fn files_are_written_and_reproducible() {
         "{md}"
     );
     let svg = std::fs::read_to_string(d1.path().join("rank_mll.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 3);
+    // Three models on the one complete dataset, plus its legend dot.
+    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 3 + 1);
 }
 
 #[test]

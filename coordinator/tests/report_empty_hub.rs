@@ -2,7 +2,8 @@
 //! empty) still renders well-formed Markdown tables.
 
 use mll_common::spec::MethodOptions;
-use mll_coordinator::report::{build_report, report_markdown, DatasetInput, ReportInput};
+use mll_coordinator::method::assess::{build_report, DatasetInput, ReportInput};
+use mll_coordinator::report::report_markdown;
 
 #[test]
 fn every_markdown_table_row_has_its_header_s_columns() {

@@ -3,7 +3,8 @@
 
 use mll_common::job::DatasetFormat;
 use mll_common::spec::{BenchmarkSpec, HubModel, MethodOptions, TargetDataset};
-use mll_coordinator::report::{report_from_truth, write_report, TruthTable};
+use mll_coordinator::aggregate::truth::{report_from_truth, TruthTable};
+use mll_coordinator::report::write_report;
 use std::path::PathBuf;
 
 const DATASETS: [&str; 17] = [
@@ -192,7 +193,7 @@ fn open_clip_results_table_with_display_names() {
         .zip(&gt.datasets)
         .filter(|(a, _)| a.complete)
     {
-        let top1 = |d: &mll_coordinator::report::DatasetReport| {
+        let top1 = |d: &mll_coordinator::outcome::DatasetReport| {
             d.accuracy.iter().map(|x| x.top1).collect::<Vec<_>>()
         };
         assert_eq!(top1(a), top1(b), "{}", a.name);

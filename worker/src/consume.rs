@@ -233,7 +233,8 @@ impl WorkerLoop {
 
         match result {
             Ok(output) => {
-                let bytes = match wire::encode_value(&output) {
+                let execution = mll_common::output::Execution { seconds: started.elapsed().as_secs_f64() };
+                let bytes = match mll_common::output::encode_result(&output, execution) {
                     Ok(b) => b,
                     Err(e) => return (self.fail(&job, format!("result cannot be encoded: {e}")).await, kind),
                 };

@@ -1,6 +1,7 @@
 //! The MLL method (SPEC §4) and the metrics and baselines of SPEC §5, as pure
-//! functions over in-memory matrices. Nothing here reads the store or the
-//! artifact files: aggregation loads them and calls in.
+//! functions over in-memory matrices, and their assembly into the run's
+//! outcome (`assess`). Nothing here reads the store or the artifact files:
+//! aggregation loads them and calls in; `report` writes what comes out.
 //!
 //! Conventions shared by every function:
 //! - models are indexed in hub order (the order of the benchmark spec); every tie
@@ -8,7 +9,9 @@
 //! - embeddings are `f32`, scores and accuracies `f64`;
 //! - "higher is better" for every score that ranks models.
 
+pub mod assess;
 pub mod baselines;
+pub mod experiments;
 pub mod metrics;
 pub mod reuse;
 pub mod rng;
@@ -28,8 +31,8 @@ pub use reuse::{
 };
 pub use rng::SplitMix64;
 pub use selection::{
-    check_labels, match_classes, model_node_counts, score, select, ImagesByNode, MatchedNode,
-    Matching, NodeCounts, Selection,
+    check_labels, match_classes, mix, model_node_counts, pick_top_k, score, select, HubSelection,
+    ImagesByNode, MatchedNode, Matching, Mixed, NodeCounts, Selection,
 };
 
 /// What labeling one model on the semantic graph produced (SPEC §4.2): its

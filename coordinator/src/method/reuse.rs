@@ -16,6 +16,12 @@ fn floored(p: f32) -> f64 {
     (if p > PROB_FLOOR { p } else { PROB_FLOOR }) as f64
 }
 
+/// One model's term w_m(x) · P_m(y|x) of q_y(x), exactly as the ensembles add it.
+#[inline(always)]
+pub(crate) fn term(wx: f64, p: f32) -> f64 {
+    wx * floored(p)
+}
+
 /// q += wx · floored(row), the ensemble's inner loop over classes.
 #[inline(always)]
 fn add_weighted(q: &mut [f64], wx: f64, row: &[f32]) {
@@ -116,6 +122,13 @@ impl<'a> ReusePool<'a> {
                 .collect()
         });
         Ok((p, w))
+    }
+
+    /// Model m's probabilities as one row-major slice (n × C) and its
+    /// per-sample weights (computed once).
+    pub fn table(&self, m: usize) -> Result<(Cow<'a, [f32]>, &[f64]), MethodError> {
+        let (p, w) = self.model(m)?;
+        Ok((row_major(&p), w))
     }
 
     /// Ensemble predictions for `class_models[y]` = F_y; ties in the argmax go to

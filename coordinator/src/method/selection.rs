@@ -177,6 +177,69 @@ pub fn select(
     Ok(score(matching, counts, options))
 }
 
+/// Selection for every dataset of a run with one model's labels in memory at a
+/// time: the matchings (steps a–b) first, then each model's labels counted
+/// against every matching and dropped, then steps d–h per dataset. The one
+/// path to a [`Selection`] for aggregation and for in-memory inputs alike.
+pub struct HubSelection<'o> {
+    matchings: Vec<Option<Matching>>,
+    counts: Vec<Vec<Vec<NodeCounts>>>,
+    graph_nodes: usize,
+    models: usize,
+    options: &'o MethodOptions,
+}
+
+impl<'o> HubSelection<'o> {
+    /// `class_embeddings[d]`: E_T of dataset d, None where it has none (its
+    /// selection stays None). Err: the dataset whose matching failed.
+    pub fn new(
+        class_embeddings: &[Option<ArrayView2<f32>>],
+        node_embeddings: ArrayView2<f32>,
+        options: &'o MethodOptions,
+    ) -> Result<Self, (usize, MethodError)> {
+        let matchings = class_embeddings
+            .iter()
+            .enumerate()
+            .map(|(d, e_t)| match e_t {
+                Some(e_t) => match_classes(e_t.view(), node_embeddings, options).map(Some).map_err(|e| (d, e)),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HubSelection {
+            counts: vec![Vec::new(); matchings.len()],
+            matchings,
+            graph_nodes: node_embeddings.nrows(),
+            models: 0,
+            options,
+        })
+    }
+
+    /// Counts the next hub model's labels (hub order) against every matching.
+    pub fn add_model(&mut self, labels: &ModelLabels) -> Result<(), (Option<usize>, MethodError)> {
+        let m = self.models;
+        check_labels(m, labels, self.graph_nodes).map_err(|e| (None, e))?;
+        let by_node = ImagesByNode::new(labels, self.graph_nodes);
+        for (d, matching) in self.matchings.iter().enumerate() {
+            if let Some(matching) = matching {
+                let c = model_node_counts(matching, m, labels, &by_node, self.options).map_err(|e| (Some(d), e))?;
+                self.counts[d].push(c);
+            }
+        }
+        self.models += 1;
+        Ok(())
+    }
+
+    /// Steps d–h for every dataset that has a matching.
+    pub fn finish(self) -> Vec<Option<Selection>> {
+        let options = self.options;
+        self.matchings
+            .into_iter()
+            .zip(self.counts)
+            .map(|(matching, c)| matching.map(|matching| score(matching, c, options)))
+            .collect()
+    }
+}
+
 /// Steps a–b: A = E_T · E_Gᵀ, N_y, V_sel and Z.
 pub fn match_classes(
     class_embeddings: ArrayView2<f32>,
@@ -445,6 +508,39 @@ pub fn score(
         }
     }
 
+    let Mixed { mixed_scores, top_k, model_scores, ranking } = mix(&class_scores, options);
+    Selection {
+        matched,
+        selected_nodes,
+        z,
+        node_counts,
+        node_scores,
+        class_scores,
+        mixed_scores,
+        top_k,
+        model_scores,
+        ranking,
+    }
+}
+
+/// Steps f–h of one dataset: what depends on α and k given the class scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mixed {
+    /// r_{m,y}: M × C.
+    pub mixed_scores: Array2<f64>,
+    /// For every k of the options: per class, the k models with the largest r (best first).
+    pub top_k: BTreeMap<usize, Vec<Vec<usize>>>,
+    /// mean_y r_{m,y} per model.
+    pub model_scores: Vec<f64>,
+    /// Models by `model_scores`, best first.
+    pub ranking: Vec<usize>,
+}
+
+/// Steps f–h from p_{m,y} (M × C) with the options' α and k: the α and k
+/// sweeps call this with other values and get exactly the main run's numbers
+/// at the main run's values.
+pub fn mix(class_scores: &Array2<f64>, options: &MethodOptions) -> Mixed {
+    let (mm, c) = class_scores.dim();
     // f: r = α p_y + (1 − α) mean_{y'} p_{y'}.
     let alpha = options.alpha;
     let mut mixed_scores = Array2::<f64>::zeros((mm, c));
@@ -461,19 +557,7 @@ pub fn score(
             mixed_scores[[m, y]] = alpha * row[y] + (1.0 - alpha) * mean;
         }
     }
-
-    // g: top-k per class.
-    let mut top_k = BTreeMap::new();
-    for &k in &options.k {
-        let per_class: Vec<Vec<usize>> = (0..c)
-            .map(|y| {
-                let col: Vec<f64> = mixed_scores.column(y).to_vec();
-                order_desc(&col).into_iter().take(k.min(mm)).collect()
-            })
-            .collect();
-        top_k.insert(k, per_class);
-    }
-
+    let top_k = pick_top_k(&mixed_scores, &options.k);
     // h: predicted ranking.
     let model_scores: Vec<f64> = mixed_scores
         .rows()
@@ -481,19 +565,16 @@ pub fn score(
         .map(|r| r.sum() / c as f64)
         .collect();
     let ranking = order_desc(&model_scores);
+    Mixed { mixed_scores, top_k, model_scores, ranking }
+}
 
-    Selection {
-        matched,
-        selected_nodes,
-        z,
-        node_counts,
-        node_scores,
-        class_scores,
-        mixed_scores,
-        top_k,
-        model_scores,
-        ranking,
-    }
+/// Step g: per class, the k models with the largest r (ties by hub order), for every k.
+pub fn pick_top_k(mixed_scores: &Array2<f64>, ks: &[usize]) -> BTreeMap<usize, Vec<Vec<usize>>> {
+    let (mm, c) = mixed_scores.dim();
+    let orders: Vec<Vec<usize>> = (0..c).map(|y| order_desc(&mixed_scores.column(y).to_vec())).collect();
+    ks.iter()
+        .map(|&k| (k, orders.iter().map(|o| o.iter().copied().take(k.min(mm)).collect()).collect()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -63,25 +63,17 @@ fn csv_num(x: f64) -> String {
 /// The accuracy matrix: one row per model (`model,pretrained` as open_clip's
 /// results table), one column per dataset with its CLIP_benchmark name; top-1 as
 /// a fraction, empty where missing. `report --truth` reads this shape back.
+/// Written by the `csv` crate, so a name with a comma or a quote is quoted.
 pub fn accuracy_matrix_csv(report: &Report) -> String {
-    let mut s = String::from("model,pretrained");
-    for d in &report.datasets {
-        s.push(',');
-        s.push_str(&d.benchmark_name);
-    }
-    s.push('\n');
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let header = ["model", "pretrained"].into_iter().map(str::to_string).chain(report.datasets.iter().map(|d| d.benchmark_name.clone()));
+    w.write_record(header).expect("writing to memory");
     for (i, m) in report.models.iter().enumerate() {
         let (arch, tag) = m.key.split_once('/').unwrap_or((m.key.as_str(), ""));
-        s.push_str(arch);
-        s.push(',');
-        s.push_str(tag);
-        for d in &report.datasets {
-            s.push(',');
-            s.push_str(&csv_num(d.accuracy[i].top1));
-        }
-        s.push('\n');
+        let row = [arch.to_string(), tag.to_string()].into_iter().chain(report.datasets.iter().map(|d| csv_num(d.accuracy[i].top1)));
+        w.write_record(row).expect("writing to memory");
     }
-    s
+    String::from_utf8(w.into_inner().expect("writing to memory")).expect("the fields are UTF-8")
 }
 
 fn selection_acc(d: &DatasetReport, name: &str) -> Option<f64> {
@@ -148,6 +140,32 @@ pub fn report_markdown(report: &Report) -> String {
         "| **mean (complete datasets)** | {} |\n",
         means.join(" | ")
     );
+
+    // The reuse-weight ablation.
+    let ablation: Vec<(String, String)> = o
+        .k
+        .iter()
+        .flat_map(|k| {
+            [
+                (format!("MLL k={k} w=1/H"), format!("mll_k{k}_w_inverse_entropy")),
+                (format!("MLL k={k} w=H"), format!("mll_k{k}_w_entropy")),
+            ]
+        })
+        .filter(|c| report.datasets.iter().any(|d| d.selections.contains_key(&c.1)))
+        .collect();
+    if !ablation.is_empty() {
+        let _ = writeln!(s, "## Reuse weight ablation: w = 1/H (released code) vs w = H (paper's text)\n");
+        let _ = writeln!(s, "| dataset | {} |", ablation.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(ablation.len()));
+        for d in &report.datasets {
+            let mark = if d.complete { "" } else { " (incomplete)" };
+            let row: Vec<String> = ablation.iter().map(|c| cell(selection_acc(d, &c.1))).collect();
+            let _ = writeln!(s, "| {}{} | {} |", d.name, mark, row.join(" | "));
+        }
+        let means: Vec<String> =
+            ablation.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
+        let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
+    }
 
     // Ranking quality.
     let methods: Vec<&String> = report.summary.rankings.keys().collect();
@@ -233,6 +251,9 @@ pub fn report_markdown(report: &Report) -> String {
             );
         }
     }
+    if let Some(e) = &report.experiments {
+        experiments_markdown(&mut s, report, e);
+    }
     let notes: Vec<String> = report
         .notes
         .iter()
@@ -253,6 +274,89 @@ pub fn report_markdown(report: &Report) -> String {
     s
 }
 
+fn seconds_cell(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v:.1}"),
+        _ => "–".to_string(),
+    }
+}
+
+/// report.md's experiment tables (means over the datasets; per-dataset values are in report.json).
+fn experiments_markdown(s: &mut String, report: &Report, e: &crate::outcome::Experiments) {
+    let _ = writeln!(s, "\n## Experiments\n");
+    if let Some(a) = &e.alpha_sweep {
+        let _ = writeln!(s, "### α sweep (mean over {} datasets)\n", a.per_dataset.len());
+        let ks: Vec<String> = report.method.k.iter().map(|k| format!("mll_k{k}")).collect();
+        let _ = writeln!(
+            s,
+            "| α | {} | R5 | τ5 | Kendall τ-b | weighted τ |",
+            report.method.k.iter().map(|k| format!("MLL k={k}")).collect::<Vec<_>>().join(" | ")
+        );
+        let _ = writeln!(s, "|---:|{}---:|---:|---:|---:|", "---:|".repeat(ks.len()));
+        for p in &a.mean {
+            let acc: Vec<String> = ks.iter().map(|k| cell(p.accuracy.get(k).copied().flatten())).collect();
+            let r = &p.ranking;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                p.alpha,
+                acc.join(" | "),
+                cell(Some(r.r5)),
+                cell(Some(r.tau5)),
+                cell(Some(r.kendall_tau_b)),
+                cell(Some(r.weighted_tau))
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if let Some(k) = &e.k_sweep {
+        let _ = writeln!(
+            s,
+            "### k sweep and reuse cost (mean over {} datasets; GPU-seconds summed over them)\n",
+            k.per_dataset.len()
+        );
+        let _ = writeln!(s, "| k | MLL | INB | MLL models | MLL hub fraction | MLL GPU-s | INB models | INB GPU-s |");
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for p in &k.mean {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} | {} | {} | {:.0} | {} |",
+                p.k,
+                cell(p.mll),
+                cell(p.inb),
+                p.mll_models,
+                cell(Some(p.mll_hub_fraction)),
+                seconds_cell(p.mll_gpu_seconds),
+                p.inb_models,
+                seconds_cell(p.inb_gpu_seconds)
+            );
+        }
+        let total: Option<f64> = k.hub_gpu_seconds.values().copied().sum();
+        let _ = writeln!(s, "\nEvaluating the whole hub on these datasets (the ground truth) took {} GPU-s.\n", seconds_cell(total));
+    }
+    if let Some(g) = &e.hub_growth {
+        let methods: Vec<&String> = g.curves.keys().collect();
+        let _ = writeln!(s, "### Hub growth ({} seeded orders, seed {}; mean ± std over orders)\n", g.orders, g.seed);
+        let _ = writeln!(
+            s,
+            "| models | {} |",
+            methods.iter().map(|m| format!("{m} ({} datasets)", g.curves[*m].datasets.len())).collect::<Vec<_>>().join(" | ")
+        );
+        let _ = writeln!(s, "|---:|{}", "---:|".repeat(methods.len()));
+        for (i, size) in g.sizes.iter().enumerate() {
+            let row: Vec<String> = methods
+                .iter()
+                .map(|m| format!("{} ± {}", cell(Some(g.curves[*m].mean[i])), cell(Some(g.curves[*m].std[i]))))
+                .collect();
+            let _ = writeln!(s, "| {size} | {} |", row.join(" | "));
+        }
+        let _ = writeln!(s);
+    }
+    for n in &e.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+}
+
 /// Writes every report file into `out_dir` (created if needed); returns their paths.
 pub fn write_report(report: &Report, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let werr = |path: &Path, source| ReportError::Write {
@@ -266,18 +370,13 @@ pub fn write_report(report: &Report, out_dir: &Path) -> Result<Vec<PathBuf>, Rep
         ("accuracy_matrix.csv", accuracy_matrix_csv(report)),
         ("accuracy_by_method.svg", svg::accuracy_by_method(report)),
     ];
-    for method in ["mll", "inb"] {
-        if report
-            .datasets
-            .iter()
-            .any(|d| d.complete && d.rankings.contains_key(method))
-        {
-            files.push(if method == "mll" {
-                ("rank_mll.svg", svg::rank_scatter(report, method))
-            } else {
-                ("rank_inb.svg", svg::rank_scatter(report, method))
-            });
+    for (method, file) in [("mll", "rank_mll.svg"), ("inb", "rank_inb.svg")] {
+        if report.datasets.iter().any(|d| d.complete && d.rankings.contains_key(method)) {
+            files.push((file, svg::rank_scatter(report, method)));
         }
+    }
+    if let Some(e) = &report.experiments {
+        files.extend(svg::experiment_charts(report, e));
     }
     let mut paths = Vec::new();
     for (name, text) in files {

@@ -1,26 +1,20 @@
-//! Aggregation: committed results and their artifacts, read back per plan job,
-//! assembled into the report's input. Everything is keyed by the plan (hub
-//! order, dataset order, shard order), never by store iteration order, so the
-//! same results always give the same report.
+//! Committed results read back per plan job (each checked by `records`):
+//! evaluate counts and probabilities per (model, dataset), pooled caption
+//! embeddings, each model's graph labels, the diagnostic jobs' check; and the
+//! safetensors decoding they need, every shape and dtype checked.
 
+use super::AggregateError;
 use crate::control::RunControl;
 use crate::method::{ModelLabels, Predictions};
+use crate::outcome::DiagnosticSummary;
 use crate::plan::Plan;
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
-use mll_common::output::{ClassCounts, JobOutput};
+use mll_common::output::{decode_result, ClassCounts, Execution, JobOutput};
 use mll_common::{Job, JobId};
 use ndarray::{Array2, Axis};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AggregateError {
-    #[error("aggregate: artifact {sha256}: {reason}")]
-    Artifact { sha256: String, reason: String },
-    #[error("aggregate: {0}")]
-    Other(String),
-}
 
 /// Reads one tensor of a safetensors artifact as f32 or i64 (converted).
 fn tensor_f32(st: &SafeTensors, name: &str, sha: &str) -> Result<(Vec<usize>, Vec<f32>), AggregateError> {
@@ -126,13 +120,22 @@ pub fn pool_rows(rows: &Array2<f32>, ranges: &[std::ops::Range<usize>]) -> Array
 /// Every committed output of the plan's jobs, in plan order (None = missing).
 pub struct Outputs {
     pub by_job: BTreeMap<JobId, JobOutput>,
+    /// How each evaluate job's execution went, where its result recorded it.
+    pub executions: BTreeMap<JobId, Execution>,
 }
 
 impl Outputs {
     /// Damaged results are logged with their job and left out (as missing).
     pub async fn load(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Outputs> {
         let (by_job, _damaged) = crate::records::load(&*ctl.store, plan).await?;
-        Ok(Outputs { by_job })
+        // Durations for the k sweep's reuse cost: evaluate records only.
+        let mut executions = BTreeMap::new();
+        for job in plan.jobs.iter().filter(|j| matches!(j.payload, JobPayload::Evaluate(_)) && by_job.contains_key(&j.id)) {
+            if let Some(x) = ctl.store.result(&plan.run, &job.id).await?.and_then(|b| decode_result(&b).ok()).and_then(|r| r.execution) {
+                executions.insert(job.id.clone(), x);
+            }
+        }
+        Ok(Outputs { by_job, executions })
     }
 
     fn get(&self, job: &Job) -> Option<&JobOutput> {
@@ -145,6 +148,8 @@ impl Outputs {
 pub struct PairResult {
     pub counts: Option<ClassCounts>,
     pub predictions: Option<Predictions>,
+    /// Summed execution seconds of the pair's evaluate jobs, when every shard recorded them.
+    pub seconds: Option<f64>,
 }
 
 pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str, dataset: &str)
@@ -161,9 +166,14 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
     let mut entropy: Option<Vec<f64>> = Some(Vec::new());
     let mut complete = !jobs.is_empty();
     let mut have_probs = true;
+    let mut seconds = Some(0.0);
     for j in &jobs {
         match outs.get(j) {
             Some(JobOutput::Evaluate(e)) => {
+                seconds = match (seconds, outs.executions.get(&j.id)) {
+                    (Some(s), Some(x)) => Some(s + x.seconds),
+                    _ => None,
+                };
                 match &mut counts {
                     Some(c) => c.add(&e.counts),
                     None => counts = Some(e.counts.clone()),
@@ -210,14 +220,14 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
         }
     }
     if !complete {
-        return Ok(PairResult { counts: None, predictions: None });
+        return Ok(PairResult { counts: None, predictions: None, seconds: None });
     }
     let predictions = if have_probs && !probs.is_empty() {
         Some(Predictions { probs: vstack(probs, &format!("probabilities of {model} on {dataset}"))?, labels: labs, entropy })
     } else {
         None
     };
-    Ok(PairResult { counts, predictions })
+    Ok(PairResult { counts, predictions, seconds })
 }
 
 /// The embeddings of one text source, pooled per item; None if a chunk is missing.
@@ -262,7 +272,7 @@ pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore,
 }
 
 /// Whether every label job of a model has a committed result.
-fn labels_committed(plan: &Plan, outs: &Outputs, model: &str) -> bool {
+pub(super) fn labels_committed(plan: &Plan, outs: &Outputs, model: &str) -> bool {
     let mut any = false;
     for j in &plan.jobs {
         if let JobPayload::Label(l) = &j.payload {
@@ -366,15 +376,6 @@ pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, mode
     Ok(Some(ModelLabels { image_embeddings, image_nodes, node_text_embeddings, top_nodes }))
 }
 
-/// Summary of diagnostic jobs: how many results and a checksum over their
-/// values, so duplicate or lost results would show.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
-pub struct DiagnosticSummary {
-    pub planned: u64,
-    pub results: u64,
-    pub value_checksum: String,
-}
-
 pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSummary> {
     let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| matches!(j.payload, JobPayload::Diagnostic(_))).collect();
     if jobs.is_empty() {
@@ -391,135 +392,3 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
     Some(DiagnosticSummary { planned: jobs.len() as u64, results, value_checksum: format!("{sum:016x}") })
 }
 
-/// Builds the run's report from everything committed so far. Datasets or
-/// models with missing results are reported as incomplete.
-///
-/// Memory stays at one model's labels plus one dataset's probabilities: MLL's
-/// matchings are made for every dataset first, then each model's labels are
-/// loaded once, counted against every matching and dropped; then each
-/// dataset's evaluate outputs are loaded, reported on and dropped.
-pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::report::Report> {
-    use crate::method::{check_labels, match_classes, model_node_counts, score, Accuracy, ImagesByNode};
-    use crate::report::{build_dataset_report, mll_notes, summarise, DatasetInput, GraphInput, ModelInfo, Report};
-    let started = std::time::Instant::now();
-    let outs = Outputs::load(ctl, plan).await?;
-    let arts = &ctl.artifacts;
-    let spec = &plan.spec;
-    let models: Vec<ModelInfo> = spec.hub.iter().map(ModelInfo::from).collect();
-    let class_embeddings = plan
-        .datasets
-        .iter()
-        .map(|d| source_embeddings(plan, &outs, arts, &format!("dataset:{}", d.spec.name)))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    // MLL: matchings per dataset, then one model at a time.
-    let node_embeddings = match &spec.graph {
-        Some(_) => source_embeddings(plan, &outs, arts, "graph")?,
-        None => None,
-    };
-    let mut labelled: Option<Vec<bool>> = None;
-    let mut selections: Vec<Option<crate::method::Selection>> = vec![None; plan.datasets.len()];
-    if let Some(e_g) = &node_embeddings {
-        let matchings = class_embeddings
-            .iter()
-            .zip(&plan.datasets)
-            .map(|(e_t, d)| match e_t {
-                Some(e_t) => match_classes(e_t.view(), e_g.view(), &spec.method)
-                    .map(Some)
-                    .map_err(|e| anyhow::anyhow!("MLL selection for dataset {}: {e}", d.spec.name)),
-                None => Ok(None),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut counts: Vec<Vec<Vec<crate::method::NodeCounts>>> = vec![Vec::new(); matchings.len()];
-        let have: Vec<bool> = spec.hub.iter().map(|m| labels_committed(plan, &outs, &m.key)).collect();
-        for (i, m) in spec.hub.iter().enumerate() {
-            if have.iter().any(|h| !h) {
-                break; // MLL cannot run; the notes name the missing models.
-            }
-            let t0 = std::time::Instant::now();
-            let labels = model_labels(plan, &outs, arts, &m.key)?
-                .ok_or_else(|| anyhow::anyhow!("graph labels of {} disappeared while reading them", m.key))?;
-            // At full scale each model's labels are hundreds of MB (log.level = "debug" shows each).
-            tracing::debug!(
-                model = %m.key,
-                index = i + 1,
-                of = spec.hub.len(),
-                images = labels.image_nodes.len(),
-                lists = labels.top_nodes.is_some(),
-                seconds = t0.elapsed().as_secs_f64(),
-                "aggregate: graph labels loaded; counting for every dataset"
-            );
-            check_labels(i, &labels, e_g.nrows()).map_err(|e| anyhow::anyhow!("MLL selection: {e}"))?;
-            let by_node = ImagesByNode::new(&labels, e_g.nrows());
-            for (d, matching) in matchings.iter().enumerate() {
-                if let Some(matching) = matching {
-                    let c = model_node_counts(matching, i, &labels, &by_node, &spec.method)
-                        .map_err(|e| anyhow::anyhow!("MLL selection for dataset {}: {e}", plan.datasets[d].spec.name))?;
-                    counts[d].push(c);
-                }
-            }
-        }
-        if have.iter().all(|h| *h) {
-            for ((slot, matching), c) in selections.iter_mut().zip(matchings).zip(counts) {
-                if let Some(matching) = matching {
-                    *slot = Some(score(matching, c, &spec.method));
-                }
-            }
-        }
-        labelled = Some(have);
-    }
-    let graph = node_embeddings.map(|node_embeddings| GraphInput {
-        node_ids: plan.graph_node_ids.clone(),
-        node_embeddings,
-        // The labels were streamed above; the report only needs the node ids.
-        models: Vec::new(),
-    });
-
-    let mut datasets = Vec::new();
-    for ((d, e_t), selection) in plan.datasets.iter().zip(class_embeddings).zip(selections) {
-        let mut accuracy = Vec::new();
-        let mut predictions = Vec::new();
-        for m in &spec.hub {
-            let pr = pair_result(plan, &outs, arts, &m.key, &d.spec.name)?;
-            accuracy.push(pr.counts.as_ref().map(Accuracy::from_counts));
-            predictions.push(pr.predictions);
-        }
-        let input = DatasetInput {
-            name: d.spec.name.clone(),
-            domain: d.spec.domain.clone(),
-            task: d.spec.task.clone(),
-            class_names: d.classnames.clone(),
-            accuracy,
-            predictions,
-            class_embeddings: e_t,
-            selection,
-        };
-        datasets.push(build_dataset_report(&models, &spec.method, graph.as_ref(), &input)?);
-        tracing::debug!(dataset = %d.spec.name, "aggregate: dataset reported");
-    }
-    let summary = summarise(&datasets);
-    tracing::info!(
-        models = spec.hub.len(),
-        datasets = datasets.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "aggregate: report built"
-    );
-    Ok(Report {
-        format_version: crate::report::REPORT_FORMAT_VERSION,
-        run: plan.run.to_string(),
-        spec_digest: crate::report::spec_digest(spec),
-        source: "evaluate".into(),
-        method: spec.method.clone(),
-        notes: mll_notes(&models, labelled.as_deref()),
-        models,
-        datasets,
-        summary,
-        diagnostic: diagnostic_summary(plan, &outs),
-    })
-}
-
-/// Builds the report and writes every format into `out`.
-pub async fn write_report(ctl: &RunControl, plan: &Plan, out: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let report = build(ctl, plan).await?;
-    Ok(crate::report::write_report(&report, out)?)
-}

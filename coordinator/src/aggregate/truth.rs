@@ -7,14 +7,16 @@
 //! column (open_clip's `openclip_classification_results.csv`, MLL's
 //! `gt_open_clip.csv`, our own `accuracy_matrix.csv`), or a single `model`/`key`
 //! column holding `<architecture>/<pretrained>`. Dataset columns are matched to
-//! the spec's datasets by name through [`super::names`]. Cells are fractions in
+//! the spec's datasets by name through [`crate::names`]. Cells are fractions in
 //! 0..=1; an empty cell (or `nan`) is a missing value, and a dataset with any
 //! missing model is reported as incomplete.
 
-use super::{build_report, names, DatasetInput, ModelInfo, Report, ReportError, ReportInput};
+use crate::method::assess::{build_report_with, DatasetInput, ReportInput};
+use crate::method::experiments::ExperimentOptions;
 use crate::method::Accuracy;
+use crate::names;
+use crate::outcome::{spec_digest, ModelInfo, Report, ReportError};
 use mll_common::spec::BenchmarkSpec;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,54 +53,35 @@ pub struct TruthTable {
     pub duplicates: Vec<String>,
 }
 
-/// Splits one CSV record (RFC 4180 quoting: "a, b" and "" escapes).
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    out.push(field);
-    out.into_iter().map(|f| f.trim().to_string()).collect()
-}
-
 impl TruthTable {
+    /// Parses CSV text (RFC 4180 through the `csv` crate: quoted fields may
+    /// hold commas, quotes and line breaks; blank lines are skipped; fields are trimmed).
     pub fn parse(text: &str, origin: &str) -> Result<Self, TruthError> {
-        let perr = |line: usize, message: String| TruthError::Parse {
-            path: origin.to_string(),
-            line,
-            message,
+        let perr = |line: usize, message: String| TruthError::Parse { path: origin.to_string(), line, message };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let mut records = reader.records();
+        let line_of = |r: &csv::StringRecord| r.position().map_or(0, |p| p.line() as usize);
+        let csv_err = |e: csv::Error| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            perr(line, format!("not valid CSV: {e}"))
         };
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines
+        let header = records
             .next()
+            .transpose()
+            .map_err(csv_err)?
             .ok_or_else(|| perr(1, "the file is empty; expected a header row".into()))?;
-        let header = split_csv(header.trim_start_matches('\u{feff}'));
-        let find = |names: &[&str]| {
-            header
-                .iter()
-                .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
-        };
+        let header_line = line_of(&header);
+        let header: Vec<String> = header.iter().map(str::to_string).collect();
+        let find = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
         let model_col = find(&["name", "model", "key"]).ok_or_else(|| {
-            perr(1, "no model column: expected a header named `name` or `model` (with `pretrained`), or `key`".into())
+            perr(header_line, "no model column: expected a header named `name` or `model` (with `pretrained`), or `key`".into())
         })?;
         let pretrained_col = find(&["pretrained"]);
-        let data_cols: Vec<usize> = (0..header.len())
-            .filter(|&c| c != model_col && Some(c) != pretrained_col)
-            .collect();
+        let data_cols: Vec<usize> = (0..header.len()).filter(|&c| c != model_col && Some(c) != pretrained_col).collect();
         let mut table = TruthTable {
             origin: origin.to_string(),
             models: Vec::new(),
@@ -107,33 +90,26 @@ impl TruthTable {
             lines: Vec::new(),
             duplicates: Vec::new(),
         };
-        for (i, line) in lines {
-            let row = split_csv(line);
+        for row in records {
+            let row = row.map_err(csv_err)?;
+            let line = line_of(&row);
             if row.len() != header.len() {
-                return Err(perr(
-                    i + 1,
-                    format!("{} fields but the header has {}", row.len(), header.len()),
-                ));
+                return Err(perr(line, format!("{} fields but the header has {}", row.len(), header.len())));
             }
             let key = match pretrained_col {
-                Some(p) => format!("{}/{}", row[model_col], row[p]),
-                None => row[model_col].clone(),
+                Some(p) => format!("{}/{}", &row[model_col], &row[p]),
+                None => row[model_col].to_string(),
             };
             if !key.contains('/') || key.starts_with('/') || key.ends_with('/') {
-                return Err(perr(
-                    i + 1,
-                    format!("model '{key}' is not <architecture>/<pretrained>"),
-                ));
+                return Err(perr(line, format!("model '{key}' is not <architecture>/<pretrained>")));
             }
             if table.models.contains(&key) {
                 table.duplicates.push(key);
                 continue;
             }
             table.models.push(key);
-            table.lines.push(i + 1);
-            table
-                .cells
-                .push(data_cols.iter().map(|&c| row[c].clone()).collect());
+            table.lines.push(line);
+            table.cells.push(data_cols.iter().map(|&c| row[c].to_string()).collect());
         }
         Ok(table)
     }
@@ -184,12 +160,6 @@ pub fn read_truth_csv(path: &Path) -> Result<TruthTable, TruthError> {
         source,
     })?;
     TruthTable::parse(&text, &path.display().to_string())
-}
-
-/// The spec's digest: SHA-256 of its canonical JSON form.
-pub fn spec_digest(spec: &BenchmarkSpec) -> String {
-    let json = serde_json::to_vec(spec).expect("a spec serialises");
-    hex::encode(Sha256::digest(&json))
 }
 
 /// A [`ReportInput`] with the table's top-1 values as every model's accuracy
@@ -245,7 +215,7 @@ pub fn truth_input(
             accuracy,
             predictions: Vec::new(),
             class_embeddings: None,
-            selection: None,
+            evaluate_seconds: Vec::new(),
         });
     }
     let input = ReportInput {
@@ -263,9 +233,20 @@ pub fn truth_input(
 /// `coordinator report --truth FILE.csv --benchmark SPEC`: the report of a
 /// published accuracy table against a spec's hub and datasets.
 pub fn report_from_truth(csv: &Path, spec: &BenchmarkSpec) -> Result<Report, TruthError> {
+    report_from_truth_with(csv, spec, None)
+}
+
+/// [`report_from_truth`], plus what of the paper's experiments a table
+/// allows when `experiments` is given: hub growth for INB and the oracle (the
+/// α and k sweeps need a run's selection and probabilities).
+pub fn report_from_truth_with(
+    csv: &Path,
+    spec: &BenchmarkSpec,
+    experiments: Option<&ExperimentOptions>,
+) -> Result<Report, TruthError> {
     let table = read_truth_csv(csv)?;
     let (input, notes) = truth_input(&table, spec)?;
-    let mut report = build_report(&input)?;
+    let mut report = build_report_with(&input, experiments)?;
     // The graph note is expected here; say what a truth report covers instead.
     report
         .notes

@@ -1,0 +1,144 @@
+//! Aggregation: committed results and their artifacts (or a published
+//! accuracy table, `truth`), read back per plan job and handed to the method.
+//! Everything is keyed by the plan (hub order, dataset order, shard order),
+//! never by store iteration order, so the same results always give the same
+//! report. Nothing here computes a method's number; `method` does.
+
+mod load;
+pub mod truth;
+
+pub use crate::outcome::DiagnosticSummary;
+pub use load::{diagnostic_summary, model_labels, pair_result, pool_rows, source_embeddings, Outputs, PairResult};
+
+use crate::control::RunControl;
+use crate::method::assess::{assess_dataset, experiment_notes, mll_notes, summarise, DatasetInput};
+use crate::method::experiments::{combine, ExperimentOptions};
+use crate::method::{Accuracy, HubSelection};
+use crate::outcome::{ModelInfo, Report, REPORT_FORMAT_VERSION};
+use crate::plan::Plan;
+use ndarray::ArrayView2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error("aggregate: artifact {sha256}: {reason}")]
+    Artifact { sha256: String, reason: String },
+    #[error("aggregate: {0}")]
+    Other(String),
+}
+
+/// Builds the run's report from everything committed so far. Datasets or
+/// models with missing results are reported as incomplete.
+///
+/// Memory stays at one model's labels plus one dataset's probabilities: MLL's
+/// matchings are made for every dataset first, then each model's labels are
+/// loaded once, counted against every matching and dropped; then each
+/// dataset's evaluate outputs are loaded, reported on and dropped.
+pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Report> {
+    build_with(ctl, plan, None).await
+}
+
+/// [`build`], plus the paper's experiments when `experiments` is given (each
+/// dataset's while its probabilities are loaded, combined at the end).
+pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&ExperimentOptions>) -> anyhow::Result<Report> {
+    let started = std::time::Instant::now();
+    let outs = Outputs::load(ctl, plan).await?;
+    let arts = &ctl.artifacts;
+    let spec = &plan.spec;
+    let models: Vec<ModelInfo> = spec.hub.iter().map(ModelInfo::from).collect();
+    let class_embeddings = plan
+        .datasets
+        .iter()
+        .map(|d| source_embeddings(plan, &outs, arts, &format!("dataset:{}", d.spec.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // MLL: matchings per dataset, then one model's labels at a time.
+    let node_embeddings = match &spec.graph {
+        Some(_) => source_embeddings(plan, &outs, arts, "graph")?,
+        None => None,
+    };
+    let mut labelled: Option<Vec<bool>> = None;
+    let mut selections = vec![None; plan.datasets.len()];
+    if let Some(e_g) = &node_embeddings {
+        let name = |d: usize| &plan.datasets[d].spec.name;
+        let e_t: Vec<Option<ArrayView2<f32>>> = class_embeddings.iter().map(|e| e.as_ref().map(|e| e.view())).collect();
+        let mut hub = HubSelection::new(&e_t, e_g.view(), &spec.method)
+            .map_err(|(d, e)| anyhow::anyhow!("MLL selection for dataset {}: {e}", name(d)))?;
+        let have: Vec<bool> = spec.hub.iter().map(|m| load::labels_committed(plan, &outs, &m.key)).collect();
+        // MLL runs only with every model's labels; otherwise the notes name the missing ones.
+        if have.iter().all(|h| *h) {
+            for (i, m) in spec.hub.iter().enumerate() {
+                let t0 = std::time::Instant::now();
+                let labels = model_labels(plan, &outs, arts, &m.key)?
+                    .ok_or_else(|| anyhow::anyhow!("graph labels of {} disappeared while reading them", m.key))?;
+                // At full scale each model's labels are hundreds of MB (log.level = "debug" shows each).
+                tracing::debug!(
+                    model = %m.key,
+                    index = i + 1,
+                    of = spec.hub.len(),
+                    images = labels.image_nodes.len(),
+                    lists = labels.top_nodes.is_some(),
+                    seconds = t0.elapsed().as_secs_f64(),
+                    "aggregate: graph labels loaded; counting for every dataset"
+                );
+                hub.add_model(&labels).map_err(|(d, e)| match d {
+                    Some(d) => anyhow::anyhow!("MLL selection for dataset {}: {e}", name(d)),
+                    None => anyhow::anyhow!("MLL selection: {e}"),
+                })?;
+            }
+            selections = hub.finish();
+        }
+        labelled = Some(have);
+    }
+    // The labels were streamed above; the report only needs the node ids.
+    let node_ids = node_embeddings.as_ref().map(|_| plan.graph_node_ids.as_slice());
+
+    let mut datasets = Vec::new();
+    let mut per_dataset = Vec::new();
+    for ((d, e_t), selection) in plan.datasets.iter().zip(class_embeddings).zip(selections) {
+        let mut accuracy = Vec::new();
+        let mut predictions = Vec::new();
+        let mut evaluate_seconds = Vec::new();
+        for m in &spec.hub {
+            let pr = pair_result(plan, &outs, arts, &m.key, &d.spec.name)?;
+            accuracy.push(pr.counts.as_ref().map(Accuracy::from_counts));
+            predictions.push(pr.predictions);
+            evaluate_seconds.push(pr.seconds);
+        }
+        let input = DatasetInput {
+            name: d.spec.name.clone(),
+            domain: d.spec.domain.clone(),
+            task: d.spec.task.clone(),
+            class_names: d.classnames.clone(),
+            accuracy,
+            predictions,
+            class_embeddings: e_t,
+            evaluate_seconds,
+        };
+        let (report, exp) = assess_dataset(&models, &spec.method, node_ids, &input, selection.as_ref(), experiments)?;
+        datasets.push(report);
+        per_dataset.extend(exp);
+        tracing::debug!(dataset = %d.spec.name, "aggregate: dataset reported");
+    }
+    let summary = summarise(&datasets);
+    let experiments = experiments
+        .map(|exp| combine(per_dataset, &spec.method, exp, spec.hub.len(), experiment_notes(&datasets)));
+    tracing::info!(
+        models = spec.hub.len(),
+        datasets = datasets.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "aggregate: report built"
+    );
+    Ok(Report {
+        format_version: REPORT_FORMAT_VERSION,
+        run: plan.run.to_string(),
+        spec_digest: crate::outcome::spec_digest(spec),
+        source: "evaluate".into(),
+        method: spec.method.clone(),
+        notes: mll_notes(&models, labelled.as_deref()),
+        models,
+        datasets,
+        summary,
+        diagnostic: diagnostic_summary(plan, &outs),
+        experiments,
+    })
+}
