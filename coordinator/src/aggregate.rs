@@ -460,7 +460,11 @@ pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::repor
             class_embeddings: e_t,
             selection,
         };
-        datasets.push(build_dataset_report(&models, &spec.method, graph.as_ref(), &input)?);
+        let mut report = build_dataset_report(&models, &spec.method, graph.as_ref(), &input)?;
+        if !d.caption_fallbacks.is_empty() {
+            report.notes.push(crate::captions::fallback_note(&d.spec.name, &d.caption_fallbacks));
+        }
+        datasets.push(report);
         tracing::debug!(dataset = %d.spec.name, "aggregate: dataset reported");
     }
     let summary = summarise(&datasets);
@@ -476,7 +480,10 @@ pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<crate::repor
         spec_digest: crate::report::spec_digest(spec),
         source: "evaluate".into(),
         method: spec.method.clone(),
-        notes: mll_notes(&models, labelled.as_deref()),
+        notes: mll_notes(&models, labelled.as_deref())
+            .into_iter()
+            .chain(plan.caption_fallbacks().iter().map(|(d, classes)| crate::captions::fallback_note(d, classes)))
+            .collect(),
         models,
         datasets,
         summary,

@@ -52,6 +52,13 @@ enum Command {
     /// Submitting a spec again continues its run: only jobs without a result are published, so
     /// adding a model or a dataset to the spec runs only the new jobs.
     Submit(SubmitArgs),
+    /// Plan a benchmark spec and print it without publishing anything (a dry run).
+    ///
+    /// Prints the jobs per stage, the graph's node count and construction, every class whose
+    /// captions are missing, and the method options the spec resolves to (its preset plus
+    /// explicit keys). Where the data root lacks inputs it says which, and still reports the
+    /// caption coverage of the datasets' class maps.
+    Plan(PlanArgs),
     /// Show a run's progress per stage and its failed jobs.
     Status {
         /// Run id (the spec's `name`).
@@ -112,10 +119,30 @@ struct SubmitArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// A class without captions is an error (exit 2), whatever the spec says
+    /// (the `paper` preset already makes it one).
+    #[arg(long)]
+    strict_captions: bool,
     /// With --wait: keep serving /metrics this long after the run ends, so
     /// Prometheus records the final state before the process exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     linger: u64,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Benchmark spec (TOML).
+    #[arg(long, value_name = "FILE")]
+    benchmark: PathBuf,
+    /// Use this data root instead of the spec's `data_root`.
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+    /// A class without captions is an error (exit 2), whatever the spec says.
+    #[arg(long)]
+    strict_captions: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +159,9 @@ struct ResumeArgs {
     out: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+    /// A class without captions is an error (exit 2), whatever the spec says.
+    #[arg(long)]
+    strict_captions: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,6 +204,9 @@ struct RunArgs {
     workers: usize,
     #[arg(long)]
     json: bool,
+    /// A class without captions is an error (exit 2), whatever the spec says.
+    #[arg(long)]
+    strict_captions: bool,
 }
 
 #[cfg(feature = "local")]
@@ -185,6 +218,7 @@ async fn run_local(settings: &Settings, args: &RunArgs, out: &std::path::Path) -
             out,
             workers: args.workers,
             progress: std::io::stderr().is_terminal(),
+            strict_captions: args.strict_captions,
         },
     )
     .await
@@ -208,7 +242,11 @@ async fn main() {
         // 2 = fix the input (config, spec); Kubernetes' podFailurePolicy fails
         // the Job at once on it instead of retrying.
         let usage = e.downcast_ref::<mll_common::config::ConfigError>().is_some()
-            || e.downcast_ref::<mll_common::spec::SpecError>().is_some();
+            || e.downcast_ref::<mll_common::spec::SpecError>().is_some()
+            || matches!(
+                e.downcast_ref::<plan::PlanError>(),
+                Some(plan::PlanError::MissingCaptions(_) | plan::PlanError::ClassMap { .. })
+            );
         std::process::exit(if usage { 2 } else { 1 });
     }
 }
@@ -238,7 +276,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&args.benchmark)
                 .with_context(|| format!("reading the benchmark spec {}", args.benchmark.display()))?;
             let submission = Submission { spec_text: text, spec_path: std::fs::canonicalize(&args.benchmark)? };
-            let p = plan_of(&submission)?;
+            let p = plan_of(&submission, args.strict_captions)?;
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
                 if args.json {
@@ -269,7 +307,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 },
                 None => ctl.saved_submission(&run)?,
             };
-            let p = plan_of(&submission)?;
+            let p = plan_of(&submission, args.strict_captions)?;
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
             // submit() re-registers meta and expected sets (lost if the store lost its data).
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
@@ -285,6 +323,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
             finish(&status, &out, args.json)
         }
+        Command::Plan(args) => dry_run(&args),
         Command::Status { run, json } => {
             let ctl = cluster(&settings).await?;
             let run = RunId::new(&run).map_err(anyhow::Error::msg)?;
@@ -320,7 +359,7 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
             Some(path) => Submission { spec_text: std::fs::read_to_string(path)?, spec_path: std::fs::canonicalize(path)? },
             None => ctl.saved_submission(&run)?,
         };
-        let p = plan_of(&submission)?;
+        let p = plan_of(&submission, false)?;
         mll_coordinator::aggregate::build(&ctl, &p).await?
     };
     match &args.out {
@@ -341,10 +380,27 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan_of(sub: &Submission) -> anyhow::Result<plan::Plan> {
+fn plan_of(sub: &Submission, strict_captions: bool) -> anyhow::Result<plan::Plan> {
     let spec = BenchmarkSpec::from_toml(&sub.spec_text, &sub.spec_path.display().to_string())?;
     let root = plan::data_root_of(&spec, &sub.spec_path);
-    Ok(plan::plan(&spec, &root)?)
+    Ok(plan::plan_with(&spec, &root, &plan::PlanOptions::for_spec_file(&sub.spec_path, strict_captions))?)
+}
+
+/// `coordinator plan`: plans and prints, publishes nothing, needs no broker or store.
+fn dry_run(args: &PlanArgs) -> anyhow::Result<()> {
+    let spec = BenchmarkSpec::load(&args.benchmark)?;
+    let root = match &args.data_root {
+        Some(r) => r.clone(),
+        None => plan::data_root_of(&spec, &args.benchmark),
+    };
+    let opts = plan::PlanOptions::for_spec_file(&args.benchmark, args.strict_captions);
+    let d = mll_coordinator::dry_run::dry_run(&spec, &root, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", mll_coordinator::dry_run::render(&d));
+    }
+    Ok(())
 }
 
 async fn cluster(settings: &Settings) -> anyhow::Result<RunControl> {

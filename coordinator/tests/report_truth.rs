@@ -74,6 +74,7 @@ fn spec(reference: &std::path::Path) -> BenchmarkSpec {
             .unwrap_or_default(),
             templates: vec![],
             captions: None,
+            class_map: None,
         })
         .collect();
     BenchmarkSpec {
