@@ -267,9 +267,10 @@ mod tests {
         assert_eq!(r.per_class[0], ["1. A fish.", "2. Another fish."]);
         assert_eq!(r.per_class[2], ["automobile"], "an empty caption list falls back to the key");
         assert_eq!(r.fallbacks, ["", "car"]);
-        // Without a map, keys are the dataset's names.
+        // Without a map, keys are the dataset's names ('aquarium_fish' is one).
         let r = resolve(&names, None, Some(&caps));
-        assert_eq!(r.fallbacks, names);
+        assert_eq!(r.keys, names);
+        assert_eq!(r.fallbacks, ["", "car"]);
         std::fs::write(&p, "0\ta\tk\n1\tb\tk\n").unwrap();
         assert!(ClassMap::read(&p).unwrap_err().to_string().contains("one to one"));
         std::fs::write(&p, "1\ta\tk\n").unwrap();
