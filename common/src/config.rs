@@ -1,8 +1,8 @@
 //! Typed settings shared by the worker and the coordinator.
 //!
 //! Layers, later wins: the built-in defaults (`configs/default.toml`, compiled
-//! in), the on-disk `default.toml` (`$MLL_CONFIG_DIR` or the source tree), an
-//! optional profile file (`--config FILE`), then `MLL__SECTION__KEY`
+//! in, so an installed binary or a container behaves as one run from the
+//! source tree), `$MLL_CONFIG_DIR/default.toml` when set, an optional profile file (`--config FILE`), then `MLL__SECTION__KEY`
 //! environment variables. Every section denies unknown keys, so a typo fails at
 //! start with a message naming the key instead of being silently ignored.
 
@@ -127,6 +127,8 @@ pub struct CoordinatorSettings {
     pub metrics_addr: SocketAddr,
     pub poll_interval_ms: u64,
     pub publish_batch: usize,
+    /// How long `--wait` keeps retrying while the run cannot be read.
+    pub patience_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -271,14 +273,15 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective settings as `config` subcommands print them: JSON or
-    /// Rust debug form, passwords redacted either way.
+    /// The effective settings as `config` subcommands print them: TOML (the
+    /// form of the config files, so it can be saved as a profile) or JSON,
+    /// passwords redacted either way.
     pub fn render(&self, json: bool) -> String {
         let s = self.redacted();
         if json {
             serde_json::to_string_pretty(&s).expect("settings serialise")
         } else {
-            format!("{s:#?}")
+            toml::to_string_pretty(&s).expect("settings serialise as TOML")
         }
     }
 
@@ -291,18 +294,13 @@ impl Settings {
     }
 }
 
-/// Finds the on-disk base file: `$MLL_CONFIG_DIR/default.toml`, else the one in
-/// the source tree this binary was built from. `None` = the built-in copy only.
+/// The on-disk base file `$MLL_CONFIG_DIR/default.toml`, when set. Never the
+/// source tree the binary was built from: an installed binary or a container
+/// must behave the same wherever it was compiled. `None` = the built-in copy only.
 fn base_file() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("MLL_CONFIG_DIR") {
-        let p = Path::new(&dir).join("default.toml");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("configs").join("default.toml");
-    // Canonical, so error messages show a clean path.
-    p.canonicalize().ok().filter(|p| p.is_file())
+    let dir = std::env::var_os("MLL_CONFIG_DIR")?;
+    let p = Path::new(&dir).join("default.toml");
+    p.is_file().then_some(p)
 }
 
 /// serde says "unknown field `x`, expected one of … for key `section`"; say
@@ -424,6 +422,27 @@ mod tests {
         assert_eq!(s.worker.metrics_addr, "0.0.0.0:9100".parse().unwrap());
         assert_eq!(s.coordinator.publish_batch, 500);
         assert_eq!(s.log.format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn config_prints_toml_that_loads_back_and_hides_passwords() {
+        let p = profile("[broker]\nurl = \"amqp://u:secret@h:5672/%2f\"\n");
+        let s = Settings::load_with_env(Some(p.path()), env(&[])).unwrap();
+        let text = s.render(false);
+        assert!(text.contains("[broker]") && text.contains("patience_s = "), "{text}");
+        assert!(!text.contains("secret") && !text.contains("BrokerSettings"), "{text}");
+        let back: Settings = toml::from_str(&text).expect("the printed config is a valid config file");
+        assert_eq!(back, s.redacted());
+        let json: serde_json::Value = serde_json::from_str(&s.render(true)).unwrap();
+        assert_eq!(json["coordinator"]["patience_s"], 300);
+    }
+
+    #[test]
+    fn the_source_tree_is_not_read_at_run_time() {
+        // Without MLL_CONFIG_DIR the compiled-in defaults are the only base.
+        if std::env::var_os("MLL_CONFIG_DIR").is_none() {
+            assert_eq!(base_file(), None);
+        }
     }
 
     #[test]

@@ -11,15 +11,17 @@
 //! 7. the coordinator reads the done sets back, aggregates and reports.
 //!
 //! `config` and `telemetry` are the cross-cutting pieces both binaries share;
-//! `data` the dataset and graph readers both read;
+//! `data` the dataset and graph readers both read; `catalog` the dataset catalog;
 //! `prob` holds the one formula both compute (a probability row's entropy).
 
 pub mod artifact;
+pub mod catalog;
 pub mod config;
 pub mod data;
 pub mod ids;
 pub mod job;
 pub mod output;
+pub mod paths;
 pub mod prob;
 pub mod queue;
 pub mod spec;

@@ -28,16 +28,46 @@ impl ClassCounts {
         ClassCounts { n: vec![0; classes], top1: vec![0; classes], top5: vec![0; classes] }
     }
 
+    /// Adds another shard's counts. Saturating: counts read back from a
+    /// store are checked ([`ClassCounts::check`]) before they are added, and a
+    /// damaged record must never become a panic.
     pub fn add(&mut self, other: &ClassCounts) {
         for (a, b) in self.n.iter_mut().zip(&other.n) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for (a, b) in self.top1.iter_mut().zip(&other.top1) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for (a, b) in self.top5.iter_mut().zip(&other.top5) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
+    }
+
+    /// Checks counts read back from a store against what the job was: one
+    /// entry per class, `top1 <= top5 <= n` per class, and `samples` in all.
+    pub fn check(&self, classes: usize, samples: u64) -> Result<(), String> {
+        if self.n.len() != classes || self.top1.len() != classes || self.top5.len() != classes {
+            return Err(format!(
+                "counts for {}/{}/{} classes (n/top1/top5), the dataset has {classes}",
+                self.n.len(),
+                self.top1.len(),
+                self.top5.len()
+            ));
+        }
+        for c in 0..classes {
+            let (n, t1, t5) = (self.n[c], self.top1[c], self.top5[c]);
+            if t1 > t5 || t5 > n {
+                return Err(format!("class {c} has top1 {t1}, top5 {t5}, n {n}: not top1 <= top5 <= n"));
+            }
+        }
+        let total = self.n.iter().try_fold(0u64, |a, b| a.checked_add(*b));
+        if total != Some(samples) {
+            return Err(format!(
+                "the counts cover {} samples, the job had {samples}",
+                total.map_or("more than 2^64".into(), |t| t.to_string())
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -109,6 +109,10 @@ pub struct TargetDataset {
     /// looked up by the dataset's class names.
     #[serde(default)]
     pub class_map: Option<String>,
+    /// A dataset catalog entry (configs/catalog/datasets.toml) that filled the
+    /// keys this dataset leaves out (`crate::catalog::resolve_references`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,9 +350,20 @@ impl BenchmarkSpec {
     /// keys the text leaves out take the preset's values.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, SpecError> {
         let parse = |message: String| SpecError::Parse { path: origin.to_string(), message };
-        // A first typed parse for error messages with line numbers.
-        let _: BenchmarkSpec = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+        let mut table: toml::Table = match crate::catalog::resolve_references(text, origin)? {
+            Some(resolved) => {
+                let _: BenchmarkSpec = resolved.clone().try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
+                match resolved {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(parse("the spec is not a TOML table".into())),
+                }
+            }
+            None => {
+                // A first typed parse for error messages with line numbers.
+                let _: BenchmarkSpec = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+                toml::from_str(text).map_err(|e| parse(e.to_string()))?
+            }
+        };
         let preset: MethodPreset = match table.get("method").and_then(|m| m.get("preset")) {
             Some(v) => v.clone().try_into().map_err(|e| parse(format!("method.preset: {e}")))?,
             None => MethodPreset::default(),

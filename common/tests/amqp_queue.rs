@@ -263,3 +263,17 @@ async fn amqps_urls_use_tls() {
     assert!(!text.contains("guest:guest"), "the password is redacted: {text}");
     eprintln!("{text}");
 }
+
+/// A wrong password is named as such, not as an unreachable broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_says_authentication_failed() {
+    let mut s = settings("auth");
+    s.url = s.url.replacen("guest:guest", "guest:not-the-password", 1);
+    assert!(s.url.contains("not-the-password"), "the test URL carries a password: {}", s.url);
+    let err = AmqpQueue::connect(&s).await.err().expect("a wrong password is refused");
+    let text = err.to_string();
+    assert!(matches!(err, QueueError::Auth { .. }), "{text}");
+    assert!(text.contains("authentication failed for user guest"), "{text}");
+    assert!(!text.contains("not-the-password"), "the password is redacted: {text}");
+    assert!(!err.is_transient());
+}

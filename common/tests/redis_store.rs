@@ -208,3 +208,33 @@ async fn rediss_urls_use_tls() {
     assert!(!text.to_lowercase().contains("feature"), "TLS support is compiled in: {text}");
     eprintln!("{text}");
 }
+
+/// A result value damaged in Redis (bytes 12..20 overwritten) is reported as
+/// corrupt with its job, never returned; `discard` makes the job missing again.
+#[tokio::test]
+async fn a_damaged_result_value_is_refused_and_can_be_discarded() {
+    let mut s = settings();
+    s.key_prefix = format!("t-seal-{:x}", rand::random::<u64>());
+    let store = RedisStore::connect(&s).await.unwrap();
+    let r = run("seal");
+    let a = job(&r, 1);
+    store.put_meta(&r, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
+    store.expect(&r, Stage::Evaluate, std::slice::from_ref(&a)).await.unwrap();
+    store.commit(&r, Stage::Evaluate, &a, b"per-class counts: 1 2 3 4 5 6").await.unwrap();
+    assert_eq!(store.result(&r, &a).await.unwrap().as_deref(), Some(&b"per-class counts: 1 2 3 4 5 6"[..]));
+
+    let key = format!("{}:{{{}}}:result:{a}", s.key_prefix, r.as_str());
+    let mut c = raw_conn().await;
+    let _: () = redis::cmd("SETRANGE").arg(&key).arg(12).arg(&[0xFFu8; 8][..]).query_async(&mut c).await.unwrap();
+    let err = store.result(&r, &a).await.expect_err("a damaged value is not returned");
+    let text = err.to_string();
+    assert!(matches!(err, mll_common::store::StoreError::Corrupt { .. }), "{text}");
+    assert!(text.contains(a.as_str()), "the error names the job: {text}");
+    assert_eq!(store.runs().await.unwrap(), vec![r.clone()], "runs() lists this prefix's runs only");
+
+    assert!(store.discard(&r, Stage::Evaluate, &a).await.unwrap(), "it was done");
+    assert!(!store.is_done(&r, Stage::Evaluate, &a).await.unwrap());
+    assert_eq!(store.result(&r, &a).await.unwrap(), None);
+    assert!(!store.discard(&r, Stage::Evaluate, &a).await.unwrap(), "discard is idempotent");
+    store.delete_run(&r).await.unwrap();
+}

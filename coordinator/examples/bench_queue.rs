@@ -107,6 +107,12 @@ impl ResultStore for TimingStore {
         }
         Ok(out)
     }
+    async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        self.inner.discard(run, stage, job).await
+    }
+    async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
+        self.inner.runs().await
+    }
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
         self.inner.is_done(run, stage, job).await
     }

@@ -9,7 +9,7 @@ use crate::plan::Plan;
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
 use mll_common::output::{ClassCounts, JobOutput};
-use mll_common::{wire, Job, JobId};
+use mll_common::{Job, JobId};
 use ndarray::{Array2, Axis};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
@@ -103,9 +103,10 @@ fn matrix_of(st: &SafeTensors, name: &str, sha: &str) -> Result<Array2<f32>, Agg
     Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
 }
 
-fn vstack(parts: Vec<Array2<f32>>) -> Array2<f32> {
+/// Stacks row blocks whose widths the callers checked against their artifacts.
+fn vstack(parts: Vec<Array2<f32>>, what: &str) -> Result<Array2<f32>, AggregateError> {
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    ndarray::concatenate(Axis(0), &views).expect("same column count")
+    ndarray::concatenate(Axis(0), &views).map_err(|e| AggregateError::Other(format!("{what}: blocks of different widths: {e}")))
 }
 
 /// Mean of each item's caption rows, re-normalised (a node's or class's embedding).
@@ -128,15 +129,9 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// Damaged results are logged with their job and left out (as missing).
     pub async fn load(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Outputs> {
-        let mut by_job = BTreeMap::new();
-        for job in &plan.jobs {
-            if let Some(bytes) = ctl.store.result(&plan.run, &job.id).await? {
-                let out: JobOutput = wire::decode_value(&bytes)
-                    .map_err(|e| anyhow::anyhow!("result of job {} cannot be decoded: {e}", job.id))?;
-                by_job.insert(job.id.clone(), out);
-            }
-        }
+        let (by_job, _damaged) = crate::records::load(&*ctl.store, plan).await?;
         Ok(Outputs { by_job })
     }
 
@@ -162,7 +157,7 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
         .collect();
     let mut counts: Option<ClassCounts> = None;
     let mut probs = Vec::new();
-    let mut labs = Vec::new();
+    let mut labs: Vec<usize> = Vec::new();
     let mut entropy: Option<Vec<f64>> = Some(Vec::new());
     let mut complete = !jobs.is_empty();
     let mut have_probs = true;
@@ -177,11 +172,34 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
                     Some(a) if have_probs => {
                         let bytes = read(artifacts, a)?;
                         let st = safetensors_of(&bytes, a)?;
-                        probs.push(matrix_of(&st, "probs", &a.sha256)?);
-                        labs.extend(tensor_i64(&st, "labels", &a.sha256)?);
+                        let p = matrix_of(&st, "probs", &a.sha256)?;
+                        let l = tensor_i64(&st, "labels", &a.sha256)?;
+                        let classes = e.counts.n.len();
+                        let bad = |reason: String| AggregateError::Artifact { sha256: a.sha256.clone(), reason };
+                        if p.ncols() != classes || p.nrows() != l.len() {
+                            return Err(bad(format!(
+                                "'probs' is {}x{} for {} labels of {classes} classes",
+                                p.nrows(),
+                                p.ncols(),
+                                l.len()
+                            )));
+                        }
+                        for &x in &l {
+                            match usize::try_from(x) {
+                                Ok(c) if c < classes => labs.push(c),
+                                _ => return Err(bad(format!("'labels' holds {x}, not a class of 0..{classes}"))),
+                            }
+                        }
+                        probs.push(p);
                         // Older artifacts have no entropies: reuse then computes them all.
                         match (&mut entropy, has_tensor(&st, "entropy")) {
-                            (Some(h), true) => h.extend(tensor_f64(&st, "entropy", &a.sha256)?),
+                            (Some(h), true) => {
+                                let x = tensor_f64(&st, "entropy", &a.sha256)?;
+                                if x.len() != l.len() {
+                                    return Err(bad(format!("'entropy' has {} values for {} samples", x.len(), l.len())));
+                                }
+                                h.extend(x)
+                            }
                             _ => entropy = None,
                         }
                     }
@@ -194,11 +212,11 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
     if !complete {
         return Ok(PairResult { counts: None, predictions: None });
     }
-    let predictions = (have_probs && !probs.is_empty()).then(|| Predictions {
-        probs: vstack(probs),
-        labels: labs.into_iter().map(|l| l as usize).collect(),
-        entropy,
-    });
+    let predictions = if have_probs && !probs.is_empty() {
+        Some(Predictions { probs: vstack(probs, &format!("probabilities of {model} on {dataset}"))?, labels: labs, entropy })
+    } else {
+        None
+    };
     Ok(PairResult { counts, predictions })
 }
 
@@ -214,7 +232,23 @@ pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore,
                 continue;
             }
             match outs.get(j) {
-                Some(JobOutput::Embed(o)) => chunks.push((e.start, matrix(artifacts, &o.embeddings, "embeddings")?)),
+                Some(JobOutput::Embed(o)) => {
+                    let m = matrix(artifacts, &o.embeddings, "embeddings")?;
+                    let width = chunks.first().map(|c| c.1.ncols());
+                    if m.nrows() != e.texts.len() || width.is_some_and(|w| w != m.ncols()) {
+                        return Err(AggregateError::Artifact {
+                            sha256: o.embeddings.sha256.clone(),
+                            reason: format!(
+                                "'embeddings' is {}x{} for {} texts; other chunks of {source} are {} wide",
+                                m.nrows(),
+                                m.ncols(),
+                                e.texts.len(),
+                                width.unwrap_or(m.ncols())
+                            ),
+                        });
+                    }
+                    chunks.push((e.start, m))
+                }
                 _ => return Ok(None),
             }
         }
@@ -223,7 +257,7 @@ pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore,
         return Ok(None);
     }
     chunks.sort_by_key(|c| c.0);
-    let rows = vstack(chunks.into_iter().map(|c| c.1).collect());
+    let rows = vstack(chunks.into_iter().map(|c| c.1).collect(), &format!("embeddings of {source}"))?;
     Ok(Some(pool_rows(&rows, ranges)))
 }
 

@@ -44,6 +44,13 @@ pub fn submission_artifact_name(run: &RunId) -> String {
     format!("runs/{run}/submission.json")
 }
 
+/// Reads a spec file for submission (a missing file is an input error).
+pub fn read_submission(path: &std::path::Path) -> anyhow::Result<Submission> {
+    let read_err = |source| mll_common::spec::SpecError::Read { path: path.display().to_string(), source };
+    let spec_text = std::fs::read_to_string(path).map_err(read_err)?;
+    Ok(Submission { spec_text, spec_path: std::fs::canonicalize(path).map_err(read_err)? })
+}
+
 /// What `submit` saves beside the artifacts so `resume` can replan without the
 /// original file (and after the store lost its data).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -51,6 +58,22 @@ pub struct Submission {
     pub spec_text: String,
     /// The spec file's path when submitted (its data_root is relative to it).
     pub spec_path: std::path::PathBuf,
+}
+
+impl Submission {
+    /// Plans the saved spec (its data root is relative to where the spec was).
+    pub fn plan(&self) -> anyhow::Result<Plan> {
+        self.plan_strict(false)
+    }
+
+    /// [`Self::plan`]; `strict_captions` makes a class without captions an
+    /// error whatever the spec says (`--strict-captions`).
+    pub fn plan_strict(&self, strict_captions: bool) -> anyhow::Result<Plan> {
+        let spec = mll_common::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())?;
+        let root = crate::plan::data_root_of(&spec, &self.spec_path);
+        let opts = crate::plan::PlanOptions::for_spec_file(&self.spec_path, strict_captions);
+        Ok(crate::plan::plan_with(&spec, &root, &opts)?)
+    }
 }
 
 impl RunControl {
@@ -72,6 +95,8 @@ impl RunControl {
             let ids: Vec<JobId> = plan.jobs_of(stage).map(|j| j.id.clone()).collect();
             self.store.expect(run, stage, &ids).await?;
         }
+        // Damaged results count as missing: drop them so they are published again.
+        crate::records::discard_damaged(&*self.store, plan).await?;
         self.publish_missing(plan, retry_failed).await
     }
 
@@ -112,17 +137,25 @@ impl RunControl {
         Ok(published)
     }
 
-    /// Moves what is in the dead-letter queue into failure records. Returns the
-    /// number of dead letters seen.
-    pub async fn record_dead_letters(&self) -> anyhow::Result<usize> {
+    /// Moves what is in the dead-letter queue into failure records, each under
+    /// its own run (the queue may be shared by several runs). Only the
+    /// coordinator that drives `run` calls this; it logs `run`'s failures and
+    /// returns how many of them it saw.
+    pub async fn record_dead_letters(&self, run: &RunId) -> anyhow::Result<usize> {
         let dead = self.queue.drain_dead_letters().await?;
+        let mut own = 0;
         for d in &dead {
             match wire::decode(&d.body, usize::MAX) {
                 Ok(job) => {
                     let stage = job.stage();
                     self.store.record_failure(&job.run, stage, &job.id, &d.reason).await?;
                     metrics().coordinator_dead_lettered.with_label_values(&[stage.as_str()]).inc();
-                    warn!(run = %job.run, job = %job.id, %stage, reason = %d.reason, "job failed for good");
+                    if &job.run == run {
+                        own += 1;
+                        warn!(run = %job.run, job = %job.id, %stage, reason = %d.reason, "job failed for good");
+                    } else {
+                        tracing::debug!(run = %job.run, job = %job.id, "recorded a dead letter of another run under that run");
+                    }
                 }
                 Err(e) => warn!(
                     job = d.job_id.as_deref().unwrap_or("?"),
@@ -132,15 +165,47 @@ impl RunControl {
                 ),
             }
         }
-        Ok(dead.len())
+        Ok(own)
+    }
+
+    /// Says what exists when `run` is not in the store: the runs the store
+    /// has and the runs whose spec was saved under the artifact root.
+    pub async fn unknown_run(&self, run: &RunId) -> anyhow::Error {
+        let saved = self.saved_runs();
+        if saved.contains(run) {
+            return crate::exit::InputError(format!(
+                "run '{run}' is not in the store (the store lost its data, or store.url/store.key_prefix point elsewhere); \
+                 its spec is saved: `coordinator resume {run}` registers it again and republishes what is missing"
+            ))
+            .into();
+        }
+        let stored = self.store.runs().await.unwrap_or_default();
+        let list = |v: &[RunId]| if v.is_empty() { "none".to_string() } else { v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") };
+        crate::exit::InputError(format!(
+            "run '{run}' is not in the store and no spec of it is saved under {} (never submitted with these settings?). \
+             Runs in the store: {}. Runs with a saved spec: {}. Submit it with `coordinator submit --benchmark FILE`",
+            self.artifacts.root().display(),
+            list(&stored),
+            list(&saved)
+        ))
+        .into()
+    }
+
+    /// Runs whose submission is saved under the artifact root.
+    pub fn saved_runs(&self) -> Vec<RunId> {
+        let mut runs: Vec<RunId> = std::fs::read_dir(self.artifacts.root().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("submission.json").is_file())
+            .filter_map(|e| RunId::new(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        runs.sort();
+        runs
     }
 
     pub async fn status(&self, run: &RunId) -> anyhow::Result<RunStatus> {
-        let meta = self.store.meta(run).await?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "run '{run}' is not in the store (never submitted, or the store lost its data: `coordinator resume {run}` rebuilds it from the saved spec)"
-            )
-        })?;
+        let Some(meta) = self.store.meta(run).await? else { return Err(self.unknown_run(run).await) };
         let mut stages = BTreeMap::new();
         let mut failures = Vec::new();
         for stage in Stage::ALL {
@@ -168,9 +233,15 @@ impl RunControl {
         Ok(RunStatus { run: run.to_string(), state: state.as_str().into(), stages, failures, duplicate_executions })
     }
 
+    /// Cancels a running run; a finished or cancelled one is left as it is.
     pub async fn cancel(&self, run: &RunId) -> anyhow::Result<()> {
-        if self.store.meta(run).await?.is_none() {
-            anyhow::bail!("run '{run}' is not in the store; nothing to cancel");
+        let status = self.status(run).await?;
+        if status.state != RunState::Running.as_str() {
+            return Err(crate::exit::InputError(format!(
+                "run '{run}' is {} already; only a running run can be cancelled",
+                status.state
+            ))
+            .into());
         }
         self.store.set_state(run, RunState::Cancelled).await?;
         Ok(())
@@ -179,10 +250,13 @@ impl RunControl {
     /// Reads what was saved at submit time.
     pub fn saved_submission(&self, run: &RunId) -> anyhow::Result<Submission> {
         let bytes = self.artifacts.get_named(&submission_artifact_name(run))?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no saved spec for run '{run}' under {} (was it submitted with this artifacts.root?); pass --benchmark FILE",
-                self.artifacts.root().display()
-            )
+            let saved = self.saved_runs();
+            crate::exit::InputError(format!(
+                "no saved spec for run '{run}' under {} (was it submitted with this artifacts.root?); pass --benchmark FILE. \
+                 Runs with a saved spec there: {}",
+                self.artifacts.root().display(),
+                if saved.is_empty() { "none".into() } else { saved.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") }
+            ))
         })?;
         Ok(serde_json::from_slice(&bytes)?)
     }

@@ -12,6 +12,9 @@ use tracing::{info, warn};
 
 pub struct DriveOptions {
     pub poll: Duration,
+    /// How long reading the run may keep failing (store or broker away, the
+    /// run gone from the store) before `wait` gives up (coordinator.patience_s).
+    pub patience: Duration,
     /// Progress bars on a terminal (they hide themselves elsewhere).
     pub progress: bool,
 }
@@ -25,27 +28,56 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
         .progress_chars("=> ");
     let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
     let mut last_log = Instant::now();
+    // Since when reading the run fails; each trouble is logged once, not per poll.
+    let mut trouble: Option<Instant> = None;
     loop {
-        // The broker or the store may be restarting: a failed poll is logged
-        // and retried, the run itself lives on in the store and the queue.
-        if let Err(e) = ctl.record_dead_letters().await {
-            warn!(error = %format!("{e:#}"), "cannot read the dead-letter queue now; retrying");
-            tokio::time::sleep(opts.poll.max(Duration::from_secs(1))).await;
-            continue;
-        }
+        // The broker or the store may be restarting: a failed poll is retried
+        // (the run itself lives on in the store and the queue) for up to the
+        // patience, then given up with what to run.
+        let polled = match ctl.record_dead_letters(&plan.run).await {
+            Ok(_) => ctl.status(&plan.run).await,
+            Err(e) => Err(e.context("reading the dead-letter queue")),
+        };
+        let status = match polled {
+            Ok(s) => {
+                if trouble.take().is_some() {
+                    info!(run = %plan.run, "the run's progress can be read again");
+                }
+                s
+            }
+            Err(e) => {
+                let vanished = e.chain().any(|c| c.is::<crate::exit::InputError>());
+                let since = *trouble.get_or_insert_with(|| {
+                    if vanished {
+                        warn!(
+                            run = %plan.run,
+                            patience_s = opts.patience.as_secs(),
+                            "the run is gone from the store (Redis lost its data, or was flushed); `coordinator resume {}` \
+                             registers it again and republishes what is missing; waiting for that",
+                            plan.run
+                        );
+                    } else {
+                        warn!(error = %format!("{e:#}"), patience_s = opts.patience.as_secs(), "cannot read the run's progress; retrying");
+                    }
+                    Instant::now()
+                });
+                if since.elapsed() >= opts.patience {
+                    let what = if vanished {
+                        format!("the run is gone from the store; run `coordinator resume {} --wait`", plan.run)
+                    } else {
+                        format!("{e:#}; once the store and broker are back, `coordinator resume {} --wait` continues", plan.run)
+                    };
+                    anyhow::bail!("gave up waiting after {} s (coordinator.patience_s): {what}", opts.patience.as_secs());
+                }
+                tokio::time::sleep(opts.poll.max(Duration::from_secs(1))).await;
+                continue;
+            }
+        };
         if let Ok((ready, dead)) = ctl.queue.depths().await {
             let m = mll_common::telemetry::metrics();
             m.queue_depth.with_label_values(&["work"]).set(ready as i64);
             m.queue_depth.with_label_values(&["dead_letter"]).set(dead as i64);
         }
-        let status = match ctl.status(&plan.run).await {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "cannot read the run's progress now; retrying");
-                tokio::time::sleep(opts.poll.max(Duration::from_secs(1))).await;
-                continue;
-            }
-        };
         for (stage, p) in &status.stages {
             let bar = bars.entry(stage.clone()).or_insert_with(|| {
                 let b = if opts.progress { multi.add(ProgressBar::new(p.expected)) } else { ProgressBar::hidden() };
@@ -80,7 +112,10 @@ pub async fn wait_and_report(ctl: &RunControl, plan: &Plan, out: &Path, opts: &D
         info!(run = %plan.run, "run cancelled: no report");
         return Ok(status);
     }
-    let written = crate::aggregate::write_report(ctl, plan, out).await?;
+    let written = match crate::aggregate::write_report(ctl, plan, out).await {
+        Ok(w) => w,
+        Err(e) => return Err(crate::verify::explain_report_error(ctl, plan, e).await),
+    };
     for p in &written {
         info!(path = %p.display(), "wrote");
     }

@@ -4,6 +4,7 @@
 //! - `captions` — class maps to caption keys, caption splitting, fallbacks;
 //! - `dry_run` — `coordinator plan`: a plan printed, nothing published;
 //! - `control` — register, publish what is missing, record dead letters, status, cancel;
+//! - `inputs` — model folders and prepared datasets checked before submit;
 //! - `drive` — follow a run to its end with progress bars;
 //! - `aggregate` — committed results and artifacts back into matrices;
 //! - `method` — the MLL method, metrics and baselines (pure functions);
@@ -18,9 +19,14 @@ pub mod captions;
 pub mod dry_run;
 pub mod control;
 pub mod drive;
+pub mod exit;
+pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod plan;
+pub mod records;
+pub mod spec_checks;
+pub mod verify;
 pub mod world;
 pub mod method;
 pub mod report;

@@ -63,14 +63,18 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         handles.push(tokio::spawn(async move { wl.run(sd).await }));
     }
 
-    let drive_opts = DriveOptions { poll: Duration::from_millis(200), progress: opts.progress };
+    let drive_opts = DriveOptions {
+        poll: Duration::from_millis(200),
+        patience: Duration::from_secs(settings.coordinator.patience_s),
+        progress: opts.progress,
+    };
     let mut sd = shutdown.clone();
     let result = tokio::select! {
         r = drive::wait_and_report(&ctl, &plan, opts.out, &drive_opts) => r,
-        _ = sd.wait_for(|v| *v) => Err(anyhow::anyhow!(
+        _ = sd.wait_for(|v| *v) => Err(crate::exit::Interrupted(format!(
             "interrupted: finished jobs are saved in {}; run the same command again to resume",
             opts.out.display()
-        )),
+        )).into()),
     };
     queue.close();
     for h in handles {

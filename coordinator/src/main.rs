@@ -8,7 +8,7 @@ use mll_common::queue::amqp::AmqpQueue;
 use mll_common::spec::BenchmarkSpec;
 use mll_common::store::redis::RedisStore;
 use mll_common::RunId;
-use mll_coordinator::control::{RunControl, RunStatus, Submission};
+use mll_coordinator::control::{read_submission, RunControl, RunStatus, Submission};
 use mll_coordinator::drive::{self, DriveOptions};
 use mll_coordinator::plan;
 use std::io::IsTerminal;
@@ -72,7 +72,13 @@ enum Command {
     /// Use after a coordinator crash, lost messages, or a store that lost its data. The spec saved at
     /// submit time is used unless --benchmark is given.
     Resume(ResumeArgs),
-    /// Cancel a run: workers drop its remaining jobs.
+    /// Check every committed result of a run and the artifacts it names.
+    ///
+    /// Lists each bad one (damaged result, missing or corrupt artifact, wrong shape) with job, stage,
+    /// model and dataset; exits 1 if there are any. With --repair drops those results and publishes
+    /// exactly those jobs again (locally: the next `run --local` computes them).
+    Verify(VerifyArgs),
+    /// Cancel a running run: workers drop its remaining jobs (a finished run cannot be cancelled).
     Cancel {
         run: String,
     },
@@ -147,21 +153,44 @@ struct PlanArgs {
 
 #[derive(Args)]
 struct ResumeArgs {
+    /// Run id (the spec's `name`).
     run: String,
     /// Use this spec instead of the one saved at submit time.
     #[arg(long, value_name = "FILE")]
     benchmark: Option<PathBuf>,
+    /// Also publish jobs that failed for good before (their failure records are cleared).
     #[arg(long)]
     retry_failed: bool,
+    /// Follow the run to its end, then write the report.
     #[arg(long)]
     wait: bool,
+    /// Report folder for --wait (default: out/<run>).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Print the result as JSON: {run, republished}, or the final status with --wait.
     #[arg(long)]
     json: bool,
     /// A class without captions is an error (exit 2), whatever the spec says.
     #[arg(long)]
     strict_captions: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Run id (the spec's `name`).
+    run: String,
+    /// Drop the bad results and publish exactly those jobs again.
+    #[arg(long)]
+    repair: bool,
+    /// Print {run, checked, bad: [{job, stage, model, dataset, what, reason}], republished} as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Check a local run (`coordinator run --local`) instead: its --out folder.
+    #[arg(long, value_name = "DIR", requires = "local")]
+    out: Option<PathBuf>,
+    /// Local mode: read the journal and artifacts under --out (default out/<run>).
+    #[arg(long)]
+    local: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -239,15 +268,8 @@ async fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli).await {
         eprintln!("error: {e:#}");
-        // 2 = fix the input (config, spec); Kubernetes' podFailurePolicy fails
-        // the Job at once on it instead of retrying.
-        let usage = e.downcast_ref::<mll_common::config::ConfigError>().is_some()
-            || e.downcast_ref::<mll_common::spec::SpecError>().is_some()
-            || matches!(
-                e.downcast_ref::<plan::PlanError>(),
-                Some(plan::PlanError::MissingCaptions(_) | plan::PlanError::ClassMap { .. })
-            );
-        std::process::exit(if usage { 2 } else { 1 });
+        // 2 = fix the input (config, spec, missing or changed data); 130 = interrupted (see exit.rs).
+        std::process::exit(mll_coordinator::exit::code(&e));
     }
 }
 
@@ -273,10 +295,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => {
             serve_metrics(&settings).await;
             let ctl = cluster(&settings).await?;
-            let text = std::fs::read_to_string(&args.benchmark)
-                .with_context(|| format!("reading the benchmark spec {}", args.benchmark.display()))?;
-            let submission = Submission { spec_text: text, spec_path: std::fs::canonicalize(&args.benchmark)? };
+            let submission = read_submission(&args.benchmark)?;
             let p = plan_of(&submission, args.strict_captions)?;
+            mll_coordinator::inputs::verify(&p)?;
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
                 if args.json {
@@ -299,16 +320,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Resume(args) => {
             serve_metrics(&settings).await;
             let ctl = cluster(&settings).await?;
-            let run = RunId::new(&args.run).map_err(anyhow::Error::msg)?;
+            let run = run_id(&args.run)?;
             let submission = match &args.benchmark {
-                Some(path) => Submission {
-                    spec_text: std::fs::read_to_string(path)?,
-                    spec_path: std::fs::canonicalize(path)?,
-                },
+                Some(path) => read_submission(path)?,
                 None => ctl.saved_submission(&run)?,
             };
             let p = plan_of(&submission, args.strict_captions)?;
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
+            mll_coordinator::inputs::verify(&p)?;
             // submit() re-registers meta and expected sets (lost if the store lost its data).
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
@@ -326,8 +345,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => dry_run(&args),
         Command::Status { run, json } => {
             let ctl = cluster(&settings).await?;
-            let run = RunId::new(&run).map_err(anyhow::Error::msg)?;
-            ctl.record_dead_letters().await?;
+            let run = run_id(&run)?;
+            // Read only: the coordinator driving the run drains the dead letters.
             let status = ctl.status(&run).await?;
             if json {
                 println!("{}", serde_json::to_string(&status)?);
@@ -338,13 +357,27 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Cancel { run } => {
             let ctl = cluster(&settings).await?;
-            let run = RunId::new(&run).map_err(anyhow::Error::msg)?;
+            let run = run_id(&run)?;
             ctl.cancel(&run).await?;
             println!("run {run} cancelled: workers drop its remaining jobs");
             Ok(())
         }
         Command::Report(args) => report(&settings, args).await,
+        Command::Verify(args) => {
+            use mll_coordinator::verify::{command, Target};
+            let run = run_id(&args.run)?;
+            if args.local {
+                let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(run.as_str()));
+                command(Target::Local(&out), &run, args.repair, args.json).await
+            } else {
+                command(Target::Cluster(cluster(&settings).await?), &run, args.repair, args.json).await
+            }
+        }
     }
+}
+
+fn run_id(run: &str) -> anyhow::Result<RunId> {
+    RunId::new(run).map_err(|e| mll_coordinator::exit::InputError(format!("run id '{run}': {e}")).into())
 }
 
 async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
@@ -353,14 +386,17 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
         mll_coordinator::report::truth::report_from_truth(truth, &spec)?
     } else {
         let run = args.run.as_deref().context("give a run id, or --truth FILE.csv --benchmark SPEC")?;
-        let run = RunId::new(run).map_err(anyhow::Error::msg)?;
+        let run = run_id(run)?;
         let ctl = cluster(settings).await?;
         let submission = match &args.benchmark {
-            Some(path) => Submission { spec_text: std::fs::read_to_string(path)?, spec_path: std::fs::canonicalize(path)? },
+            Some(path) => read_submission(path)?,
             None => ctl.saved_submission(&run)?,
         };
         let p = plan_of(&submission, false)?;
-        mll_coordinator::aggregate::build(&ctl, &p).await?
+        match mll_coordinator::aggregate::build(&ctl, &p).await {
+            Ok(r) => r,
+            Err(e) => return Err(mll_coordinator::verify::explain_report_error(&ctl, &p, e).await),
+        }
     };
     match &args.out {
         Some(out) => {
@@ -381,9 +417,7 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn plan_of(sub: &Submission, strict_captions: bool) -> anyhow::Result<plan::Plan> {
-    let spec = BenchmarkSpec::from_toml(&sub.spec_text, &sub.spec_path.display().to_string())?;
-    let root = plan::data_root_of(&spec, &sub.spec_path);
-    Ok(plan::plan_with(&spec, &root, &plan::PlanOptions::for_spec_file(&sub.spec_path, strict_captions))?)
+    sub.plan_strict(strict_captions)
 }
 
 /// `coordinator plan`: plans and prints, publishes nothing, needs no broker or store.
@@ -424,6 +458,7 @@ async fn serve_metrics(settings: &Settings) {
 fn drive_options(settings: &Settings) -> DriveOptions {
     DriveOptions {
         poll: Duration::from_millis(settings.coordinator.poll_interval_ms),
+        patience: Duration::from_secs(settings.coordinator.patience_s),
         progress: std::io::stderr().is_terminal(),
     }
 }

@@ -30,6 +30,9 @@ pub enum PlanError {
     MissingCaptions(String),
     #[error("plan: {0}")]
     Spec(String),
+    /// A spec value that cannot be planned (see `spec_checks`); `key` names it.
+    #[error("plan: {key}: {reason}")]
+    Input { key: String, reason: String },
 }
 
 /// The default prompt when neither the spec nor the dataset gives templates.
@@ -218,13 +221,14 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
 /// [`plan`] with options.
 pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let run = RunId::new(&spec.name).map_err(PlanError::Spec)?;
+    crate::spec_checks::check(spec, data_root)?;
     let mut jobs = Vec::new();
     let mut texts = TextLayout::default();
     let mut embed_sources: Vec<(String, Vec<Vec<String>>)> = Vec::new();
 
     // Target datasets: class names, templates, sizes.
     let mut datasets = Vec::new();
-    for d in &spec.datasets {
+    for (index, d) in spec.datasets.iter().enumerate() {
         let derr = |reason: String| PlanError::Dataset { name: d.name.clone(), reason };
         let path = data_root.join(&d.path);
         let ds = mll_common::data::open(&path, d.format).map_err(|e| derr(e.to_string()))?;
@@ -233,6 +237,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
                 derr(format!("no class names: give `classnames` in the spec or write {}/classnames.txt", path.display()))
             })?
         } else {
+            crate::spec_checks::check_classes(index, &d.classnames, ds.classnames().as_deref())?;
             d.classnames.clone()
         };
         let templates = if !d.templates.is_empty() {
@@ -453,7 +458,7 @@ mod tests {
         let spec = BenchmarkSpec::from_toml(
             "name = \"ids\"\n[[hub]]\nkey = \"m/v1\"\nartifact = \"models/m/v1\"\n\
              [[datasets]]\nname = \"ds\"\nformat = \"imagefolder\"\npath = \"ds\"\n\
-             [graph]\npath = \"graph.json\"\n[execution]\nshard_size = 4\n",
+             [graph]\npath = \"graph.json\"\n[execution]\nshard_size = 4\n[method]\nk = [1]\n",
             "t",
         )
         .unwrap();

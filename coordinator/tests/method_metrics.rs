@@ -127,10 +127,7 @@ print(json.dumps(out))
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIP scipy comparison: cannot start {py}: {e} (source scripts/env.sh to set MLL_VENV)");
-            return None;
-        }
+        Err(e) => panic!("cannot start {py}: {e}; run `bash scripts/setup` and `source scripts/env.sh` (MLL_VENV)"),
     };
     let payload: Vec<(Vec<f64>, Vec<f64>)> = cases.to_vec();
     child
@@ -147,8 +144,7 @@ print(json.dumps(out))
         String::from_utf8_lossy(&out.stderr)
     );
     if let Some(reason) = text.strip_prefix("NO_SCIPY") {
-        eprintln!("SKIP scipy comparison: {py} cannot import scipy:{reason}");
-        return None;
+        panic!("{py} cannot import scipy:{reason}; run `bash scripts/setup` (scipy is pinned in scripts/requirements.txt)");
     }
     let v: Vec<(Option<f64>, Option<f64>)> =
         serde_json::from_str(text.trim()).expect("scipy output is JSON");

@@ -260,6 +260,9 @@ def check_overlay(name: str, docs: list, cluster: dict) -> None:
         container = spec["containers"][0]
         args = container.get("args", [])
         role = tmpl["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        if role in INPUT_ROLES:
+            check_input_job(where_, role, spec, container, pvcs)
+            continue
         # --config must name a file of a mounted ConfigMap.
         if "--config" in args:
             cfg = args[args.index("--config") + 1]
@@ -295,12 +298,17 @@ def check_overlay(name: str, docs: list, cluster: dict) -> None:
                     problem(f"{where_}: the coordinator must run `submit --benchmark FILE --wait` (missing {a})")
             expect_port = port_of(env_of(container).get("MLL__COORDINATOR__METRICS_ADDR", cluster["coordinator.metrics_addr"]))
         else:
-            problem(f"{where_}: pod label app.kubernetes.io/component is {role!r}, expected worker or coordinator")
+            problem(f"{where_}: pod label app.kubernetes.io/component is {role!r}, expected worker, coordinator, prepare or export")
             continue
         if ports.get("metrics") != expect_port:
             problem(f"{where_}: container port 'metrics' is {ports.get('metrics')}, the config serves /metrics on {expect_port}")
     if workers != 1:
         problem(f"{o}: expected exactly one worker Job or ScaledJob, found {workers}")
+    roles = {t["metadata"].get("labels", {}).get("app.kubernetes.io/component") for _, t, _ in pod_templates(docs)}
+    for role in INPUT_ROLES:
+        if role not in roles:
+            problem(f"{o}: no {role} Job (k8s/base/inputs.yaml)")
+    check_input_wait(o, docs)
 
     # Every monitor selects a pod template or Service that has the named port.
     def labels_match(sel: dict, labels: dict) -> bool:
@@ -334,6 +342,33 @@ def check_overlay(name: str, docs: list, cluster: dict) -> None:
         problem(f"{o}: RabbitMQ's rabbitmq_prometheus plugin is not enabled")
     if "prometheus.return_per_object_metrics = true" not in rmq.get("20-mll.conf", ""):
         problem(f"{o}: RabbitMQ does not return per-queue metrics (prometheus.return_per_object_metrics)")
+
+
+# The input Jobs (k8s/base/inputs.yaml): Python tools on CPU nodes, no --config, no /metrics.
+INPUT_ROLES = {"prepare": "scripts/data/prepare.py", "export": "scripts/export_hub.py"}
+
+
+def check_input_job(where_: str, role: str, spec: dict, container: dict, pvcs: dict) -> None:
+    if container.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") is not None:
+        problem(f"{where_}: the {role} Job runs on CPU nodes: it must not ask for nvidia.com/gpu")
+    if not any(INPUT_ROLES[role] in part for part in container.get("command", []) + container.get("args", [])):
+        problem(f"{where_}: the {role} Job must run {INPUT_ROLES[role]}")
+    mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    claim = vols.get(mounts.get("/data", ""), {}).get("persistentVolumeClaim", {}).get("claimName")
+    if claim not in pvcs:
+        problem(f"{where_}: the {role} Job must mount the shared PVC at /data (found {claim!r})")
+
+
+def check_input_wait(o: str, docs: list) -> None:
+    """The coordinator waits for the inputs (an init container running scripts/wait_inputs.py)."""
+    for label, tmpl, _ in pod_templates(docs):
+        if tmpl["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "coordinator":
+            continue
+        inits = tmpl["spec"].get("initContainers", [])
+        if not any("/opt/mll/scripts/wait_inputs.py" in c.get("command", []) for c in inits):
+            problem(f"{o}: {label} has no init container running scripts/wait_inputs.py (it would start before "
+                    f"the prepare and export Jobs finished)")
 
 
 def worker_template(docs: list):

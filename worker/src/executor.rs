@@ -4,7 +4,7 @@
 
 use mll_common::artifact::ArtifactStore;
 use mll_common::{Job, JobOutput};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -60,33 +60,12 @@ impl ExecContext {
     }
 }
 
+/// [`mll_common::paths::confine`]: the same rule the planner applies at submit.
 pub fn resolve_under(root: &Path, rel: &str) -> Result<PathBuf, ExecError> {
-    let p = Path::new(rel);
-    let safe = p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if !safe || rel.is_empty() {
-        return Err(ExecError::Permanent(format!(
-            "path '{rel}' in the job is not a relative path inside the data root {} (absolute paths and '..' are refused)",
-            root.display()
-        )));
-    }
-    Ok(root.join(p))
+    mll_common::paths::confine(root, rel).map_err(|e| ExecError::Permanent(format!("job: {e}")))
 }
 
 /// Runs jobs of some kinds. A worker holds one executor per kind it serves.
 pub trait Executor: Send + Sync {
     fn execute(&self, job: &Job, ctx: &ExecContext) -> Result<JobOutput, ExecError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_outside_the_root_are_refused() {
-        let root = Path::new("/data");
-        assert_eq!(resolve_under(root, "models/a").unwrap(), PathBuf::from("/data/models/a"));
-        assert!(resolve_under(root, "/etc/passwd").is_err());
-        assert!(resolve_under(root, "models/../../etc").is_err());
-        assert!(resolve_under(root, "").is_err());
-    }
 }

@@ -280,12 +280,24 @@ async fn open_connection(s: &BrokerSettings, uri: &str, name: &str) -> Result<Co
     let connect = Connection::connect(uri, props);
     match tokio::time::timeout(Duration::from_secs(s.connect_timeout_s.max(1)), connect).await {
         Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(QueueError::Connect { url: redact_url(&s.url), reason: e.to_string() }),
+        Ok(Err(e)) => Err(connect_error(&s.url, e)),
         Err(_) => Err(QueueError::Connect {
             url: redact_url(&s.url),
             reason: format!("no answer within broker.connect_timeout_s = {} s", s.connect_timeout_s),
         }),
     }
+}
+
+/// A refused login is told apart from an unreachable broker: RabbitMQ answers
+/// it with ACCESS_REFUSED (reply code 403) and closes the connection.
+fn connect_error(url: &str, e: lapin::Error) -> QueueError {
+    let reason = e.to_string();
+    let refused = reason.contains("ACCESS_REFUSED") || reason.contains("ACCESSREFUSED") || reason.contains("Login was refused");
+    if refused {
+        let user = url::Url::parse(url).ok().map(|u| u.username().to_string()).filter(|u| !u.is_empty());
+        return QueueError::Auth { url: redact_url(url), user: user.unwrap_or_else(|| "guest".into()), reason };
+    }
+    QueueError::Connect { url: redact_url(url), reason }
 }
 
 /// Declares the work queue, the dead-letter exchange and queue, and the binding.

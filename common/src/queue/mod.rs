@@ -15,6 +15,8 @@ use async_trait::async_trait;
 pub enum QueueError {
     #[error("queue: cannot connect to the broker at {url}: {reason} (is RabbitMQ running and is broker.url right?)")]
     Connect { url: String, reason: String },
+    #[error("queue: authentication failed for user {user} at {url}: check the user and password in broker.url (or broker.password_file) ({reason})")]
+    Auth { url: String, user: String, reason: String },
     #[error("queue: publish of job {job} failed: {reason}")]
     Publish { job: String, reason: String },
     #[error("queue: message for job {job} was returned as unroutable (does the queue '{queue}' exist?)")]
@@ -30,7 +32,7 @@ pub enum QueueError {
 impl QueueError {
     /// Connection-level failures that a reconnect can fix.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, QueueError::Unroutable { .. })
+        !matches!(self, QueueError::Unroutable { .. } | QueueError::Auth { .. })
     }
 }
 

@@ -1,11 +1,20 @@
 //! Embedded result store for local mode: the same semantics as the Redis store,
-//! in process memory, with every mutation appended to a journal file so that an
-//! interrupted local run (Ctrl-C) resumes where it stopped.
+//! in process memory, with every mutation appended to a journal file
+//! (`state.journal` in the output folder) so that an interrupted local run
+//! (Ctrl-C) resumes where it stopped.
 //!
-//! The journal is a sequence of length-prefixed bincode records. A torn last
-//! record (the process died mid-write) is ignored on replay: its mutation was
-//! never acknowledged to anyone, so the job it belonged to simply runs again.
-
+//! The journal starts with [`JOURNAL_MAGIC`]; each record is a u32 length, a
+//! 4-byte check of that length, and the bincode record sealed with its
+//! checksum ([`super::seal`]). On replay:
+//! - a final record cut short (the process died mid-write) is dropped with a
+//!   warning: its mutation was never acknowledged, so its job runs again;
+//! - a record whose length is intact but whose body fails its checksum is
+//!   skipped and reported (with its job when it can be read), the journal is
+//!   rewritten without it (the original is kept beside it), and the job it
+//!   committed runs again;
+//! - a damaged length field stops the replay with its byte offset: the records
+//!   after it cannot be located.
+use super::seal;
 use super::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
@@ -14,7 +23,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -27,6 +36,38 @@ enum Record {
     Failure(RunId, Stage, JobId, String),
     ClearFailures(RunId, Stage),
     Execution(RunId, JobId),
+    Discard(RunId, Stage, JobId),
+}
+
+impl Record {
+    /// What a record was about, for the report of a damaged one.
+    fn describe(&self) -> String {
+        match self {
+            Record::Commit(run, stage, job, _) => format!("the result of {stage} job {job} of run {run}"),
+            Record::Failure(run, stage, job, _) => format!("the failure record of {stage} job {job} of run {run}"),
+            Record::Discard(run, stage, job) => format!("the discarding of {stage} job {job} of run {run}"),
+            Record::Meta(run, _) | Record::State(run, _) => format!("the state of run {run}"),
+            Record::Expect(run, stage, _) => format!("the expected {stage} jobs of run {run}"),
+            Record::ClearFailures(run, stage) => format!("the clearing of {stage} failures of run {run}"),
+            Record::Execution(run, job) => format!("an execution count of job {job} of run {run}"),
+        }
+    }
+}
+
+/// First bytes of a journal written by this release.
+pub const JOURNAL_MAGIC: &[u8; 8] = b"MLLJRN\x00\x02";
+/// Length field + its check, before each sealed record.
+const FRAME_HEAD: usize = 8;
+
+/// A journal record that failed its checksum and was left out on replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRecord {
+    /// Byte offset of the record in the original journal.
+    pub offset: u64,
+    /// What the record was about, when its body could still be read.
+    pub what: Option<String>,
+    /// The job whose result it held, if it was a commit (that job runs again).
+    pub job: Option<JobId>,
 }
 
 #[derive(Default)]
@@ -94,6 +135,12 @@ impl Data {
                 *self.runs.entry(run.clone()).or_default().executions.entry(id.clone()).or_default() += 1;
                 true
             }
+            Record::Discard(run, stage, id) => {
+                let d = self.runs.entry(run.clone()).or_default();
+                let was_done = d.done.get_mut(stage).is_some_and(|s| s.remove(id));
+                d.results.remove(id);
+                was_done
+            }
         }
     }
 }
@@ -102,6 +149,88 @@ pub struct EmbeddedStore {
     data: Mutex<Data>,
     journal: Option<Mutex<File>>,
     path: Option<PathBuf>,
+    damaged: Vec<DamagedRecord>,
+}
+
+/// What a journal's bytes replay to.
+struct Replay {
+    data: Data,
+    /// Bytes up to the end of the last whole record.
+    valid_len: u64,
+    /// Size of a torn final record that was dropped.
+    torn_tail: Option<u64>,
+    damaged: Vec<DamagedRecord>,
+    /// Byte ranges of the whole, intact records (for a rewrite).
+    intact: Vec<std::ops::Range<usize>>,
+}
+
+fn replay(buf: &[u8], path: &Path) -> Result<Replay, StoreError> {
+    let corrupt = |pos: usize, reason: String| StoreError::Corrupt {
+        key: format!("{} at byte {pos}", path.display()),
+        reason: format!("{reason}; move the file away to start the local run afresh"),
+    };
+    let mut out = Replay { data: Data::default(), valid_len: 0, torn_tail: None, damaged: Vec::new(), intact: Vec::new() };
+    if buf.is_empty() {
+        return Ok(out);
+    }
+    if buf.len() < JOURNAL_MAGIC.len() || &buf[..JOURNAL_MAGIC.len()] != JOURNAL_MAGIC {
+        if JOURNAL_MAGIC.starts_with(buf) {
+            return Ok(out); // only part of the header was written
+        }
+        return Err(corrupt(0, "this is not a journal of this release (no header)".into()));
+    }
+    let mut pos = JOURNAL_MAGIC.len();
+    while pos < buf.len() {
+        let rest = buf.len() - pos;
+        if rest < FRAME_HEAD {
+            out.torn_tail = Some(rest as u64);
+            break;
+        }
+        let len_bytes: [u8; 4] = buf[pos..pos + 4].try_into().expect("4 bytes");
+        let len = u32::from_le_bytes(len_bytes);
+        if buf[pos + 4..pos + FRAME_HEAD] != seal::length_check(len) {
+            return Err(corrupt(
+                pos,
+                format!(
+                    "the length field of a record is damaged ({} more bytes follow it, so this is not a cut-off tail);                      the records after it cannot be located",
+                    rest - FRAME_HEAD
+                ),
+            ));
+        }
+        let end = pos + FRAME_HEAD + len as usize;
+        if end > buf.len() {
+            out.torn_tail = Some(rest as u64);
+            break;
+        }
+        let body = &buf[pos + FRAME_HEAD..end];
+        match seal::open(body) {
+            Ok(payload) => {
+                let rec: Record = decode_value(payload)
+                    .map_err(|e| corrupt(pos, format!("a record with a valid checksum does not decode ({e}): written by another release?")))?;
+                out.data.apply(&rec);
+                out.intact.push(pos..end);
+            }
+            Err(_) => {
+                // The length is intact, so the next record is found; the
+                // record itself may still decode enough to be named.
+                let rec = body.get(seal::OVERHEAD..).and_then(|p| decode_value::<Record>(p).ok());
+                out.damaged.push(DamagedRecord {
+                    offset: pos as u64,
+                    what: rec.as_ref().map(Record::describe),
+                    job: match &rec {
+                        Some(Record::Commit(_, _, job, _)) => Some(job.clone()),
+                        _ => None,
+                    },
+                });
+            }
+        }
+        pos = end;
+        out.valid_len = pos as u64;
+    }
+    if out.valid_len == 0 {
+        out.valid_len = JOURNAL_MAGIC.len() as u64;
+    }
+    Ok(out)
 }
 
 fn io_err(op: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -111,7 +240,7 @@ fn io_err(op: &'static str, e: impl std::fmt::Display) -> StoreError {
 impl EmbeddedStore {
     /// A store that lives only in memory (tests, throwaway runs).
     pub fn in_memory() -> Self {
-        EmbeddedStore { data: Mutex::default(), journal: None, path: None }
+        EmbeddedStore { data: Mutex::default(), journal: None, path: None, damaged: Vec::new() }
     }
 
     /// Opens (or creates) the journal at `path` and replays it.
@@ -119,34 +248,74 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io_err("create the store folder", e))?;
         }
-        let mut data = Data::default();
-        let mut valid_len = 0u64;
-        if let Ok(mut f) = File::open(path) {
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf).map_err(|e| io_err("read the journal", e))?;
-            let mut pos = 0usize;
-            while pos + 4 <= buf.len() {
-                let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
-                if pos + 4 + len > buf.len() {
-                    break; // torn tail
-                }
-                let rec: Record = decode_value(&buf[pos + 4..pos + 4 + len]).map_err(|e| StoreError::Corrupt {
-                    key: format!("{} at byte {pos}", path.display()),
-                    reason: format!("{e}; move the file away to start the local run afresh"),
-                })?;
-                data.apply(&rec);
-                pos += 4 + len;
+        // Only a journal that does not exist yet starts afresh; any other
+        // read error stops here, so a journal is never truncated by mistake.
+        let buf = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(StoreError::Operation {
+                    op: "read the journal",
+                    reason: format!("{}: {e} (fix its permissions or move it away)", path.display()),
+                })
             }
-            valid_len = pos as u64;
+        };
+        let replay = replay(&buf, path)?;
+        if let Some(torn) = replay.torn_tail {
+            tracing::warn!(
+                journal = %path.display(),
+                offset = replay.valid_len,
+                bytes = torn,
+                "dropping a torn final journal record ({torn} bytes, the process stopped mid-write); its job runs again"
+            );
+        }
+        for d in &replay.damaged {
+            tracing::warn!(
+                journal = %path.display(),
+                offset = d.offset,
+                record = d.what.as_deref().unwrap_or("unreadable"),
+                "a journal record fails its checksum and is left out; a result it held is computed again"
+            );
+        }
+        if !replay.damaged.is_empty() {
+            // Keep the original for inspection, then rewrite the journal with
+            // the intact records only, so the warning is not repeated forever.
+            let kept = path.with_extension("journal.damaged");
+            std::fs::copy(path, &kept).map_err(|e| io_err("keep a copy of the damaged journal", e))?;
+            let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| io_err("rewrite the journal", e))?;
+            tmp.write_all(JOURNAL_MAGIC).map_err(|e| io_err("rewrite the journal", e))?;
+            for r in &replay.intact {
+                tmp.write_all(&buf[r.clone()]).map_err(|e| io_err("rewrite the journal", e))?;
+            }
+            tmp.as_file().sync_all().map_err(|e| io_err("rewrite the journal", e))?;
+            tmp.persist(path).map_err(|e| io_err("rewrite the journal", e.error))?;
+            tracing::warn!(copy = %kept.display(), "the damaged journal was kept beside the rewritten one");
         }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| io_err("open the journal for appending", e))?;
-        // Drop a torn tail so new records follow the last whole one.
-        file.set_len(valid_len).map_err(|e| io_err("truncate a torn journal tail", e))?;
-        Ok(EmbeddedStore { data: Mutex::new(data), journal: Some(Mutex::new(file)), path: Some(path.to_path_buf()) })
+        if replay.damaged.is_empty() {
+            // Drop a torn tail so new records follow the last whole one.
+            file.set_len(replay.valid_len).map_err(|e| io_err("truncate a torn journal tail", e))?;
+        }
+        if replay.valid_len == 0 {
+            let mut f = &file;
+            f.write_all(JOURNAL_MAGIC).map_err(|e| io_err("write the journal header", e))?;
+        }
+        Ok(EmbeddedStore {
+            data: Mutex::new(replay.data),
+            journal: Some(Mutex::new(file)),
+            path: Some(path.to_path_buf()),
+            damaged: replay.damaged,
+        })
+    }
+
+    /// Records left out on replay because they failed their checksum.
+    pub fn damaged(&self) -> &[DamagedRecord] {
+        &self.damaged
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -158,8 +327,10 @@ impl EmbeddedStore {
         let changed = data.apply(&rec);
         if changed {
             if let Some(j) = &self.journal {
-                let body = encode_value(&rec).map_err(|e| io_err("encode a journal record", e))?;
-                let mut framed = (body.len() as u32).to_le_bytes().to_vec();
+                let body = seal::seal(&encode_value(&rec).map_err(|e| io_err("encode a journal record", e))?);
+                let len = u32::try_from(body.len()).map_err(|_| io_err("encode a journal record", "record over 4 GiB"))?;
+                let mut framed = len.to_le_bytes().to_vec();
+                framed.extend_from_slice(&seal::length_check(len));
                 framed.extend_from_slice(&body);
                 let mut f = j.lock().unwrap();
                 f.write_all(&framed).map_err(|e| io_err("append to the journal", e))?;
@@ -207,6 +378,14 @@ impl ResultStore for EmbeddedStore {
     }
     async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.read(run, |d| d.results.get(job).cloned()))
+    }
+    async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        self.write(Record::Discard(run.clone(), stage, job.clone()))
+    }
+    async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
+        let mut runs: Vec<RunId> = self.data.lock().unwrap().runs.keys().cloned().collect();
+        runs.sort();
+        Ok(runs)
     }
     async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
         self.write(Record::Failure(run.clone(), stage, job.clone(), reason.to_string())).map(|_| ())
@@ -268,5 +447,128 @@ mod tests {
         assert_eq!((p.expected, p.done, p.failed), (2, 1, 0));
         s.record_failure(&run, Stage::Evaluate, &a, "late").await.unwrap();
         assert!(s.failures(&run, Stage::Evaluate).await.unwrap().is_empty(), "a done job cannot fail");
+    }
+
+    /// Frames of a journal: (offset, length of the whole frame).
+    fn frames(buf: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut pos = JOURNAL_MAGIC.len();
+        while pos + FRAME_HEAD <= buf.len() {
+            let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
+            out.push((pos, FRAME_HEAD + len));
+            pos += FRAME_HEAD + len;
+        }
+        out
+    }
+
+    /// A journal with `n` committed jobs; returns the jobs.
+    async fn journal_with(path: &Path, run: &RunId, n: usize) -> Vec<JobId> {
+        let s = EmbeddedStore::open(path).unwrap();
+        let jobs: Vec<JobId> = (0..n).map(|i| JobId::derive(run, &[&i.to_string()])).collect();
+        s.expect(run, Stage::Evaluate, &jobs).await.unwrap();
+        for (i, j) in jobs.iter().enumerate() {
+            s.commit(run, Stage::Evaluate, j, format!("counts of job {i}: 7 7 7 7 7 7 7 7").as_bytes()).await.unwrap();
+        }
+        jobs
+    }
+
+    #[tokio::test]
+    async fn a_damaged_commit_record_is_left_out_and_named_and_the_rest_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let run = RunId::new("r").unwrap();
+        let jobs = journal_with(&path, &run, 5).await;
+        let mut buf = std::fs::read(&path).unwrap();
+        // Frame 0 is the expect record; frames 1..=5 the commits. Flip 8 bytes
+        // inside the result bytes at the end of the third commit.
+        let (off, len) = frames(&buf)[3];
+        for b in &mut buf[off + len - 12..off + len - 4] {
+            *b ^= 0x5A;
+        }
+        std::fs::write(&path, &buf).unwrap();
+
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.damaged().len(), 1);
+        assert_eq!(s.damaged()[0].offset, off as u64);
+        assert_eq!(s.damaged()[0].job.as_ref(), Some(&jobs[2]), "the damaged record names its job");
+        assert!(!s.is_done(&run, Stage::Evaluate, &jobs[2]).await.unwrap(), "treated as missing");
+        assert_eq!(s.result(&run, &jobs[2]).await.unwrap(), None);
+        for j in [&jobs[0], &jobs[1], &jobs[3], &jobs[4]] {
+            assert!(s.is_done(&run, Stage::Evaluate, j).await.unwrap(), "records after the damaged one are kept");
+        }
+        // The job runs again and its new result sticks; the damaged copy is kept aside.
+        s.commit(&run, Stage::Evaluate, &jobs[2], b"again").await.unwrap();
+        drop(s);
+        assert!(path.with_extension("journal.damaged").is_file());
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert!(s.damaged().is_empty(), "the rewritten journal is clean");
+        assert_eq!(s.progress(&run, Stage::Evaluate).await.unwrap().done, 5);
+        assert_eq!(s.result(&run, &jobs[2]).await.unwrap().unwrap(), b"again");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_length_in_the_middle_stops_with_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let run = RunId::new("r").unwrap();
+        journal_with(&path, &run, 4).await;
+        let mut buf = std::fs::read(&path).unwrap();
+        let (off, _) = frames(&buf)[2];
+        buf[off + 2] = 0x7F; // the record now claims ~8 MB, past the end of the file
+        std::fs::write(&path, &buf).unwrap();
+        let err = EmbeddedStore::open(&path).err().expect("a damaged length is not a torn tail").to_string();
+        assert!(err.contains(&format!("at byte {off}")), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), buf, "nothing was cut from the journal");
+    }
+
+    #[tokio::test]
+    async fn only_a_short_final_record_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let run = RunId::new("r").unwrap();
+        let jobs = journal_with(&path, &run, 3).await;
+        let full = std::fs::read(&path).unwrap();
+        let (off, len) = *frames(&full).last().unwrap();
+        // The last commit was cut mid-write.
+        std::fs::write(&path, &full[..off + len - 5]).unwrap();
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert!(s.is_done(&run, Stage::Evaluate, &jobs[1]).await.unwrap());
+        assert!(!s.is_done(&run, Stage::Evaluate, &jobs[2]).await.unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), off as u64, "the torn tail is cut");
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_read_is_not_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the journal should be: reading fails with something
+        // other than "not found".
+        let path = dir.path().join("state.journal");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), b"x").unwrap();
+        assert!(EmbeddedStore::open(&path).is_err());
+        assert!(path.join("keep").is_file());
+        // A file of another format is refused, not truncated.
+        let other = dir.path().join("other.journal");
+        std::fs::write(&other, b"\x10\x00\x00\x00old records").unwrap();
+        let err = EmbeddedStore::open(&other).err().expect("refused").to_string();
+        assert!(err.contains("at byte 0"), "{err}");
+        assert_eq!(std::fs::read(&other).unwrap(), b"\x10\x00\x00\x00old records");
+    }
+
+    #[tokio::test]
+    async fn discard_makes_a_job_missing_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let run = RunId::new("r").unwrap();
+        let jobs = journal_with(&path, &run, 2).await;
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            assert!(s.discard(&run, Stage::Evaluate, &jobs[0]).await.unwrap());
+            assert!(!s.discard(&run, Stage::Evaluate, &jobs[0]).await.unwrap());
+            assert_eq!(s.runs().await.unwrap(), vec![run.clone()]);
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert!(!s.is_done(&run, Stage::Evaluate, &jobs[0]).await.unwrap());
+        assert!(s.is_done(&run, Stage::Evaluate, &jobs[1]).await.unwrap());
     }
 }

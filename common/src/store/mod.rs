@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod redis;
+pub mod seal;
 
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
@@ -90,7 +91,14 @@ pub trait ResultStore: Send + Sync {
         -> Result<CommitOutcome, StoreError>;
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
+    /// A committed result. Every result is stored with a checksum
+    /// ([`seal`]); a damaged one is `Err(StoreError::Corrupt)` naming the job.
     async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Forgets a committed result and its done-set membership, so the job is
+    /// published again (a damaged result or artifact). Returns whether it was done.
+    async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
+    /// Ids of the runs this store knows (to say what exists when a run is not found).
+    async fn runs(&self) -> Result<Vec<RunId>, StoreError>;
 
     /// Records that a job failed for good (dead-lettered), with the reason. A
     /// later successful commit removes the record.

@@ -6,7 +6,8 @@
 //! - `<prefix>:{<run>}:expected:<stage>` set of job ids
 //! - `<prefix>:{<run>}:done:<stage>`     set of job ids
 //! - `<prefix>:{<run>}:failed:<stage>`   hash job id → reason
-//! - `<prefix>:{<run>}:result:<job>`     the caller's result bytes
+//! - `<prefix>:{<run>}:result:<job>`     the caller's result bytes, sealed
+//!   with a checksum ([`super::seal`]) and checked when read back
 //! - `<prefix>:{<run>}:exec`             hash job id → execution count
 //!
 //! The ConnectionManager reconnects after a dropped connection but fails the
@@ -15,6 +16,7 @@
 //! checks the done set first). No WATCH: it would be shared by every user of
 //! the multiplexed connection.
 
+use super::seal;
 use super::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use crate::config::{redact_url, StoreSettings};
 use crate::ids::{JobId, RunId};
@@ -55,6 +57,16 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
+",
+    )
+});
+
+/// KEYS[1] done set, KEYS[2] result; ARGV[1] job. 1 = it was done.
+static DISCARD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('DEL', KEYS[2])
+return redis.call('SREM', KEYS[1], ARGV[1])
 ",
     )
 });
@@ -111,24 +123,24 @@ impl RedisStore {
 
     /// Deletes everything stored for a run (results included).
     pub async fn delete_run(&self, run: &RunId) -> Result<(), StoreError> {
-        let pattern = format!("{}:{{{}}}:*", self.prefix, run.as_str());
-        let keys: Vec<String> = self
-            .retry("scan", |mut c| {
-                let pattern = pattern.clone();
-                async move {
-                    let mut out = Vec::new();
-                    let mut iter: redis::AsyncIter<String> = c.scan_match(&pattern).await?;
-                    while let Some(k) = iter.next_item().await {
-                        out.push(k?);
-                    }
-                    Ok(out)
-                }
-            })
-            .await?;
+        let keys = self.scan(&format!("{}:{{{}}}:*", self.prefix, run.as_str())).await?;
         for chunk in keys.chunks(500) {
             self.retry("del", |mut c| async move { c.del::<_, ()>(chunk).await }).await?;
         }
         Ok(())
+    }
+
+    /// Every key matching a SCAN pattern.
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        self.retry("scan", |mut c| async move {
+            let mut out = Vec::new();
+            let mut iter: redis::AsyncIter<String> = c.scan_match(pattern).await?;
+            while let Some(k) = iter.next_item().await {
+                out.push(k?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Runs `f` on a clone of the connection, retrying connection-level
@@ -276,6 +288,8 @@ impl ResultStore for RedisStore {
         ];
         // A retry after a lost reply of a commit that did land reports
         // Duplicate; either way the result is stored exactly once.
+        let sealed = seal::seal(result);
+        let result = sealed.as_slice();
         let committed: i64 = self
             .retry("commit", |mut c| {
                 let keys = keys.clone();
@@ -309,11 +323,43 @@ impl ResultStore for RedisStore {
 
     async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(run, &format!("result:{job}"));
-        self.retry("result", |mut c| {
-            let key = key.clone();
-            async move { c.get(key).await }
-        })
-        .await
+        let sealed: Option<Vec<u8>> = self
+            .retry("result", |mut c| {
+                let key = key.clone();
+                async move { c.get(key).await }
+            })
+            .await?;
+        sealed
+            .map(|v| {
+                seal::open(&v).map(<[u8]>::to_vec).map_err(|e| StoreError::Corrupt {
+                    key: format!("{key} (the result of job {job})"),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        let keys = [self.key(run, &format!("done:{stage}")), self.key(run, &format!("result:{job}"))];
+        let removed: i64 = self
+            .retry("discard", |mut c| {
+                let keys = keys.clone();
+                async move { DISCARD.key(&keys[0]).key(&keys[1]).arg(job.as_str()).invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
+        let keys = self.scan(&format!("{}:{{*}}:meta", self.prefix)).await?;
+        let start = self.prefix.len() + 2;
+        let mut runs: Vec<RunId> = keys
+            .iter()
+            .filter_map(|k| k.get(start..k.len().checked_sub(6)?).and_then(|r| RunId::new(r).ok()))
+            .collect();
+        runs.sort();
+        runs.dedup();
+        Ok(runs)
     }
 
     async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {

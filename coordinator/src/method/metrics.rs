@@ -25,7 +25,9 @@ impl Accuracy {
     }
 
     pub fn from_counts(counts: &ClassCounts) -> Self {
-        let n: u64 = counts.n.iter().sum();
+        // Saturating: never a panic on counts that slipped past the checks.
+        let sum = |v: &[u64]| v.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        let n: u64 = sum(&counts.n);
         let frac = |k: u64| {
             if n == 0 {
                 f64::NAN
@@ -33,11 +35,11 @@ impl Accuracy {
                 k as f64 / n as f64
             }
         };
-        let top1 = frac(counts.top1.iter().sum());
+        let top1 = frac(sum(&counts.top1));
         let top5 = if counts.n.len() < 5 {
             f64::NAN
         } else {
-            frac(counts.top5.iter().sum())
+            frac(sum(&counts.top5))
         };
         // Classes without samples have no recall; they are left out of the mean.
         let recalls: Vec<f64> = counts

@@ -169,25 +169,30 @@ pub fn report_markdown(report: &Report) -> String {
         );
     }
     let _ = writeln!(s, "\n## Ranking quality per dataset (R5 / τ5)\n");
-    let _ = writeln!(
-        s,
-        "| dataset | {} |",
-        methods
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(methods.len()));
-    for d in &report.datasets {
-        let row: Vec<String> = methods
-            .iter()
-            .map(|m| match d.rankings.get(*m) {
-                Some(r) => format!("{} / {}", cell(Some(r.r5)), cell(Some(r.tau5))),
-                None => "–".into(),
-            })
-            .collect();
-        let _ = writeln!(s, "| {} | {} |", d.name, row.join(" | "));
+    // A table needs a column besides the dataset's; an empty hub has no rankings.
+    if methods.is_empty() {
+        let _ = writeln!(s, "No rankings: the hub has no models.");
+    } else {
+        let _ = writeln!(
+            s,
+            "| dataset | {} |",
+            methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(methods.len()));
+        for d in &report.datasets {
+            let row: Vec<String> = methods
+                .iter()
+                .map(|m| match d.rankings.get(*m) {
+                    Some(r) => format!("{} / {}", cell(Some(r.r5)), cell(Some(r.tau5))),
+                    None => "–".into(),
+                })
+                .collect();
+            let _ = writeln!(s, "| {} | {} |", d.name, row.join(" | "));
+        }
     }
 
     let _ = writeln!(s, "\n## Best models (ground truth)\n");

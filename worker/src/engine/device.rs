@@ -98,9 +98,6 @@ mod tests {
         assert_eq!("AUTO".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
         assert!("tpu".parse::<DeviceChoice>().is_err());
         assert_eq!(pick_device(DeviceChoice::Cpu).unwrap(), Device::Cpu);
-        let auto = pick_device(DeviceChoice::Auto).unwrap();
-        assert_eq!(auto == Device::Cpu, !cuda_available());
-        assert_eq!(pick_device(DeviceChoice::Cuda).is_ok(), cuda_available());
     }
 
     #[test]

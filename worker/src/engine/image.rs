@@ -63,6 +63,8 @@ impl PreprocessConfig {
 pub enum ImageError {
     #[error("cannot decode image {what}: {source} (is it a valid JPEG, PNG or WebP file?)")]
     Decode { what: String, source: image::ImageError },
+    #[error("image {what} is truncated: a {size}-byte JPEG without its end-of-image marker after the last scan (the file was cut short; copy it again)")]
+    Truncated { what: String, size: usize },
     #[error("cannot resize image {what} ({width}x{height}): {reason}")]
     Resize { what: String, width: u32, height: u32, reason: String },
 }
@@ -70,6 +72,7 @@ pub enum ImageError {
 /// Decodes JPEG/PNG/WebP bytes (format guessed from the content) to RGB8.
 /// `what` names the image in errors (a path or a tar key).
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage, ImageError> {
+    check_jpeg_complete(bytes, what)?;
     let err = |source| ImageError::Decode { what: what.to_string(), source };
     let reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| err(e.into()))?;
     let img = reader.decode().map_err(err)?;
@@ -77,6 +80,26 @@ pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage, ImageError> {
         image::DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// The JPEG decoder fills a cut-off scan with grey and reports success; PIL
+/// (what open_clip reads images with) refuses such a file as truncated. A
+/// whole JPEG has an end-of-image marker (FF D9) after its last start-of-scan
+/// (FF DA); inside scan data an FF byte is always followed by 00 or a restart
+/// marker, so neither marker can appear there by accident.
+fn check_jpeg_complete(bytes: &[u8], what: &str) -> Result<(), ImageError> {
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(());
+    }
+    let complete = match bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) {
+        Some(sos) => bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    };
+    if complete {
+        Ok(())
+    } else {
+        Err(ImageError::Truncated { what: what.to_string(), size: bytes.len() })
+    }
 }
 
 /// torchvision's `Resize(S)` output size for a (width, height) image:
@@ -252,6 +275,22 @@ mod tests {
         assert!((out[0] - want_r).abs() < 1e-5);
         let want_b = (50.0 / 255.0 - cfg.mean[2]) / cfg.std[2];
         assert!((out[2 * 32 * 32 + 5] - want_b).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_naming_the_file() {
+        let img = RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * y) % 251) as u8]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+        assert!(decode_rgb(&jpeg, "cls/whole.jpg").is_ok());
+        let cut = &jpeg[..jpeg.len() / 2];
+        let err = decode_rgb(cut, "cls/cut.jpg").unwrap_err();
+        assert!(matches!(err, ImageError::Truncated { .. }), "{err}");
+        assert!(err.to_string().contains("cls/cut.jpg"), "{err}");
+        // Trailing bytes after a whole JPEG (some cameras write them) are fine.
+        let mut trailing = jpeg.clone();
+        trailing.extend_from_slice(&[0, 0, 0]);
+        assert!(decode_rgb(&trailing, "cls/trailing.jpg").is_ok());
     }
 
     #[test]

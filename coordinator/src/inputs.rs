@@ -1,0 +1,152 @@
+//! Inputs checked at submit, before any job is published: a plan whose model
+//! folders are missing, or whose prepared datasets no longer match the
+//! manifest `scripts/prepare_data` wrote, fails here with the model or dataset
+//! named (exit 2), instead of as dead letters an hour into the run.
+//!
+//! - every hub model's artifact folder holds `module.pt` and `model.json`
+//!   (and the embedder's folder exists);
+//! - every dataset listed in `<data root>/manifest.json` (matched by path) has
+//!   the listing hash recorded there: sha256 over `relative path NUL size LF`
+//!   of its files in sorted order (cheap: names and sizes, no content read);
+//! - a dataset taken from the catalog (`catalog = "NAME"`) must be in that
+//!   manifest, i.e. prepared and verified by `prepare_data`.
+
+use crate::plan::Plan;
+use mll_common::ids::sha256_hex;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The manifest `scripts/prepare_data` writes at the data root.
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("inputs: model '{key}': {reason}")]
+    Model { key: String, reason: String },
+    #[error("inputs: embedder {path}: {reason}")]
+    Embedder { path: PathBuf, reason: String },
+    #[error("inputs: dataset '{name}': {reason}")]
+    Dataset { name: String, reason: String },
+    #[error("inputs: {path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    datasets: BTreeMap<String, ManifestEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestEntry {
+    path: String,
+    listing_sha256: String,
+}
+
+/// sha256 of `relative/path NUL size LF` over the folder's files, sorted by
+/// path (as `scripts/data/prepare.py`'s `listing_sha256`).
+pub fn listing_sha256(root: &Path) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if ty.is_file() {
+                let rel = entry.path().strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+                files.push((rel, entry.metadata()?.len()));
+            }
+        }
+    }
+    files.sort();
+    let mut text = String::new();
+    for (rel, size) in files {
+        text.push_str(&format!("{rel}\0{size}\n"));
+    }
+    Ok(sha256_hex(text.as_bytes()))
+}
+
+fn read_manifest(root: &Path) -> Result<Option<Manifest>, InputError> {
+    let path = root.join(MANIFEST);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| InputError::Manifest {
+            path,
+            reason: format!("{e} (written by scripts/prepare_data; run it again to rewrite it)"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(InputError::Manifest { path, reason: e.to_string() }),
+    }
+}
+
+/// Checks the plan's inputs; the first problem found is returned.
+pub fn verify(plan: &Plan) -> Result<(), InputError> {
+    let root = &plan.data_root;
+    for m in &plan.spec.hub {
+        let dir = root.join(&m.artifact);
+        for file in ["module.pt", "model.json"] {
+            if !dir.join(file).is_file() {
+                return Err(InputError::Model {
+                    key: m.key.clone(),
+                    reason: format!(
+                        "{} is missing (export the hub first: scripts/export_hub --benchmark SPEC --out DATA_ROOT)",
+                        dir.join(file).display()
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(e) = &plan.spec.embedder {
+        let dir = root.join(&e.path);
+        if !dir.is_dir() {
+            return Err(InputError::Embedder { path: dir, reason: "the text embedder's folder is missing".into() });
+        }
+    }
+    let manifest = read_manifest(root)?;
+    for d in &plan.datasets {
+        let name = d.spec.name.clone();
+        let listed = manifest.as_ref().and_then(|m| m.datasets.values().find(|e| e.path == d.spec.path));
+        let Some(entry) = listed else {
+            if let Some(c) = &d.spec.catalog {
+                return Err(InputError::Dataset {
+                    name,
+                    reason: format!(
+                        "catalog entry '{c}' is not in {} (prepare it: scripts/prepare_data --out DATA_ROOT --only {c})",
+                        root.join(MANIFEST).display()
+                    ),
+                });
+            }
+            continue;
+        };
+        let dir = root.join(&d.spec.path);
+        let got = listing_sha256(&dir).map_err(|e| InputError::Dataset { name: name.clone(), reason: format!("{}: {e}", dir.display()) })?;
+        if got != entry.listing_sha256 {
+            return Err(InputError::Dataset {
+                name,
+                reason: format!(
+                    "{} does not match {} (files added, removed or resized since it was prepared); prepare it again \
+                     (move the folder away, then scripts/prepare_data --out DATA_ROOT)",
+                    dir.display(),
+                    root.join(MANIFEST).display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_hash_is_the_python_definition() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"xyz").unwrap();
+        std::fs::write(dir.path().join("b/c"), b"").unwrap();
+        let want = sha256_hex(b"a.txt\x003\nb/c\x000\n");
+        assert_eq!(listing_sha256(dir.path()).unwrap(), want);
+    }
+}

@@ -1,0 +1,335 @@
+//! `coordinator verify RUN [--repair]`: checks every committed result of a run
+//! and the artifacts it names (present, size and checksum, tensors of the
+//! shape and value range the job implies), lists the bad ones with job, stage,
+//! model and dataset, and with `--repair` drops those results and publishes
+//! exactly those jobs again.
+
+use crate::control::RunControl;
+use crate::plan::Plan;
+use crate::records::{self, BadRecord};
+use mll_common::artifact::{ArtifactRef, ArtifactStore};
+use mll_common::job::JobPayload;
+use mll_common::output::JobOutput;
+use mll_common::queue::Outgoing;
+use mll_common::{wire, Job};
+use safetensors::{Dtype, SafeTensors};
+
+/// What `verify --json` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verification {
+    pub run: String,
+    /// Committed results checked (damaged ones included).
+    pub checked: usize,
+    pub bad: Vec<BadRecord>,
+    /// With --repair: jobs whose results were dropped and that were published again.
+    pub republished: Option<usize>,
+}
+
+/// Checks every committed result of the plan and its artifacts.
+pub async fn verify(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification> {
+    let (good, mut bad) = records::load(&*ctl.store, plan).await?;
+    let checked = good.len() + bad.len();
+    for job in &plan.jobs {
+        if let Some(out) = good.get(&job.id) {
+            if let Err(reason) = check_artifacts(plan, job, out, &ctl.artifacts) {
+                bad.push(BadRecord::new(job, reason));
+            }
+        }
+    }
+    Ok(Verification { run: plan.run.to_string(), checked, bad, republished: None })
+}
+
+/// Drops the bad results and publishes exactly those jobs again (when the
+/// control has a queue that workers read; local mode recomputes them on its
+/// next run). Returns how many were published.
+pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: bool) -> anyhow::Result<usize> {
+    let mut jobs: Vec<&Job> = Vec::new();
+    for b in bad {
+        let Some(job) = plan.jobs.iter().find(|j| j.id.as_str() == b.job) else { continue };
+        ctl.store.discard(&plan.run, job.stage(), &job.id).await?;
+        jobs.push(job);
+    }
+    if !publish || jobs.is_empty() {
+        return Ok(0);
+    }
+    let outgoing = jobs
+        .iter()
+        .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
+        .collect::<Result<Vec<_>, wire::WireError>>()?;
+    for batch in outgoing.chunks(ctl.publish_batch.max(1)) {
+        ctl.queue.publish(batch).await?;
+    }
+    Ok(outgoing.len())
+}
+
+/// Adds to a report error which job's artifact or result is at fault and
+/// what to run; other errors pass through unchanged.
+pub async fn explain_report_error(ctl: &RunControl, plan: &Plan, e: anyhow::Error) -> anyhow::Error {
+    let Some(agg) = e.chain().find_map(|c| c.downcast_ref::<crate::aggregate::AggregateError>()) else { return e };
+    let sha = match agg {
+        crate::aggregate::AggregateError::Artifact { sha256, .. } => Some(sha256.clone()),
+        _ => None,
+    };
+    let culprits: Vec<String> = match (&sha, records::load(&*ctl.store, plan).await) {
+        (Some(sha), Ok((good, _))) => plan
+            .jobs
+            .iter()
+            .filter(|j| good.get(&j.id).is_some_and(|o| artifacts_of(o).iter().any(|a| &a.sha256 == sha)))
+            .map(|j| BadRecord::new(j, String::new()))
+            .map(|b| {
+                let mut s = format!("{} job {} ({})", b.stage, b.job, b.what);
+                if let Some(m) = &b.model {
+                    s.push_str(&format!(", model {m}"));
+                }
+                if let Some(d) = &b.dataset {
+                    s.push_str(&format!(", dataset {d}"));
+                }
+                s
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let whose = if culprits.is_empty() { String::new() } else { format!(" of {}", culprits.join("; ")) };
+    e.context(format!(
+        "the report cannot use a result{whose}; run `coordinator verify {} --repair` to find every damaged result and compute it again",
+        plan.run
+    ))
+}
+
+fn artifacts_of(out: &JobOutput) -> Vec<&ArtifactRef> {
+    match out {
+        JobOutput::Evaluate(o) => o.probabilities.iter().collect(),
+        JobOutput::Label(o) => std::iter::once(&o.images).chain(o.node_texts.iter()).collect(),
+        JobOutput::Embed(o) => vec![&o.embeddings],
+        JobOutput::Diagnostic(_) => Vec::new(),
+    }
+}
+
+/// One tensor's dtype and shape; `None` in `shape` accepts any size there.
+/// Returns the actual shape.
+fn tensor_shape(st: &SafeTensors, name: &str, dtype: Dtype, shape: &[Option<usize>]) -> Result<Vec<usize>, String> {
+    let t = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
+    let ok = t.dtype() == dtype
+        && t.shape().len() == shape.len()
+        && t.shape().iter().zip(shape).all(|(a, b)| b.is_none_or(|b| *a == b));
+    if !ok {
+        let want: Vec<String> = shape.iter().map(|d| d.map_or("*".into(), |d| d.to_string())).collect();
+        return Err(format!(
+            "tensor '{name}' is {:?} {:?}, expected {dtype:?} [{}]",
+            t.dtype(),
+            t.shape(),
+            want.join(", ")
+        ));
+    }
+    Ok(t.shape().to_vec())
+}
+
+/// Integer tensor values (I64 or I32) all in `0..bound`.
+fn values_below(st: &SafeTensors, name: &str, bound: usize) -> Result<(), String> {
+    let t = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
+    let bad = match t.dtype() {
+        Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).find(|&x| x < 0 || x as u64 >= bound as u64),
+        Dtype::I32 => t.data().chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes")))).find(|&x| x < 0 || x as u64 >= bound as u64),
+        other => return Err(format!("tensor '{name}' is {other:?}, expected an integer tensor")),
+    };
+    match bad {
+        Some(x) => Err(format!("tensor '{name}' holds {x}, outside 0..{bound}")),
+        None => Ok(()),
+    }
+}
+
+fn in_artifact<T>(a: &ArtifactRef, r: Result<T, String>) -> Result<T, String> {
+    r.map_err(|e| format!("artifact {}: {e}", a.sha256))
+}
+
+/// The artifact's bytes, checked for size and checksum by the store.
+fn read_artifact(arts: &ArtifactStore, a: &ArtifactRef) -> Result<Vec<u8>, String> {
+    arts.get(a).map_err(|e| e.to_string())
+}
+
+fn parse<'a>(bytes: &'a [u8], a: &ArtifactRef) -> Result<SafeTensors<'a>, String> {
+    SafeTensors::deserialize(bytes).map_err(|e| format!("artifact {} is not a safetensors file: {e}", a.sha256))
+}
+
+fn has(st: &SafeTensors, name: &str) -> bool {
+    st.names().iter().any(|n| *n == name)
+}
+
+/// Size, checksum and shape of the artifacts a result names, against its job.
+pub fn check_artifacts(plan: &Plan, job: &Job, out: &JobOutput, arts: &ArtifactStore) -> Result<(), String> {
+    match (&job.payload, out) {
+        (JobPayload::Evaluate(j), JobOutput::Evaluate(o)) => {
+            let Some(a) = &o.probabilities else { return Ok(()) };
+            let n = (j.shard.end - j.shard.start.min(j.shard.end)) as usize;
+            let c = j.classnames.len();
+            let buf = read_artifact(arts, a)?;
+            let st = parse(&buf, a)?;
+            in_artifact(a, (|| {
+                tensor_shape(&st, "probs", Dtype::F32, &[Some(n), Some(c)])?;
+                tensor_shape(&st, "labels", Dtype::I64, &[Some(n)])?;
+                values_below(&st, "labels", c)?;
+                if has(&st, "entropy") {
+                    tensor_shape(&st, "entropy", Dtype::F64, &[Some(n)])?;
+                }
+                Ok(())
+            })())
+        }
+        (JobPayload::Label(j), JobOutput::Label(o)) => {
+            let n = o.count as usize;
+            let v = plan.graph_nodes;
+            let buf = read_artifact(arts, &o.images)?;
+            let st = parse(&buf, &o.images)?;
+            let width = in_artifact(&o.images, (|| {
+                let shape = tensor_shape(&st, "image_embeddings", Dtype::F32, &[Some(n), None])?;
+                tensor_shape(&st, "nodes", Dtype::I64, &[Some(n)])?;
+                values_below(&st, "nodes", v)?;
+                if has(&st, "top_nodes") {
+                    tensor_shape(&st, "top_nodes", Dtype::I32, &[Some(n), Some((j.top_nodes as usize).min(v))])?;
+                    values_below(&st, "top_nodes", v)?;
+                }
+                Ok(shape[1])
+            })())?;
+            if let Some(t) = &o.node_texts {
+                let buf = read_artifact(arts, t)?;
+                let st = parse(&buf, t)?;
+                in_artifact(t, tensor_shape(&st, "text_embeddings", Dtype::F32, &[Some(v), Some(width)]))?;
+            }
+            Ok(())
+        }
+        (JobPayload::Embed(_), JobOutput::Embed(o)) => {
+            let buf = read_artifact(arts, &o.embeddings)?;
+            let st = parse(&buf, &o.embeddings)?;
+            in_artifact(&o.embeddings, tensor_shape(&st, "embeddings", Dtype::F32, &[Some(o.count as usize), None])).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Where `verify` looks: the cluster (Redis + RabbitMQ) or a local run's output folder.
+pub enum Target<'a> {
+    Cluster(RunControl),
+    /// `coordinator run --local --out DIR`: its journal and artifacts.
+    Local(&'a std::path::Path),
+}
+
+/// `coordinator verify`: checks, prints, repairs. Fails (exit 1) when damaged
+/// results were found and not repaired.
+pub async fn command(target: Target<'_>, run: &mll_common::RunId, repair_them: bool, json: bool) -> anyhow::Result<()> {
+    let (ctl, local_out) = match target {
+        Target::Cluster(ctl) => (ctl, None),
+        Target::Local(out) => (local_control(out)?, Some(out)),
+    };
+    let submission = ctl.saved_submission(run)?;
+    let plan = submission.plan()?;
+    let mut v = verify(&ctl, &plan).await?;
+    if repair_them && !v.bad.is_empty() {
+        v.republished = Some(repair(&ctl, &plan, &v.bad, local_out.is_none()).await?);
+    }
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("run {}: {} committed results checked, {} bad", v.run, v.checked, v.bad.len());
+        for b in &v.bad {
+            println!(
+                "  bad {} job {} ({}; model {}; dataset {}): {}",
+                b.stage,
+                b.job,
+                b.what,
+                b.model.as_deref().unwrap_or("-"),
+                b.dataset.as_deref().unwrap_or("-"),
+                b.reason
+            );
+        }
+        match (v.republished, local_out) {
+            (Some(n), None) => println!("dropped {} bad results and republished {n} jobs", v.bad.len()),
+            (Some(_), Some(out)) => println!(
+                "dropped {} bad results; run `coordinator run --local --benchmark SPEC --out {}` again to compute them",
+                v.bad.len(),
+                out.display()
+            ),
+            (None, _) => {}
+        }
+    }
+    if !v.bad.is_empty() && v.republished.is_none() {
+        anyhow::bail!("{} damaged results in run {run}; `coordinator verify {run} --repair` drops them and computes them again", v.bad.len());
+    }
+    Ok(())
+}
+
+/// A local run's journal and artifacts (no queue: its next `run --local`
+/// publishes what is missing).
+fn local_control(out: &std::path::Path) -> anyhow::Result<RunControl> {
+    let journal = out.join("state.journal");
+    if !journal.is_file() {
+        return Err(crate::exit::InputError(format!(
+            "{} has no state.journal: give the --out folder of a `coordinator run --local`",
+            out.display()
+        ))
+        .into());
+    }
+    Ok(RunControl {
+        queue: std::sync::Arc::new(mll_common::queue::memory::MemoryQueue::new(1)),
+        store: std::sync::Arc::new(mll_common::store::embedded::EmbeddedStore::open(&journal)?),
+        artifacts: ArtifactStore::new(out.join("artifacts")),
+        publish_batch: 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mll_common::output::{ClassCounts, EvaluateOutput};
+
+    fn safetensors_file(tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>) -> Vec<u8> {
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn probs_artifact(labels: &[i64]) -> Vec<u8> {
+        let n = labels.len();
+        let probs: Vec<u8> = (0..n * 3).flat_map(|_| (1.0f32 / 3.0).to_le_bytes()).collect();
+        let labs: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
+        safetensors_file(vec![("probs", Dtype::F32, vec![n, 3], probs), ("labels", Dtype::I64, vec![n], labs)])
+    }
+
+    #[test]
+    fn artifacts_are_checked_for_presence_checksum_shape_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let arts = ArtifactStore::new(dir.path());
+        let spec = mll_common::spec::BenchmarkSpec::from_toml("name = \"r\"\n[diagnostic]\njobs = 1\n", "t").unwrap();
+        let plan = crate::plan::plan(&spec, dir.path()).unwrap();
+        let job = crate::records::tests::evaluate_job();
+        let out = |a: ArtifactRef| {
+            JobOutput::Evaluate(EvaluateOutput {
+                counts: ClassCounts { n: vec![2, 2, 2], top1: vec![0; 3], top5: vec![2; 3] },
+                protocol: "clip_benchmark".into(),
+                probabilities: Some(a),
+                images: 6,
+            })
+        };
+        let good = arts.put(&probs_artifact(&[0, 0, 1, 1, 2, 2])).unwrap();
+        check_artifacts(&plan, &job, &out(good.clone()), &arts).unwrap();
+
+        let label_out_of_range = arts.put(&probs_artifact(&[0, 0, 1, 1, 2, 7])).unwrap();
+        let e = check_artifacts(&plan, &job, &out(label_out_of_range), &arts).unwrap_err();
+        assert!(e.contains("'labels' holds 7"), "{e}");
+        let too_few_rows = arts.put(&probs_artifact(&[0, 1, 2])).unwrap();
+        let e = check_artifacts(&plan, &job, &out(too_few_rows), &arts).unwrap_err();
+        assert!(e.contains("'probs'"), "{e}");
+
+        // Flipped bytes on disk, then the file gone.
+        let path = arts.path_of(&good.sha256);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = check_artifacts(&plan, &job, &out(good.clone()), &arts).unwrap_err();
+        assert!(e.contains("corrupt"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = check_artifacts(&plan, &job, &out(good), &arts).unwrap_err();
+        assert!(e.contains("cannot read"), "{e}");
+    }
+}
