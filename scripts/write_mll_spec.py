@@ -67,9 +67,15 @@ HEADER = """\
 #   resisc45 the whole NWPU-RESISC45 set, the others 'test'; class names and
 #   prompt templates are read at run time from each dataset folder
 #   (classnames.txt, zeroshot_classification_templates.txt); captions are the
-#   paper's LLM-written class captions, one JSON file per dataset.
-# - method: the paper's defaults (alpha 0.7 over all classes, 5 nodes per
-#   class, F1 node scores, k = 1 and 3, entropy-weighted reuse).
+#   paper's LLM-written class captions, one JSON file per dataset, keyed by
+#   MLL's own class names: class_map (mll-49x17/class_maps/<Dataset>.tsv next
+#   to this file, written by scripts/write_class_maps.py) pairs each dataset's
+#   class names with those keys.
+# - method: preset "paper" (docs/method.md): the released code's choices where
+#   it ran (w = 1/H, alpha 0.7 mixed over the other classes, 5 nodes per class
+#   pooled by similarity, F1, k = 1 and 3, definition-only node texts, prompts
+#   of MLL's bare class names); a class without captions is an error. Any key
+#   written under [method] or [execution] overrides the preset.
 #
 # Preparing the data folder (data_root, relative to this file: <repo>/data;
 # workers need the same layout under their data.root):
@@ -131,7 +137,8 @@ def render(ref: Path) -> str:
         out.append('format = "webdataset"')
         out.append(f"path = {toml_str(f'datasets/wds_{wds}/{split}')}")
         out.append(f"split = {toml_str(split)}")
-        out.append(f"captions = {toml_str(f'captions/{name}.json')}\n")
+        out.append(f"captions = {toml_str(f'captions/{name}.json')}")
+        out.append(f"class_map = {toml_str(f'mll-49x17/class_maps/{name}.tsv')}\n")
     out.append("[graph]")
     out.append('path = "graph/graph.json"')
     out.append("# each graph image's 32 best nodes are stored at label time (docs/formats.md)")
@@ -140,19 +147,10 @@ def render(ref: Path) -> str:
     out.append('path = "models/all-MiniLM-L6-v2"')
     out.append("chunk = 256\n")
     out.append("[method]")
-    out.append("alpha = 0.7")
-    out.append("k = [1, 3]")
-    out.append("nodes_per_class = 5")
-    out.append('node_score = "f1"')
-    out.append("alpha_mean_includes_self = true")
-    out.append("normalize_z = false")
-    out.append("micro_average = false")
-    out.append("selected_images_only = true")
-    out.append('ensemble_weight = "entropy"')
-    out.append("node_text_definition_only = false")
-    out.append("seed = 0\n")
+    out.append("# every [method] key and execution.protocol / prompt_names come from the preset;")
+    out.append("# `coordinator plan --benchmark THIS_FILE` prints the resolved values")
+    out.append('preset = "paper"\n')
     out.append("[execution]")
-    out.append('protocol = "clip_benchmark"')
     out.append("shard_size = 2000")
     out.append("keep_probabilities = true")
     return "\n".join(out) + "\n"

@@ -111,8 +111,11 @@ pub enum PromptProtocol {
     /// Per class: encode every template, L2-normalise, mean, re-normalise.
     #[default]
     ClipBenchmark,
-    /// MLL's released code: one prompt per class (the first template).
+    /// One prompt per class: the first template.
     Mll,
+    /// The class name alone, no template: what the released MLL reuse.py
+    /// tokenises (it fills "a photo of {c}" and then encodes the bare names).
+    Bare,
 }
 
 impl PromptProtocol {
@@ -120,6 +123,7 @@ impl PromptProtocol {
         match self {
             PromptProtocol::ClipBenchmark => "clip_benchmark",
             PromptProtocol::Mll => "mll",
+            PromptProtocol::Bare => "bare",
         }
     }
 }
@@ -152,6 +156,11 @@ pub struct LabelJob {
     /// How many best nodes per image to store (the spec's
     /// `graph.label_top_nodes`); 0 stores none.
     pub top_nodes: u32,
+    /// Encode each node's WordNet definition alone (the released label.py)
+    /// instead of its `text` ("{lemma}, which is {definition}"); the spec's
+    /// `method.node_text_definition_only`.
+    #[serde(default)]
+    pub definition_only: bool,
 }
 
 /// Caption embedding of one chunk of texts with the text embedder.

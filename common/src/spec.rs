@@ -103,6 +103,12 @@ pub struct TargetDataset {
     /// name itself is the caption.
     #[serde(default)]
     pub captions: Option<String>,
+    /// A TSV file, relative to this spec file, pairing the dataset's class
+    /// names (label order) with the caption file's keys (MLL's own class
+    /// names), e.g. `mll-49x17/class_maps/GTSRB.tsv`; without it captions are
+    /// looked up by the dataset's class names.
+    #[serde(default)]
+    pub class_map: Option<String>,
     /// A dataset catalog entry (configs/catalog/datasets.toml) that filled the
     /// keys this dataset leaves out (`crate::catalog::resolve_references`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,9 +164,120 @@ pub enum EnsembleWeight {
     InverseEntropy,
 }
 
+/// A named set of method and prompt options (docs/method.md); every key a
+/// spec gives explicitly wins over its preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodPreset {
+    /// The released MLL code (github LAMDASZ-ML/MLL) wherever it ran, corrected
+    /// only where it crashes or is plainly wrong.
+    Paper,
+    /// This project's earlier protocol: CLIP_benchmark's templated prompts on
+    /// the dataset's class names, the paper's text for the rest (w = H).
+    #[default]
+    ClipBenchmark,
+}
+
+impl MethodPreset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodPreset::Paper => "paper",
+            MethodPreset::ClipBenchmark => "clip_benchmark",
+        }
+    }
+
+    /// The method options this preset stands for.
+    pub fn method(self) -> MethodOptions {
+        let base = MethodOptions {
+            preset: self,
+            alpha: 0.7,
+            k: vec![1, 3],
+            nodes_per_class: 5,
+            node_score: NodeScore::F1,
+            alpha_mean_includes_self: true,
+            normalize_z: false,
+            micro_average: false,
+            micro_weights: MicroWeights::Uniform,
+            selected_images_only: true,
+            ensemble_weight: EnsembleWeight::Entropy,
+            node_text_definition_only: false,
+            strict_captions: false,
+            seed: 0,
+        };
+        match self {
+            MethodPreset::ClipBenchmark => base,
+            // selection.py: r = α p_y + (1 − α) mean over y' ≠ y; counts of the
+            // class's top-5 nodes pooled with their similarities as weights,
+            // then F1; reuse.py: w = 1/H; label.py: definition only.
+            MethodPreset::Paper => MethodOptions {
+                alpha_mean_includes_self: false,
+                micro_average: true,
+                micro_weights: MicroWeights::Similarity,
+                ensemble_weight: EnsembleWeight::InverseEntropy,
+                node_text_definition_only: true,
+                strict_captions: true,
+                ..base
+            },
+        }
+    }
+
+    /// The execution options this preset stands for.
+    pub fn execution(self) -> ExecutionOptions {
+        let base = ExecutionOptions {
+            protocol: PromptProtocol::ClipBenchmark,
+            prompt_names: PromptNames::Dataset,
+            shard_size: 2000,
+            keep_probabilities: true,
+        };
+        match self {
+            MethodPreset::ClipBenchmark => base,
+            // reuse.py tokenises the bare class names its loaders give, which
+            // are MLL's own names (the caption keys).
+            MethodPreset::Paper => {
+                ExecutionOptions { protocol: PromptProtocol::Bare, prompt_names: PromptNames::CaptionKeys, ..base }
+            }
+        }
+    }
+}
+
+/// With `micro_average`: how each matched node's counts enter the pooled counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MicroWeights {
+    /// Every matched node counts once.
+    #[default]
+    Uniform,
+    /// Weighted by its similarity A[y, v] to the class (the released selection.py).
+    Similarity,
+}
+
+/// Which class names go into the evaluate jobs' prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptNames {
+    /// The dataset's own class names (classnames.txt, CLIP_benchmark's names).
+    #[default]
+    Dataset,
+    /// The caption keys the dataset's `class_map` gives (MLL's own class
+    /// names, as the released code prompts with); the dataset's names where
+    /// it has no class map.
+    CaptionKeys,
+}
+
+impl PromptNames {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptNames::Dataset => "dataset",
+            PromptNames::CaptionKeys => "caption_keys",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MethodOptions {
+    /// The preset the other options were resolved from (explicit keys win).
+    pub preset: MethodPreset,
     pub alpha: f64,
     /// Values of k to report (models per class).
     pub k: Vec<usize>,
@@ -172,31 +289,25 @@ pub struct MethodOptions {
     pub normalize_z: bool,
     /// Micro-average node counts per class instead of weighting node scores.
     pub micro_average: bool,
+    /// With `micro_average`: uniform or similarity-weighted pooling.
+    pub micro_weights: MicroWeights,
     /// Restrict the argmax to images whose true node is selected (true, the
     /// paper), or use all images.
     pub selected_images_only: bool,
     pub ensemble_weight: EnsembleWeight,
     /// Node text given to the VLM: "{lemma}, which is {definition}" or definition only.
     pub node_text_definition_only: bool,
+    /// A class without captions is a planning error instead of a warning
+    /// (its caption falls back to its name otherwise).
+    pub strict_captions: bool,
     /// Seed for everything random in selection and baselines.
     pub seed: u64,
 }
 
 impl Default for MethodOptions {
+    /// The default preset's options (a spec without `method.preset`).
     fn default() -> Self {
-        MethodOptions {
-            alpha: 0.7,
-            k: vec![1, 3],
-            nodes_per_class: 5,
-            node_score: NodeScore::F1,
-            alpha_mean_includes_self: true,
-            normalize_z: false,
-            micro_average: false,
-            selected_images_only: true,
-            ensemble_weight: EnsembleWeight::Entropy,
-            node_text_definition_only: false,
-            seed: 0,
-        }
+        MethodPreset::default().method()
     }
 }
 
@@ -204,6 +315,8 @@ impl Default for MethodOptions {
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutionOptions {
     pub protocol: PromptProtocol,
+    /// The dataset's class names or the caption keys in prompts.
+    pub prompt_names: PromptNames,
     /// Samples per evaluate/label job; sized so a job ends well inside
     /// RabbitMQ's consumer_timeout on the slowest model.
     pub shard_size: u64,
@@ -212,8 +325,9 @@ pub struct ExecutionOptions {
 }
 
 impl Default for ExecutionOptions {
+    /// The default preset's options.
     fn default() -> Self {
-        ExecutionOptions { protocol: PromptProtocol::ClipBenchmark, shard_size: 2000, keep_probabilities: true }
+        MethodPreset::default().execution()
     }
 }
 
@@ -232,12 +346,31 @@ pub struct DiagnosticSpec {
 }
 
 impl BenchmarkSpec {
+    /// Parses a spec and resolves its preset: `[method]` and `[execution]`
+    /// keys the text leaves out take the preset's values.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, SpecError> {
-        let parse_err = |e: toml::de::Error| SpecError::Parse { path: origin.to_string(), message: e.to_string() };
-        let spec: BenchmarkSpec = match crate::catalog::resolve_references(text, origin)? {
-            Some(resolved) => resolved.try_into().map_err(parse_err)?,
-            None => toml::from_str(text).map_err(parse_err)?,
+        let parse = |message: String| SpecError::Parse { path: origin.to_string(), message };
+        let mut table: toml::Table = match crate::catalog::resolve_references(text, origin)? {
+            Some(resolved) => {
+                let _: BenchmarkSpec = resolved.clone().try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
+                match resolved {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(parse("the spec is not a TOML table".into())),
+                }
+            }
+            None => {
+                // A first typed parse for error messages with line numbers.
+                let _: BenchmarkSpec = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+                toml::from_str(text).map_err(|e| parse(e.to_string()))?
+            }
         };
+        let preset: MethodPreset = match table.get("method").and_then(|m| m.get("preset")) {
+            Some(v) => v.clone().try_into().map_err(|e| parse(format!("method.preset: {e}")))?,
+            None => MethodPreset::default(),
+        };
+        fill_missing(&mut table, "method", &preset.method()).map_err(parse)?;
+        fill_missing(&mut table, "execution", &preset.execution()).map_err(parse)?;
+        let spec: BenchmarkSpec = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
         spec.validate(origin)?;
         Ok(spec)
     }
@@ -291,9 +424,61 @@ impl BenchmarkSpec {
     }
 }
 
+/// Puts every key of `defaults` that `table[section]` lacks into it.
+fn fill_missing<T: Serialize>(table: &mut toml::Table, section: &str, defaults: &T) -> Result<(), String> {
+    let toml::Value::Table(defaults) = toml::Value::try_from(defaults).map_err(|e| format!("{section}: {e}"))? else {
+        return Err(format!("{section}: preset values are not a table"));
+    };
+    let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(given) = entry else {
+        return Err(format!("{section} must be a table ([{section}])"));
+    };
+    for (k, v) in defaults {
+        given.entry(k).or_insert(v);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_fill_what_the_spec_leaves_out() {
+        // No preset: the clip_benchmark protocol, as before presets existed.
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n", "t.toml").unwrap();
+        assert_eq!(s.method, MethodPreset::ClipBenchmark.method());
+        assert_eq!(s.method.ensemble_weight, EnsembleWeight::Entropy);
+        assert_eq!(s.execution.protocol, PromptProtocol::ClipBenchmark);
+        // paper: the released code's choices.
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n[method]\npreset = \"paper\"\n", "t.toml").unwrap();
+        assert_eq!(s.method.preset, MethodPreset::Paper);
+        assert_eq!(s.method.ensemble_weight, EnsembleWeight::InverseEntropy);
+        assert!(!s.method.alpha_mean_includes_self && s.method.node_text_definition_only && s.method.strict_captions);
+        assert!(s.method.micro_average && s.method.micro_weights == MicroWeights::Similarity);
+        assert_eq!(s.execution.protocol, PromptProtocol::Bare);
+        assert_eq!(s.execution.prompt_names, PromptNames::CaptionKeys);
+        assert_eq!(s.execution.shard_size, 2000);
+        // Explicit keys win, in either section.
+        let s = BenchmarkSpec::from_toml(
+            "name = \"x\"\n[method]\npreset = \"paper\"\nensemble_weight = \"entropy\"\nalpha = 0.5\n\
+             [execution]\nprotocol = \"clip_benchmark\"\nshard_size = 10\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(s.method.ensemble_weight, EnsembleWeight::Entropy);
+        assert_eq!(s.method.alpha, 0.5);
+        assert!(s.method.node_text_definition_only, "keys not given still come from the preset");
+        assert_eq!(s.execution.protocol, PromptProtocol::ClipBenchmark);
+        assert_eq!(s.execution.prompt_names, PromptNames::CaptionKeys);
+        assert_eq!(s.execution.shard_size, 10);
+        // The resolved options serialise with the preset's name (report.json's `method`).
+        let json = serde_json::to_value(&s.method).unwrap();
+        assert_eq!(json["preset"], "paper");
+        assert_eq!(json["ensemble_weight"], "entropy");
+        let err = BenchmarkSpec::from_toml("name = \"x\"\n[method]\npreset = \"papr\"\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("papr"), "{err}");
+    }
 
     #[test]
     fn unknown_keys_are_named() {

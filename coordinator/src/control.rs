@@ -63,9 +63,16 @@ pub struct Submission {
 impl Submission {
     /// Plans the saved spec (its data root is relative to where the spec was).
     pub fn plan(&self) -> anyhow::Result<Plan> {
+        self.plan_strict(false)
+    }
+
+    /// [`Self::plan`]; `strict_captions` makes a class without captions an
+    /// error whatever the spec says (`--strict-captions`).
+    pub fn plan_strict(&self, strict_captions: bool) -> anyhow::Result<Plan> {
         let spec = mll_common::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())?;
         let root = crate::plan::data_root_of(&spec, &self.spec_path);
-        Ok(crate::plan::plan(&spec, &root)?)
+        let opts = crate::plan::PlanOptions::for_spec_file(&self.spec_path, strict_captions);
+        Ok(crate::plan::plan_with(&spec, &root, &opts)?)
     }
 }
 

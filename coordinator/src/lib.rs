@@ -1,6 +1,8 @@
 //! The coordinator: plan → publish → (workers) → aggregate → method → report.
 //!
 //! - `plan` — a benchmark spec becomes jobs with deterministic ids;
+//! - `captions` — class maps to caption keys, caption splitting, fallbacks;
+//! - `dry_run` — `coordinator plan`: a plan printed, nothing published;
 //! - `control` — register, publish what is missing, record dead letters, status, cancel;
 //! - `inputs` — model folders and prepared datasets checked before submit;
 //! - `drive` — follow a run to its end with progress bars, then build and write its report;
@@ -17,6 +19,8 @@
 //!   `world` — generated data roots.
 
 pub mod aggregate;
+pub mod captions;
+pub mod dry_run;
 pub mod control;
 pub mod drive;
 pub mod exit;

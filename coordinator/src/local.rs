@@ -25,6 +25,8 @@ pub struct LocalOptions<'a> {
     pub progress: bool,
     /// Add the paper's experiments to the report.
     pub experiments: bool,
+    /// A class without captions is an error (`--strict-captions`).
+    pub strict_captions: bool,
 }
 
 pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<RunStatus> {
@@ -32,7 +34,7 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("cannot read the benchmark spec {}: {e}", opts.spec_path.display()))?;
     let spec = BenchmarkSpec::from_toml(&spec_text, &opts.spec_path.display().to_string())?;
     let data_root = plan::data_root_of(&spec, opts.spec_path);
-    let plan = plan::plan(&spec, &data_root)?;
+    let plan = plan::plan_with(&spec, &data_root, &plan::PlanOptions::for_spec_file(opts.spec_path, opts.strict_captions))?;
     std::fs::create_dir_all(opts.out)?;
 
     let store = Arc::new(EmbeddedStore::open(&opts.out.join("state.journal"))?);

@@ -52,6 +52,13 @@ enum Command {
     /// Submitting a spec again continues its run: only jobs without a result are published, so
     /// adding a model or a dataset to the spec runs only the new jobs.
     Submit(SubmitArgs),
+    /// Plan a benchmark spec and print it without publishing anything (a dry run).
+    ///
+    /// Prints the jobs per stage, the graph's node count and construction, every class whose
+    /// captions are missing, and the method options the spec resolves to (its preset plus
+    /// explicit keys). Where the data root lacks inputs it says which, and still reports the
+    /// caption coverage of the datasets' class maps.
+    Plan(PlanArgs),
     /// Show a run's progress per stage and its failed jobs.
     Status {
         /// Run id (the spec's `name`).
@@ -121,10 +128,30 @@ struct SubmitArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// A class without captions is an error (exit 2), whatever the spec says
+    /// (the `paper` preset already makes it one).
+    #[arg(long)]
+    strict_captions: bool,
     /// With --wait: keep serving /metrics this long after the run ends, so
     /// Prometheus records the final state before the process exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     linger: u64,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Benchmark spec (TOML).
+    #[arg(long, value_name = "FILE")]
+    benchmark: PathBuf,
+    /// Use this data root instead of the spec's `data_root`.
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+    /// A class without captions is an error (exit 2), whatever the spec says.
+    #[arg(long)]
+    strict_captions: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -146,6 +173,9 @@ struct ResumeArgs {
     /// Print the result as JSON: {run, republished}, or the final status with --wait.
     #[arg(long)]
     json: bool,
+    /// A class without captions is an error (exit 2), whatever the spec says.
+    #[arg(long)]
+    strict_captions: bool,
 }
 
 #[derive(Args)]
@@ -214,6 +244,9 @@ struct RunArgs {
     /// Add the paper's experiments to the report (see `report --experiments`).
     #[arg(long)]
     experiments: bool,
+    /// A class without captions is an error (exit 2), whatever the spec says.
+    #[arg(long)]
+    strict_captions: bool,
 }
 
 #[cfg(feature = "local")]
@@ -226,6 +259,7 @@ async fn run_local(settings: &Settings, args: &RunArgs, out: &std::path::Path) -
             workers: args.workers,
             progress: std::io::stderr().is_terminal(),
             experiments: args.experiments,
+            strict_captions: args.strict_captions,
         },
     )
     .await
@@ -275,7 +309,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             serve_metrics(&settings).await;
             let ctl = cluster(&settings).await?;
             let submission = read_submission(&args.benchmark)?;
-            let p = plan_of(&submission)?;
+            let p = plan_of(&submission, args.strict_captions)?;
             mll_coordinator::inputs::verify(&p)?;
             let published = ctl.submit(&p, &submission, args.retry_failed).await?;
             if !args.wait {
@@ -304,7 +338,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => read_submission(path)?,
                 None => ctl.saved_submission(&run)?,
             };
-            let p = plan_of(&submission)?;
+            let p = plan_of(&submission, args.strict_captions)?;
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
             mll_coordinator::inputs::verify(&p)?;
             // submit() re-registers meta and expected sets (lost if the store lost its data).
@@ -321,6 +355,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
             finish(&status, &out, args.json)
         }
+        Command::Plan(args) => dry_run(&args),
         Command::Status { run, json } => {
             let ctl = cluster(&settings).await?;
             let run = run_id(&run)?;
@@ -371,7 +406,7 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
             Some(path) => read_submission(path)?,
             None => ctl.saved_submission(&run)?,
         };
-        let p = plan_of(&submission)?;
+        let p = plan_of(&submission, false)?;
         match mll_coordinator::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {
             Ok(r) => r,
             Err(e) => return Err(mll_coordinator::verify::explain_report_error(&ctl, &p, e).await),
@@ -395,8 +430,25 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan_of(sub: &Submission) -> anyhow::Result<plan::Plan> {
-    sub.plan()
+fn plan_of(sub: &Submission, strict_captions: bool) -> anyhow::Result<plan::Plan> {
+    sub.plan_strict(strict_captions)
+}
+
+/// `coordinator plan`: plans and prints, publishes nothing, needs no broker or store.
+fn dry_run(args: &PlanArgs) -> anyhow::Result<()> {
+    let spec = BenchmarkSpec::load(&args.benchmark)?;
+    let root = match &args.data_root {
+        Some(r) => r.clone(),
+        None => plan::data_root_of(&spec, &args.benchmark),
+    };
+    let opts = plan::PlanOptions::for_spec_file(&args.benchmark, args.strict_captions);
+    let d = mll_coordinator::dry_run::dry_run(&spec, &root, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", mll_coordinator::dry_run::render(&d));
+    }
+    Ok(())
 }
 
 async fn cluster(settings: &Settings) -> anyhow::Result<RunControl> {

@@ -4,9 +4,10 @@
 //! `submit` again and `resume` republish only what is missing.
 
 use mll_common::data::graph::Graph;
+use crate::captions::{self, CaptionError, ClassMap, DatasetCaptions};
 use mll_common::ids::sha256_hex;
 use mll_common::job::*;
-use mll_common::spec::{BenchmarkSpec, TargetDataset};
+use mll_common::spec::{BenchmarkSpec, MethodPreset, PromptNames, TargetDataset};
 use mll_common::{Job, JobId, RunId, Stage};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -20,6 +21,13 @@ pub enum PlanError {
     Graph { path: PathBuf, reason: String },
     #[error("plan: captions {path}: {reason}")]
     Captions { path: PathBuf, reason: String },
+    #[error("plan: dataset '{dataset}': {source}")]
+    ClassMap { dataset: String, source: CaptionError },
+    /// Classes without captions while captions are required (`--strict-captions`
+    /// or `method.strict_captions`, which the `paper` preset sets).
+    #[error("plan: classes without captions (method.strict_captions / --strict-captions make this an error): {0}; \
+             add them to the caption files or fix the datasets' class_map")]
+    MissingCaptions(String),
     #[error("plan: {0}")]
     Spec(String),
     /// A spec value that cannot be planned (see `spec_checks`); `key` names it.
@@ -42,9 +50,29 @@ pub struct TextLayout {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedDataset {
     pub spec: TargetDataset,
+    /// The dataset's own class names (its classnames.txt or the spec's list).
     pub classnames: Vec<String>,
+    /// The names the evaluate jobs put into prompts (`execution.prompt_names`).
+    pub prompt_names: Vec<String>,
     pub templates: Vec<String>,
     pub samples: u64,
+    /// Classes without captions (matched to graph nodes by their name only).
+    pub caption_fallbacks: Vec<String>,
+}
+
+/// What planning needs besides the spec and its data root.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Folder of the spec file, where datasets' `class_map` paths start.
+    pub spec_dir: Option<PathBuf>,
+    /// A class without captions is an error whatever the spec says (`--strict-captions`).
+    pub strict_captions: bool,
+}
+
+impl PlanOptions {
+    pub fn for_spec_file(spec_path: &Path, strict_captions: bool) -> Self {
+        PlanOptions { spec_dir: Some(spec_path.parent().unwrap_or(Path::new(".")).to_path_buf()), strict_captions }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +87,8 @@ pub struct Plan {
     /// Number of graph nodes and images (0 without a graph).
     pub graph_nodes: usize,
     pub graph_images: u64,
+    /// graph.json's `construction` (e.g. `released`, `ancestors`); None when it does not say.
+    pub graph_construction: Option<String>,
     pub texts: TextLayout,
     pub jobs: Vec<Job>,
 }
@@ -66,6 +96,15 @@ pub struct Plan {
 impl Plan {
     pub fn jobs_of(&self, stage: Stage) -> impl Iterator<Item = &Job> {
         self.jobs.iter().filter(move |j| j.stage() == stage)
+    }
+
+    /// Per dataset with any: the classes that had no captions.
+    pub fn caption_fallbacks(&self) -> Vec<(String, Vec<String>)> {
+        self.datasets
+            .iter()
+            .filter(|d| !d.caption_fallbacks.is_empty())
+            .map(|d| (d.spec.name.clone(), d.caption_fallbacks.clone()))
+            .collect()
     }
 
     pub fn stages(&self) -> Vec<Stage> {
@@ -96,18 +135,72 @@ fn shards(total: u64, size: u64) -> Vec<Shard> {
         .collect()
 }
 
-fn read_captions(path: &Path) -> Result<BTreeMap<String, Vec<String>>, PlanError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PlanError::Captions { path: path.to_path_buf(), reason: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| PlanError::Captions {
-        path: path.to_path_buf(),
-        reason: format!("{e} (expected a JSON object {{class name: [caption, ...]}})"),
-    })
+/// A dataset's class map, checked against its class names (None without one).
+pub fn dataset_class_map(d: &TargetDataset, classnames: Option<&[String]>, opts: &PlanOptions) -> Result<Option<ClassMap>, PlanError> {
+    let Some(rel) = &d.class_map else { return Ok(None) };
+    let cerr = |source: CaptionError| PlanError::ClassMap { dataset: d.name.clone(), source };
+    let dir = opts.spec_dir.as_deref().ok_or_else(|| {
+        PlanError::Spec(format!("dataset '{}': class_map '{rel}' is relative to the spec file; plan it from its file", d.name))
+    })?;
+    let map = ClassMap::read(&dir.join(rel)).map_err(cerr)?;
+    if let Some(names) = classnames {
+        map.check_classes(names).map_err(cerr)?;
+    }
+    Ok(Some(map))
+}
+
+/// The dataset's captions through its class map; `Captions` errors name the file.
+fn dataset_captions(d: &TargetDataset, data_root: &Path, classnames: &[String], opts: &PlanOptions) -> Result<DatasetCaptions, PlanError> {
+    let map = dataset_class_map(d, Some(classnames), opts)?;
+    let file = match &d.captions {
+        Some(p) => Some(captions::read_captions(&data_root.join(p)).map_err(|e| match e {
+            CaptionError::Captions { path, reason } => PlanError::Captions { path, reason },
+            other => PlanError::ClassMap { dataset: d.name.clone(), source: other },
+        })?),
+        None => None,
+    };
+    Ok(captions::resolve(classnames, map.as_ref(), file.as_ref()))
+}
+
+/// Warns about every class without captions; an error when captions are required.
+fn check_caption_fallbacks(spec: &BenchmarkSpec, datasets: &[PlannedDataset], opts: &PlanOptions) -> Result<(), PlanError> {
+    let mut all = Vec::new();
+    for d in datasets.iter().filter(|d| !d.caption_fallbacks.is_empty()) {
+        tracing::warn!(
+            dataset = %d.spec.name,
+            classes = d.caption_fallbacks.len(),
+            "CAPTIONS MISSING: {}",
+            captions::fallback_note(&d.spec.name, &d.caption_fallbacks)
+        );
+        all.push(format!("{} ({})", d.spec.name, d.caption_fallbacks.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")));
+    }
+    if !all.is_empty() && (opts.strict_captions || spec.method.strict_captions) {
+        return Err(PlanError::MissingCaptions(all.join("; ")));
+    }
+    Ok(())
+}
+
+/// A graph built another way than the preset's (SPEC §4.1) is worth a warning,
+/// not an error: graphs are expensive and the choice may be deliberate.
+fn check_construction(spec: &BenchmarkSpec, construction: Option<&str>) {
+    let expected = match spec.method.preset {
+        MethodPreset::Paper => "released",
+        MethodPreset::ClipBenchmark => "ancestors",
+    };
+    if let Some(c) = construction.filter(|c| *c != expected) {
+        tracing::warn!(preset = spec.method.preset.as_str(), construction = c, "the graph was built with construction '{c}', but preset '{}' uses '{expected}'", spec.method.preset.as_str());
+    }
 }
 
 /// Plans every job of the spec. `data_root` is where the spec's relative paths
-/// resolve on this machine.
+/// resolve on this machine. Specs with `class_map`s need [`plan_with`] and the
+/// spec's folder.
 pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
+    plan_with(spec, data_root, &PlanOptions::default())
+}
+
+/// [`plan`] with options.
+pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let run = RunId::new(&spec.name).map_err(PlanError::Spec)?;
     crate::spec_checks::check(spec, data_root)?;
     let mut jobs = Vec::new();
@@ -137,22 +230,26 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
             return Err(derr(format!("template '{bad}' has no {{c}} for the class name")));
         }
         let samples = ds.count().map_err(|e| derr(e.to_string()))?;
-        let captions = match &d.captions {
-            Some(p) => {
-                let all = read_captions(&data_root.join(p))?;
-                classnames
-                    .iter()
-                    .map(|c| all.get(c).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| vec![c.clone()]))
-                    .collect()
-            }
-            None => classnames.iter().map(|c| vec![c.clone()]).collect(),
+        let caps = dataset_captions(d, data_root, &classnames, opts)?;
+        let prompt_names = match spec.execution.prompt_names {
+            PromptNames::CaptionKeys => caps.keys.clone(),
+            PromptNames::Dataset => classnames.clone(),
         };
-        embed_sources.push((format!("dataset:{}", d.name), captions));
-        datasets.push(PlannedDataset { spec: d.clone(), classnames, templates, samples });
+        embed_sources.push((format!("dataset:{}", d.name), caps.per_class));
+        datasets.push(PlannedDataset {
+            spec: d.clone(),
+            classnames,
+            prompt_names,
+            templates,
+            samples,
+            caption_fallbacks: caps.fallbacks,
+        });
     }
+    check_caption_fallbacks(spec, &datasets, opts)?;
 
     // Graph: node captions and image count.
     let (mut graph_nodes, mut graph_images, mut graph_node_ids) = (0, 0, Vec::new());
+    let mut graph_construction = None;
     // Label results depend on the graph's content, not only its path: a graph
     // rebuilt in place (other images, other nodes) must not reuse old results.
     let mut graph_digest = String::new();
@@ -165,6 +262,8 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
         graph_nodes = head.nodes.len();
         graph_images = head.images.len() as u64;
         graph_node_ids = head.nodes.iter().map(|n| n.id.clone()).collect();
+        graph_construction = head.build.as_ref().map(|b| b.construction.to_string());
+        check_construction(spec, graph_construction.as_deref());
         let captions = head
             .nodes
             .into_iter()
@@ -206,11 +305,16 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
         let model = ModelRef { key: m.key.clone(), artifact: m.artifact.clone() };
         // Label jobs: model × graph image shards.
         if let Some(g) = &spec.graph {
+            let definition_only = spec.method.node_text_definition_only;
             for shard in shards(graph_images, ex.shard_size) {
-                let id = JobId::derive(
-                    &run,
-                    &["label", &m.key, &m.artifact, &g.path, &graph_digest, &format!("{}..{}", shard.start, shard.end), &format!("top{}", g.label_top_nodes)],
-                );
+                let range = format!("{}..{}", shard.start, shard.end);
+                let top = format!("top{}", g.label_top_nodes);
+                let mut parts: Vec<&str> = vec!["label", &m.key, &m.artifact, &g.path, &graph_digest, &range, &top];
+                // Only when set, so ids of runs planned before the option existed stay.
+                if definition_only {
+                    parts.push("definition_only");
+                }
+                let id = JobId::derive(&run, &parts);
                 jobs.push(Job {
                     id,
                     run: run.clone(),
@@ -220,13 +324,14 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
                         shard,
                         encode_node_texts: shard.index == 0,
                         top_nodes: g.label_top_nodes,
+                        definition_only,
                     }),
                 });
             }
         }
         // Evaluate jobs: model × dataset × shards.
         for d in &datasets {
-            let classifier = sha256_hex(format!("{:?}|{:?}", d.classnames, d.templates).as_bytes());
+            let classifier = sha256_hex(format!("{:?}|{:?}", d.prompt_names, d.templates).as_bytes());
             for shard in shards(d.samples, ex.shard_size) {
                 let id = JobId::derive(
                     &run,
@@ -252,7 +357,7 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
                         model: model.clone(),
                         dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
                         shard,
-                        classnames: d.classnames.clone(),
+                        classnames: d.prompt_names.clone(),
                         templates: d.templates.clone(),
                         protocol: ex.protocol,
                         keep_probabilities: ex.keep_probabilities,
@@ -288,6 +393,7 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
         graph_node_ids,
         graph_nodes,
         graph_images,
+        graph_construction,
         texts,
         jobs,
     })

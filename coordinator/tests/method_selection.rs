@@ -15,7 +15,7 @@
 //! Model 1 images: 0→t2, 2→t2, 1→(s,s,0) (a tie between n0 and n1: lower index n0)
 //!   n0 TP0 FP1 P1 (F1 0), n1 TP0 FP0 P1 (F1 0, precision 0/0 → 0), n2 TP1 FP1 P1 (F1 2/3)
 
-use mll_common::spec::{MethodOptions, NodeScore};
+use mll_common::spec::{MethodOptions, MicroWeights, NodeScore};
 use mll_coordinator::method::{select, ModelLabels, NodeCounts, SplitMix64, TopNodes};
 use ndarray::{arr2, Array2};
 
@@ -236,6 +236,30 @@ fn micro_average_pools_counts() {
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0, 0.8]);
     // model 1, class 0: TP 0 FP 1 P 2 → 0; class 1: TP 1 FP 1 P 2 → 2/4
     assert_row(&sel.class_scores, 1, &[0.0, 0.5]);
+}
+
+/// The released selection.py pools each class's node counts weighted by the
+/// node's similarity to the class (then F1 on the pool).
+#[test]
+fn micro_average_weighted_by_similarity() {
+    let (e_t, e_g, models) = world();
+    let refs: Vec<&ModelLabels> = models.iter().collect();
+    let sel = select(
+        e_t.view(),
+        e_g.view(),
+        &refs,
+        &MethodOptions {
+            micro_average: true,
+            micro_weights: MicroWeights::Similarity,
+            ..opts()
+        },
+    )
+    .unwrap();
+    // model 0, class 0 = {n0 ×1.0: TP1 FP0 P2, n1 ×0.8: TP1 FP1 P1}: TP 1.8 FP 0.8 P 2.8 → 3.6/5.4;
+    // class 1 = {n2 ×1.0: TP1 FP0 P1, n1 ×0.6: TP1 FP1 P1}: TP 1.6 FP 0.6 P 1.6 → 3.2/3.8
+    assert_row(&sel.class_scores, 0, &[3.6 / 5.4, 3.2 / 3.8]);
+    // model 1, class 1 = {n2 ×1.0: TP1 FP1 P1, n1 ×0.6: TP0 FP0 P1}: TP 1 FP 1 P 1.6 → 2/3.6
+    assert_row(&sel.class_scores, 1, &[0.0, 2.0 / 3.6]);
 }
 
 #[test]

@@ -73,6 +73,7 @@ fn spec(reference: &std::path::Path) -> BenchmarkSpec {
             .unwrap_or_default(),
             templates: vec![],
             captions: None,
+            class_map: None,
             catalog: None,
         })
         .collect();

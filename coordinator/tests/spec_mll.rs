@@ -53,13 +53,14 @@ fn spec_has_the_papers_hub_and_targets() {
         assert!(d.path.starts_with("datasets/wds_") && d.path.ends_with(&format!("/{split}")), "{}", d.path);
         assert!(d.classnames.is_empty(), "{}: class names come from the dataset folder", d.name);
         assert_eq!(d.captions.as_deref(), Some(format!("captions/{}.json", d.name).as_str()));
+        assert_eq!(d.class_map.as_deref(), Some(format!("mll-49x17/class_maps/{}.tsv", d.name).as_str()));
         assert!(!d.domain.is_empty() && !d.task.is_empty() && !d.domain.contains("natrual"), "{}", d.name);
     }
     assert_eq!(s.graph.as_ref().unwrap().path, "graph/graph.json");
     assert_eq!(s.embedder.as_ref().unwrap().path, "models/all-MiniLM-L6-v2");
-    // The paper's method defaults, written out in full.
-    assert_eq!(s.method, mll_common::spec::MethodOptions::default());
-    assert_eq!(s.execution, mll_common::spec::ExecutionOptions::default());
+    // The `paper` preset, with nothing overridden.
+    assert_eq!(s.method, mll_common::spec::MethodPreset::Paper.method());
+    assert_eq!(s.execution, mll_common::spec::MethodPreset::Paper.execution());
 }
 
 #[test]

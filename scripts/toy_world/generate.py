@@ -656,7 +656,15 @@ def spec_toml(data_root: str, world: Path) -> str:
                   "templates = [" + ", ".join(q(t) for t in W.TEMPLATES[ds["templates"]]) + "]",
                   f"captions = {q('captions/' + ds['name'] + '.json')}", ""]
     lines += ["[graph]", 'path = "graph.json"', "", "[embedder]", 'path = "models/all-MiniLM-L6-v2"', "",
-              "[execution]", "# Small shards so every dataset and the graph span several jobs.", "shard_size = 100", "",
+              "[method]",
+              "# The released MLL code's method (docs/method.md): w = 1/H, alpha over the other classes,",
+              "# similarity-pooled F1, definition-only node texts, captions required.",
+              'preset = "paper"', "",
+              "[execution]",
+              "# The toy text towers know only the texts they were fitted on (the templated prompts,",
+              "# docs/toy-world.md), not bare class names: keep CLIP_benchmark's prompts here.",
+              'protocol = "clip_benchmark"', 'prompt_names = "dataset"',
+              "# Small shards so every dataset and the graph span several jobs.", "shard_size = 100", "",
               "[world]", "# Written by this generator (relative to this file); it returns at once when up to date.",
               'generator = "../../scripts/toy_world/generate.py"', "seed = 0", ""]
     return "\n".join(lines)

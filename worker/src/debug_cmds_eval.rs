@@ -28,7 +28,7 @@ pub struct EvalArgs {
     /// imagefolder or webdataset; detected from nshards.txt when left out.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<DatasetFormat>,
-    /// clip_benchmark (mean over templates) or mll (first template only).
+    /// clip_benchmark (mean over templates), mll (first template only) or bare (the class name alone).
     #[arg(long, default_value = "clip_benchmark", value_parser = parse_protocol)]
     pub protocol: PromptProtocol,
     #[arg(long, default_value_t = 64)]
@@ -59,7 +59,8 @@ fn parse_protocol(s: &str) -> Result<PromptProtocol, String> {
     match s {
         "clip_benchmark" => Ok(PromptProtocol::ClipBenchmark),
         "mll" => Ok(PromptProtocol::Mll),
-        o => Err(format!("unknown protocol '{o}' (expected clip_benchmark or mll)")),
+        "bare" => Ok(PromptProtocol::Bare),
+        o => Err(format!("unknown protocol '{o}' (expected clip_benchmark, mll or bare)")),
     }
 }
 

@@ -331,7 +331,7 @@ fn the_cache_hits_and_evicts_by_size() {
 }
 
 #[test]
-fn classifiers_follow_both_protocols() {
+fn classifiers_follow_every_protocol() {
     let a = tiny_artifact(&tiny_bytes());
     let m = LoadedModel::load(a.path(), Device::Cpu, Precision::Fp32).unwrap();
     let classes = ["dog", "cat", "golden retriever"];
@@ -351,4 +351,10 @@ fn classifiers_follow_both_protocols() {
     assert!((mll - want).abs().max().double_value(&[]) < 1e-6);
     let none: [&str; 0] = [];
     assert!(build_classifier(&m, &classes, &none, ClassifierProtocol::Mll).is_err());
+    // Bare: the class names alone, templates ignored (and not needed).
+    let bare = build_classifier(&m, &classes, &none, ClassifierProtocol::Bare).unwrap();
+    let want = m.encode_texts(&classes).unwrap();
+    assert!((&bare - want).abs().max().double_value(&[]) < 1e-6);
+    let with_templates = build_classifier(&m, &classes, &templates, ClassifierProtocol::Bare).unwrap();
+    assert!((bare - with_templates).abs().max().double_value(&[]) < 1e-9);
 }

@@ -40,8 +40,8 @@ fn vit_b_32() -> PathBuf {
     dir
 }
 
-fn make_dataset(dir: &Path, size: u32) {
-    for (c, name) in CLASSES.iter().enumerate() {
+fn make_dataset_of(dir: &Path, size: u32, classes: &[&str]) {
+    for (c, name) in classes.iter().enumerate() {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         for i in 0..PER_CLASS {
             // Class-dependent colour and frequency, sample-dependent phase.
@@ -62,16 +62,29 @@ fn make_dataset(dir: &Path, size: u32) {
 
 #[test]
 fn worker_eval_matches_python_per_class_counts() {
+    check_against_python(PromptProtocol::ClipBenchmark, &CLASSES);
+}
+
+/// MLL's own class names (its caption keys) as the released reuse.py prompts
+/// with them: the bare name, no template.
+#[test]
+fn bare_protocol_matches_the_released_reuse_code() {
+    const MLL_NAMES: [&str; 7] =
+        ["0 - zero", "100kph Speed limit", "Apply_Eye_Makeup", "Côte d'Ivoire", "aquarium_fish", "lotus lotus", "pink-yellow dahlia"];
+    check_against_python(PromptProtocol::Bare, &MLL_NAMES);
+}
+
+fn check_against_python(protocol: PromptProtocol, classes: &[&str]) {
     let model = vit_b_32();
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
     let data = tempfile::tempdir().unwrap();
-    make_dataset(data.path(), meta["image_size"].as_u64().unwrap() as u32);
+    make_dataset_of(data.path(), meta["image_size"].as_u64().unwrap() as u32, classes);
 
     let args = EvalArgs {
         model: model.clone(),
         dataset: data.path().to_path_buf(),
         format: None,
-        protocol: PromptProtocol::ClipBenchmark,
+        protocol,
         // Not a divisor of the sample count: the last batch is short.
         batch_size: 5,
         decode_threads: 2,
@@ -80,10 +93,14 @@ fn worker_eval_matches_python_per_class_counts() {
         json: true,
     };
     let rust = report(&args).unwrap();
-    assert_eq!(rust.images, (CLASSES.len() * PER_CLASS) as u64);
-    assert_eq!(rust.classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), CLASSES);
+    let mut sorted = classes.to_vec();
+    sorted.sort();
+    assert_eq!(rust.images, (classes.len() * PER_CLASS) as u64);
+    assert_eq!(rust.classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), sorted);
+    assert_eq!(rust.protocol, protocol.as_str());
 
-    let out = support::run_python(&[&support::py_script("eval_ref.py"), model.to_str().unwrap(), data.path().to_str().unwrap()]);
+    let mode = if protocol == PromptProtocol::Bare { "bare" } else { "templates" };
+    let out = support::run_python(&[&support::py_script("eval_ref.py"), model.to_str().unwrap(), data.path().to_str().unwrap(), mode]);
     let py: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     let col = |f: fn(&mll_worker::debug_cmds_eval::ClassReport) -> u64| rust.classes.iter().map(f).collect::<Vec<u64>>();
     let pyv = |k: &str| py[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect::<Vec<u64>>();

@@ -40,6 +40,10 @@ fn i64s(b: &[u8]) -> Vec<i64> {
     b.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
+fn definition(node: &str) -> String {
+    format!("the definition of a {node}, a thing unlike the others")
+}
+
 /// Data root with the model linked in, a 3-node graph with 5 images, and a
 /// 3-class ImageFolder.
 fn data_root(root: &Path) {
@@ -54,7 +58,7 @@ fn data_root(root: &Path) {
     }
     let nodes: Vec<_> = ["animal", "dog", "cat"]
         .iter()
-        .map(|n| serde_json::json!({"id": n, "lemma": n, "definition": "d", "parents": [], "text": format!("{n}, which is a thing"), "captions": []}))
+        .map(|n| serde_json::json!({"id": n, "lemma": n, "definition": definition(n), "parents": [], "text": format!("{n}, which is a thing"), "captions": []}))
         .collect();
     std::fs::write(g.join("graph.json"), serde_json::json!({"format_version": 1, "seed": 0, "nodes": nodes, "images": images}).to_string()).unwrap();
     for (c, name) in ["ant", "bee", "cow"].iter().enumerate() {
@@ -80,7 +84,7 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let model = ModelRef { key: "ViT-B-32/random".into(), artifact: "model".into() };
 
     let label = LabelExecutor::new(models.clone(), 2, 2).unwrap();
-    let lj = LabelJob { model: model.clone(), graph: "graph/graph.json".into(), shard: Shard { index: 0, count: 2, start: 1, end: 4 }, encode_node_texts: true, top_nodes: 2 };
+    let lj = LabelJob { model: model.clone(), graph: "graph/graph.json".into(), shard: Shard { index: 0, count: 2, start: 1, end: 4 }, encode_node_texts: true, top_nodes: 2, definition_only: false };
     let JobOutput::Label(out) = label.execute(&job(JobPayload::Label(lj.clone())), &ctx).unwrap() else { panic!() };
     assert_eq!(out.count, 3);
     let bytes = ctx.artifacts.get(&out.images).unwrap();
@@ -148,4 +152,43 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
         Err(ExecError::Permanent(m)) => assert!(m.contains("nope"), "{m}"),
         other => panic!("expected a permanent error, got {other:?}"),
     }
+}
+
+/// `definition_only` (method.node_text_definition_only) changes what the
+/// label job encodes per node: the definitions alone, not the node texts.
+#[test]
+fn label_jobs_encode_definitions_only_when_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let arts = tempfile::tempdir().unwrap();
+    data_root(root.path());
+    let ctx = ExecContext::new(ArtifactStore::new(arts.path()), root.path().to_path_buf());
+    let models = Arc::new(ModelCache::new(tch::Device::Cpu, Precision::Fp32, u64::MAX));
+    let label = LabelExecutor::new(models.clone(), 2, 2).unwrap();
+    let model = ModelRef { key: "ViT-B-32/random".into(), artifact: "model".into() };
+    let node_texts = |definition_only: bool| -> Vec<f32> {
+        let lj = LabelJob {
+            model: model.clone(),
+            graph: "graph/graph.json".into(),
+            shard: Shard { index: 0, count: 1, start: 0, end: 2 },
+            encode_node_texts: true,
+            top_nodes: 0,
+            definition_only,
+        };
+        let JobOutput::Label(out) = label.execute(&job(JobPayload::Label(lj)), &ctx).unwrap() else { panic!() };
+        let bytes = ctx.artifacts.get(out.node_texts.as_ref().unwrap()).unwrap();
+        f32s(safetensors::SafeTensors::deserialize(&bytes).unwrap().tensor("text_embeddings").unwrap().data())
+    };
+    let m = models.get(&model_dir()).unwrap();
+    let encode = |texts: Vec<String>| -> Vec<f32> {
+        Vec::<f32>::try_from(m.encode_texts(&texts).unwrap().to_kind(tch::Kind::Float).flatten(0, -1)).unwrap()
+    };
+    let names = ["animal", "dog", "cat"];
+    let want_defs = encode(names.iter().map(|n| definition(n)).collect());
+    let want_texts = encode(names.iter().map(|n| format!("{n}, which is a thing")).collect());
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
+    let defs = node_texts(true);
+    let texts = node_texts(false);
+    assert!(close(&defs, &want_defs), "definition_only must encode the definitions");
+    assert!(close(&texts, &want_texts), "by default the node texts are encoded");
+    assert!(!close(&defs, &texts), "the two node texts must differ for this test to mean anything");
 }

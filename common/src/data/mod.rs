@@ -134,5 +134,39 @@ pub(crate) fn read_lines_opt(path: &Path) -> Result<Option<Vec<String>>, DataErr
     }
 }
 
+/// A WebDataset's classnames.txt: one name per label, so a blank line inside
+/// the list is a class (CLIP_benchmark's clevr_closest_object_distance names
+/// label 3 ''), and only trailing blank lines are dropped.
+pub(crate) fn read_classnames_opt(path: &Path) -> Result<Option<Vec<String>>, DataError> {
+    Ok(read_text_opt(path)?.map(|s| {
+        let mut names: Vec<String> = s.lines().map(|l| l.trim().to_string()).collect();
+        while names.last().is_some_and(|l| l.is_empty()) {
+            names.pop();
+        }
+        names
+    }))
+}
+
+fn read_text_opt(path: &Path) -> Result<Option<String>, DataError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DataError::io(path, e)),
+    }
+}
+
 /// Image file extensions the readers accept (lower case).
 pub(crate) const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+#[cfg(test)]
+mod classnames_tests {
+    #[test]
+    fn a_blank_class_name_keeps_its_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("classnames.txt");
+        std::fs::write(&p, "very nearby\nnearby\nnear\n\ndistant\nvery distant\n\n").unwrap();
+        let names = super::read_classnames_opt(&p).unwrap().unwrap();
+        assert_eq!(names, ["very nearby", "nearby", "near", "", "distant", "very distant"]);
+        assert_eq!(super::read_classnames_opt(&dir.path().join("none.txt")).unwrap(), None);
+    }
+}

@@ -10,7 +10,7 @@
 //! read skips earlier shards by their counts and earlier samples of its first
 //! shard without reading their bytes.
 
-use super::{read_lines_opt, DataError, Dataset, Sample, SampleIter, SampleSource};
+use super::{read_classnames_opt, DataError, Dataset, Sample, SampleIter, SampleSource};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ impl WebDataset {
                 )));
             }
         }
-        let classnames = read_lines_opt(&path.join("classnames.txt"))?;
+        let classnames = read_classnames_opt(&path.join("classnames.txt"))?;
         Ok(WebDataset { path: path.to_path_buf(), nshards, classnames, counts: Arc::new(Mutex::new(vec![None; nshards])) })
     }
 

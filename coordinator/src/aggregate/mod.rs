@@ -114,7 +114,10 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
             class_embeddings: e_t,
             evaluate_seconds,
         };
-        let (report, exp) = assess_dataset(&models, &spec.method, node_ids, &input, selection.as_ref(), experiments)?;
+        let (mut report, exp) = assess_dataset(&models, &spec.method, node_ids, &input, selection.as_ref(), experiments)?;
+        if !d.caption_fallbacks.is_empty() {
+            report.notes.push(crate::captions::fallback_note(&d.spec.name, &d.caption_fallbacks));
+        }
         datasets.push(report);
         per_dataset.extend(exp);
         tracing::debug!(dataset = %d.spec.name, "aggregate: dataset reported");
@@ -134,7 +137,10 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         spec_digest: crate::outcome::spec_digest(spec),
         source: "evaluate".into(),
         method: spec.method.clone(),
-        notes: mll_notes(&models, labelled.as_deref()),
+        notes: mll_notes(&models, labelled.as_deref())
+            .into_iter()
+            .chain(plan.caption_fallbacks().iter().map(|(d, classes)| crate::captions::fallback_note(d, classes)))
+            .collect(),
         models,
         datasets,
         summary,

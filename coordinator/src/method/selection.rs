@@ -14,7 +14,7 @@
 //! scores within ~1e-7 of each other).
 
 use super::{first_max, order_desc, shape_err, MethodError, ModelLabels};
-use mll_common::spec::{MethodOptions, NodeScore};
+use mll_common::spec::{MethodOptions, MicroWeights, NodeScore};
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,16 +44,23 @@ pub struct NodeCounts {
 impl NodeCounts {
     /// The node score of SPEC §4.3d; 0 whenever its denominator is 0.
     pub fn score(&self, kind: NodeScore) -> f64 {
-        let (num, den) = match kind {
-            NodeScore::F1 => (2 * self.tp, self.tp + self.fp + self.p),
-            NodeScore::Precision => (self.tp, self.tp + self.fp),
-            NodeScore::Recall => (self.tp, self.p),
-        };
-        if den == 0 {
-            0.0
-        } else {
-            num as f64 / den as f64
-        }
+        score_of(kind, self.tp as f64, self.fp as f64, self.p as f64)
+    }
+}
+
+/// F1 = 2TP/(TP+FP+P), precision TP/(TP+FP), recall TP/P, on (possibly
+/// weighted) counts; 0 when the denominator is not positive. F1 is the
+/// corrected form: the released selection.py divides by 2TP+FP+P.
+fn score_of(kind: NodeScore, tp: f64, fp: f64, p: f64) -> f64 {
+    let (num, den) = match kind {
+        NodeScore::F1 => (2.0 * tp, tp + fp + p),
+        NodeScore::Precision => (tp, tp + fp),
+        NodeScore::Recall => (tp, p),
+    };
+    if den > 0.0 {
+        num / den
+    } else {
+        0.0
     }
 }
 
@@ -490,15 +497,20 @@ pub fn score(
     for m in 0..mm {
         for (y, nodes) in matched.iter().enumerate() {
             class_scores[[m, y]] = if options.micro_average {
-                // Pool the counts of the class's matched nodes, unweighted, and score the pool.
-                let mut pooled = NodeCounts::default();
+                // Pool the counts of the class's matched nodes (each once, or
+                // weighted by A[y, v] as the released code) and score the pool.
+                let (mut tp, mut fp, mut p) = (0.0, 0.0, 0.0);
                 for n in nodes {
                     let cnt = node_counts[m][position[n.node]];
-                    pooled.tp += cnt.tp;
-                    pooled.fp += cnt.fp;
-                    pooled.p += cnt.p;
+                    let w = match options.micro_weights {
+                        MicroWeights::Uniform => 1.0,
+                        MicroWeights::Similarity => n.similarity,
+                    };
+                    tp += w * cnt.tp as f64;
+                    fp += w * cnt.fp as f64;
+                    p += w * cnt.p as f64;
                 }
-                pooled.score(options.node_score)
+                score_of(options.node_score, tp, fp, p)
             } else {
                 nodes
                     .iter()

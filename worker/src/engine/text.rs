@@ -450,8 +450,10 @@ pub enum ClassifierProtocol {
     /// CLIP_benchmark: every template per class, L2-normalise, mean, re-normalise.
     #[default]
     ClipBenchmark,
-    /// MLL: one prompt per class, the first template.
+    /// One prompt per class, the first template.
     Mll,
+    /// The class name alone (the released MLL reuse.py); templates are ignored.
+    Bare,
 }
 
 /// How many prompts go through the text tower at once.
@@ -473,7 +475,7 @@ pub fn build_classifier<S: AsRef<str>, T: AsRef<str>>(
     if classnames.is_empty() {
         return Err(EngineError::InvalidInput("no class names to build a classifier from".into()));
     }
-    if templates.is_empty() {
+    if templates.is_empty() && protocol != ClassifierProtocol::Bare {
         return Err(EngineError::InvalidInput(
             "no prompt templates (give at least one, e.g. \"a photo of a {c}.\")".into(),
         ));
@@ -481,6 +483,7 @@ pub fn build_classifier<S: AsRef<str>, T: AsRef<str>>(
     let templates: Vec<&str> = match protocol {
         ClassifierProtocol::ClipBenchmark => templates.iter().map(|t| t.as_ref()).collect(),
         ClassifierProtocol::Mll => vec![templates[0].as_ref()],
+        ClassifierProtocol::Bare => vec!["{c}"],
     };
     let prompts: Vec<String> = classnames
         .iter()

@@ -63,7 +63,7 @@ impl LabelExecutor {
             let samples = samples.take().expect("with_model runs its closure once");
             // Node texts first: the per-image node lists need them on the device.
             let texts: Option<Tensor> = if job.encode_node_texts || job.top_nodes > 0 {
-                let node_texts = graph.node_texts();
+                let node_texts = graph.node_texts_for(job.definition_only).map_err(data_error)?;
                 if node_texts.is_empty() {
                     return Err(ExecError::Permanent("the graph has no nodes; rebuild it with `coordinator graph build`".into()));
                 }

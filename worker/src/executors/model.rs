@@ -54,6 +54,7 @@ impl ClipModel for LoadedModel {
         let protocol = match protocol {
             PromptProtocol::ClipBenchmark => ClassifierProtocol::ClipBenchmark,
             PromptProtocol::Mll => ClassifierProtocol::Mll,
+            PromptProtocol::Bare => ClassifierProtocol::Bare,
         };
         Ok(build_classifier(self, classnames, templates, protocol)?)
     }

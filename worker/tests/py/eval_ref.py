@@ -1,13 +1,15 @@
 """Reference for `worker eval`: the same zero-shot evaluation done in Python.
 
-usage: eval_ref.py MODEL_DIR IMAGEFOLDER_DIR
+usage: eval_ref.py MODEL_DIR IMAGEFOLDER_DIR [bare]
 
 Loads the exported module.pt with torch.jit, preprocesses with open_clip's eval
 transform from model.json's settings (PIL + torchvision), tokenises with
 open_clip's tokenizer, builds CLIP_benchmark's classifier (per class: encode
 every template, L2-normalise, mean, re-normalise), logits = logit_scale ·
 img · Wᵀ, and counts per-class n / top-1 / top-5 exactly as CLIP_benchmark
-(topk over min(5, C)). Prints JSON: {"n": [...], "top1": [...], "top5": [...],
+(topk over min(5, C)). With `bare`, the classifier is the released MLL
+reuse.py's: the class names tokenised alone (no template), encoded and
+L2-normalised. Prints JSON: {"n": [...], "top1": [...], "top5": [...],
 "min_margin": smallest top-1/top-2 logit gap, "classnames": [...]}.
 """
 import json
@@ -20,6 +22,7 @@ from open_clip.transform import image_transform
 from PIL import Image
 
 model_dir, data_dir = sys.argv[1], sys.argv[2]
+bare = len(sys.argv) > 3 and sys.argv[3] == "bare"
 torch.set_num_threads(1)
 meta = json.load(open(os.path.join(model_dir, "model.json")))
 module = torch.jit.load(os.path.join(model_dir, "module.pt"), map_location="cpu")
@@ -35,12 +38,17 @@ samples = [(os.path.join(data_dir, c, f), i) for i, c in enumerate(classes)
            for f in sorted(os.listdir(os.path.join(data_dir, c))) if f.lower().endswith(exts)]
 
 with torch.no_grad():
-    weights = []
-    for c in classes:
-        emb = module.encode_text(tokenizer([t.replace("{c}", c) for t in templates]))
-        emb = torch.nn.functional.normalize(emb, dim=-1).mean(dim=0)
-        weights.append(emb / emb.norm())
-    W = torch.stack(weights)
+    if bare:
+        # reuse.py: text = tokenizer(classnames); text_features /= norm
+        W = module.encode_text(tokenizer(classes))
+        W = W / W.norm(dim=-1, keepdim=True)
+    else:
+        weights = []
+        for c in classes:
+            emb = module.encode_text(tokenizer([t.replace("{c}", c) for t in templates]))
+            emb = torch.nn.functional.normalize(emb, dim=-1).mean(dim=0)
+            weights.append(emb / emb.norm())
+        W = torch.stack(weights)
     images = torch.stack([tf(Image.open(p)) for p, _ in samples])
     feats = module.encode_image(images)
     logits = meta["logit_scale"] * feats @ W.T

@@ -1,0 +1,292 @@
+//! `coordinator plan`: a spec planned without publishing anything. It prints
+//! the jobs per stage, the resolved method options, the graph (node count,
+//! construction) and every class without captions. Where the data root lacks
+//! something (no dataset folder, caption file or graph yet), it plans what it
+//! can, says what is missing, and still reports caption coverage from the
+//! datasets' class maps.
+
+use crate::captions;
+use crate::plan::{self, PlanError, PlanOptions};
+use mll_common::spec::{BenchmarkSpec, ExecutionOptions, MethodOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub run: String,
+    /// True when the full plan was made (every input present).
+    pub complete: bool,
+    /// What kept the plan from being complete.
+    pub missing: Vec<String>,
+    /// Jobs per stage (complete plans only).
+    pub jobs: BTreeMap<String, usize>,
+    pub datasets: Vec<DatasetDryRun>,
+    /// Classes without captions, over every dataset whose captions could be checked.
+    pub caption_fallbacks: usize,
+    pub graph: Option<GraphDryRun>,
+    pub method: MethodOptions,
+    pub execution: ExecutionOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetDryRun {
+    pub name: String,
+    /// Number of classes, and where their names came from (`spec`, `dataset`, `class_map`).
+    pub classes: Option<usize>,
+    pub class_names_from: Option<String>,
+    pub samples: Option<u64>,
+    /// The class map's path (relative to the spec file) and its row count.
+    pub class_map: Option<String>,
+    pub mapped_classes: Option<usize>,
+    /// Classes without captions; None when the caption file could not be read.
+    pub caption_fallbacks: Option<Vec<String>>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphDryRun {
+    pub path: String,
+    pub nodes: Option<usize>,
+    pub images: Option<u64>,
+    pub construction: Option<String>,
+    pub problem: Option<String>,
+}
+
+/// Plans `spec` (read from `spec_path`) against `data_root` without publishing.
+/// Errors only for what a real plan would refuse on present data (a class map
+/// that does not fit its dataset, missing captions under strict captions).
+pub fn dry_run(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<DryRun, PlanError> {
+    match plan::plan_with(spec, data_root, opts) {
+        Ok(p) => Ok(from_plan(&p)),
+        Err(e @ (PlanError::MissingCaptions(_) | PlanError::ClassMap { .. } | PlanError::Spec(_))) => Err(e),
+        Err(e) => {
+            let mut d = survey(spec, data_root, opts)?;
+            d.missing.insert(0, e.to_string());
+            Ok(d)
+        }
+    }
+}
+
+fn from_plan(p: &plan::Plan) -> DryRun {
+    let mut jobs = BTreeMap::new();
+    for j in &p.jobs {
+        *jobs.entry(j.stage().to_string()).or_insert(0) += 1;
+    }
+    let datasets: Vec<DatasetDryRun> = p
+        .datasets
+        .iter()
+        .map(|d| DatasetDryRun {
+            name: d.spec.name.clone(),
+            classes: Some(d.classnames.len()),
+            class_names_from: Some(if d.spec.classnames.is_empty() { "dataset" } else { "spec" }.into()),
+            samples: Some(d.samples),
+            class_map: d.spec.class_map.clone(),
+            mapped_classes: d.spec.class_map.as_ref().map(|_| d.classnames.len()),
+            caption_fallbacks: Some(d.caption_fallbacks.clone()),
+            problems: vec![],
+        })
+        .collect();
+    let graph = p.spec.graph.as_ref().map(|g| GraphDryRun {
+        path: g.path.clone(),
+        nodes: Some(p.graph_nodes),
+        images: Some(p.graph_images),
+        construction: p.graph_construction.clone(),
+        problem: None,
+    });
+    DryRun {
+        run: p.run.to_string(),
+        complete: true,
+        missing: vec![],
+        jobs,
+        caption_fallbacks: datasets.iter().filter_map(|d| d.caption_fallbacks.as_ref()).map(Vec::len).sum(),
+        datasets,
+        graph,
+        method: p.spec.method.clone(),
+        execution: p.spec.execution.clone(),
+    }
+}
+
+/// Dataset by dataset and the graph, tolerating what is missing.
+fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<DryRun, PlanError> {
+    let mut datasets = Vec::new();
+    let mut missing = Vec::new();
+    for d in &spec.datasets {
+        let mut problems = Vec::new();
+        let map = plan::dataset_class_map(d, None, opts)?;
+        let folder = data_root.join(&d.path);
+        let opened = mll_common::data::open(&folder, d.format);
+        let (mut classnames, mut from, mut samples) = (None, None, None);
+        if !d.classnames.is_empty() {
+            classnames = Some(d.classnames.clone());
+            from = Some("spec".to_string());
+        }
+        match &opened {
+            Ok(ds) => {
+                if classnames.is_none() {
+                    classnames = ds.classnames();
+                    from = classnames.as_ref().map(|_| "dataset".to_string());
+                }
+                match ds.count() {
+                    Ok(n) => samples = Some(n),
+                    Err(e) => problems.push(format!("cannot count samples: {e}")),
+                }
+            }
+            Err(e) => problems.push(format!("dataset folder {}: {e}", folder.display())),
+        }
+        if classnames.is_none() {
+            if let Some(m) = &map {
+                classnames = Some(m.rows.iter().map(|r| r.class.clone()).collect());
+                from = Some("class_map".to_string());
+            }
+        }
+        if let (Some(m), Some(names), Some("dataset" | "spec")) = (&map, &classnames, from.as_deref()) {
+            m.check_classes(names).map_err(|source| PlanError::ClassMap { dataset: d.name.clone(), source })?;
+        }
+        let mut fallbacks = None;
+        if let Some(names) = &classnames {
+            match &d.captions {
+                Some(rel) => match captions::read_captions(&data_root.join(rel)) {
+                    Ok(file) => fallbacks = Some(captions::resolve(names, map.as_ref(), Some(&file)).fallbacks),
+                    Err(e) => problems.push(e.to_string()),
+                },
+                None => fallbacks = Some(captions::resolve(names, map.as_ref(), None).fallbacks),
+            }
+        } else {
+            problems.push("no class names: no dataset folder, no `classnames` in the spec and no class_map".into());
+        }
+        missing.extend(problems.iter().map(|p| format!("{}: {p}", d.name)));
+        datasets.push(DatasetDryRun {
+            name: d.name.clone(),
+            classes: classnames.as_ref().map(Vec::len),
+            class_names_from: from,
+            samples,
+            class_map: d.class_map.clone(),
+            mapped_classes: map.as_ref().map(|m| m.rows.len()),
+            caption_fallbacks: fallbacks,
+            problems,
+        });
+    }
+    let graph = spec.graph.as_ref().map(|g| {
+        let path = data_root.join(&g.path);
+        let head = std::fs::read_to_string(&path)
+            .map_err(|e| format!("graph {}: {e} (build it with `coordinator graph build`)", path.display()))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| format!("graph {}: {e}", path.display())));
+        match head {
+            Ok(v) => GraphDryRun {
+                path: g.path.clone(),
+                nodes: v["nodes"].as_array().map(Vec::len),
+                images: v["images"].as_array().map(|a| a.len() as u64),
+                construction: match &v["construction"] {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => other.get("name").and_then(|n| n.as_str()).map(String::from).or_else(|| Some(other.to_string())),
+                },
+                problem: None,
+            },
+            Err(e) => {
+                missing.push(e.clone());
+                GraphDryRun { path: g.path.clone(), nodes: None, images: None, construction: None, problem: Some(e) }
+            }
+        }
+    });
+    let known: Vec<(String, Vec<String>)> = datasets
+        .iter()
+        .filter_map(|d| d.caption_fallbacks.as_ref().filter(|f| !f.is_empty()).map(|f| (d.name.clone(), f.clone())))
+        .collect();
+    if !known.is_empty() && (opts.strict_captions || spec.method.strict_captions) {
+        return Err(PlanError::MissingCaptions(
+            known.iter().map(|(d, f)| captions::fallback_note(d, f)).collect::<Vec<_>>().join("; "),
+        ));
+    }
+    Ok(DryRun {
+        run: spec.name.clone(),
+        complete: false,
+        missing,
+        jobs: BTreeMap::new(),
+        caption_fallbacks: known.iter().map(|(_, f)| f.len()).sum(),
+        datasets,
+        graph,
+        method: spec.method.clone(),
+        execution: spec.execution.clone(),
+    })
+}
+
+/// The human-readable form `coordinator plan` prints.
+pub fn render(d: &DryRun) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let state = if d.complete { "complete plan" } else { "INCOMPLETE plan (inputs missing, see below)" };
+    let _ = writeln!(s, "run {}: {state}; nothing was published", d.run);
+    let _ = writeln!(s, "\njobs per stage:");
+    if d.jobs.is_empty() {
+        let _ = writeln!(s, "  (unknown until every input is present)");
+    }
+    for (stage, n) in &d.jobs {
+        let _ = writeln!(s, "  {stage:<10} {n}");
+    }
+    let _ = writeln!(s, "\ngraph:");
+    match &d.graph {
+        None => {
+            let _ = writeln!(s, "  none in the spec");
+        }
+        Some(g) => match g.nodes {
+            Some(n) => {
+                let _ = writeln!(
+                    s,
+                    "  {}: {n} nodes, {} images, construction {}",
+                    g.path,
+                    g.images.map_or("?".into(), |i| i.to_string()),
+                    g.construction.as_deref().unwrap_or("unknown (graph.json does not say)")
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  {}: MISSING ({})", g.path, g.problem.as_deref().unwrap_or("unreadable"));
+            }
+        },
+    }
+    let unchecked = d.datasets.iter().filter(|x| x.caption_fallbacks.is_none()).count();
+    let _ = writeln!(
+        s,
+        "\ncaption fallbacks: {} class(es){}",
+        d.caption_fallbacks,
+        if unchecked > 0 { format!(" ({unchecked} dataset(s) whose caption file could not be read are not counted)") } else { String::new() }
+    );
+    let _ = writeln!(s, "\n{:<32} {:>7} {:>9} {:>12} {:>9}  {}", "dataset", "classes", "samples", "class map", "fallback", "class names from");
+    for x in &d.datasets {
+        let mapped = match (x.mapped_classes, x.classes) {
+            (Some(m), Some(c)) => format!("{m}/{c}"),
+            (Some(m), None) => format!("{m}/?"),
+            _ => "-".into(),
+        };
+        let fb = x.caption_fallbacks.as_ref().map_or("?".into(), |f| f.len().to_string());
+        let _ = writeln!(
+            s,
+            "{:<32} {:>7} {:>9} {:>12} {:>9}  {}",
+            x.name,
+            x.classes.map_or("?".into(), |c| c.to_string()),
+            x.samples.map_or("?".into(), |c| c.to_string()),
+            mapped,
+            fb,
+            x.class_names_from.as_deref().unwrap_or("?")
+        );
+        if let Some(f) = x.caption_fallbacks.as_ref().filter(|f| !f.is_empty()) {
+            let _ = writeln!(s, "    without captions: {}", f.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", "));
+        }
+    }
+    let _ = writeln!(s, "\nmethod (preset {}):", d.method.preset.as_str());
+    for (section, value) in [("method", serde_json::to_value(&d.method)), ("execution", serde_json::to_value(&d.execution))] {
+        if let Ok(serde_json::Value::Object(m)) = value {
+            for (k, v) in m {
+                let _ = writeln!(s, "  {section}.{k} = {v}");
+            }
+        }
+    }
+    if !d.missing.is_empty() {
+        let _ = writeln!(s, "\nmissing:");
+        for m in &d.missing {
+            let _ = writeln!(s, "  - {m}");
+        }
+    }
+    s
+}
