@@ -250,6 +250,31 @@ impl GraphFile {
     pub fn node_texts(&self) -> Vec<String> {
         self.graph.node_texts()
     }
+
+    /// What a label job encodes per node: its `text`, or with
+    /// `definition_only` its definition alone (the released label.py encodes
+    /// `wn.synset(node).definition()`); a node without a definition is an error.
+    pub fn node_texts_for(&self, definition_only: bool) -> Result<Vec<String>, DataError> {
+        if !definition_only {
+            return Ok(self.node_texts());
+        }
+        self.graph
+            .nodes
+            .iter()
+            .map(|n| {
+                if n.definition.trim().is_empty() {
+                    Err(DataError::Invalid(format!(
+                        "{}: node {} has no definition, but the job encodes definitions only \
+                         (method.node_text_definition_only); rebuild the graph with definitions or set it to false",
+                        self.dir.join("graph.json").display(),
+                        n.id
+                    )))
+                } else {
+                    Ok(n.definition.clone())
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -329,30 +354,5 @@ mod tests {
         assert!(matches!(err, DataError::Io { .. }), "{err}");
         assert_eq!("ancestors".parse::<GraphConstruction>().unwrap(), GraphConstruction::Ancestors);
         assert!("both".parse::<GraphConstruction>().unwrap_err().contains("released"));
-    }
-
-    /// What a label job encodes per node: its `text`, or with
-    /// `definition_only` its definition alone (the released label.py encodes
-    /// `wn.synset(node).definition()`); a node without a definition is an error.
-    pub fn node_texts_for(&self, definition_only: bool) -> Result<Vec<String>, DataError> {
-        if !definition_only {
-            return Ok(self.node_texts());
-        }
-        self.graph
-            .nodes
-            .iter()
-            .map(|n| {
-                if n.definition.trim().is_empty() {
-                    Err(DataError::Invalid(format!(
-                        "{}: node {} has no definition, but the job encodes definitions only \
-                         (method.node_text_definition_only); rebuild the graph with definitions or set it to false",
-                        self.dir.join("graph.json").display(),
-                        n.id
-                    )))
-                } else {
-                    Ok(n.definition.clone())
-                }
-            })
-            .collect()
     }
 }
