@@ -149,7 +149,7 @@ fn small_world(root: &Path, extra_method: &str) -> BenchmarkSpec {
     BenchmarkSpec::from_toml(
         &format!(
             "name = \"small\"\n[[hub]]\nkey = \"m/v1\"\nartifact = \"m\"\n[[datasets]]\nname = \"ds\"\nformat = \"imagefolder\"\n\
-             path = \"ds\"\ncaptions = \"caps.json\"\n[graph]\npath = \"graph.json\"\n[embedder]\npath = \"e\"\n[method]\n{extra_method}"
+             path = \"ds\"\ncaptions = \"caps.json\"\n[graph]\npath = \"graph.json\"\n[embedder]\npath = \"e\"\n[method]\nk = [1]\n{extra_method}"
         ),
         "t.toml",
     )
