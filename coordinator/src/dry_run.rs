@@ -177,11 +177,8 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
                 path: g.path.clone(),
                 nodes: v["nodes"].as_array().map(Vec::len),
                 images: v["images"].as_array().map(|a| a.len() as u64),
-                construction: match &v["construction"] {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Null => None,
-                    other => other.get("name").and_then(|n| n.as_str()).map(String::from).or_else(|| Some(other.to_string())),
-                },
+                // graph.json's `build` block (mll_common::data::graph::GraphBuild); older graphs have none.
+                construction: v["build"]["construction"].as_str().map(String::from),
                 problem: None,
             },
             Err(e) => {

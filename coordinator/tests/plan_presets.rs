@@ -66,7 +66,12 @@ fn fake_mll_root(root: &Path, spec_path: &Path, spec: &BenchmarkSpec) {
     let images: Vec<_> = (0..6).map(|i| serde_json::json!({"path": format!("{i}.png"), "node": i % 3})).collect();
     std::fs::write(
         &g,
-        serde_json::json!({"format_version": 1, "seed": 0, "construction": "released", "nodes": nodes, "images": images}).to_string(),
+        serde_json::json!({
+            "format_version": 1, "seed": 0,
+            "build": {"construction": "released", "sample_classes": 3, "sample_datasets": 1, "images_per_node": 75, "nodes": 3, "images": 6},
+            "nodes": nodes, "images": images
+        })
+        .to_string(),
     )
     .unwrap();
 }
@@ -143,7 +148,7 @@ fn small_world(root: &Path, extra_method: &str) -> BenchmarkSpec {
     std::fs::write(root.join("caps.json"), r#"{"ant": ["1. An ant.\n2. A small ant."]}"#).unwrap();
     std::fs::write(
         root.join("graph.json"),
-        r#"{"nodes": [{"id": "n1", "lemma": "ant", "definition": "an insect"}], "images": [{"path": "g.png", "node": 0}]}"#,
+        r#"{"format_version": 1, "nodes": [{"id": "n1", "lemma": "ant", "definition": "an insect", "text": "ant, which is an insect"}], "images": [{"path": "g.png", "node": 0}]}"#,
     )
     .unwrap();
     BenchmarkSpec::from_toml(

@@ -23,7 +23,7 @@ fn vit_b_32() -> PathBuf {
     if dir.join("model.json").exists() {
         return dir;
     }
-    let tmp = Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp{}", std::process::id()));
+    let tmp = Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
     let script = support::repo_root().join("scripts/export_open_clip.py");
     support::run_python(&[
         script.to_str().unwrap(),
