@@ -87,17 +87,18 @@ pub fn report_markdown(report: &Report) -> String {
     let o = &report.method;
     let _ = writeln!(
         s,
-        "Spec digest `{}`; accuracies from {}; {} models, {} datasets ({} complete).\n\nMethod: α = {}, {} nodes per class, node score {:?}, k = {:?}, ensemble weight {:?}, seed {}.\n",
+        "Spec digest `{}`; accuracies from {}; {} models, {} datasets ({} complete).\n\nMethod: preset {}, α = {}, {} nodes per class, node score {}, k = {:?}, ensemble weight {}, seed {}.\n",
         report.spec_digest,
         report.source,
         report.models.len(),
         report.summary.datasets,
         report.summary.complete,
+        o.preset.as_str(),
         o.alpha,
         o.nodes_per_class,
-        o.node_score,
+        option_name(&o.node_score),
         o.k,
-        o.ensemble_weight,
+        option_name(&o.ensemble_weight),
         o.seed
     );
 
@@ -385,4 +386,12 @@ pub fn write_report(report: &Report, out_dir: &Path) -> Result<Vec<PathBuf>, Rep
         paths.push(path);
     }
     Ok(paths)
+}
+
+/// An option as the spec spells it (`inverse_entropy`, `f1`), not Rust's debug name.
+fn option_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
 }
