@@ -1,7 +1,6 @@
 //! The report on a tiny synthetic world: values by hand, completeness, and
 //! byte-identical output across builds.
 
-use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
 use mll_coordinator::method::{Accuracy, ModelLabels, Predictions};
 use mll_coordinator::method::assess::{build_report, DatasetInput, GraphInput, ReportInput};
@@ -9,23 +8,9 @@ use mll_coordinator::outcome::ModelInfo;
 use mll_coordinator::report::{report_json, write_report};
 use ndarray::Array2;
 
-/// Counts as an evaluate job would produce them from these probabilities.
-fn counts(p: &Predictions) -> ClassCounts {
-    let c = p.probs.ncols();
-    let mut k = ClassCounts::zeros(c);
-    for (row, &l) in p.probs.rows().into_iter().zip(&p.labels) {
-        let mut best = 0;
-        for j in 1..c {
-            if row[j] > row[best] {
-                best = j;
-            }
-        }
-        k.n[l] += 1;
-        k.top1[l] += (best == l) as u64;
-        k.top5[l] += 1; // C < 5: the truth is always among the top 5
-    }
-    k
-}
+mod support_world;
+// Counts as an evaluate job would produce them (shared with the experiment tests).
+use support_world::counts;
 
 fn onehot_probs(preds: &[usize], c: usize, conf: f32) -> Array2<f32> {
     let mut p = Array2::from_elem((preds.len(), c), (1.0 - conf) / (c - 1) as f32);

@@ -2,6 +2,9 @@
 //! chart tests: `models` models of different skills, 12 graph nodes, three
 //! datasets of 4 classes (the third missing one model's result when asked).
 
+// Each test binary uses part of this module.
+#![allow(dead_code)]
+
 use mll_common::output::ClassCounts;
 use mll_common::spec::MethodOptions;
 use mll_coordinator::method::assess::{DatasetInput, GraphInput, ReportInput};
