@@ -55,14 +55,15 @@ def tv(cls, split):
 
 # name -> facts. classnames: ("clip", key) CLIP_benchmark en_classnames.json;
 # ("mll", transform) the MLL repository's list (torchvision's `.classes`, in
-# label order for these datasets). caption_keys: MLL's class names in the same
-# label order, when the MLL list is in label order (its captions are keyed by them).
+# label order for these datasets). Caption keys are not repeated here: each
+# target names its class map (class_maps/<name>.tsv, scripts/write_class_maps.py),
+# the one source of the pairing of class names with MLL's caption keys.
 TARGETS = {
     "CIFAR100": dict(
         split="test", path="datasets/wds_cifar100/test", converter="torchvision",
         samples=10000, samples_source="Krizhevsky 2009 / torchvision CIFAR100 docs: 10,000 test images",
         classes=100, classes_source="torchvision CIFAR100 (meta fine_label_names)",
-        classnames=("mll", None), caption_keys=True, templates="cifar100",
+        classnames=("mll", None), templates="cifar100",
         sources=[tv("CIFAR100", "test"),
                  url("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz",
                      "md5:eb9058c3a382ffc7106e4002c42a8d85", f"md5 from {TV}/cifar.py"),
@@ -71,7 +72,7 @@ TARGETS = {
         split="valid", path="datasets/wds_country211/valid", converter="torchvision",
         samples=10550, samples_source="OpenAI CLIP data/country211.md: 50 validation images per country x 211",
         classes=211, classes_source="CLIP_benchmark en_classnames.json country211",
-        classnames=("clip", "country211"), caption_keys=True, templates="country211",
+        classnames=("clip", "country211"), templates="country211",
         sources=[tv("Country211", "valid"),
                  url("https://openaipublic.azureedge.net/clip/data/country211.tgz", "country211.tgz",
                      "md5:84988d7644798601126c29e9877aab6a", f"md5 from {TV}/country211.py"),
@@ -80,7 +81,7 @@ TARGETS = {
         split="val", path="datasets/wds_dtd/val", converter="torchvision",
         samples=1880, samples_source="Cimpoi et al. 2014 (DTD): split 1 val = 40 images x 47 classes; torchvision DTD docs",
         classes=47, classes_source="torchvision DTD (sorted folder names)",
-        classnames=("mll", None), caption_keys=True, templates="dtd",
+        classnames=("mll", None), templates="dtd",
         sources=[tv("DTD", "val"),
                  url("https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz", "dtd-r1.0.1.tar.gz",
                      "md5:fff73e5086ae6bdbea199a49dfb8a4c1", f"md5 from {TV}/dtd.py")]),
@@ -89,7 +90,7 @@ TARGETS = {
         samples=7178, samples_source="FER2013 (Goodfellow et al. 2013): PublicTest 3,589 + PrivateTest 3,589; "
         "Kaggle msambare/fer2013 test folder",
         classes=7, classes_source="CLIP_benchmark en_classnames.json fer2013",
-        classnames=("clip", "fer2013"), caption_keys=True, templates="fer2013",
+        classnames=("clip", "fer2013"), templates="fer2013",
         folder_order=["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
         sources=[manual("fer2013.zip", "Kaggle dataset msambare/fer2013 (`kaggle datasets download -d msambare/fer2013`), "
                         "as CLIP_benchmark's builder does; needs a Kaggle account"),
@@ -98,7 +99,7 @@ TARGETS = {
         split="test", path="datasets/wds_vtab-flowers/test", converter="flowers102_mat",
         samples=6149, samples_source="Nilsback & Zisserman 2008; torchvision Flowers102 docs: 6,149 test images",
         classes=102, classes_source="CLIP_benchmark en_classnames.json flowers (label order of imagelabels.mat)",
-        classnames=("clip", "flowers"), caption_keys=False, templates="flowers",
+        classnames=("clip", "flowers"), templates="flowers",
         sources=[url("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz", "102flowers.tgz",
                      "md5:52808999861908f626f3c1f4e79d11fa", f"md5 from {TV}/flowers102.py"),
                  url("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat", "imagelabels.mat",
@@ -110,7 +111,7 @@ TARGETS = {
         split="test", path="datasets/wds_food101/test", converter="torchvision",
         samples=25250, samples_source="Bossard et al. 2014 (Food-101): 250 test images x 101 classes",
         classes=101, classes_source="torchvision Food101 (meta/classes.txt), '_' as ' ' as CLIP_benchmark's builder",
-        classnames=("mll", "underscores"), caption_keys=True, templates="food101",
+        classnames=("mll", "underscores"), templates="food101",
         sources=[tv("Food101", "test"),
                  url("http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz", "food-101.tar.gz",
                      "md5:85eeb15f3717b99a5da872d97d918f87", f"md5 from {TV}/food101.py"),
@@ -119,7 +120,7 @@ TARGETS = {
         split="test", path="datasets/wds_gtsrb/test", converter="gtsrb_csv",
         samples=12630, samples_source="Stallkamp et al. 2012 (GTSRB): 12,630 test images; torchvision GTSRB",
         classes=43, classes_source="CLIP_benchmark en_classnames.json gtsrb (ClassId order)",
-        classnames=("clip", "gtsrb"), caption_keys=False, templates="gtsrb",
+        classnames=("clip", "gtsrb"), templates="gtsrb",
         sources=[url("https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/GTSRB_Final_Test_Images.zip",
                      "GTSRB_Final_Test_Images.zip", "md5:c7e4e6327067d32654124b0fe9e82185", f"md5 from {TV}/gtsrb.py"),
                  url("https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/GTSRB_Final_Test_GT.zip",
@@ -129,7 +130,7 @@ TARGETS = {
         split="test", path="datasets/wds_mnist/test", converter="mnist_idx",
         samples=10000, samples_source="LeCun et al. 1998; torchvision MNIST docs: 10,000 test images",
         classes=10, classes_source="CLIP_benchmark en_classnames.json mnist",
-        classnames=("clip", "mnist"), caption_keys=True, templates="mnist",
+        classnames=("clip", "mnist"), templates="mnist",
         sources=[url("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                      "md5:9fb629c4189551a2d022fa330f9573f3", f"md5 from {TV}/mnist.py"),
                  url("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
@@ -139,7 +140,7 @@ TARGETS = {
         split="test", path="datasets/wds_vtab-pets/test", converter="torchvision",
         samples=3669, samples_source="Parkhi et al. 2012 (Oxford-IIIT Pet): 3,669 test images; torchvision OxfordIIITPet",
         classes=37, classes_source="CLIP_benchmark en_classnames.json pets",
-        classnames=("clip", "pets"), caption_keys=True, templates="pets",
+        classnames=("clip", "pets"), templates="pets",
         sources=[tv("OxfordIIITPet", "test"),
                  url("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz", "images.tar.gz",
                      "md5:5c4f3ee8e5d25df40f4fd59a7f44e54c", f"md5 from {TV}/oxford_iiit_pet.py"),
@@ -148,7 +149,7 @@ TARGETS = {
         split="test", path="datasets/wds_vtab-pcam/test", converter="pcam_h5",
         samples=32768, samples_source="Veeling et al. 2018 (PatchCamelyon): 32,768 test patches; torchvision PCAM",
         classes=2, classes_source="CLIP_benchmark en_classnames.json pcam",
-        classnames=("clip", "pcam"), caption_keys=True, templates="pcam",
+        classnames=("clip", "pcam"), templates="pcam",
         sources=[manual("camelyonpatch_level_2_split_test_x.h5.gz",
                         "the file with Google Drive id 1qV65ZqZvWzuIVthK8eVDhIwrbnsJdbg_ (Drive downloads need a "
                         f"browser or gdown; md5 from {TV}/pcam.py)", "md5:d8c2d60d490dbd479f8199bdfa0cf6ec"),
@@ -160,7 +161,7 @@ TARGETS = {
         split="test", path="datasets/wds_renderedsst2/test", converter="torchvision",
         samples=1821, samples_source="OpenAI CLIP data/rendered-sst2.md; torchvision RenderedSST2 docs: 1,821 test images",
         classes=2, classes_source="torchvision RenderedSST2 (negative, positive)",
-        classnames=("mll", None), caption_keys=True, templates="renderedsst2",
+        classnames=("mll", None), templates="renderedsst2",
         sources=[tv("RenderedSST2", "test"),
                  url("https://openaipublic.azureedge.net/clip/data/rendered-sst2.tgz", "rendered-sst2.tgz",
                      "md5:2384d08e9dcfa4bd55b324e610496ee5", f"md5 from {TV}/rendered_sst2.py"),
@@ -169,7 +170,7 @@ TARGETS = {
         split="test", path="datasets/wds_stl10/test", converter="torchvision",
         samples=8000, samples_source="Coates et al. 2011 (STL-10): 800 test images x 10 classes",
         classes=10, classes_source="torchvision STL10 (class_names.txt)",
-        classnames=("mll", None), caption_keys=True, templates="stl10",
+        classnames=("mll", None), templates="stl10",
         sources=[tv("STL10", "test"),
                  url("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz", "stl10_binary.tar.gz",
                      "md5:91f7769df0f17e558f3565bffb0c7dfb", f"md5 from {TV}/stl10.py"),
@@ -178,7 +179,7 @@ TARGETS = {
         split="test", path="datasets/wds_cars/test", converter="torchvision",
         samples=8041, samples_source="Krause et al. 2013 (Stanford Cars): 8,041 test images",
         classes=196, classes_source="torchvision StanfordCars (devkit cars_meta.mat order)",
-        classnames=("mll", None), caption_keys=True, templates="cars",
+        classnames=("mll", None), templates="cars",
         sources=[manual("stanford_cars", "the original URL is gone (torchvision disabled its download); put the "
                         "devkit, cars_test/ and cars_test_annos_withlabels.mat in one folder as torchvision's "
                         "StanfordCars expects and pass --from-file StanfordCars=FOLDER"),
@@ -187,7 +188,7 @@ TARGETS = {
         split="test", path="datasets/wds_ucf101/test", converter="ucf101_midframes",
         samples=3783, samples_source="CoOp (Zhou et al. 2022) split_zhou_UCF101.json: 3,783 test videos, one middle frame each",
         classes=101, classes_source="UCF101 (Soomro et al. 2012) action folders, sorted; '_' as ' ' as CoOp",
-        classnames=("mll", "underscores"), caption_keys=True, templates="ucf101",
+        classnames=("mll", "underscores"), templates="ucf101",
         sources=[manual("UCF-101-midframes.zip", "CoOp's UCF-101-midframes folder (github.com/KaiyangZhou/CoOp "
                         "DATASETS.md) as one zip or folder of <class>/<frame>.jpg with split_zhou_UCF101.json inside"),
                  manual("UCF-101", "the videos (https://www.crcv.ucf.edu/data/UCF101/UCF101.rar, no checksum "
@@ -198,20 +199,20 @@ TARGETS = {
         samples=15000, samples_source="VTAB (Zhai et al. 2019): CLEVR validation set (15,000) as test",
         classes=6, classes_source="CLIP_benchmark en_classnames.json clevr_closest_object_distance "
         "(class 3 is empty there; 'moderately distant' here because classnames.txt cannot hold an empty line)",
-        classnames=("clip", "clevr_closest_object_distance"), caption_keys=False,
+        classnames=("clip", "clevr_closest_object_distance"),
         templates="clevr_closest_object_distance",
         sources=[mirror("vtab-clevr_closest_object_distance", ["test"])]),
     "dmlab": dict(
         split="test", path="datasets/wds_vtab-dmlab/test", converter="wds_mirror",
         samples=22735, samples_source="VTAB (Zhai et al. 2019) dmlab test split: 22,735 images",
         classes=6, classes_source="CLIP_benchmark en_classnames.json dmlab",
-        classnames=("clip", "dmlab"), caption_keys=False, templates="dmlab",
+        classnames=("clip", "dmlab"), templates="dmlab",
         sources=[mirror("vtab-dmlab", ["test"])]),
     "resisc45": dict(
         split="all", path="datasets/wds_vtab-resisc45/all", converter="imagefolder_archive",
         samples=31500, samples_source="Cheng et al. 2017 (NWPU-RESISC45): 700 images x 45 classes, the whole set",
         classes=45, classes_source="tfds resisc45 label names (sorted folder names), as CLIP_benchmark's VTAB builder",
-        classnames=("mll", None), caption_keys=True, templates="resisc45",
+        classnames=("mll", None), templates="resisc45",
         sources=[manual("NWPU-RESISC45.zip", "the whole NWPU-RESISC45 set as <class>/<image>.jpg (the official .rar "
                         "from OneDrive, repacked as zip or given as the extracted folder)"),
                  mirror("vtab-resisc45", ["train", "test"])]),
@@ -302,12 +303,13 @@ def render(clip_dir: Path, mll_dir: Path) -> str:
 # root, converter, expected samples and classes with the source of each
 # number, class names in label order (source named), templates
 # (CLIP_benchmark's en_zeroshot_classification_templates.json unless said),
-# MLL's caption file, and sources in order of preference. checksum is
+# MLL's caption file and class map (class_maps/, relative to this file: the
+# dataset's class names -> the caption keys), and sources in order of preference. checksum is
 # "sha256:...", "md5:..." (torchvision's, the only sums these sources
 # publish) or "none published".
 """, "version = 1\n"]
 
-    def emit(name, role, f, classnames, caption_keys, tmpl):
+    def emit(name, role, f, classnames, tmpl):
         d = {"name": name, "role": role, "split": f.get("split", "test"), "path": f["path"],
              "converter": f["converter"], "samples": f["samples"], "samples_source": f["samples_source"],
              "classes": f["classes"], "classes_source": f["classes_source"]}
@@ -315,8 +317,6 @@ def render(clip_dir: Path, mll_dir: Path) -> str:
             if len(classnames) != f["classes"]:
                 sys.exit(f"{name}: {len(classnames)} class names, expected {f['classes']}")
             d["classnames"] = classnames
-        if caption_keys:
-            d["caption_keys"] = caption_keys
         if "wnids" in f:
             d["wnids"] = f["wnids"]
         if "folder_order" in f:
@@ -327,6 +327,7 @@ def render(clip_dir: Path, mll_dir: Path) -> str:
                                      else f"CLIP_benchmark en_zeroshot_classification_templates.json {f['templates']}")
         if role == "target":
             d["captions"] = f"captions/{name}.json"
+            d["class_map"] = f"class_maps/{name}.tsv"
         out.extend(table("dataset", d))
         for s in f["sources"]:
             out.extend(table("dataset.sources", s))
@@ -334,14 +335,11 @@ def render(clip_dir: Path, mll_dir: Path) -> str:
 
     for name, f in TARGETS.items():
         names = classnames_of(name, f["classnames"], clip, mll_dir)
-        keys = None
-        if f["caption_keys"]:
-            keys = (mll_dir / f"{name}.txt").read_text().splitlines()
         tmpl = UCF101_TEMPLATES if name == "UCF101" else templates[f["templates"]]
-        emit(name, "target", f, names, keys, tmpl)
+        emit(name, "target", f, names, tmpl)
     for name, f in SAMPLES.items():
-        emit(name, "sample", dict(f, split="val" if name == "imagenet-val" else "test"), None, None, None)
-    emit("digits", "smoke", DIGITS, DIGITS["classnames"], None, templates["mnist"])
+        emit(name, "sample", dict(f, split="val" if name == "imagenet-val" else "test"), None, None)
+    emit("digits", "smoke", DIGITS, DIGITS["classnames"], templates["mnist"])
     return "\n".join(out).rstrip("\n") + "\n"
 
 

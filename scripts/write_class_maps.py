@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write configs/benchmarks/mll-49x17/class_maps/<Dataset>.tsv: for each of the
+"""Write configs/catalog/class_maps/<Dataset>.tsv: for each of the
 paper's 17 target datasets, the class names its WebDataset folder carries (in
 label order) paired with MLL's own class names, which are the keys of MLL's
 caption files (captions/<Dataset>.json) and the names the released reuse.py
@@ -23,6 +23,11 @@ tables below (GTSRB, MNIST, PCAM, FER2013, Flowers102, Country211); (4) label
 order for clevr_closest_object_distance and dmlab, whose MLL names carry no
 recoverable meaning (both datasets use the same six folder names). Every map
 must be a bijection onto the caption file's keys; the script refuses otherwise.
+CLIP_benchmark names clevr_closest_object_distance's class 3 "" (an empty
+line); the map calls it "moderately distant", as the catalog does.
+
+The maps are the one source of caption keys: the catalog's target entries name
+their map (`class_map`), and a spec's `catalog = "NAME"` dataset gets it.
 
 Standard library only.
 """
@@ -176,7 +181,10 @@ def pair(name: str, dataset_names: list, mll_names: list, caption_keys: set) -> 
 def dataset_side(name: str, en: dict, mll_names: list) -> list:
     kind, arg = SOURCES[name]
     if kind == "en":
-        return en[arg]
+        names = list(en[arg])
+        if name == "clevr_closest_object_distance":
+            names = ["moderately distant" if n == "" else n for n in names]
+        return names
     if arg == "underscore_to_space":
         return [m.replace("_", " ") for m in mll_names]
     return list(mll_names)
@@ -209,7 +217,7 @@ def main() -> None:
     ap.add_argument("--reference", type=Path, default=REPO.parent / "shared" / "reference" / "mll")
     ap.add_argument("--clip-benchmark", type=Path,
                     default=Path("/work/ref-src/CLIP_benchmark/clip_benchmark/datasets"))
-    ap.add_argument("--out", type=Path, default=REPO / "configs" / "benchmarks" / "mll-49x17" / "class_maps")
+    ap.add_argument("--out", type=Path, default=REPO / "configs" / "catalog" / "class_maps")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     en_path = args.clip_benchmark / "en_classnames.json"

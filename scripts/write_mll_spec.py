@@ -22,29 +22,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# MLL dataset name -> (CLIP_benchmark WebDataset name, split folder). Splits per
-# SPEC §2: Country211 'valid', DTD 'val', resisc45 the whole set, others 'test'.
-# UCF101 (CoOp's middle frames) has no CLIP_benchmark copy: it is converted to
-# the same layout under the name wds_ucf101.
-DATASETS = {
-    "CIFAR100": ("cifar100", "test"),
-    "Country211": ("country211", "valid"),
-    "DTD": ("dtd", "val"),
-    "Food101": ("food101", "test"),
-    "MNIST": ("mnist", "test"),
-    "OxfordIIITPet": ("vtab-pets", "test"),
-    "RenderedSST2": ("renderedsst2", "test"),
-    "StanfordCars": ("cars", "test"),
-    "STL10": ("stl10", "test"),
-    "UCF101": ("ucf101", "test"),
-    "PCAM": ("vtab-pcam", "test"),
-    "Flowers102": ("vtab-flowers", "test"),
-    "FER2013": ("fer2013", "test"),
-    "resisc45": ("vtab-resisc45", "all"),
-    "GTSRB": ("gtsrb", "test"),
-    "clevr_closest_object_distance": ("vtab-clevr_closest_object_distance", "test"),
-    "dmlab": ("vtab-dmlab", "test"),
-}
+# The dataset catalog: where each target lives, its split, class names,
+# templates, caption file and class map. The spec refers to its entries.
+CATALOG = REPO / "configs" / "catalog" / "datasets.toml"
+
+
+def catalog_targets() -> set:
+    """Names of the catalog's target entries (a line scan: no TOML parser in 3.10's stdlib)."""
+    names, name = set(), None
+    for line in CATALOG.read_text(encoding="utf-8").splitlines():
+        if line.startswith("name = "):
+            name = json.loads(line[len("name = "):])
+        elif line == 'role = "target"' and name:
+            names.add(name)
+    return names
+
 
 # The source spells it "natrual" for two datasets.
 DOMAIN_FIXES = {"natrual photograph": "natural photograph"}
@@ -63,14 +55,14 @@ HEADER = """\
 #   (docs/openclip_classification_results.csv). INB picks the highest
 #   imagenet_top1: ViT-H-14-378-quickgelu/dfn5b (0.8437).
 # - datasets: names, domains and tasks from datasets.json ("natrual" spelled
-#   "natural"); splits from the paper's code: Country211 'valid', DTD 'val',
-#   resisc45 the whole NWPU-RESISC45 set, the others 'test'; class names and
-#   prompt templates are read at run time from each dataset folder
-#   (classnames.txt, zeroshot_classification_templates.txt); captions are the
-#   paper's LLM-written class captions, one JSON file per dataset, keyed by
-#   MLL's own class names: class_map (mll-49x17/class_maps/<Dataset>.tsv next
-#   to this file, written by scripts/write_class_maps.py) pairs each dataset's
-#   class names with those keys.
+#   "natural"); everything else from the dataset catalog entry each one
+#   names (configs/catalog/datasets.toml, scripts/write_catalog.py): MLL's
+#   split (Country211 'valid', DTD 'val', resisc45 the whole NWPU-RESISC45 set,
+#   the others 'test'), the folder under data_root, class names in label
+#   order, prompt templates, the paper's LLM-written caption file, and the
+#   class map pairing the class names with the caption files' keys (MLL's own
+#   class names; configs/catalog/class_maps/, scripts/write_class_maps.py).
+#   Any key written beside `catalog` overrides the entry.
 # - method: preset "paper" (docs/method.md): the released code's choices where
 #   it ran (w = 1/H, alpha 0.7 mixed over the other classes, 5 nodes per class
 #   pooled by similarity, F1, k = 1 and 3, definition-only node texts, prompts
@@ -78,13 +70,11 @@ HEADER = """\
 #   written under [method] or [execution] overrides the preset.
 #
 # Preparing the data folder (data_root, relative to this file: <repo>/data;
-# workers need the same layout under their data.root):
-#   models/<arch>__<pretrained>/   scripts/export_open_clip.py for each hub key
-#   datasets/wds_<name>/<split>/   CLIP_benchmark WebDataset copies
-#                                  (huggingface.co/datasets/clip-benchmark/wds_<name>);
-#                                  resisc45 'all' = every split in one folder;
-#                                  wds_ucf101 converted from CoOp's
-#                                  UCF-101-midframes test split in the same layout
+# workers need the same layout under their data.root; README.md "The paper's
+# 49 x 17 benchmark" has the commands):
+#   models/<arch>__<pretrained>/   scripts/export_hub --benchmark THIS_FILE --out data/models
+#   datasets/wds_<name>/<split>/   scripts/prepare_data --catalog configs/catalog/datasets.toml --out data
+#                                  (CLIP_benchmark WebDataset layout)
 #   captions/<Dataset>.json        {class name: [caption, ...]} from the MLL repository
 #   graph/graph.json               coordinator graph build --out data/graph/graph.json
 #                                    --samples data/graph/samples/imagenet ... (ImageNet-1k
@@ -108,9 +98,9 @@ def render(ref: Path) -> str:
     datasets = json.loads((ref / "datasets.json").read_text())["target_dataset"]
     if len(pretrained) != 49 or len(datasets) != 17:
         sys.exit(f"{ref}: expected 49 models and 17 datasets, found {len(pretrained)} and {len(datasets)}")
-    missing = set(datasets) ^ set(DATASETS)
+    missing = set(datasets) - catalog_targets()
     if missing:
-        sys.exit(f"{ref}/datasets.json: datasets {sorted(missing)} do not match this script's table; update DATASETS")
+        sys.exit(f"{ref}/datasets.json: datasets {sorted(missing)} are not targets of {CATALOG}; add them there")
 
     out = [HEADER, 'name = "mll-49x17"']
     out.append('description = "MLL (ICML 2025) benchmark: 49 open_clip VLMs x 17 zero-shot targets"')
@@ -129,16 +119,10 @@ def render(ref: Path) -> str:
         out.append(f"gflops = {num(row['FLOPs (B)'])}")
         out.append(f"imagenet_top1 = {num(row['ImageNet'])}\n")
     for name, d in datasets.items():
-        wds, split = DATASETS[name]
         out.append("[[datasets]]")
-        out.append(f"name = {toml_str(name)}")
+        out.append(f"catalog = {toml_str(name)}")
         out.append(f"domain = {toml_str(DOMAIN_FIXES.get(d['domain'], d['domain']))}")
-        out.append(f"task = {toml_str(d['task'])}")
-        out.append('format = "webdataset"')
-        out.append(f"path = {toml_str(f'datasets/wds_{wds}/{split}')}")
-        out.append(f"split = {toml_str(split)}")
-        out.append(f"captions = {toml_str(f'captions/{name}.json')}")
-        out.append(f"class_map = {toml_str(f'mll-49x17/class_maps/{name}.tsv')}\n")
+        out.append(f"task = {toml_str(d['task'])}\n")
     out.append("[graph]")
     out.append('path = "graph/graph.json"')
     out.append("# each graph image's 32 best nodes are stored at label time (docs/formats.md)")

@@ -77,9 +77,11 @@ pub struct CatalogEntry {
     /// Class names in label order (targets and smoke).
     #[serde(default)]
     pub classnames: Vec<String>,
-    /// MLL's class names in the same label order: the keys of its caption file.
+    /// Targets: the class map (`class_maps/<name>.tsv`, relative to the
+    /// catalog file) pairing these class names with MLL's caption keys; the one
+    /// place those keys are written.
     #[serde(default)]
-    pub caption_keys: Vec<String>,
+    pub class_map: Option<String>,
     /// For sample sets: the timm `data/_info` file listing the wnids in label order.
     #[serde(default)]
     pub wnids: Option<String>,
@@ -239,14 +241,16 @@ impl CatalogEntry {
                 }
             }
         }
-        if !self.caption_keys.is_empty() && self.caption_keys.len() != n {
-            return Err(format!("{} caption keys for {} classes", self.caption_keys.len(), n));
+        if let Some(m) = &self.class_map {
+            if m.starts_with('/') || m.split('/').any(|c| c == "..") {
+                return Err(format!("class_map '{m}' must be a path inside the catalog's folder, without '..'"));
+            }
         }
         if !self.folder_order.is_empty() && self.folder_order.len() != n {
             return Err(format!("{} folder names in folder_order for {} classes", self.folder_order.len(), n));
         }
-        if self.role == Role::Target && self.captions.is_none() {
-            return Err("a target dataset needs its MLL caption file (`captions`)".into());
+        if self.role == Role::Target && (self.captions.is_none() || self.class_map.is_none()) {
+            return Err("a target dataset needs its MLL caption file (`captions`) and its class map (`class_map`)".into());
         }
         if self.sources.is_empty() {
             return Err("no sources".into());
@@ -318,6 +322,20 @@ pub fn catalog_path_for(spec_origin: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// A catalog entry's class map as a spec gives it: relative to the spec's
+/// folder when the catalog was found beside or above it (so the resolved spec,
+/// and the run id hashed from it, do not depend on where the checkout lives),
+/// else absolute.
+fn class_map_from_spec(catalog: &Path, spec_origin: &str, class_map: &str) -> String {
+    let spec_dir = Path::new(spec_origin).parent().unwrap_or(Path::new(""));
+    let catalog_dir = catalog.parent().unwrap_or(Path::new(""));
+    if let Ok(rel) = catalog_dir.strip_prefix(spec_dir) {
+        return rel.join(class_map).to_string_lossy().into_owned();
+    }
+    let abs = catalog_dir.canonicalize().unwrap_or_else(|_| catalog_dir.to_path_buf());
+    abs.join(class_map).to_string_lossy().into_owned()
+}
+
 /// Fills the datasets of a spec that say `catalog = "NAME"` from the catalog.
 /// Returns None when the spec has no catalog reference (it is then parsed as
 /// written, keeping toml's line numbers in errors).
@@ -356,6 +374,9 @@ pub fn resolve_references(text: &str, origin: &str) -> Result<Option<toml::Value
         fill("templates", strings(&entry.templates));
         if let Some(c) = &entry.captions {
             fill("captions", toml::Value::String(c.clone()));
+        }
+        if let Some(m) = &entry.class_map {
+            fill("class_map", toml::Value::String(class_map_from_spec(&path, origin, m)));
         }
     }
     Ok(Some(value))
@@ -432,23 +453,21 @@ mod tests {
         }
     }
 
-    /// MLL's caption keys are its class lists, in label order where the
-    /// catalog records them: they must equal the reference lists.
+    /// Each target's class map is there, and the spec that refers to the
+    /// entry gets it by a path relative to the spec file.
     #[test]
-    fn caption_keys_are_the_mll_class_lists() {
-        // ../shared from the main checkout, ../../shared from a worktree under wt/.
-        let candidates = [repo().join("../shared/reference/mll/classnames"), repo().join("../../shared/reference/mll/classnames")];
-        let reference = candidates.iter().find(|p| p.is_dir()).cloned().unwrap_or_else(|| candidates[0].clone());
-        assert!(reference.is_dir(), "MLL reference class lists not found at {}", reference.display());
-        let c = Catalog::load(&repo().join("configs/catalog/datasets.toml")).unwrap();
-        let mut checked = 0;
-        for d in c.datasets.iter().filter(|d| !d.caption_keys.is_empty()) {
-            let text = std::fs::read_to_string(reference.join(format!("{}.txt", d.name))).unwrap();
-            let want: Vec<&str> = text.lines().collect();
-            assert_eq!(d.caption_keys, want, "{}", d.name);
-            checked += 1;
+    fn targets_name_their_class_maps() {
+        let path = repo().join("configs/catalog/datasets.toml");
+        let c = Catalog::load(&path).unwrap();
+        for d in c.datasets.iter().filter(|d| d.role == Role::Target) {
+            let m = d.class_map.as_deref().unwrap();
+            assert_eq!(m, format!("class_maps/{}.tsv", d.name));
+            assert!(path.parent().unwrap().join(m).is_file(), "{m}");
         }
-        assert!(checked >= 13, "only {checked} datasets carry caption keys");
+        let spec_dir = repo().join("configs/benchmarks");
+        let spec = spec_dir.join("x.toml");
+        let found = spec_dir.join("../catalog/datasets.toml"); // as catalog_path_for finds it
+        assert_eq!(class_map_from_spec(&found, spec.to_str().unwrap(), "class_maps/A.tsv"), "../catalog/class_maps/A.tsv");
     }
 
     fn entry(extra: &str) -> String {

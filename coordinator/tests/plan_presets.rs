@@ -129,7 +129,7 @@ fn the_paper_spec_without_data_reports_class_map_coverage_and_what_is_missing() 
     assert!(!d.complete);
     assert_eq!(d.datasets.len(), 17);
     for x in &d.datasets {
-        assert_eq!(x.class_names_from.as_deref(), Some("class_map"), "{}", x.name);
+        assert_eq!(x.class_names_from.as_deref(), Some("catalog"), "{}", x.name);
         assert_eq!(x.mapped_classes, x.classes, "{}: every class has a caption key", x.name);
         assert!(x.problems.iter().any(|p| p.contains("dataset folder")), "{}: {:?}", x.name, x.problems);
     }

@@ -51,9 +51,11 @@ fn spec_has_the_papers_hub_and_targets() {
         };
         assert_eq!(d.split, split, "{}", d.name);
         assert!(d.path.starts_with("datasets/wds_") && d.path.ends_with(&format!("/{split}")), "{}", d.path);
-        assert!(d.classnames.is_empty(), "{}: class names come from the dataset folder", d.name);
+        // Everything but domain and task comes from the dataset catalog entry.
+        assert_eq!(d.catalog.as_deref(), Some(d.name.as_str()));
+        assert!(!d.classnames.is_empty() && !d.templates.is_empty(), "{}: class names and templates from the catalog", d.name);
         assert_eq!(d.captions.as_deref(), Some(format!("captions/{}.json", d.name).as_str()));
-        assert_eq!(d.class_map.as_deref(), Some(format!("mll-49x17/class_maps/{}.tsv", d.name).as_str()));
+        assert_eq!(d.class_map.as_deref(), Some(format!("../catalog/class_maps/{}.tsv", d.name).as_str()));
         assert!(!d.domain.is_empty() && !d.task.is_empty() && !d.domain.contains("natrual"), "{}", d.name);
     }
     assert_eq!(s.graph.as_ref().unwrap().path, "graph/graph.json");
