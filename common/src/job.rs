@@ -83,6 +83,9 @@ pub enum DatasetFormat {
     /// CLIP_benchmark's WebDataset layout: `nshards.txt`, `{i}.tar` with
     /// jpg/png/webp + cls members.
     WebDataset,
+    /// Unlabelled: images directly in `root`, `classnames.txt` beside them
+    /// (every sample has label 0; see `data::flat`).
+    Flat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

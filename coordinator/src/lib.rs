@@ -16,8 +16,11 @@
 //! - `graph` — the WordNet semantic graph builder;
 //! - `local` — the embedded one-process mode (cargo feature `local`, on by
 //!   default: it runs the worker's executors in process, so it links libtorch);
-//!   `world` — generated data roots.
+//!   `world` — generated data roots;
+//! - `hub` — finished runs as labelled hubs; `adapt` — new tasks against a
+//!   hub (`select`, `adapt`: the paper's Algorithm 1).
 
+pub mod adapt;
 pub mod aggregate;
 pub mod captions;
 pub mod dry_run;
@@ -37,3 +40,4 @@ pub mod names;
 pub mod outcome;
 pub mod report;
 pub mod graph;
+pub mod hub;

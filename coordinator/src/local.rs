@@ -11,7 +11,8 @@ use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
 use mll_common::spec::BenchmarkSpec;
 use mll_common::store::embedded::EmbeddedStore;
-use mll_worker::consume::WorkerLoop;
+use mll_common::store::ResultStore;
+use mll_worker::consume::{LoopStats, WorkerLoop};
 use mll_worker::executor::ExecContext;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,34 @@ pub struct LocalOptions<'a> {
     pub experiments: bool,
     /// A class without captions is an error (`--strict-captions`).
     pub strict_captions: bool,
+}
+
+/// `n` in-process workers (at least one) on `queue`, committing to `store`:
+/// local mode's workers, and the embedder `select` and `adapt` run in process.
+/// Close the queue to stop them.
+pub fn spawn_workers(
+    settings: &Settings,
+    queue: &MemoryQueue,
+    store: Arc<dyn ResultStore>,
+    artifacts: &ArtifactStore,
+    data_root: &Path,
+    n: usize,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<LoopStats>>>> {
+    let executors = mll_worker::executors::for_worker(settings)?;
+    let mut handles = Vec::new();
+    for i in 0..n.max(1) {
+        let wl = WorkerLoop {
+            queue: Arc::new(queue.clone()),
+            store: store.clone(),
+            executors: executors.clone(),
+            ctx: ExecContext::new(artifacts.clone(), data_root.to_path_buf()),
+            opts: mll_worker::service::loop_options(settings, format!("local-{i}"), None),
+        };
+        let sd = shutdown.clone();
+        handles.push(tokio::spawn(async move { wl.run(sd).await }));
+    }
+    Ok(handles)
 }
 
 pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<RunStatus> {
@@ -46,24 +75,14 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         artifacts: artifacts.clone(),
         publish_batch: settings.coordinator.publish_batch,
     };
-    let submission = Submission { spec_text, spec_path: opts.spec_path.to_path_buf() };
+    // Absolute, so hubs made in local mode resolve their data root from anywhere.
+    let spec_path = std::fs::canonicalize(opts.spec_path).unwrap_or_else(|_| opts.spec_path.to_path_buf());
+    let submission = Submission { spec_text, spec_path };
     let published = ctl.submit(&plan, &submission, false).await?;
     info!(run = %plan.run, jobs = plan.jobs.len(), published, workers = opts.workers, "local run");
 
-    let executors = mll_worker::executors::for_worker(settings)?;
     let shutdown = mll_worker::service::shutdown_signal();
-    let mut handles = Vec::new();
-    for i in 0..opts.workers.max(1) {
-        let wl = WorkerLoop {
-            queue: Arc::new(queue.clone()),
-            store: store.clone(),
-            executors: executors.clone(),
-            ctx: ExecContext::new(artifacts.clone(), data_root.clone()),
-            opts: mll_worker::service::loop_options(settings, format!("local-{i}"), None),
-        };
-        let sd = shutdown.clone();
-        handles.push(tokio::spawn(async move { wl.run(sd).await }));
-    }
+    let handles = spawn_workers(settings, &queue, store.clone(), &artifacts, &data_root, opts.workers, &shutdown)?;
 
     let drive_opts = DriveOptions {
         poll: Duration::from_millis(200),

@@ -96,6 +96,18 @@ enum Command {
         #[command(subcommand)]
         command: GraphCommand,
     },
+    /// Labelled hubs: finished runs that `select` and `adapt` serve new tasks from.
+    Hub {
+        #[command(subcommand)]
+        command: mll_coordinator::adapt::cli::HubCommand,
+    },
+    /// Pick models for a new task from its class names alone (no GPU): the per-class
+    /// top-k models of a hub, their class scores r_{m,y} and the predicted model ranking.
+    Select(mll_coordinator::adapt::cli::SelectArgs),
+    /// Serve a new task's images: select, evaluate only the selected models (an ordinary
+    /// run: status, cancel, resumable), reuse them as an ensemble, and write
+    /// predictions.csv and adapt.json.
+    Adapt(mll_coordinator::adapt::cli::AdaptArgs),
     /// Print the effective configuration (passwords redacted).
     Config {
         #[arg(long)]
@@ -376,6 +388,18 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report(args) => report(&settings, args).await,
+        Command::Hub { command: mll_coordinator::adapt::cli::HubCommand::List(args) } => {
+            let ctl = if args.local { None } else { Some(cluster(&settings).await?) };
+            mll_coordinator::adapt::cli::hub_list(&settings, &args, ctl).await
+        }
+        Command::Select(args) => {
+            let ctl = if args.at.local { None } else { Some(cluster(&settings).await?) };
+            mll_coordinator::adapt::cli::select(&settings, &args, drive_options(&settings), ctl).await
+        }
+        Command::Adapt(args) => {
+            let ctl = if args.at.local { None } else { Some(cluster(&settings).await?) };
+            mll_coordinator::adapt::cli::adapt_cmd(&settings, &args, drive_options(&settings), ctl).await
+        }
         Command::Verify(args) => {
             use mll_coordinator::verify::{command, Target};
             let run = run_id(&args.run)?;

@@ -192,6 +192,41 @@ fn check_construction(spec: &BenchmarkSpec, construction: Option<&str>) {
     }
 }
 
+/// The embed jobs of one text source (`items`: each node's or class's
+/// captions): the caption rows of each item in the source's concatenated
+/// matrix, and one job per chunk of `emb.chunk` texts. `coordinator select`
+/// embeds a new task's classes with the same jobs.
+pub fn embed_jobs(
+    run: &RunId,
+    emb: &mll_common::spec::EmbedderSpec,
+    source: &str,
+    items: &[Vec<String>],
+) -> (Vec<Range<usize>>, Vec<Job>) {
+    let mut ranges = Vec::with_capacity(items.len());
+    let mut flat: Vec<String> = Vec::new();
+    for caps in items {
+        ranges.push(flat.len()..flat.len() + caps.len());
+        flat.extend(caps.iter().cloned());
+    }
+    let mut jobs = Vec::new();
+    for (ci, chunk) in flat.chunks(emb.chunk.max(1)).enumerate() {
+        let start = (ci * emb.chunk.max(1)) as u64;
+        let digest = sha256_hex(chunk.join("\u{1f}").as_bytes());
+        let id = JobId::derive(run, &["embed", &emb.path, source, &start.to_string(), &digest]);
+        jobs.push(Job {
+            id,
+            run: run.clone(),
+            payload: JobPayload::Embed(EmbedJob {
+                embedder: emb.path.clone(),
+                source: source.to_string(),
+                start,
+                texts: chunk.to_vec(),
+            }),
+        });
+    }
+    (ranges, jobs)
+}
+
 /// Plans every job of the spec. `data_root` is where the spec's relative paths
 /// resolve on this machine. Specs with `class_map`s need [`plan_with`] and the
 /// spec's folder.
@@ -275,28 +310,9 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
     // Embed jobs: one source at a time, so adding a dataset adds only its chunks.
     if let Some(emb) = &spec.embedder {
         for (source, items) in &embed_sources {
-            let mut ranges = Vec::with_capacity(items.len());
-            let mut flat: Vec<String> = Vec::new();
-            for caps in items {
-                ranges.push(flat.len()..flat.len() + caps.len());
-                flat.extend(caps.iter().cloned());
-            }
+            let (ranges, chunk_jobs) = embed_jobs(&run, emb, source, items);
             texts.sources.insert(source.clone(), ranges);
-            for (ci, chunk) in flat.chunks(emb.chunk.max(1)).enumerate() {
-                let start = (ci * emb.chunk.max(1)) as u64;
-                let digest = sha256_hex(chunk.join("\u{1f}").as_bytes());
-                let id = JobId::derive(&run, &["embed", &emb.path, source, &start.to_string(), &digest]);
-                jobs.push(Job {
-                    id,
-                    run: run.clone(),
-                    payload: JobPayload::Embed(EmbedJob {
-                        embedder: emb.path.clone(),
-                        source: source.clone(),
-                        start,
-                        texts: chunk.to_vec(),
-                    }),
-                });
-            }
+            jobs.extend(chunk_jobs);
         }
     }
 

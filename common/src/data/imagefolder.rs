@@ -5,7 +5,7 @@
 //! (label, file name); file names compare as bytes, as Python's `sorted` does
 //! for ASCII names.
 
-use super::{read_lines_opt, DataError, Dataset, Sample, SampleIter, SampleSource, IMAGE_EXTENSIONS};
+use super::{file_samples, is_image_file, read_lines_opt, DataError, Dataset, SampleIter};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -58,12 +58,7 @@ impl ImageFolder {
             for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
                 let entry = entry.map_err(|e| DataError::io(&dir, e))?;
                 let p = entry.path();
-                let is_image = p
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-                    .unwrap_or(false);
-                if is_image && p.is_file() {
+                if is_image_file(&p) {
                     names.push(p);
                 }
             }
@@ -94,16 +89,7 @@ impl Dataset for ImageFolder {
     }
 
     fn samples(&self, start: u64, end: u64) -> Result<SampleIter<'_>, DataError> {
-        let count = self.files.len() as u64;
-        if start > end || end > count {
-            return Err(DataError::OutOfRange { path: self.path.clone(), start, end, count });
-        }
-        let root = &self.path;
-        Ok(Box::new((start..end).map(move |i| {
-            let (label, file) = &self.files[i as usize];
-            let name = file.strip_prefix(root).unwrap_or(file).display().to_string();
-            Ok(Sample { index: i, label: *label, name, source: SampleSource::File(file.clone()) })
-        })))
+        file_samples(&self.path, &self.files, start, end)
     }
 
     fn classnames(&self) -> Option<Vec<String>> {

@@ -5,11 +5,13 @@
 //!
 //! - `imagefolder` — `<path>/<class>/<image>`, ordered by (label, file name);
 //! - `webdataset` — CLIP_benchmark's tar shards, ordered by shard then tar order;
+//! - `flat` — an unlabelled task: images directly in the folder, by file name;
 //! - `graph` — the semantic graph file (`graph.json`) label jobs read.
 //!
 //! A reader knows its sample count and yields any range `start..end` of its
 //! canonical order, so a job's [`crate::job::Shard`] maps straight onto it.
 
+pub mod flat;
 pub mod graph;
 pub mod imagefolder;
 pub mod webdataset;
@@ -17,6 +19,7 @@ pub mod webdataset;
 use crate::job::DatasetFormat;
 use std::path::{Path, PathBuf};
 
+pub use flat::FlatFolder;
 pub use imagefolder::ImageFolder;
 pub use webdataset::WebDataset;
 
@@ -112,13 +115,21 @@ pub fn open(path: &Path, format: DatasetFormat) -> Result<Box<dyn Dataset>, Data
     Ok(match format {
         DatasetFormat::ImageFolder => Box::new(ImageFolder::open(path)?),
         DatasetFormat::WebDataset => Box::new(WebDataset::open(path)?),
+        DatasetFormat::Flat => Box::new(FlatFolder::open(path)?),
     })
 }
 
-/// WebDataset when the folder has `nshards.txt`, else ImageFolder.
+/// WebDataset when the folder has `nshards.txt`, Flat when images lie directly
+/// in it (and no sub-folder), else ImageFolder.
 pub fn detect_format(path: &Path) -> DatasetFormat {
     if path.join("nshards.txt").is_file() {
-        DatasetFormat::WebDataset
+        return DatasetFormat::WebDataset;
+    }
+    // Images directly in the folder and no class folder: an unlabelled task.
+    let entries: Vec<PathBuf> =
+        std::fs::read_dir(path).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    if entries.iter().any(|p| is_image_file(p)) && !entries.iter().any(|p| p.is_dir()) {
+        DatasetFormat::Flat
     } else {
         DatasetFormat::ImageFolder
     }
@@ -153,6 +164,31 @@ fn read_text_opt(path: &Path) -> Result<Option<String>, DataError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(DataError::io(path, e)),
     }
+}
+
+/// Samples `start..end` of a list of (label, file) in canonical order, named
+/// by their path below `root` (ImageFolder and flat folders).
+pub(crate) fn file_samples<'a>(root: &'a Path, files: &'a [(i64, PathBuf)], start: u64, end: u64)
+    -> Result<SampleIter<'a>, DataError>
+{
+    let count = files.len() as u64;
+    if start > end || end > count {
+        return Err(DataError::OutOfRange { path: root.to_path_buf(), start, end, count });
+    }
+    Ok(Box::new((start..end).map(move |i| {
+        let (label, file) = &files[i as usize];
+        let name = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        Ok(Sample { index: i, label: *label, name, source: SampleSource::File(file.clone()) })
+    })))
+}
+
+/// Whether `p` is a file with an image extension the readers accept.
+pub(crate) fn is_image_file(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+        && p.is_file()
 }
 
 /// Image file extensions the readers accept (lower case).

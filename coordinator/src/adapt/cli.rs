@@ -1,0 +1,288 @@
+//! The `hub list`, `select` and `adapt` commands: where the hub lives (the
+//! cluster's store, or a local-mode output folder) and where embed and
+//! evaluate jobs run (the cluster's queue, or in-process workers).
+
+use super::select::{embed_classes, render_text as select_text, report, select_on_hub};
+use super::task::{read_class_list, ClassTexts};
+use super::{adapt, k_for, render_text as adapt_text, AdaptOptions, AdaptOutcome};
+use crate::control::RunControl;
+use crate::drive::DriveOptions;
+use crate::hub::{self, input_error, Hub};
+use clap::{Args, Subcommand};
+use mll_common::artifact::ArtifactStore;
+use mll_common::config::Settings;
+use mll_common::queue::memory::MemoryQueue;
+use mll_common::store::embedded::EmbeddedStore;
+use mll_common::RunId;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum HubCommand {
+    /// List the runs of the store as hubs: models, graph size, and whether
+    /// `select` and `adapt` accept them (graph labels and graph embeddings committed).
+    List(HubListArgs),
+}
+
+#[derive(Args)]
+pub struct HubListArgs {
+    /// Local-mode hubs: every `<root>/<folder>` with a state.journal (from `coordinator run --local`).
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: the folder whose sub-folders are local runs.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub root: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the hub is.
+#[derive(Args, Clone)]
+pub struct HubLocation {
+    /// The hub: a finished run's id (`coordinator hub list`).
+    #[arg(long, value_name = "RUN")]
+    pub hub: String,
+    /// The hub is a local-mode run: its output folder holds the state and the
+    /// artifacts (default out/<RUN>); jobs run in this process.
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: the hub run's output folder (default out/<RUN>).
+    #[arg(long, value_name = "DIR")]
+    pub hub_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SelectArgs {
+    #[command(flatten)]
+    pub at: HubLocation,
+    /// The task's class names, one per line, in label order.
+    #[arg(long, value_name = "FILE")]
+    pub classes: PathBuf,
+    /// MLL-style captions: a JSON object {class name: [caption, ...]}. Without it
+    /// the class names themselves are embedded (the output says so).
+    #[arg(long, value_name = "FILE")]
+    pub captions: Option<PathBuf>,
+    /// Models per class (default: the hub spec's first k).
+    #[arg(long, value_name = "N")]
+    pub k: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct AdaptArgs {
+    #[command(flatten)]
+    pub at: HubLocation,
+    /// The task's images: an ImageFolder or WebDataset folder (labelled), or a
+    /// flat folder of images with classnames.txt (unlabelled); optional
+    /// zeroshot_classification_templates.txt. It must lie under the hub's data root.
+    #[arg(long, value_name = "DIR")]
+    pub task: PathBuf,
+    /// Models per class (default: the hub spec's first k).
+    #[arg(long, value_name = "N")]
+    pub k: Option<usize>,
+    /// MLL-style captions for the task's classes (see `select`).
+    #[arg(long, value_name = "FILE")]
+    pub captions: Option<PathBuf>,
+    /// Wait for the evaluate jobs, then write the outputs (local mode always waits).
+    #[arg(long)]
+    pub wait: bool,
+    /// Output folder for predictions.csv and adapt.json (default out/<adapt run>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print adapt.json's content instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn local_control(settings: &Settings, dir: &Path, queue: &MemoryQueue) -> anyhow::Result<RunControl> {
+    let journal = dir.join("state.journal");
+    if !journal.is_file() {
+        return Err(input_error(format!(
+            "{} is not a local-mode run folder (no state.journal); `coordinator run --local --benchmark SPEC --out {}` makes one",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(RunControl {
+        queue: Arc::new(queue.clone()),
+        store: Arc::new(EmbeddedStore::open(&journal)?),
+        artifacts: ArtifactStore::new(dir.join("artifacts")),
+        publish_batch: settings.coordinator.publish_batch,
+    })
+}
+
+/// Workers inside this process (cargo feature `local`): they run the embed
+/// job of a task's classes (MiniLM in process), and in local mode the
+/// evaluate jobs too.
+struct InProcess {
+    queue: MemoryQueue,
+    #[cfg(feature = "local")]
+    handles: Vec<tokio::task::JoinHandle<anyhow::Result<mll_worker::consume::LoopStats>>>,
+}
+
+impl InProcess {
+    #[cfg(feature = "local")]
+    fn start(settings: &Settings, queue: MemoryQueue, ctl: &RunControl, data_root: &Path) -> anyhow::Result<InProcess> {
+        let shutdown = mll_worker::service::shutdown_signal();
+        let handles = crate::local::spawn_workers(settings, &queue, ctl.store.clone(), &ctl.artifacts, data_root, 1, &shutdown)?;
+        Ok(InProcess { queue, handles })
+    }
+
+    #[cfg(not(feature = "local"))]
+    fn start(_: &Settings, _: MemoryQueue, _: &RunControl, _: &Path) -> anyhow::Result<InProcess> {
+        anyhow::bail!(
+            "this coordinator was built without local mode (cargo feature `local`, which links libtorch): \
+             drop --local to use the cluster's workers, or rebuild with the default features"
+        )
+    }
+
+    async fn stop(self) {
+        self.queue.close();
+        #[cfg(feature = "local")]
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// The hub's control, the control embed jobs go through, the in-process
+/// workers (if any) and the opened hub.
+struct Session {
+    ctl: RunControl,
+    embed_ctl: RunControl,
+    hub: Hub,
+    workers: Option<InProcess>,
+}
+
+async fn session(settings: &Settings, at: &HubLocation, cluster: Option<RunControl>) -> anyhow::Result<Session> {
+    let run = RunId::new(&at.hub).map_err(input_error)?;
+    if at.local {
+        let dir = at.hub_dir.clone().unwrap_or_else(|| PathBuf::from("out").join(run.as_str()));
+        let queue = MemoryQueue::new(settings.broker.delivery_limit);
+        let ctl = local_control(settings, &dir, &queue)?;
+        let hub = Hub::open(&ctl, &run).await?;
+        let workers = InProcess::start(settings, queue, &ctl, &hub.plan.data_root)?;
+        return Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: Some(workers) });
+    }
+    let ctl = cluster.expect("the caller connects to the cluster unless --local");
+    let hub = Hub::open(&ctl, &run).await?;
+    // With local mode built in, MiniLM runs here: no queue round trip for the
+    // class texts; otherwise one embed job goes to the cluster's workers.
+    if cfg!(feature = "local") {
+        let queue = MemoryQueue::new(settings.broker.delivery_limit);
+        let embed_ctl = RunControl { queue: Arc::new(queue.clone()), ..ctl.clone() };
+        let workers = InProcess::start(settings, queue, &embed_ctl, &hub.plan.data_root)?;
+        Ok(Session { ctl, embed_ctl, hub, workers: Some(workers) })
+    } else {
+        Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: None })
+    }
+}
+
+impl Session {
+    async fn close(self) {
+        if let Some(w) = self.workers {
+            w.stop().await;
+        }
+    }
+}
+
+pub async fn hub_list(settings: &Settings, args: &HubListArgs, cluster: Option<RunControl>) -> anyhow::Result<()> {
+    let mut hubs = Vec::new();
+    if args.local {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&args.root)
+            .map_err(|e| input_error(format!("cannot list {}: {e}", args.root.display())))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("state.journal").is_file())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let ctl = local_control(settings, &dir, &MemoryQueue::new(settings.broker.delivery_limit))?;
+            for mut h in hub::list(&ctl).await? {
+                // Local runs are addressed by folder: say which.
+                h.run = format!("{} (--local --hub-dir {})", h.run, dir.display());
+                hubs.push(h);
+            }
+        }
+    } else {
+        let ctl = cluster.expect("the caller connects to the cluster unless --local");
+        hubs = hub::list(&ctl).await?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&hubs)?);
+        return Ok(());
+    }
+    if hubs.is_empty() {
+        println!("no runs found");
+    }
+    for h in &hubs {
+        let what = if h.usable { "usable".to_string() } else { format!("not usable: {}", h.reason.as_deref().unwrap_or("?")) };
+        println!(
+            "{}  [{}] {} models ({} labelled), graph {} nodes / {} images, {} datasets: {what}",
+            h.run,
+            h.state,
+            h.models.len(),
+            h.labelled_models,
+            h.graph_nodes,
+            h.graph_images,
+            h.datasets.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn select(settings: &Settings, args: &SelectArgs, drive: DriveOptions, cluster: Option<RunControl>) -> anyhow::Result<()> {
+    let names = read_class_list(&args.classes)?;
+    let classes = ClassTexts::new(names, args.captions.as_deref())?;
+    let s = session(settings, &args.at, cluster).await?;
+    let result = async {
+        let k = k_for(&s.hub, args.k)?;
+        let started = std::time::Instant::now();
+        let (e_t, embed_run) = embed_classes(&s.embed_ctl, &s.hub, &classes, &drive).await?;
+        let embedded = started.elapsed().as_secs_f64();
+        let selection = select_on_hub(&s.hub, &e_t, k)?;
+        tracing::info!(embed_seconds = embedded, select_seconds = started.elapsed().as_secs_f64() - embedded, "select");
+        Ok::<_, anyhow::Error>(report(&s.hub, &classes, &selection, k, &embed_run))
+    }
+    .await;
+    s.close().await;
+    let r = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", select_text(&r));
+    }
+    Ok(())
+}
+
+pub async fn adapt_cmd(settings: &Settings, args: &AdaptArgs, drive: DriveOptions, cluster: Option<RunControl>) -> anyhow::Result<()> {
+    let s = session(settings, &args.at, cluster).await?;
+    let opts = AdaptOptions {
+        task: args.task.clone(),
+        k: args.k,
+        captions: args.captions.clone(),
+        out: args.out.clone(),
+        wait: args.wait || args.at.local,
+        drive,
+    };
+    let result = adapt(&s.ctl, &s.embed_ctl, &s.hub, &opts).await;
+    s.close().await;
+    match result? {
+        AdaptOutcome::Submitted { run, jobs, published } => {
+            eprintln!(
+                "adapt run {run}: {jobs} evaluate jobs, {published} published; `coordinator status {run}` follows it, \
+                 the same command with --wait collects the predictions"
+            );
+            println!("{run}");
+        }
+        AdaptOutcome::Done { report, out } => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", adapt_text(&report, &out));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! A new task's inputs: its class list (strict: no empty line, no duplicate),
+//! optional MLL-style captions, and its image folder (labelled ImageFolder or
+//! WebDataset, or an unlabelled flat folder with `classnames.txt`). Every
+//! problem here is an [`InputError`]: the person fixes the input.
+
+use crate::captions;
+use crate::hub::{input_error, InputError};
+use crate::plan::DEFAULT_TEMPLATE;
+use mll_common::job::DatasetFormat;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Class names of a task in label order, checked: no empty line between names,
+/// no name twice (surrounding whitespace is not part of a name).
+pub fn parse_class_list(text: &str, origin: &str) -> Result<Vec<String>, InputError> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // Trailing blank lines (a final newline) are fine; blank lines inside are not.
+    let end = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    let mut names = Vec::with_capacity(end);
+    let mut seen = BTreeSet::new();
+    for (i, line) in lines[..end].iter().enumerate() {
+        if line.is_empty() {
+            return Err(InputError(format!(
+                "{origin}: line {} is empty; write one class name per line, without blank lines (labels are line positions)",
+                i + 1
+            )));
+        }
+        if !seen.insert(*line) {
+            return Err(InputError(format!(
+                "{origin}: class '{line}' is listed twice (line {}); each class must appear once",
+                i + 1
+            )));
+        }
+        names.push(line.to_string());
+    }
+    if names.is_empty() {
+        return Err(InputError(format!("{origin}: no class names; write one per line")));
+    }
+    Ok(names)
+}
+
+pub fn read_class_list(path: &Path) -> Result<Vec<String>, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError(format!("cannot read the class list {}: {e}", path.display())))?;
+    parse_class_list(&text, &path.display().to_string())
+}
+
+/// The texts that stand for each class when matching classes to graph nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassTexts {
+    pub names: Vec<String>,
+    /// Per class: its captions, or its name alone when it has none.
+    pub texts: Vec<Vec<String>>,
+    /// Classes embedded by their name (no captions file, or not in it).
+    pub by_name: Vec<String>,
+    pub captions_file: Option<PathBuf>,
+}
+
+impl ClassTexts {
+    /// `captions`: a JSON object {class name: [caption, ...]} (MLL's format).
+    /// Captions are split into their numbered descriptions exactly as the
+    /// benchmark's planner splits them ([`captions::resolve`]), so a task and
+    /// a benchmark dataset with the same classes get the same embeddings.
+    pub fn new(names: Vec<String>, captions: Option<&Path>) -> Result<ClassTexts, InputError> {
+        let all = match captions {
+            Some(p) => Some(captions::read_captions(p).map_err(|e| InputError(e.to_string()))?),
+            None => None,
+        };
+        let resolved = captions::resolve(&names, None, all.as_ref());
+        Ok(ClassTexts { names, texts: resolved.per_class, by_name: resolved.fallbacks, captions_file: captions.map(Path::to_path_buf) })
+    }
+
+    /// What the output says about how classes were embedded.
+    pub fn how(&self) -> String {
+        match (self.captions_file.is_some(), self.by_name.len()) {
+            (false, _) => "class names (no captions given: pass --captions FILE for MLL's LLM-written captions)".into(),
+            (true, 0) => "captions".into(),
+            (true, n) if n == self.names.len() => "class names (the captions file has none of the classes)".into(),
+            (true, n) => format!("captions; {n} classes without captions by their name"),
+        }
+    }
+}
+
+/// A task's image folder as `adapt` uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFolder {
+    /// Absolute.
+    pub dir: PathBuf,
+    /// Relative to the hub's data root (what jobs carry).
+    pub rel: String,
+    pub format: DatasetFormat,
+    pub classnames: Vec<String>,
+    pub templates: Vec<String>,
+    pub samples: u64,
+    /// Whether samples carry labels (ImageFolder, WebDataset) or not (flat).
+    pub labelled: bool,
+    /// Each sample's name (relative path or `shard.tar:key`), in order.
+    pub keys: Vec<String>,
+}
+
+/// Opens the task folder, which must lie under `data_root` (workers read it
+/// from there), and checks that every image's header decodes, so a task that
+/// cannot be evaluated fails before any job is published.
+pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| input_error(format!("task folder {}: {e}", dir.display())))?;
+    let root = std::fs::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+    let rel = abs.strip_prefix(&root).map_err(|_| {
+        input_error(format!(
+            "task folder {} is not under the hub's data root {}: workers read task images from their data root; move or copy the task there",
+            abs.display(),
+            root.display()
+        ))
+    })?;
+    let rel = rel.to_str().filter(|r| !r.is_empty()).ok_or_else(|| {
+        input_error(format!("task folder {} must be a sub-folder of the data root with a UTF-8 path", abs.display()))
+    })?;
+    let format = mll_common::data::detect_format(&abs);
+    let ds = mll_common::data::open(&abs, format).map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
+    let listed = abs.join("classnames.txt");
+    let classnames = if listed.is_file() {
+        read_class_list(&listed)?
+    } else {
+        ds.classnames().ok_or_else(|| {
+            input_error(format!("task folder {} names no classes: write {}", abs.display(), listed.display()))
+        })?
+    };
+    let templates = match ds.templates().map_err(|e| input_error(e.to_string()))? {
+        Some(t) if !t.is_empty() => t,
+        _ => vec![DEFAULT_TEMPLATE.to_string()],
+    };
+    if let Some(bad) = templates.iter().find(|t| !t.contains("{c}")) {
+        return Err(input_error(format!("task folder {}: template '{bad}' has no {{c}} for the class name", abs.display())));
+    }
+    let samples = ds.count().map_err(|e| input_error(e.to_string()))?;
+    if samples == 0 {
+        return Err(input_error(format!("task folder {} has no images", abs.display())));
+    }
+    let mut keys = Vec::with_capacity(samples as usize);
+    for s in ds.samples(0, samples).map_err(|e| input_error(e.to_string()))? {
+        let s = s.map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
+        let bytes = s.bytes().map_err(|e| input_error(e.to_string()))?;
+        let readable = image::ImageReader::new(std::io::Cursor::new(bytes.as_ref()))
+            .with_guessed_format()
+            .ok()
+            .and_then(|r| r.into_dimensions().ok());
+        if readable.is_none() {
+            return Err(input_error(format!(
+                "task image {} in {} cannot be decoded (not a JPEG, PNG or WebP image); fix or remove it",
+                s.name,
+                abs.display()
+            )));
+        }
+        if format != DatasetFormat::Flat && (s.label < 0 || s.label as usize >= classnames.len()) {
+            return Err(input_error(format!(
+                "task image {} has label {} but the task has {} classes; check classnames.txt",
+                s.name,
+                s.label,
+                classnames.len()
+            )));
+        }
+        // Names relative to the task folder (WebDataset readers give `<folder>/<shard>.tar:<key>`).
+        let dir_prefix = format!("{}/", abs.display());
+        keys.push(s.name.strip_prefix(&dir_prefix).map(str::to_string).unwrap_or(s.name));
+    }
+    Ok(TaskFolder {
+        dir: abs.clone(),
+        rel: rel.to_string(),
+        format,
+        classnames,
+        templates,
+        samples,
+        labelled: format != DatasetFormat::Flat,
+        keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_lists_refuse_blank_lines_and_duplicates() {
+        assert_eq!(parse_class_list("cat\n dog \n\n", "t").unwrap(), ["cat", "dog"]);
+        let e = parse_class_list("cat\n\ndog\n", "f.txt").unwrap_err().to_string();
+        assert!(e.contains("f.txt: line 2 is empty"), "{e}");
+        let e = parse_class_list("cat\ndog\ncat\n", "f.txt").unwrap_err().to_string();
+        assert!(e.contains("'cat' is listed twice (line 3)"), "{e}");
+        assert!(parse_class_list("\n\n", "f.txt").is_err());
+    }
+
+    #[test]
+    fn classes_without_captions_fall_back_to_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let caps = dir.path().join("c.json");
+        std::fs::write(&caps, r#"{"cat": ["a small cat", "a kitten"]}"#).unwrap();
+        let t = ClassTexts::new(vec!["cat".into(), "dog".into()], Some(&caps)).unwrap();
+        assert_eq!(t.texts, vec![vec!["a small cat".to_string(), "a kitten".into()], vec!["dog".into()]]);
+        assert_eq!(t.by_name, ["dog"]);
+        assert!(t.how().contains("1 classes without captions"));
+        let t = ClassTexts::new(vec!["cat".into()], None).unwrap();
+        assert!(t.how().starts_with("class names"));
+    }
+}
