@@ -131,6 +131,9 @@ impl ResultStore for TimingStore {
     async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError> {
         self.inner.clear_failures(run, stage).await
     }
+    async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        self.inner.clear_failure(run, stage, job).await
+    }
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         self.inner.count_execution(run, job).await
     }

@@ -3,6 +3,12 @@
 //!
 //!     cargo run --release -p mll-coordinator --no-default-features --example bench_select -- \
 //!         [images_per_model] [max_samples] [K] [related]
+//!     ... --example bench_select -- task [models] [classes] [images_per_model]
+//!
+//! `task`: `coordinator select` for one new task (default 100 classes) against
+//! hubs of 49 models and of `models` (default 1,000) models, V = 9,000 nodes,
+//! labels in memory (what `select` computes once each model's labels are
+//! loaded; loading them is timed separately for one model's artifact).
 //!
 //! Scale (defaults): V = 9,000 graph nodes (SPEC §2) with 384-d caption
 //! embeddings; 300,000 graph images per model (≤ 75 per node); the 17 datasets'
@@ -106,6 +112,9 @@ fn cpu_seconds() -> f64 {
 const GROUP: usize = 10;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("task") {
+        return new_task();
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse().expect("numeric arguments: images_per_model max_samples K"))
@@ -116,72 +125,11 @@ fn main() {
     let related = args.get(3).copied().unwrap_or(1) != 0;
     let (v, de, hub) = (9000, 384, 49);
     let mut rng = Rng(SplitMix64::new(0));
-    // Node captions: a shared direction per sibling group plus a little noise.
-    let groups = random_unit(&mut rng, v / GROUP, de);
-    let mut node_emb = Array2::from_shape_fn((v, de), |(n, j)| groups[[n / GROUP, j]] + 0.25 * rng.normal() / (de as f32).sqrt());
-    normalise(&mut node_emb);
-
+    let node_emb = node_embeddings(&mut rng, v, de);
     let t_gen = Instant::now();
-    let distinct: Vec<ModelLabels> = [512, 768, 1024, 1280]
-        .iter()
-        .map(|&d| {
-            let texts = random_unit(&mut rng, v, d);
-            // Sorted by true node, as aggregation hands labels to selection.
-            let mut nodes: Vec<usize> = (0..images).map(|_| rng.below(v)).collect();
-            nodes.sort_unstable();
-            // Only fallback images' rows are read; their values just have to be unit vectors.
-            let mut emb = Array2::from_shape_fn((images, d), |_| rng.centred());
-            normalise(&mut emb);
-            let mut top = Array2::<u32>::zeros((images, k_list));
-            for (i, &g) in nodes.iter().enumerate() {
-                let group = g / GROUP;
-                let mut list: Vec<u32> = Vec::with_capacity(3 * GROUP);
-                let neighbours = if related { vec![group, (group + 1) % (v / GROUP), (group + v / GROUP - 1) % (v / GROUP)] } else { Vec::new() };
-                for h in neighbours {
-                    let mut members: Vec<u32> = (h * GROUP..(h + 1) * GROUP).map(|x| x as u32).collect();
-                    for a in (1..members.len()).rev() {
-                        members.swap(a, rng.below(a + 1));
-                    }
-                    list.extend(members);
-                }
-                let roll = rng.below(10);
-                list.retain(|&x| x as usize != g);
-                if roll < 6 {
-                    list.insert(0, g as u32);
-                } else if roll < 9 {
-                    let at = 1 + rng.below(k_list.max(2) - 1);
-                    list.insert(at.min(list.len()), g as u32);
-                } // else: the true node is not among the K best
-                while list.len() < k_list {
-                    list.push(rng.below(v) as u32);
-                }
-                for (j, &x) in list.iter().take(k_list).enumerate() {
-                    top[[i, j]] = x;
-                }
-            }
-            ModelLabels {
-                image_embeddings: emb,
-                image_nodes: nodes,
-                node_text_embeddings: texts,
-                top_nodes: (k_list > 0).then(|| TopNodes::new(top, v).expect("lists within the graph")),
-            }
-        })
-        .collect();
+    let distinct = synthetic_labels(&mut rng, v, images, k_list, related);
     // Class captions near a random node each, so matching behaves like real data.
-    let class_emb: Vec<Array2<f32>> = DATASETS
-        .iter()
-        .map(|&(_, c, _)| {
-            let mut e = Array2::from_shape_fn((c, de), |_| 0.3 * rng.normal() / (de as f32).sqrt());
-            for y in 0..c {
-                let n = rng.below(v);
-                for j in 0..de {
-                    e[[y, j]] += node_emb[[n, j]];
-                }
-            }
-            normalise(&mut e);
-            e
-        })
-        .collect();
+    let class_emb: Vec<Array2<f32>> = DATASETS.iter().map(|&(_, c, _)| class_embeddings(&mut rng, &node_emb, c)).collect();
     let options = MethodOptions::default();
     eprintln!("synthetic world generated in {:.1} s", t_gen.elapsed().as_secs_f64());
 
@@ -353,4 +301,141 @@ fn main() {
     println!("  k sweep (k = 1..6, MLL + INB + cost): cpu {:.3} s", exp_cpu[1]);
     println!("  hub growth (30 orders x 49 sizes):    cpu {:.3} s (mean MLL k=1 at 1 / 49 models: {:.4} / {:.4})", exp_cpu[2], curve[0], curve[curve.len() - 1]);
     println!("  all three + combine:                  cpu {exp_all_cpu:.3} s");
+}
+
+/// Node captions: a shared direction per sibling group plus a little noise.
+fn node_embeddings(rng: &mut Rng, v: usize, de: usize) -> Array2<f32> {
+    let groups = random_unit(rng, v / GROUP, de);
+    let mut node_emb = Array2::from_shape_fn((v, de), |(n, j)| groups[[n / GROUP, j]] + 0.25 * rng.normal() / (de as f32).sqrt());
+    normalise(&mut node_emb);
+    node_emb
+}
+
+/// Class captions near a random node each, so matching behaves like real data.
+fn class_embeddings(rng: &mut Rng, node_emb: &Array2<f32>, c: usize) -> Array2<f32> {
+    let (v, de) = node_emb.dim();
+    let mut e = Array2::from_shape_fn((c, de), |_| 0.3 * rng.normal() / (de as f32).sqrt());
+    for y in 0..c {
+        let n = rng.below(v);
+        for j in 0..de {
+            e[[y, j]] += node_emb[[n, j]];
+        }
+    }
+    normalise(&mut e);
+    e
+}
+
+/// Four distinct label sets (D_m = 512, 768, 1024, 1280) that the hub's models share cyclically.
+fn synthetic_labels(rng: &mut Rng, v: usize, images: usize, k_list: usize, related: bool) -> Vec<ModelLabels> {
+    [512, 768, 1024, 1280]
+        .iter()
+        .map(|&d| {
+            let texts = random_unit(rng, v, d);
+            // Sorted by true node, as aggregation hands labels to selection.
+            let mut nodes: Vec<usize> = (0..images).map(|_| rng.below(v)).collect();
+            nodes.sort_unstable();
+            // Only fallback images' rows are read; their values just have to be unit vectors.
+            let mut emb = Array2::from_shape_fn((images, d), |_| rng.centred());
+            normalise(&mut emb);
+            let mut top = Array2::<u32>::zeros((images, k_list));
+            for (i, &g) in nodes.iter().enumerate() {
+                let group = g / GROUP;
+                let mut list: Vec<u32> = Vec::with_capacity(3 * GROUP);
+                let neighbours = if related { vec![group, (group + 1) % (v / GROUP), (group + v / GROUP - 1) % (v / GROUP)] } else { Vec::new() };
+                for h in neighbours {
+                    let mut members: Vec<u32> = (h * GROUP..(h + 1) * GROUP).map(|x| x as u32).collect();
+                    for a in (1..members.len()).rev() {
+                        members.swap(a, rng.below(a + 1));
+                    }
+                    list.extend(members);
+                }
+                let roll = rng.below(10);
+                list.retain(|&x| x as usize != g);
+                if roll < 6 {
+                    list.insert(0, g as u32);
+                } else if roll < 9 {
+                    let at = 1 + rng.below(k_list.max(2) - 1);
+                    list.insert(at.min(list.len()), g as u32);
+                } // else: the true node is not among the K best
+                while list.len() < k_list {
+                    list.push(rng.below(v) as u32);
+                }
+                for (j, &x) in list.iter().take(k_list).enumerate() {
+                    top[[i, j]] = x;
+                }
+            }
+            ModelLabels {
+                image_embeddings: emb,
+                image_nodes: nodes,
+                node_text_embeddings: texts,
+                top_nodes: (k_list > 0).then(|| TopNodes::new(top, v).expect("lists within the graph")),
+            }
+        })
+        .collect()
+}
+
+/// `bench_select task`: one new task against hubs of 49 and `models` models,
+/// as `coordinator select` computes it once the labels are in memory, plus the
+/// cost of decoding one model's label artifact of the real size.
+fn new_task() {
+    let args: Vec<usize> = std::env::args().skip(2).map(|a| a.parse().expect("numeric arguments: models classes images_per_model")).collect();
+    let models = args.first().copied().unwrap_or(1000);
+    let classes = args.get(1).copied().unwrap_or(100);
+    let images = args.get(2).copied().unwrap_or(300_000);
+    let (v, de, k_list) = (9000, 384, 32);
+    let mut rng = Rng(SplitMix64::new(0));
+    let node_emb = node_embeddings(&mut rng, v, de);
+    let distinct = synthetic_labels(&mut rng, v, images, k_list, true);
+    let task = class_embeddings(&mut rng, &node_emb, classes);
+    let mut options = MethodOptions::default();
+    options.k = vec![3];
+    println!("new task: {classes} classes, V = {v} nodes, {images} graph images per model, K = {k_list}, k = 3");
+    for hub in [49, models] {
+        let (c0, w0) = (cpu_seconds(), Instant::now());
+        let e_t = [Some(task.view())];
+        let mut sel = HubSelection::new(&e_t, node_emb.view(), &options).expect("matching");
+        let match_cpu = cpu_seconds() - c0;
+        for m in 0..hub {
+            sel.add_model(&distinct[m % distinct.len()]).expect("counts");
+        }
+        let s = sel.finish().pop().flatten().expect("selection");
+        let picked: std::collections::BTreeSet<usize> = s.top_k[&3].iter().flatten().copied().collect();
+        println!(
+            "  hub of {hub:>5} models: cpu {:.3} s (matching {match_cpu:.3} s), wall {:.3} s; {} models picked",
+            cpu_seconds() - c0,
+            w0.elapsed().as_secs_f64(),
+            picked.len()
+        );
+    }
+    // One model's label artifact as a label job writes it (image embeddings,
+    // true nodes, best-node lists), encoded then decoded with safetensors.
+    let l = &distinct[1];
+    let (n, d) = l.image_embeddings.dim();
+    let emb: Vec<u8> = l.image_embeddings.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let nodes: Vec<u8> = l.image_nodes.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect();
+    let lists: Vec<u8> = l.top_nodes.as_ref().expect("lists").lists().iter().flat_map(|x| x.to_le_bytes()).collect();
+    use safetensors::tensor::{Dtype, TensorView};
+    let tensors = [
+        ("image_embeddings", TensorView::new(Dtype::F32, vec![n, d], &emb).unwrap()),
+        ("nodes", TensorView::new(Dtype::I64, vec![n], &nodes).unwrap()),
+        ("top_nodes", TensorView::new(Dtype::U32, vec![n, k_list], &lists).unwrap()),
+    ];
+    let bytes = safetensors::serialize(tensors, None).unwrap();
+    let (c0, w0) = (cpu_seconds(), Instant::now());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut sum = 0.0f64;
+    for (name, t) in st.tensors() {
+        let data = t.data();
+        sum += data.len() as f64 + name.len() as f64;
+        if t.dtype() == Dtype::F32 {
+            let m: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            sum += m[0] as f64;
+        }
+    }
+    println!(
+        "  decoding one model's label artifact ({:.0} MB: {n} x {d} embeddings + lists): cpu {:.3} s, wall {:.3} s ({sum:.0})",
+        bytes.len() as f64 / 1e6,
+        cpu_seconds() - c0,
+        w0.elapsed().as_secs_f64()
+    );
 }

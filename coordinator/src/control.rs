@@ -60,6 +60,21 @@ pub struct Submission {
     pub spec_path: std::path::PathBuf,
 }
 
+/// What `coordinator retry` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryOutcome {
+    /// The jobs whose failure records were cleared, with the reason they had failed.
+    pub cleared: Vec<RetriedJob>,
+    pub published: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetriedJob {
+    pub stage: String,
+    pub job: String,
+    pub reason: String,
+}
+
 impl Submission {
     /// Plans the saved spec (its data root is relative to where the spec was).
     pub fn plan(&self) -> anyhow::Result<Plan> {
@@ -81,7 +96,7 @@ impl RunControl {
     /// job without a result. Returns how many jobs were published.
     pub async fn submit(&self, plan: &Plan, submission: &Submission, retry_failed: bool) -> anyhow::Result<usize> {
         let run = &plan.run;
-        self.artifacts.put_named(&submission_artifact_name(run), &serde_json::to_vec_pretty(submission)?)?;
+        self.save_submission(run, submission)?;
         let digest = mll_common::ids::sha256_hex(submission.spec_text.as_bytes());
         let state = match self.store.meta(run).await? {
             Some(m) if m.state == RunState::Cancelled => RunState::Cancelled,
@@ -100,6 +115,12 @@ impl RunControl {
         self.publish_missing(plan, retry_failed).await
     }
 
+    /// Saves the spec a run is planned from (what `resume` and `retry` replan).
+    pub fn save_submission(&self, run: &RunId, submission: &Submission) -> anyhow::Result<()> {
+        self.artifacts.put_named(&submission_artifact_name(run), &serde_json::to_vec_pretty(submission)?)?;
+        Ok(())
+    }
+
     /// Publishes the jobs of the plan that have no committed result (and, unless
     /// `retry_failed`, no failure record).
     pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> anyhow::Result<usize> {
@@ -111,30 +132,82 @@ impl RunControl {
             }
             let done: BTreeSet<JobId> = self.store.done(run, stage).await?.into_iter().collect();
             let failed = self.store.failures(run, stage).await?;
-            let todo: Vec<Outgoing> = plan
-                .jobs_of(stage)
-                .filter(|j| !done.contains(&j.id) && !failed.contains_key(&j.id))
-                .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
-                .collect::<Result<_, wire::WireError>>()?;
-            let m = metrics();
-            for batch in todo.chunks(self.publish_batch.max(1)) {
-                m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
-                if let Err(e) = self.queue.publish(batch).await {
-                    if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
-                        m.coordinator_returned.inc();
-                    }
-                    return Err(anyhow::anyhow!(e).context(format!(
-                        "publishing {stage} jobs of run '{run}' ({published} published so far; `coordinator resume {run}` continues)"
-                    )));
-                }
-                m.coordinator_confirmed.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
-                published += batch.len();
-            }
-            if !todo.is_empty() {
-                info!(%stage, jobs = todo.len(), "published");
-            }
+            let todo: Vec<&mll_common::Job> =
+                plan.jobs_of(stage).filter(|j| !done.contains(&j.id) && !failed.contains_key(&j.id)).collect();
+            published += self.publish_jobs(run, stage, &todo, published).await?;
         }
         Ok(published)
+    }
+
+    /// Publishes `jobs` (all of `stage`) in confirmed batches; `before` is
+    /// how many this command published already (for the error message).
+    async fn publish_jobs(&self, run: &RunId, stage: Stage, jobs: &[&mll_common::Job], before: usize) -> anyhow::Result<usize> {
+        let todo: Vec<Outgoing> = jobs
+            .iter()
+            .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
+            .collect::<Result<_, wire::WireError>>()?;
+        let m = metrics();
+        let mut published = 0;
+        for batch in todo.chunks(self.publish_batch.max(1)) {
+            m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
+            if let Err(e) = self.queue.publish(batch).await {
+                if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
+                    m.coordinator_returned.inc();
+                }
+                return Err(anyhow::anyhow!(e).context(format!(
+                    "publishing {stage} jobs of run '{run}' ({} published so far; `coordinator resume {run}` continues)",
+                    before + published
+                )));
+            }
+            m.coordinator_confirmed.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
+            published += batch.len();
+        }
+        if !todo.is_empty() {
+            info!(%stage, jobs = todo.len(), "published");
+        }
+        Ok(published)
+    }
+
+    /// The operator's path after a failure's cause is fixed (`coordinator
+    /// retry`): records what waits in the dead-letter queue, then clears the
+    /// failure records of the chosen jobs (every failed job, those of `stage`,
+    /// or the one `job`) and publishes exactly those again. Jobs without a
+    /// failure record are left alone: in-flight work is not duplicated.
+    pub async fn retry(&self, plan: &Plan, stage: Option<Stage>, job: Option<&JobId>) -> anyhow::Result<RetryOutcome> {
+        let run = &plan.run;
+        match self.store.meta(run).await? {
+            None => return Err(self.unknown_run(run).await),
+            Some(m) if m.state == RunState::Cancelled => {
+                return Err(anyhow::Error::new(crate::exit::InputError(format!(
+                    "run '{run}' was cancelled; its jobs are not published again (submit the spec under another name)"
+                ))))
+            }
+            Some(_) => {}
+        }
+        self.record_dead_letters(run).await?;
+        let mut outcome = RetryOutcome::default();
+        let mut found_job = false;
+        for st in plan.stages().into_iter().filter(|s| stage.is_none_or(|x| x == *s)) {
+            let failed = self.store.failures(run, st).await?;
+            let chosen: Vec<&mll_common::Job> = plan
+                .jobs_of(st)
+                .filter(|j| failed.contains_key(&j.id) && job.is_none_or(|id| *id == j.id))
+                .collect();
+            for j in &chosen {
+                if self.store.clear_failure(run, st, &j.id).await? {
+                    outcome.cleared.push(RetriedJob { stage: st.as_str().to_string(), job: j.id.to_string(), reason: failed[&j.id].clone() });
+                }
+                found_job |= job.is_some();
+            }
+            outcome.published += self.publish_jobs(run, st, &chosen, outcome.published).await?;
+        }
+        if let (Some(id), false) = (job, found_job) {
+            return Err(anyhow::Error::new(crate::exit::InputError(format!(
+                "job {id} of run '{run}' has no failure record{}; `coordinator status {run}` lists the failed jobs",
+                stage.map(|s| format!(" in stage {s}")).unwrap_or_default()
+            ))));
+        }
+        Ok(outcome)
     }
 
     /// Moves what is in the dead-letter queue into failure records, each under

@@ -7,7 +7,7 @@ use mll_common::config::Settings;
 use mll_common::queue::amqp::AmqpQueue;
 use mll_common::spec::BenchmarkSpec;
 use mll_common::store::redis::RedisStore;
-use mll_common::RunId;
+use mll_common::{JobId, RunId};
 use mll_coordinator::control::{read_submission, RunControl, RunStatus, Submission};
 use mll_coordinator::drive::{self, DriveOptions};
 use mll_coordinator::plan;
@@ -72,6 +72,13 @@ enum Command {
     /// Use after a coordinator crash, lost messages, or a store that lost its data. The spec saved at
     /// submit time is used unless --benchmark is given.
     Resume(ResumeArgs),
+    /// Publish failed jobs again, once the cause of their failure is fixed.
+    ///
+    /// Jobs that failed for good (dead-lettered: a broken model file, a missing dataset, a poison
+    /// input) keep a failure record and are skipped by `resume`. `retry` first records what waits
+    /// in the dead-letter queue, then clears the records of the chosen jobs (all, one stage's, or
+    /// one job) and publishes exactly those; jobs in flight are not touched. Follow with `status`.
+    Retry(RetryArgs),
     /// Check every committed result of a run and the artifacts it names.
     ///
     /// Lists each bad one (damaged result, missing or corrupt artifact, wrong shape) with job, stage,
@@ -188,6 +195,25 @@ struct ResumeArgs {
     /// A class without captions is an error (exit 2), whatever the spec says.
     #[arg(long)]
     strict_captions: bool,
+}
+
+#[derive(Args)]
+struct RetryArgs {
+    /// Run id (the spec's `name`).
+    run: String,
+    /// Only this stage's failed jobs: embed, label, evaluate or diagnostic.
+    #[arg(long, value_name = "STAGE")]
+    stage: Option<mll_common::Stage>,
+    /// Only this job (an id from `coordinator status RUN`).
+    #[arg(long, value_name = "ID")]
+    job: Option<String>,
+    /// The fixed spec (e.g. a corrected model path), saved as the run's spec from now on;
+    /// default: the spec saved at submit time. It must name the same run.
+    #[arg(long, value_name = "FILE")]
+    benchmark: Option<PathBuf>,
+    /// Print {run, cleared: [{stage, job, reason}], published} as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -341,6 +367,37 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_secs(args.linger)).await;
             }
             result
+        }
+        Command::Retry(args) => {
+            let ctl = cluster(&settings).await?;
+            let run = run_id(&args.run)?;
+            let job = match &args.job {
+                Some(j) => Some(JobId::parse(j).map_err(|e| mll_coordinator::exit::InputError(format!("--job '{j}': {e}")))?),
+                None => None,
+            };
+            let submission = match &args.benchmark {
+                Some(path) => read_submission(path)?,
+                None => ctl.saved_submission(&run)?,
+            };
+            let p = plan_of(&submission, false)?;
+            if p.run != run {
+                return Err(mll_coordinator::exit::InputError(format!("--benchmark names run '{}', not '{run}'", p.run)).into());
+            }
+            if args.benchmark.is_some() {
+                ctl.save_submission(&run, &submission)?;
+            }
+            let outcome = ctl.retry(&p, args.stage, job.as_ref()).await?;
+            if args.json {
+                println!("{}", serde_json::json!({"run": run.as_str(), "cleared": outcome.cleared, "published": outcome.published}));
+            } else if outcome.cleared.is_empty() {
+                println!("run {run}: no failed jobs{}; nothing published", args.stage.map(|s| format!(" in stage {s}")).unwrap_or_default());
+            } else {
+                for c in &outcome.cleared {
+                    println!("  {} job {} (had failed: {})", c.stage, c.job, c.reason);
+                }
+                println!("run {run}: published {} failed jobs again; `coordinator status {run}` follows them", outcome.published);
+            }
+            Ok(())
         }
         Command::Resume(args) => {
             serve_metrics(&settings).await;

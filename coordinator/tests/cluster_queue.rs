@@ -96,6 +96,45 @@ fn a_poison_job_is_dead_lettered_with_its_reason_and_others_complete() {
     assert!(reason.contains("poison job") && reason.contains("attempts"), "{reason}");
 }
 
+/// `coordinator retry`: a job failed for good is published again once its
+/// cause is fixed (here a spec without the poison), exactly that job; a job id
+/// without a failure record is refused (exit 2).
+#[test]
+fn retry_publishes_exactly_the_failed_jobs_once_the_cause_is_fixed() {
+    let c = Cluster::new("retry");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("retry", 10, 10, &[3, 7]));
+    let mut w = c.spawn_worker("1");
+    let out = c.coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", c.path("out").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let st = c.status("retry");
+    assert_eq!((st["stages"]["diagnostic"]["done"].as_u64(), st["stages"]["diagnostic"]["failed"].as_u64()), (Some(8), Some(2)), "{st}");
+    let failed: Vec<String> = st["failures"].as_array().unwrap().iter().map(|f| f["job"].as_str().unwrap().to_string()).collect();
+
+    // Nothing failed in the label stage; an id that did not fail is refused.
+    let none: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&["retry", "retry", "--stage", "label", "--json"])).unwrap();
+    assert_eq!((none["published"].as_u64(), none["cleared"].as_array().unwrap().len()), (Some(0), 0), "{none}");
+    let wrong = c.coordinator(&["retry", "retry", "--job", "0123456789abcdef0123456789abcdef"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", String::from_utf8_lossy(&wrong.stderr));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("has no failure record"));
+
+    // The cause fixed: one job by id, then the rest.
+    let fixed = c.write_spec("fixed.toml", &diagnostic_spec("retry", 10, 10, &[]));
+    let one: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&[
+        "retry", "retry", "--job", &failed[0], "--benchmark", fixed.to_str().unwrap(), "--json",
+    ]))
+    .unwrap();
+    assert_eq!(one["published"], 1, "{one}");
+    assert_eq!(one["cleared"][0]["job"], failed[0].as_str());
+    assert!(one["cleared"][0]["reason"].as_str().unwrap().contains("poison job"));
+    let st = c.wait_status("retry", Duration::from_secs(60), |s| s["stages"]["diagnostic"]["done"] == 9);
+    assert_eq!(st["stages"]["diagnostic"]["failed"], 1, "{st}");
+    let rest: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&["retry", "retry", "--json"])).unwrap();
+    assert_eq!(rest["published"], 1, "{rest}");
+    let st = c.wait_status("retry", Duration::from_secs(60), |s| s["state"] == "done");
+    assert_eq!((st["stages"]["diagnostic"]["done"].as_u64(), st["stages"]["diagnostic"]["failed"].as_u64()), (Some(10), Some(0)));
+    kill9(&mut w);
+}
+
 #[test]
 fn malformed_deliveries_are_dead_lettered_and_the_worker_keeps_consuming() {
     use mll_common::queue::{amqp::AmqpQueue, JobQueue, Outgoing};

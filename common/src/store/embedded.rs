@@ -37,6 +37,8 @@ enum Record {
     ClearFailures(RunId, Stage),
     Execution(RunId, JobId),
     Discard(RunId, Stage, JobId),
+    // New variants go last: bincode numbers them by position, and old journals must replay.
+    ClearFailure(RunId, Stage, JobId),
 }
 
 impl Record {
@@ -49,6 +51,7 @@ impl Record {
             Record::Meta(run, _) | Record::State(run, _) => format!("the state of run {run}"),
             Record::Expect(run, stage, _) => format!("the expected {stage} jobs of run {run}"),
             Record::ClearFailures(run, stage) => format!("the clearing of {stage} failures of run {run}"),
+            Record::ClearFailure(run, stage, job) => format!("the clearing of the failure of {stage} job {job} of run {run}"),
             Record::Execution(run, job) => format!("an execution count of job {job} of run {run}"),
         }
     }
@@ -130,6 +133,9 @@ impl Data {
             Record::ClearFailures(run, stage) => {
                 self.runs.entry(run.clone()).or_default().failed.remove(stage);
                 true
+            }
+            Record::ClearFailure(run, stage, id) => {
+                self.runs.entry(run.clone()).or_default().failed.get_mut(stage).is_some_and(|f| f.remove(id).is_some())
             }
             Record::Execution(run, id) => {
                 *self.runs.entry(run.clone()).or_default().executions.entry(id.clone()).or_default() += 1;
@@ -396,6 +402,9 @@ impl ResultStore for EmbeddedStore {
     async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError> {
         self.write(Record::ClearFailures(run.clone(), stage)).map(|_| ())
     }
+    async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        self.write(Record::ClearFailure(run.clone(), stage, job.clone()))
+    }
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         self.write(Record::Execution(run.clone(), job.clone()))?;
         Ok(self.read(run, |d| d.executions.get(job).copied().unwrap_or_default()))
@@ -570,5 +579,23 @@ mod tests {
         let s = EmbeddedStore::open(&path).unwrap();
         assert!(!s.is_done(&run, Stage::Evaluate, &jobs[0]).await.unwrap());
         assert!(s.is_done(&run, Stage::Evaluate, &jobs[1]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn clearing_one_failure_keeps_the_others_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal");
+        let run = RunId::new("r").unwrap();
+        let (a, b) = (JobId::derive(&run, &["a"]), JobId::derive(&run, &["b"]));
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            s.record_failure(&run, Stage::Evaluate, &a, "broken model").await.unwrap();
+            s.record_failure(&run, Stage::Evaluate, &b, "broken model").await.unwrap();
+            assert!(s.clear_failure(&run, Stage::Evaluate, &a).await.unwrap());
+            assert!(!s.clear_failure(&run, Stage::Evaluate, &a).await.unwrap(), "a second clear finds nothing");
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        let left: Vec<JobId> = s.failures(&run, Stage::Evaluate).await.unwrap().into_keys().collect();
+        assert_eq!(left, vec![b]);
     }
 }

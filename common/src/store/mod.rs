@@ -106,6 +106,9 @@ pub trait ResultStore: Send + Sync {
     async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError>;
     /// Forgets failure records so `resume --retry-failed` can try those jobs again.
     async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError>;
+    /// Forgets one job's failure record (`coordinator retry --job`); false
+    /// when the job had none.
+    async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
 
     /// Counts one execution start of a job (executions beyond one are the
     /// duplicate executions that at-least-once delivery allows).

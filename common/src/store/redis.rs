@@ -388,6 +388,17 @@ impl ResultStore for RedisStore {
         .await
     }
 
+    async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+        let key = self.key(run, &format!("failed:{stage}"));
+        let removed: i64 = self
+            .retry("clear_failure", |mut c| {
+                let key = key.clone();
+                async move { c.hdel(key, job.as_str()).await }
+            })
+            .await?;
+        Ok(removed > 0)
+    }
+
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         let key = self.key(run, "exec");
         // Not idempotent: a retry after a lost reply counts one execution

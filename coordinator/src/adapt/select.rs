@@ -9,7 +9,7 @@ use crate::aggregate::{source_embeddings, Outputs};
 use crate::control::{RunControl, Submission};
 use crate::drive::{self, DriveOptions};
 use crate::hub::Hub;
-use crate::method::{check_labels, match_classes, model_node_counts, score, ImagesByNode, Selection};
+use crate::method::{HubSelection, Selection};
 use crate::plan::{embed_jobs, Plan, TextLayout};
 use mll_common::ids::sha256_hex;
 use mll_common::store::RunState;
@@ -97,24 +97,24 @@ pub async fn embed_classes(ctl: &RunControl, hub: &Hub, classes: &ClassTexts, op
     Ok((e_t, run))
 }
 
-/// Steps a–h of SPEC §4.3 for the task against the hub, one model's labels
-/// in memory at a time; `k` replaces the hub's list of k.
+/// Steps a–h of SPEC §4.3 for the task against the hub, with the same
+/// streaming selection the benchmark's aggregation uses (one model's labels in
+/// memory at a time); `k` replaces the hub's list of k.
 pub fn select_on_hub(hub: &Hub, class_embeddings: &Array2<f32>, k: usize) -> anyhow::Result<Selection> {
     let mut options = hub.spec().method.clone();
     options.k = vec![k];
-    let matching = match_classes(class_embeddings.view(), hub.node_embeddings.view(), &options)
-        .map_err(|e| anyhow::anyhow!("selection on hub {}: {e}", hub.run()))?;
-    let mut counts = Vec::with_capacity(hub.spec().hub.len());
+    let e_t = [Some(class_embeddings.view())];
+    let mut selection = HubSelection::new(&e_t, hub.node_embeddings.view(), &options)
+        .map_err(|(_, e)| anyhow::anyhow!("selection on hub {}: {e}", hub.run()))?;
     for m in 0..hub.spec().hub.len() {
         let labels = hub.labels(m)?;
-        check_labels(m, &labels, matching.graph_nodes()).map_err(|e| anyhow::anyhow!("hub {}: {e}", hub.run()))?;
-        let by_node = ImagesByNode::new(&labels, matching.graph_nodes());
-        counts.push(
-            model_node_counts(&matching, m, &labels, &by_node, &options)
-                .map_err(|e| anyhow::anyhow!("hub {}: {e}", hub.run()))?,
-        );
+        selection.add_model(&labels).map_err(|(_, e)| anyhow::anyhow!("hub {}: {e}", hub.run()))?;
     }
-    Ok(score(matching, counts, &options))
+    selection
+        .finish()
+        .pop()
+        .flatten()
+        .ok_or_else(|| anyhow::anyhow!("selection on hub {}: the task's classes matched no graph node", hub.run()))
 }
 
 /// What `select --json` prints, and adapt.json's `selection`.
