@@ -269,7 +269,8 @@ fn main() {
     let c0 = cpu_seconds();
     let experiments = combine(full_parts, &options, &ExperimentOptions::default(), hub, Vec::new());
     exp_all_cpu += cpu_seconds() - c0;
-    let growth = combine(growth_parts, &options, &ExperimentOptions::default(), hub, Vec::new());
+    let growth_only = ExperimentOptions { alphas: vec![], ks: vec![], ..ExperimentOptions::default() };
+    let growth = combine(growth_parts, &options, &growth_only, hub, Vec::new());
     let curve = &growth.hub_growth.as_ref().expect("hub growth").curves["mll_k1"].mean;
     let (c0, w0) = (cpu_seconds(), Instant::now());
     let summary = summarise(&reports);

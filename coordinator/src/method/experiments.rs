@@ -273,7 +273,8 @@ pub fn combine(
         alphas: exp.alphas.clone(),
         mean: (0..exp.alphas.len())
             .map(|i| {
-                let pts: Vec<&AlphaPoint> = with_alpha.iter().map(|(_, a)| &a[i]).collect();
+                // A dataset computed with other options has other points: skip, never index past them.
+                let pts: Vec<&AlphaPoint> = with_alpha.iter().filter_map(|(_, a)| a.get(i)).collect();
                 let accuracy = options
                     .k
                     .iter()
@@ -303,7 +304,7 @@ pub fn combine(
         ks: exp.ks.clone(),
         mean: (0..exp.ks.len())
             .map(|i| {
-                let pts: Vec<&KPoint> = with_k.iter().map(|(_, k)| &k[i]).collect();
+                let pts: Vec<&KPoint> = with_k.iter().filter_map(|(_, k)| k.get(i)).collect();
                 let mean = |f: fn(&KPoint) -> Option<f64>| Some(mean_finite(pts.iter().filter_map(|p| f(p)))).filter(|v| !v.is_nan());
                 let total = |f: fn(&KPoint) -> Option<f64>| pts.iter().map(|p| f(p)).sum::<Option<f64>>();
                 KPoint {
