@@ -57,3 +57,23 @@ def test_export_hub_exports_keeps_and_isolates_failures(tmp_path, capsys):
     meta_path.write_text(json.dumps(meta))
     assert export_hub.main(args + ["--only", "RN50/openai"]) == 0
     assert json.loads(meta_path.read_text())["model_key"] == "RN50/openai"
+
+
+def test_export_hub_on_the_toy_spec_keeps_every_toy_model(tmp_path, capsys):
+    """The toy world's models (written by its generator in the export format)
+    pass `worker check`, so export_hub keeps all ten; one made unreadable is
+    the only one tried again, and fails alone (a toy key is no open_clip model)."""
+    world = tmp_path / "world"
+    subprocess.run([sys.executable, str(REPO / "scripts/toy_world/generate.py"), "--out", str(world)], check=True, capture_output=True)
+    args = ["--benchmark", str(REPO / "configs/benchmarks/toy.toml"), "--out", str(world), "--worker", worker_bin()]
+    assert export_hub.main(args) == 0
+    err = capsys.readouterr().err
+    assert "export_hub: 0 exported, 10 kept, 0 failed" in err, err
+    folder = world / "models/toy-poor/v1"
+    weights = sorted(folder.glob("*.pt")) + sorted(folder.glob("*.safetensors"))
+    assert weights, sorted(p.name for p in folder.iterdir())
+    weights[0].write_bytes(b"not a model")
+    assert export_hub.main(args) == 1
+    err = capsys.readouterr().err
+    assert "export_hub: 0 exported, 9 kept, 1 failed" in err, err
+    assert "toy-poor/v1" in err, err
