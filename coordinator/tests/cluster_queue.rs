@@ -135,6 +135,55 @@ fn retry_publishes_exactly_the_failed_jobs_once_the_cause_is_fixed() {
     kill9(&mut w);
 }
 
+/// `coordinator cancel` stops the jobs in flight (at their next batch
+/// boundary; here 20 ms sleep slices of 60 s jobs) and workers drop the
+/// queued ones without executing them. The test measures how long it took.
+#[test]
+fn cancel_stops_jobs_in_flight_and_drops_the_queued_ones() {
+    let c = Cluster::new("cancel");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("cancel", 8, 60_000, &[]));
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap()]);
+    let mut w1 = c.spawn_worker("1");
+    let mut w2 = c.spawn_worker("2");
+    // Both workers hold a job (executions counted at start).
+    let started = std::time::Instant::now();
+    let log = |label: &str| std::fs::read_to_string(c.path(&format!("worker-{label}.log"))).unwrap_or_default();
+    while ["1", "2"].iter().any(|l| !log(l).contains("executing")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "workers did not start jobs:\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t0 = std::time::Instant::now();
+    c.coordinator_ok(&["cancel", "cancel"]);
+    while ["1", "2"].iter().any(|l| !log(l).contains("stopped the job in flight")) {
+        assert!(t0.elapsed() < Duration::from_secs(30), "in-flight jobs were not stopped:\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stop_secs = t0.elapsed().as_secs_f64();
+    // The six queued jobs are dropped without executing: the queue drains, nothing commits.
+    let st = c.wait_status("cancel", Duration::from_secs(30), |s| s["state"] == "cancelled");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dropped = ["1", "2"].iter().map(|l| log(l).matches(" executing").count()).sum::<usize>();
+        let queue = std::process::Command::new("rabbitmqctl").args(["list_queues", "name", "messages"]).output();
+        let empty = queue.map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            let queue = format!("{}.jobs", c.name);
+            text.lines().filter(|l| l.split_whitespace().next() == Some(queue.as_str())).all(|l| l.split_whitespace().nth(1) == Some("0"))
+        });
+        if dropped == 2 && empty.unwrap_or(true) && std::time::Instant::now() > t0 + Duration::from_secs(3) {
+            break;
+        }
+        assert!(dropped == 2, "a queued job of the cancelled run was executed:\n{}", c.logs());
+        assert!(std::time::Instant::now() < deadline, "queued jobs were not drained:\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(st["stages"]["diagnostic"]["done"], 0, "{st}");
+    eprintln!("cancel: both in-flight jobs stopped {stop_secs:.2} s after `coordinator cancel`");
+    assert!(stop_secs < 10.0, "cancelling took {stop_secs:.1} s");
+    kill9(&mut w1);
+    kill9(&mut w2);
+}
+
 #[test]
 fn malformed_deliveries_are_dead_lettered_and_the_worker_keeps_consuming() {
     use mll_common::queue::{amqp::AmqpQueue, JobQueue, Outgoing};

@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+/// How often a running job's run state is read, so `coordinator cancel`
+/// stops work in flight within about this long plus one batch.
+const CANCEL_POLL: Duration = Duration::from_secs(1);
+
 /// Executors by the stage they serve.
 #[derive(Clone, Default)]
 pub struct Executors {
@@ -228,8 +232,15 @@ impl WorkerLoop {
 
         info!(job = %jid, what = %job.payload.describe(), attempt = delivery.previous_deliveries() + 1, "executing");
         let started = Instant::now();
-        let result = self.execute(executor, job.clone(), shutdown).await;
+        let (result, run_cancelled) = self.execute(executor, job.clone(), shutdown).await;
         m.worker_job_duration.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+        if run_cancelled {
+            // `coordinator cancel` while it ran: stopped at its next batch boundary, dropped.
+            stats.cancelled += 1;
+            m.worker_jobs.with_label_values(&[kind, "cancelled"]).inc();
+            info!(job = %jid, secs = started.elapsed().as_secs_f64(), "run cancelled: stopped the job in flight and dropped it");
+            return (Verdict::Ack, kind);
+        }
 
         match result {
             Ok(output) => {
@@ -286,33 +297,50 @@ impl WorkerLoop {
 
     /// Runs the executor on a blocking thread under the hard timeout; on
     /// shutdown it waits up to the grace period, then asks the job to stop.
+    /// Every [`CANCEL_POLL`] it reads the run's state: when the run was
+    /// cancelled it asks the job to stop and returns `true` beside the result.
     async fn execute(
         &self,
         executor: Arc<dyn Executor>,
         job: Job,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<mll_common::JobOutput, ExecError> {
+    ) -> (Result<mll_common::JobOutput, ExecError>, bool) {
         let mut ctx = self.ctx.clone();
         ctx.cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cancel = ctx.cancel.clone();
+        let run = job.run.clone();
         let mut handle = tokio::task::spawn_blocking(move || executor.execute(&job, &ctx));
         let timeout = tokio::time::sleep(self.opts.job_timeout);
         tokio::pin!(timeout);
+        let mut poll = tokio::time::interval(CANCEL_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             tokio::select! {
                 r = &mut handle => {
-                    return match r {
+                    return (match r {
                         Ok(r) => r,
                         Err(e) if e.is_panic() => Err(ExecError::Permanent(format!("the executor panicked: {}", panic_message(e)))),
                         Err(e) => Err(ExecError::Transient(format!("the executor thread failed: {e}"))),
-                    };
+                    }, false);
+                }
+                _ = poll.tick() => {
+                    // A store error is not a cancel: the job goes on.
+                    if let Ok(Some(meta)) = self.store.meta(&run).await {
+                        if meta.state == RunState::Cancelled {
+                            cancel.store(true, Ordering::Relaxed);
+                            let r = (&mut handle).await;
+                            // A job that finished before it saw the flag is dropped all the same.
+                            drop(r);
+                            return (Err(ExecError::Cancelled("run cancelled".into())), true);
+                        }
+                    }
                 }
                 _ = &mut timeout => {
                     cancel.store(true, Ordering::Relaxed);
                     error!(timeout = ?self.opts.job_timeout, "job exceeded worker.job_timeout_s; stopping it");
                     let _ = (&mut handle).await;
-                    return Err(ExecError::Transient(format!("timed out after {:?} (worker.job_timeout_s)", self.opts.job_timeout)));
+                    return (Err(ExecError::Transient(format!("timed out after {:?} (worker.job_timeout_s)", self.opts.job_timeout))), false);
                 }
                 _ = wait_true(shutdown), if grace.is_none() => {
                     info!(grace = ?self.opts.shutdown_grace, "shutdown: finishing the job in hand within the grace period");
@@ -322,7 +350,7 @@ impl WorkerLoop {
                     cancel.store(true, Ordering::Relaxed);
                     warn!("grace period over: stopping the job; it goes back to the queue");
                     let _ = (&mut handle).await;
-                    return Err(ExecError::Cancelled("worker shutting down".into()));
+                    return (Err(ExecError::Cancelled("worker shutting down".into())), false);
                 }
             }
         }
