@@ -65,19 +65,11 @@ impl ArtifactStore {
     /// Reads an artifact and verifies its size and checksum.
     pub fn get(&self, aref: &ArtifactRef) -> Result<Vec<u8>, ArtifactError> {
         let path = self.path_of(&aref.sha256);
-        let bytes = std::fs::read(&path).map_err(|source| ArtifactError::Read {
-            sha256: aref.sha256.clone(),
-            path: path.clone(),
-            source,
-        })?;
+        let bytes =
+            std::fs::read(&path).map_err(|source| ArtifactError::Read { sha256: aref.sha256.clone(), path: path.clone(), source })?;
         let actual = sha256_hex(&bytes);
         if bytes.len() as u64 != aref.size || actual != aref.sha256 {
-            return Err(ArtifactError::Corrupt {
-                sha256: aref.sha256.clone(),
-                expected: aref.size,
-                found: bytes.len() as u64,
-                actual,
-            });
+            return Err(ArtifactError::Corrupt { sha256: aref.sha256.clone(), expected: aref.size, found: bytes.len() as u64, actual });
         }
         Ok(bytes)
     }

@@ -146,8 +146,7 @@ impl Catalog {
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Catalog, CatalogError> {
-        let c: Catalog =
-            toml::from_str(text).map_err(|e| CatalogError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let c: Catalog = toml::from_str(text).map_err(|e| CatalogError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         c.validate(path)?;
         Ok(c)
     }
@@ -188,9 +187,7 @@ fn check_checksum(c: &str) -> Result<(), String> {
         Some(("sha256", h)) if is_hex(h, 64) => Ok(()),
         Some(("md5", h)) if is_hex(h, 32) => Ok(()),
         None if c == "none published" || c == "md5 inside torchvision" => Ok(()),
-        _ => Err(format!(
-            "checksum '{c}' is not sha256:<64 hex>, md5:<32 hex>, 'md5 inside torchvision' or 'none published'"
-        )),
+        _ => Err(format!("checksum '{c}' is not sha256:<64 hex>, md5:<32 hex>, 'md5 inside torchvision' or 'none published'")),
     }
 }
 
@@ -341,8 +338,7 @@ fn class_map_from_spec(catalog: &Path, spec_origin: &str, class_map: &str) -> St
 /// written, keeping toml's line numbers in errors).
 pub fn resolve_references(text: &str, origin: &str) -> Result<Option<toml::Value>, crate::spec::SpecError> {
     use crate::spec::SpecError;
-    let mut value: toml::Value =
-        toml::from_str(text).map_err(|e| SpecError::Parse { path: origin.to_string(), message: e.to_string() })?;
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| SpecError::Parse { path: origin.to_string(), message: e.to_string() })?;
     let Some(datasets) = value.get_mut("datasets").and_then(|d| d.as_array_mut()) else { return Ok(None) };
     if !datasets.iter().any(|d| d.get("catalog").is_some()) {
         return Ok(None);
@@ -514,12 +510,9 @@ mod tests {
         // Keys the spec gives win.
         assert_eq!(spec.datasets[1].name, "smoke");
         assert_eq!(spec.datasets[1].templates, vec!["{c}".to_string()]);
-        let err = crate::spec::BenchmarkSpec::from_toml(
-            "name = \"s\"\n[[datasets]]\ncatalog = \"Nope\"\n",
-            &origin.display().to_string(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = crate::spec::BenchmarkSpec::from_toml("name = \"s\"\n[[datasets]]\ncatalog = \"Nope\"\n", &origin.display().to_string())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("datasets[0].catalog") && err.contains("'Nope' is not in"), "{err}");
     }
 }

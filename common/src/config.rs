@@ -146,10 +146,7 @@ impl Settings {
 
     /// As [`Settings::load`], with the `MLL__…` variables taken from `env`
     /// instead of the process environment when given (tests).
-    pub fn load_with_env(
-        config_file: Option<&Path>,
-        env: Option<HashMap<String, String>>,
-    ) -> Result<Settings, ConfigError> {
+    pub fn load_with_env(config_file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Settings, ConfigError> {
         use config::{Config, Environment, File, FileFormat};
         let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(base) = base_file() {
@@ -161,13 +158,7 @@ impl Settings {
             }
             builder = builder.add_source(File::from(profile).format(FileFormat::Toml));
         }
-        builder = builder.add_source(
-            Environment::with_prefix("MLL")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .source(env),
-        );
+        builder = builder.add_source(Environment::with_prefix("MLL").prefix_separator("__").separator("__").try_parsing(true).source(env));
         let mut sources = vec!["built-in defaults".to_string()];
         sources.extend(base_file().map(|p| p.display().to_string()));
         sources.extend(config_file.map(|p| p.display().to_string()));
@@ -238,10 +229,9 @@ impl Settings {
                 reason: "no message could pass; use at least a few KiB".into(),
             });
         }
-        for (key, url, schemes) in [
-            ("broker.url", &b.url, &["amqp", "amqps"][..]),
-            ("store.url", &self.store.url, &["redis", "rediss"][..]),
-        ] {
+        for (key, url, schemes) in
+            [("broker.url", &b.url, &["amqp", "amqps"][..]), ("store.url", &self.store.url, &["redis", "rediss"][..])]
+        {
             match url::Url::parse(url) {
                 Ok(u) if schemes.contains(&u.scheme()) => {}
                 Ok(u) => {
@@ -251,9 +241,7 @@ impl Settings {
                         reason: format!("the scheme '{}' is not one of {schemes:?}", u.scheme()),
                     })
                 }
-                Err(e) => {
-                    return Err(ConfigError::Invalid { key, value: redact_url(url), reason: format!("not a URL: {e}") })
-                }
+                Err(e) => return Err(ConfigError::Invalid { key, value: redact_url(url), reason: format!("not a URL: {e}") }),
             }
         }
         if self.store.key_prefix.is_empty() || self.store.key_prefix.contains(['{', '}', ' ']) {
@@ -264,11 +252,7 @@ impl Settings {
             });
         }
         if w.batch_size == 0 {
-            return Err(ConfigError::Invalid {
-                key: "worker.batch_size",
-                value: "0".into(),
-                reason: "use at least 1".into(),
-            });
+            return Err(ConfigError::Invalid { key: "worker.batch_size", value: "0".into(), reason: "use at least 1".into() });
         }
         Ok(())
     }
@@ -316,8 +300,7 @@ fn name_unknown_key(msg: &str) -> String {
 }
 
 fn url_with_password_file(url: &str, path: &Path, key: &'static str) -> Result<String, ConfigError> {
-    let secret = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Secret { key, path: path.to_path_buf(), reason: e.to_string() })?;
+    let secret = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret { key, path: path.to_path_buf(), reason: e.to_string() })?;
     let secret = secret.trim();
     let mut u = url::Url::parse(url).map_err(|e| ConfigError::Invalid {
         key,
@@ -508,11 +491,7 @@ mod tests {
         assert!(e.contains("worker.job_timeout_s") && e.contains("consumer_timeout"), "{e}");
         let e = Settings::load_with_env(None, env(&[("MLL__WORKER__MAX_ATTEMPTS", "5")])).unwrap_err().to_string();
         assert!(e.contains("worker.max_attempts") && e.contains("delivery_limit"), "{e}");
-        assert!(Settings::load_with_env(
-            None,
-            env(&[("MLL__WORKER__MAX_ATTEMPTS", "5"), ("MLL__BROKER__DELIVERY_LIMIT", "6")])
-        )
-        .is_ok());
+        assert!(Settings::load_with_env(None, env(&[("MLL__WORKER__MAX_ATTEMPTS", "5"), ("MLL__BROKER__DELIVERY_LIMIT", "6")])).is_ok());
         let e = Settings::load_with_env(None, env(&[("MLL__STORE__URL", "http://x")])).unwrap_err().to_string();
         assert!(e.contains("store.url"), "{e}");
     }
@@ -540,18 +519,12 @@ mod tests {
         .unwrap();
         let u = url::Url::parse(&s.broker.url).unwrap();
         assert_eq!(u.username(), "guest");
-        assert_eq!(
-            percent_decode(u.password().unwrap()),
-            "s3cr3t/pw",
-            "the trimmed file content becomes the password"
-        );
+        assert_eq!(percent_decode(u.password().unwrap()), "s3cr3t/pw", "the trimmed file content becomes the password");
         assert_eq!(url::Url::parse(&s.store.url).unwrap().password(), Some("r3dis"));
         let printed = format!("{s:?} {:?}", s.redacted());
         assert!(!printed.contains("s3cr3t") && !printed.contains("r3dis"), "{printed}");
         assert!(printed.contains("guest:***@"), "{printed}");
-        let e = Settings::load_with_env(None, env(&[("MLL__BROKER__PASSWORD_FILE", "/nonexistent/secret")]))
-            .unwrap_err()
-            .to_string();
+        let e = Settings::load_with_env(None, env(&[("MLL__BROKER__PASSWORD_FILE", "/nonexistent/secret")])).unwrap_err().to_string();
         assert!(e.contains("broker.password_file") && e.contains("/nonexistent/secret"), "{e}");
     }
 

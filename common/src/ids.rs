@@ -17,15 +17,11 @@ impl RunId {
     pub fn new(name: &str) -> Result<Self, String> {
         let ok = !name.is_empty()
             && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.');
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.');
         if ok {
             Ok(RunId(name.to_string()))
         } else {
-            Err(format!(
-                "run name '{name}' is not valid: use 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"
-            ))
+            Err(format!("run name '{name}' is not valid: use 1 to 64 characters of a-z, 0-9, '.', '_' or '-'"))
         }
     }
 

@@ -53,13 +53,9 @@ impl JobPayload {
         match self {
             JobPayload::Embed(j) => format!("embed {} texts {}..{}", j.source, j.start, j.start + j.texts.len() as u64),
             JobPayload::Label(j) => format!("label {} shard {}/{}", j.model.key, j.shard.index + 1, j.shard.count),
-            JobPayload::Evaluate(j) => format!(
-                "evaluate {} on {} shard {}/{}",
-                j.model.key,
-                j.dataset.name,
-                j.shard.index + 1,
-                j.shard.count
-            ),
+            JobPayload::Evaluate(j) => {
+                format!("evaluate {} on {} shard {}/{}", j.model.key, j.dataset.name, j.shard.index + 1, j.shard.count)
+            }
             JobPayload::Diagnostic(j) => format!("diagnostic #{}", j.index),
         }
     }

@@ -234,9 +234,7 @@ impl MethodPreset {
             MethodPreset::ClipBenchmark => base,
             // reuse.py tokenises the bare class names its loaders give, which
             // are MLL's own names (the caption keys).
-            MethodPreset::Paper => {
-                ExecutionOptions { protocol: PromptProtocol::Bare, prompt_names: PromptNames::CaptionKeys, ..base }
-            }
+            MethodPreset::Paper => ExecutionOptions { protocol: PromptProtocol::Bare, prompt_names: PromptNames::CaptionKeys, ..base },
         }
     }
 }
@@ -377,17 +375,12 @@ impl BenchmarkSpec {
     }
 
     pub fn load(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
     fn validate(&self, origin: &str) -> Result<(), SpecError> {
-        let invalid = |key: &str, message: String| SpecError::Invalid {
-            path: origin.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = |key: &str, message: String| SpecError::Invalid { path: origin.to_string(), key: key.to_string(), message };
         crate::ids::RunId::new(&self.name).map_err(|m| invalid("name", m))?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, m) in self.hub.iter().enumerate() {

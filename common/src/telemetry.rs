@@ -6,8 +6,7 @@
 //! and the code cannot drift apart unnoticed (a test parses the dashboards).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -106,22 +105,58 @@ impl Metrics {
     fn new() -> Self {
         let r = Registry::new();
         let m = Metrics {
-            worker_jobs: counter_vec(&r, "mll_worker_jobs_total", "Jobs handled by this worker, by kind and outcome (committed, duplicate, requeued, dead_lettered, cancelled).", &["kind", "status"]),
-            worker_job_duration: histogram_vec(&r, "mll_worker_job_duration_seconds", "Wall time of one job's execution, by kind.", &["kind"], JOB_SECONDS),
+            worker_jobs: counter_vec(
+                &r,
+                "mll_worker_jobs_total",
+                "Jobs handled by this worker, by kind and outcome (committed, duplicate, requeued, dead_lettered, cancelled).",
+                &["kind", "status"],
+            ),
+            worker_job_duration: histogram_vec(
+                &r,
+                "mll_worker_job_duration_seconds",
+                "Wall time of one job's execution, by kind.",
+                &["kind"],
+                JOB_SECONDS,
+            ),
             worker_jobs_in_flight: gauge(&r, "mll_worker_jobs_in_flight", "Deliveries this worker holds unacked right now."),
             worker_redeliveries: counter(&r, "mll_worker_redeliveries_total", "Deliveries that the broker had delivered before."),
             worker_ack_false: counter(&r, "mll_worker_ack_false_total", "Acks the broker did not take (it will redeliver)."),
-            worker_dead_letters: counter_vec(&r, "mll_worker_dead_letters_total", "Deliveries this worker dead-lettered, by reason class.", &["reason"]),
+            worker_dead_letters: counter_vec(
+                &r,
+                "mll_worker_dead_letters_total",
+                "Deliveries this worker dead-lettered, by reason class.",
+                &["reason"],
+            ),
             worker_images: counter_vec(&r, "mll_worker_images_total", "Images run through a model, by job kind.", &["kind"]),
             worker_batch_duration: histogram(&r, "mll_worker_batch_duration_seconds", "Wall time of one inference batch.", BATCH_SECONDS),
-            worker_model_load: histogram(&r, "mll_worker_model_load_seconds", "Time to load a model artifact onto the device.", BATCH_SECONDS),
-            worker_model_cache: counter_vec(&r, "mll_worker_model_cache_requests_total", "Model cache look-ups, by result (hit, miss).", &["result"]),
+            worker_model_load: histogram(
+                &r,
+                "mll_worker_model_load_seconds",
+                "Time to load a model artifact onto the device.",
+                BATCH_SECONDS,
+            ),
+            worker_model_cache: counter_vec(
+                &r,
+                "mll_worker_model_cache_requests_total",
+                "Model cache look-ups, by result (hit, miss).",
+                &["result"],
+            ),
             worker_gpu_memory: gauge(&r, "mll_worker_gpu_memory_bytes", "Device memory held by loaded models."),
             reconnects: counter_vec(&r, "mll_reconnects_total", "Reconnections, by component (broker, store).", &["component"]),
             coordinator_published: counter_vec(&r, "mll_coordinator_jobs_published_total", "Jobs published, by stage.", &["stage"]),
-            coordinator_confirmed: counter_vec(&r, "mll_coordinator_jobs_confirmed_total", "Publishes confirmed by the broker, by stage.", &["stage"]),
+            coordinator_confirmed: counter_vec(
+                &r,
+                "mll_coordinator_jobs_confirmed_total",
+                "Publishes confirmed by the broker, by stage.",
+                &["stage"],
+            ),
             coordinator_returned: counter(&r, "mll_coordinator_jobs_returned_total", "Publishes returned as unroutable."),
-            coordinator_dead_lettered: counter_vec(&r, "mll_coordinator_jobs_dead_lettered_total", "Dead-lettered jobs recorded as failed, by stage.", &["stage"]),
+            coordinator_dead_lettered: counter_vec(
+                &r,
+                "mll_coordinator_jobs_dead_lettered_total",
+                "Dead-lettered jobs recorded as failed, by stage.",
+                &["stage"],
+            ),
             run_jobs_expected: gauge_vec(&r, "mll_run_jobs_expected", "Jobs planned, by run and stage.", &["run", "stage"]),
             run_jobs_done: gauge_vec(&r, "mll_run_jobs_done", "Jobs with a committed result, by run and stage.", &["run", "stage"]),
             run_jobs_failed: gauge_vec(&r, "mll_run_jobs_failed", "Jobs failed for good, by run and stage.", &["run", "stage"]),

@@ -17,7 +17,9 @@ pub enum WireError {
     TooLarge { size: usize, limit: usize },
     #[error("message is not an MLL job envelope (missing magic bytes; {size} bytes)")]
     NotAnEnvelope { size: usize },
-    #[error("message uses protocol version {found}, this binary speaks version {expected}: run coordinator and workers of the same release")]
+    #[error(
+        "message uses protocol version {found}, this binary speaks version {expected}: run coordinator and workers of the same release"
+    )]
     Version { found: u16, expected: u16 },
     #[error("message body cannot be decoded as a job: {0}")]
     Decode(String),
@@ -51,8 +53,7 @@ pub fn decode(bytes: &[u8], limit: usize) -> Result<Job, WireError> {
     }
     // The limit also bounds what bincode may allocate for one message.
     let cfg = bincode_config().with_limit::<{ 64 * 1024 * 1024 }>();
-    let (job, used) = bincode::serde::decode_from_slice::<Job, _>(&bytes[HEADER..], cfg)
-        .map_err(|e| WireError::Decode(e.to_string()))?;
+    let (job, used) = bincode::serde::decode_from_slice::<Job, _>(&bytes[HEADER..], cfg).map_err(|e| WireError::Decode(e.to_string()))?;
     if used != bytes.len() - HEADER {
         return Err(WireError::Decode(format!("{} trailing bytes after the job", bytes.len() - HEADER - used)));
     }

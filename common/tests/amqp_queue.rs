@@ -150,10 +150,7 @@ async fn dead_letter_carries_the_reason() {
     let mut c = q.consumer("dl").await.unwrap();
     let d = next_within(&mut c, 10).await.unwrap();
     let reason = "undecodable envelope: unknown protocol version 9";
-    assert!(d
-        .dead_letter(DeadLetter { job_id: Some("feedbeef".into()), reason: reason.into() })
-        .await
-        .unwrap());
+    assert!(d.dead_letter(DeadLetter { job_id: Some("feedbeef".into()), reason: reason.into() }).await.unwrap());
     let d2 = next_within(&mut c, 10).await.unwrap();
     assert!(d2.ack().await.unwrap());
     assert_eq!(q.depths().await.unwrap(), (0, 1));

@@ -33,10 +33,7 @@ async fn commit_is_idempotent_and_clears_failures() {
     assert_eq!(store.expected(&r, Stage::Evaluate).await.unwrap().len(), 2, "expect is idempotent");
 
     store.record_failure(&r, Stage::Evaluate, &a, "worker crashed").await.unwrap();
-    assert_eq!(
-        store.progress(&r, Stage::Evaluate).await.unwrap(),
-        StageProgress { expected: 2, done: 0, failed: 1 }
-    );
+    assert_eq!(store.progress(&r, Stage::Evaluate).await.unwrap(), StageProgress { expected: 2, done: 0, failed: 1 });
     assert_eq!(store.failures(&r, Stage::Evaluate).await.unwrap()[&a], "worker crashed");
 
     assert_eq!(store.commit(&r, Stage::Evaluate, &a, b"first").await.unwrap(), CommitOutcome::Committed);
@@ -120,11 +117,7 @@ async fn keys_of_a_run_share_its_hash_tag() {
     store.count_execution(&r, &j).await.unwrap();
 
     let mut conn = raw_conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:{{{}}}:*", s.key_prefix, r))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:{{{}}}:*", s.key_prefix, r)).query_async(&mut conn).await.unwrap();
     let tag = format!("{{{r}}}");
     let mut kinds: Vec<&str> = keys
         .iter()
@@ -140,8 +133,7 @@ async fn keys_of_a_run_share_its_hash_tag() {
     let slots: std::collections::BTreeSet<u16> = keys.iter().map(|k| key_slot(k)).collect();
     assert_eq!(slots.len(), 1);
     store.delete_run(&r).await.unwrap();
-    let left: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}:{{{}}}:*", s.key_prefix, r)).query_async(&mut conn).await.unwrap();
+    let left: Vec<String> = redis::cmd("KEYS").arg(format!("{}:{{{}}}:*", s.key_prefix, r)).query_async(&mut conn).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -169,9 +161,7 @@ async fn survives_a_killed_connection() {
 
 async fn client_ids(conn: &mut redis::aio::MultiplexedConnection) -> Vec<i64> {
     let list: String = redis::cmd("CLIENT").arg("LIST").query_async(conn).await.unwrap();
-    list.lines()
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id="))?.parse().ok())
-        .collect()
+    list.lines().filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id="))?.parse().ok()).collect()
 }
 
 /// Redis Cluster's key slot (CRC16/XMODEM of the hash tag, mod 16384).

@@ -264,10 +264,8 @@ impl Bench {
         for i in 0..self.args.workers {
             // Own connections per worker, like separate worker processes.
             let queue: Arc<dyn JobQueue> = Arc::new(AmqpQueue::connect(&self.settings.broker).await?);
-            let store: Arc<dyn ResultStore> = Arc::new(TimingStore {
-                inner: Arc::new(RedisStore::connect(&self.settings.store).await?),
-                tx: self.store.tx.clone(),
-            });
+            let store: Arc<dyn ResultStore> =
+                Arc::new(TimingStore { inner: Arc::new(RedisStore::connect(&self.settings.store).await?), tx: self.store.tx.clone() });
             let ctx = ExecContext::new(ArtifactStore::new(self.dir.path().join("artifacts")), self.dir.path().to_path_buf());
             let w = &self.settings.worker;
             let opts = LoopOptions {
@@ -302,11 +300,7 @@ impl Bench {
     }
 
     /// The measured phase through the coordinator's own submit path.
-    async fn throughput(
-        &self,
-        rx: &mut mpsc::UnboundedReceiver<CommitEvent>,
-        run: &RunId,
-    ) -> anyhow::Result<(f64, Vec<f64>)> {
+    async fn throughput(&self, rx: &mut mpsc::UnboundedReceiver<CommitEvent>, run: &RunId) -> anyhow::Result<(f64, Vec<f64>)> {
         let toml = format!("name = \"{run}\"\n[diagnostic]\njobs = {}\nwork_ms = 0\n", self.args.jobs);
         let spec = BenchmarkSpec::from_toml(&toml, "bench_queue (generated)")?;
         let plan = plan::plan(&spec, self.dir.path())?;

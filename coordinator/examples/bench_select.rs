@@ -93,18 +93,8 @@ fn random_unit(rng: &mut Rng, n: usize, d: usize) -> Array2<f32> {
 fn cpu_seconds() -> f64 {
     // utime + stime of this process, in clock ticks (100 Hz on Linux).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let t = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
     (t(11) + t(12)) / 100.0
 }
 
@@ -115,10 +105,8 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("task") {
         return new_task();
     }
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numeric arguments: images_per_model max_samples K"))
-        .collect();
+    let args: Vec<usize> =
+        std::env::args().skip(1).map(|a| a.parse().expect("numeric arguments: images_per_model max_samples K")).collect();
     let images = args.first().copied().unwrap_or(300_000);
     let max_samples = args.get(1).copied().unwrap_or(0);
     let k_list = args.get(2).copied().unwrap_or(32);
@@ -177,21 +165,13 @@ fn main() {
     let mut exp_all_cpu = 0.0;
     let (mut growth_parts, mut full_parts) = (Vec::new(), Vec::new());
     for (((name, c, n_real), e), sel) in DATASETS.iter().zip(&class_emb).zip(selections) {
-        let n = if max_samples == 0 {
-            *n_real
-        } else {
-            (*n_real).min(max_samples)
-        };
+        let n = if max_samples == 0 { *n_real } else { (*n_real).min(max_samples) };
         samples_total += n;
         let labels_y: Vec<usize> = (0..n).map(|_| rng.below(*c)).collect();
         let distinct_probs: Vec<(Array2<f32>, Vec<f64>)> = (0..4)
             .map(|q| {
                 let mut p = Array2::from_shape_fn((n, *c), |(i, j)| {
-                    let hit = if j == labels_y[i] {
-                        2.0 + q as f32 * 0.3
-                    } else {
-                        0.0
-                    };
+                    let hit = if j == labels_y[i] { 2.0 + q as f32 * 0.3 } else { 0.0 };
                     (hit + 1.5 * rng.normal()).exp()
                 });
                 for mut r in p.rows_mut() {
@@ -234,9 +214,7 @@ fn main() {
             ..Default::default()
         };
         let (c0, w0) = (cpu_seconds(), Instant::now());
-        reports.push(
-            build_dataset_report(&models, &options, Some(&node_ids), &d, Some(&sel)).expect("dataset report"),
-        );
+        reports.push(build_dataset_report(&models, &options, Some(&node_ids), &d, Some(&sel)).expect("dataset report"));
         report_cpu += cpu_seconds() - c0;
         report_wall += w0.elapsed().as_secs_f64();
 
@@ -300,7 +278,12 @@ fn main() {
     println!("experiments (--experiments), each alone over the 17 datasets:");
     println!("  alpha sweep (5 values x k = {:?}):    cpu {:.3} s", options.k, exp_cpu[0]);
     println!("  k sweep (k = 1..6, MLL + INB + cost): cpu {:.3} s", exp_cpu[1]);
-    println!("  hub growth (30 orders x 49 sizes):    cpu {:.3} s (mean MLL k=1 at 1 / 49 models: {:.4} / {:.4})", exp_cpu[2], curve[0], curve[curve.len() - 1]);
+    println!(
+        "  hub growth (30 orders x 49 sizes):    cpu {:.3} s (mean MLL k=1 at 1 / 49 models: {:.4} / {:.4})",
+        exp_cpu[2],
+        curve[0],
+        curve[curve.len() - 1]
+    );
     println!("  all three + combine:                  cpu {exp_all_cpu:.3} s");
 }
 
@@ -342,7 +325,8 @@ fn synthetic_labels(rng: &mut Rng, v: usize, images: usize, k_list: usize, relat
             for (i, &g) in nodes.iter().enumerate() {
                 let group = g / GROUP;
                 let mut list: Vec<u32> = Vec::with_capacity(3 * GROUP);
-                let neighbours = if related { vec![group, (group + 1) % (v / GROUP), (group + v / GROUP - 1) % (v / GROUP)] } else { Vec::new() };
+                let neighbours =
+                    if related { vec![group, (group + 1) % (v / GROUP), (group + v / GROUP - 1) % (v / GROUP)] } else { Vec::new() };
                 for h in neighbours {
                     let mut members: Vec<u32> = (h * GROUP..(h + 1) * GROUP).map(|x| x as u32).collect();
                     for a in (1..members.len()).rev() {
@@ -379,7 +363,8 @@ fn synthetic_labels(rng: &mut Rng, v: usize, images: usize, k_list: usize, relat
 /// as `coordinator select` computes it once the labels are in memory, plus the
 /// cost of decoding one model's label artifact of the real size.
 fn new_task() {
-    let args: Vec<usize> = std::env::args().skip(2).map(|a| a.parse().expect("numeric arguments: models classes images_per_model")).collect();
+    let args: Vec<usize> =
+        std::env::args().skip(2).map(|a| a.parse().expect("numeric arguments: models classes images_per_model")).collect();
     let models = args.first().copied().unwrap_or(1000);
     let classes = args.get(1).copied().unwrap_or(100);
     let images = args.get(2).copied().unwrap_or(300_000);
@@ -388,8 +373,7 @@ fn new_task() {
     let node_emb = node_embeddings(&mut rng, v, de);
     let distinct = synthetic_labels(&mut rng, v, images, k_list, true);
     let task = class_embeddings(&mut rng, &node_emb, classes);
-    let mut options = MethodOptions::default();
-    options.k = vec![3];
+    let options = MethodOptions { k: vec![3], ..MethodOptions::default() };
     println!("new task: {classes} classes, V = {v} nodes, {images} graph images per model, K = {k_list}, k = 3");
     for hub in [49, models] {
         let (c0, w0) = (cpu_seconds(), Instant::now());

@@ -132,9 +132,8 @@ pub fn split_descriptions(text: &str) -> Vec<String> {
         let mut search = 2;
         loop {
             let marker = format!("{next}. ");
-            let found = t[search..].match_indices(&marker).map(|(i, _)| search + i).find(|&i| {
-                t[..i].ends_with(|c: char| c.is_whitespace())
-            });
+            let found =
+                t[search..].match_indices(&marker).map(|(i, _)| search + i).find(|&i| t[..i].ends_with(|c: char| c.is_whitespace()));
             match found {
                 Some(i) => {
                     parts.push(t[start..i].trim().to_string());
@@ -205,10 +204,8 @@ pub fn resolve(classnames: &[String], map: Option<&ClassMap>, captions: Option<&
     };
     let mut out = DatasetCaptions { keys: keys.clone(), ..Default::default() };
     for (class, key) in classnames.iter().zip(&keys) {
-        let texts: Vec<String> = captions
-            .and_then(|c| c.get(key))
-            .map(|v| v.iter().flat_map(|t| split_descriptions(t)).collect())
-            .unwrap_or_default();
+        let texts: Vec<String> =
+            captions.and_then(|c| c.get(key)).map(|v| v.iter().flat_map(|t| split_descriptions(t)).collect()).unwrap_or_default();
         if texts.is_empty() {
             out.fallbacks.push(class.clone());
             out.per_class.push(vec![key.clone()]);
@@ -256,7 +253,8 @@ mod tests {
     fn class_maps_check_order_and_report_fallbacks() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.tsv");
-        std::fs::write(&p, "# header\n0\taquarium fish\taquarium_fish\texact\n1\t\tempty name\tlabel order\n2\tcar\tautomobile\thand\n").unwrap();
+        std::fs::write(&p, "# header\n0\taquarium fish\taquarium_fish\texact\n1\t\tempty name\tlabel order\n2\tcar\tautomobile\thand\n")
+            .unwrap();
         let map = ClassMap::read(&p).unwrap();
         assert_eq!(map.caption_keys(), ["aquarium_fish", "empty name", "automobile"]);
         let names: Vec<String> = ["aquarium_fish", "", "car"].map(String::from).to_vec();

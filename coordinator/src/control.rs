@@ -189,13 +189,15 @@ impl RunControl {
         let mut found_job = false;
         for st in plan.stages().into_iter().filter(|s| stage.is_none_or(|x| x == *s)) {
             let failed = self.store.failures(run, st).await?;
-            let chosen: Vec<&mll_common::Job> = plan
-                .jobs_of(st)
-                .filter(|j| failed.contains_key(&j.id) && job.is_none_or(|id| *id == j.id))
-                .collect();
+            let chosen: Vec<&mll_common::Job> =
+                plan.jobs_of(st).filter(|j| failed.contains_key(&j.id) && job.is_none_or(|id| *id == j.id)).collect();
             for j in &chosen {
                 if self.store.clear_failure(run, st, &j.id).await? {
-                    outcome.cleared.push(RetriedJob { stage: st.as_str().to_string(), job: j.id.to_string(), reason: failed[&j.id].clone() });
+                    outcome.cleared.push(RetriedJob {
+                        stage: st.as_str().to_string(),
+                        job: j.id.to_string(),
+                        reason: failed[&j.id].clone(),
+                    });
                 }
                 found_job |= job.is_some();
             }
@@ -253,7 +255,8 @@ impl RunControl {
             .into();
         }
         let stored = self.store.runs().await.unwrap_or_default();
-        let list = |v: &[RunId]| if v.is_empty() { "none".to_string() } else { v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") };
+        let list =
+            |v: &[RunId]| if v.is_empty() { "none".to_string() } else { v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") };
         crate::exit::InputError(format!(
             "run '{run}' is not in the store and no spec of it is saved under {} (never submitted with these settings?). \
              Runs in the store: {}. Runs with a saved spec: {}. Submit it with `coordinator submit --benchmark FILE`",
@@ -310,11 +313,9 @@ impl RunControl {
     pub async fn cancel(&self, run: &RunId) -> anyhow::Result<()> {
         let status = self.status(run).await?;
         if status.state != RunState::Running.as_str() {
-            return Err(crate::exit::InputError(format!(
-                "run '{run}' is {} already; only a running run can be cancelled",
-                status.state
-            ))
-            .into());
+            return Err(
+                crate::exit::InputError(format!("run '{run}' is {} already; only a running run can be cancelled", status.state)).into()
+            );
         }
         self.store.set_state(run, RunState::Cancelled).await?;
         Ok(())

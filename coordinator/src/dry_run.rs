@@ -200,9 +200,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
         .filter_map(|d| d.caption_fallbacks.as_ref().filter(|f| !f.is_empty()).map(|f| (d.name.clone(), f.clone())))
         .collect();
     if !known.is_empty() && (opts.strict_captions || spec.method.strict_captions) {
-        return Err(PlanError::MissingCaptions(
-            known.iter().map(|(d, f)| captions::fallback_note(d, f)).collect::<Vec<_>>().join("; "),
-        ));
+        return Err(PlanError::MissingCaptions(known.iter().map(|(d, f)| captions::fallback_note(d, f)).collect::<Vec<_>>().join("; ")));
     }
     Ok(DryRun {
         run: spec.name.clone(),
@@ -255,9 +253,13 @@ pub fn render(d: &DryRun) -> String {
         s,
         "\ncaption fallbacks: {} class(es){}",
         d.caption_fallbacks,
-        if unchecked > 0 { format!(" ({unchecked} dataset(s) whose caption file could not be read are not counted)") } else { String::new() }
+        if unchecked > 0 {
+            format!(" ({unchecked} dataset(s) whose caption file could not be read are not counted)")
+        } else {
+            String::new()
+        }
     );
-    let _ = writeln!(s, "\n{:<32} {:>7} {:>9} {:>12} {:>9}  {}", "dataset", "classes", "samples", "class map", "fallback", "class names from");
+    let _ = writeln!(s, "\n{:<32} {:>7} {:>9} {:>12} {:>9}  class names from", "dataset", "classes", "samples", "class map", "fallback");
     for x in &d.datasets {
         let mapped = match (x.mapped_classes, x.classes) {
             (Some(m), Some(c)) => format!("{m}/{c}"),

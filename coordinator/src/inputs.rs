@@ -120,7 +120,8 @@ pub fn verify(plan: &Plan) -> Result<(), InputError> {
             continue;
         };
         let dir = root.join(&d.spec.path);
-        let got = listing_sha256(&dir).map_err(|e| InputError::Dataset { name: name.clone(), reason: format!("{}: {e}", dir.display()) })?;
+        let got =
+            listing_sha256(&dir).map_err(|e| InputError::Dataset { name: name.clone(), reason: format!("{}: {e}", dir.display()) })?;
         if got != entry.listing_sha256 {
             return Err(InputError::Dataset {
                 name,

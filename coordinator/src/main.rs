@@ -86,9 +86,7 @@ enum Command {
     /// exactly those jobs again (locally: the next `run --local` computes them).
     Verify(VerifyArgs),
     /// Cancel a running run: workers drop its remaining jobs (a finished run cannot be cancelled).
-    Cancel {
-        run: String,
-    },
+    Cancel { run: String },
     /// Write or print a run's report.
     ///
     /// With --out DIR writes report.json, report.md, accuracy_matrix.csv and SVG charts into DIR.
@@ -390,7 +388,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             if args.json {
                 println!("{}", serde_json::json!({"run": run.as_str(), "cleared": outcome.cleared, "published": outcome.published}));
             } else if outcome.cleared.is_empty() {
-                println!("run {run}: no failed jobs{}; nothing published", args.stage.map(|s| format!(" in stage {s}")).unwrap_or_default());
+                println!(
+                    "run {run}: no failed jobs{}; nothing published",
+                    args.stage.map(|s| format!(" in stage {s}")).unwrap_or_default()
+                );
             } else {
                 for c in &outcome.cleared {
                     println!("  {} job {} (had failed: {})", c.stage, c.job, c.reason);
@@ -546,7 +547,9 @@ async fn cluster(settings: &Settings) -> anyhow::Result<RunControl> {
 async fn serve_metrics(settings: &Settings) {
     match mll_common::telemetry::serve_metrics(settings.coordinator.metrics_addr).await {
         Ok(addr) => tracing::info!(%addr, "metrics on /metrics"),
-        Err(e) => tracing::warn!(error = %e, addr = %settings.coordinator.metrics_addr, "metrics server not started (set coordinator.metrics_addr)"),
+        Err(e) => {
+            tracing::warn!(error = %e, addr = %settings.coordinator.metrics_addr, "metrics server not started (set coordinator.metrics_addr)")
+        }
     }
 }
 

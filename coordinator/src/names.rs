@@ -34,11 +34,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("Country211", "country211", &[]),
     ("DTD", "dtd", &["Describable Textures", "vtab/dtd"]),
     ("FER2013", "fer2013", &[]),
-    (
-        "Flowers102",
-        "vtab/flowers",
-        &["Oxford Flowers-102", "flowers"],
-    ),
+    ("Flowers102", "vtab/flowers", &["Oxford Flowers-102", "flowers"]),
     ("Food101", "food101", &["Food-101"]),
     ("GTSRB", "gtsrb", &[]),
     ("MNIST", "mnist", &[]),
@@ -48,31 +44,21 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("STL10", "stl10", &["STL-10"]),
     ("StanfordCars", "cars", &["Stanford Cars"]),
     ("UCF101", "ucf101", &[]),
-    (
-        "clevr_closest_object_distance",
-        "vtab/clevr_closest_object_distance",
-        &["CLEVR Distance"],
-    ),
+    ("clevr_closest_object_distance", "vtab/clevr_closest_object_distance", &["CLEVR Distance"]),
     ("dmlab", "vtab/dmlab", &[]),
     ("resisc45", "vtab/resisc45", &["RESISC45"]),
     ("ImageNet", "imagenet1k", &["ImageNet 1k"]),
 ];
 
 fn normalise(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let s: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
     // CLIP_benchmark's webdataset names carry a `wds` prefix.
     s.strip_prefix("wds").map(str::to_string).unwrap_or(s)
 }
 
 fn entry(name: &str) -> Option<usize> {
     let n = normalise(name);
-    TABLE.iter().position(|(mll, bench, aliases)| {
-        normalise(mll) == n || normalise(bench) == n || aliases.iter().any(|a| normalise(a) == n)
-    })
+    TABLE.iter().position(|(mll, bench, aliases)| normalise(mll) == n || normalise(bench) == n || aliases.iter().any(|a| normalise(a) == n))
 }
 
 /// The CLIP_benchmark-style column name of a dataset (its lower-cased name when unknown).
@@ -102,10 +88,7 @@ mod tests {
         assert_eq!(benchmark_name("StanfordCars"), "cars");
         assert_eq!(benchmark_name("my_new_set"), "my_new_set");
         assert!(same_dataset("OxfordIIITPet", "Oxford-IIIT Pet"));
-        assert!(same_dataset(
-            "clevr_closest_object_distance",
-            "CLEVR Distance"
-        ));
+        assert!(same_dataset("clevr_closest_object_distance", "CLEVR Distance"));
         assert!(same_dataset("PCAM", "wds/vtab/pcam"));
         assert!(!same_dataset("CIFAR100", "CIFAR-10"));
         assert!(!same_dataset("ImageNet", "imagenet_v2"));

@@ -18,17 +18,11 @@ pub const REPORT_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("dataset {dataset}: {source}")]
-    Method {
-        dataset: String,
-        source: MethodError,
-    },
+    Method { dataset: String, source: MethodError },
     #[error("dataset {dataset}: {message}")]
     Input { dataset: String, message: String },
     #[error("report: cannot write {path}: {source}; check that the output folder is writable")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
 }
 
 /// A hub model as the report describes it.
@@ -42,12 +36,7 @@ pub struct ModelInfo {
 
 impl From<&HubModel> for ModelInfo {
     fn from(m: &HubModel) -> Self {
-        ModelInfo {
-            key: m.key.clone(),
-            params_m: m.params_m,
-            gflops: m.gflops,
-            imagenet_top1: m.imagenet_top1,
-        }
+        ModelInfo { key: m.key.clone(), params_m: m.params_m, gflops: m.gflops, imagenet_top1: m.imagenet_top1 }
     }
 }
 

@@ -3,8 +3,8 @@
 //! never images. The same spec always plans the same jobs, which is what lets
 //! `submit` again and `resume` republish only what is missing.
 
-use mll_common::data::graph::Graph;
 use crate::captions::{self, CaptionError, ClassMap, DatasetCaptions};
+use mll_common::data::graph::Graph;
 use mll_common::ids::sha256_hex;
 use mll_common::job::*;
 use mll_common::spec::{BenchmarkSpec, MethodPreset, PromptNames, TargetDataset};
@@ -25,8 +25,10 @@ pub enum PlanError {
     ClassMap { dataset: String, source: CaptionError },
     /// Classes without captions while captions are required (`--strict-captions`
     /// or `method.strict_captions`, which the `paper` preset sets).
-    #[error("plan: classes without captions (method.strict_captions / --strict-captions make this an error): {0}; \
-             add them to the caption files or fix the datasets' class_map")]
+    #[error(
+        "plan: classes without captions (method.strict_captions / --strict-captions make this an error): {0}; \
+             add them to the caption files or fix the datasets' class_map"
+    )]
     MissingCaptions(String),
     #[error("plan: {0}")]
     Spec(String),
@@ -125,12 +127,7 @@ pub fn data_root_of(spec: &BenchmarkSpec, spec_path: &Path) -> PathBuf {
 fn shards(total: u64, size: u64) -> Vec<Shard> {
     let count = total.div_ceil(size).max(1) as u32;
     (0..count)
-        .map(|i| Shard {
-            index: i,
-            count,
-            start: i as u64 * size,
-            end: ((i as u64 + 1) * size).min(total),
-        })
+        .map(|i| Shard { index: i, count, start: i as u64 * size, end: ((i as u64 + 1) * size).min(total) })
         .filter(|s| s.start < s.end || total == 0)
         .collect()
 }
@@ -188,7 +185,12 @@ fn check_construction(spec: &BenchmarkSpec, construction: Option<&str>) {
         MethodPreset::ClipBenchmark => "ancestors",
     };
     if let Some(c) = construction.filter(|c| *c != expected) {
-        tracing::warn!(preset = spec.method.preset.as_str(), construction = c, "the graph was built with construction '{c}', but preset '{}' uses '{expected}'", spec.method.preset.as_str());
+        tracing::warn!(
+            preset = spec.method.preset.as_str(),
+            construction = c,
+            "the graph was built with construction '{c}', but preset '{}' uses '{expected}'",
+            spec.method.preset.as_str()
+        );
     }
 }
 
@@ -196,12 +198,7 @@ fn check_construction(spec: &BenchmarkSpec, construction: Option<&str>) {
 /// captions): the caption rows of each item in the source's concatenated
 /// matrix, and one job per chunk of `emb.chunk` texts. `coordinator select`
 /// embeds a new task's classes with the same jobs.
-pub fn embed_jobs(
-    run: &RunId,
-    emb: &mll_common::spec::EmbedderSpec,
-    source: &str,
-    items: &[Vec<String>],
-) -> (Vec<Range<usize>>, Vec<Job>) {
+pub fn embed_jobs(run: &RunId, emb: &mll_common::spec::EmbedderSpec, source: &str, items: &[Vec<String>]) -> (Vec<Range<usize>>, Vec<Job>) {
     let mut ranges = Vec::with_capacity(items.len());
     let mut flat: Vec<String> = Vec::new();
     for caps in items {
@@ -216,12 +213,7 @@ pub fn embed_jobs(
         jobs.push(Job {
             id,
             run: run.clone(),
-            payload: JobPayload::Embed(EmbedJob {
-                embedder: emb.path.clone(),
-                source: source.to_string(),
-                start,
-                texts: chunk.to_vec(),
-            }),
+            payload: JobPayload::Embed(EmbedJob { embedder: emb.path.clone(), source: source.to_string(), start, texts: chunk.to_vec() }),
         });
     }
     (ranges, jobs)
@@ -249,9 +241,8 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
         let path = data_root.join(&d.path);
         let ds = mll_common::data::open(&path, d.format).map_err(|e| derr(e.to_string()))?;
         let classnames = if d.classnames.is_empty() {
-            ds.classnames().ok_or_else(|| {
-                derr(format!("no class names: give `classnames` in the spec or write {}/classnames.txt", path.display()))
-            })?
+            ds.classnames()
+                .ok_or_else(|| derr(format!("no class names: give `classnames` in the spec or write {}/classnames.txt", path.display())))?
         } else {
             crate::spec_checks::check_classes(index, &d.classnames, ds.classnames().as_deref())?;
             d.classnames.clone()
@@ -271,14 +262,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
             PromptNames::Dataset => classnames.clone(),
         };
         embed_sources.push((format!("dataset:{}", d.name), caps.per_class));
-        datasets.push(PlannedDataset {
-            spec: d.clone(),
-            classnames,
-            prompt_names,
-            templates,
-            samples,
-            caption_fallbacks: caps.fallbacks,
-        });
+        datasets.push(PlannedDataset { spec: d.clone(), classnames, prompt_names, templates, samples, caption_fallbacks: caps.fallbacks });
     }
     check_caption_fallbacks(spec, &datasets, opts)?;
 
@@ -299,11 +283,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
         graph_node_ids = head.nodes.iter().map(|n| n.id.clone()).collect();
         graph_construction = head.build.as_ref().map(|b| b.construction.to_string());
         check_construction(spec, graph_construction.as_deref());
-        let captions = head
-            .nodes
-            .into_iter()
-            .map(|n| if n.captions.is_empty() { vec![n.lemma] } else { n.captions })
-            .collect();
+        let captions = head.nodes.into_iter().map(|n| if n.captions.is_empty() { vec![n.lemma] } else { n.captions }).collect();
         embed_sources.insert(0, ("graph".into(), captions));
     }
 
@@ -430,8 +410,7 @@ mod tests {
     /// A data root with a graph and an ImageFolder dataset whose files are
     /// never decoded while planning.
     fn data_root(dir: &Path, graph_images: usize, per_class: usize) {
-        let images: Vec<String> =
-            (0..graph_images).map(|i| format!("{{\"path\": \"g{i}.png\", \"node\": 0}}")).collect();
+        let images: Vec<String> = (0..graph_images).map(|i| format!("{{\"path\": \"g{i}.png\", \"node\": 0}}")).collect();
         std::fs::write(
             dir.join("graph.json"),
             format!(
@@ -458,9 +437,7 @@ mod tests {
             "t",
         )
         .unwrap();
-        let ids = |root: &Path, stage: Stage| -> Vec<JobId> {
-            plan(&spec, root).unwrap().jobs_of(stage).map(|j| j.id.clone()).collect()
-        };
+        let ids = |root: &Path, stage: Stage| -> Vec<JobId> { plan(&spec, root).unwrap().jobs_of(stage).map(|j| j.id.clone()).collect() };
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         data_root(a.path(), 8, 2);
         data_root(b.path(), 8, 2);

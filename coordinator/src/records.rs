@@ -31,14 +31,7 @@ impl BadRecord {
             JobPayload::Embed(e) => (None, e.source.strip_prefix("dataset:").map(str::to_string)),
             JobPayload::Diagnostic(_) => (None, None),
         };
-        BadRecord {
-            job: job.id.to_string(),
-            stage: job.stage().to_string(),
-            model,
-            dataset,
-            what: job.payload.describe(),
-            reason,
-        }
+        BadRecord { job: job.id.to_string(), stage: job.stage().to_string(), model, dataset, what: job.payload.describe(), reason }
     }
 }
 
@@ -215,7 +208,12 @@ pub(crate) mod tests {
 
     fn output(n: Vec<u64>, top1: Vec<u64>, top5: Vec<u64>) -> JobOutput {
         let images = n.iter().fold(0u64, |a, b| a.saturating_add(*b));
-        JobOutput::Evaluate(EvaluateOutput { counts: ClassCounts { n, top1, top5 }, protocol: "clip_benchmark".into(), probabilities: None, images })
+        JobOutput::Evaluate(EvaluateOutput {
+            counts: ClassCounts { n, top1, top5 },
+            protocol: "clip_benchmark".into(),
+            probabilities: None,
+            images,
+        })
     }
 
     #[test]

@@ -109,17 +109,10 @@ fn artifacts_of(out: &JobOutput) -> Vec<&ArtifactRef> {
 /// Returns the actual shape.
 fn tensor_shape(st: &SafeTensors, name: &str, dtype: Dtype, shape: &[Option<usize>]) -> Result<Vec<usize>, String> {
     let t = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
-    let ok = t.dtype() == dtype
-        && t.shape().len() == shape.len()
-        && t.shape().iter().zip(shape).all(|(a, b)| b.is_none_or(|b| *a == b));
+    let ok = t.dtype() == dtype && t.shape().len() == shape.len() && t.shape().iter().zip(shape).all(|(a, b)| b.is_none_or(|b| *a == b));
     if !ok {
         let want: Vec<String> = shape.iter().map(|d| d.map_or("*".into(), |d| d.to_string())).collect();
-        return Err(format!(
-            "tensor '{name}' is {:?} {:?}, expected {dtype:?} [{}]",
-            t.dtype(),
-            t.shape(),
-            want.join(", ")
-        ));
+        return Err(format!("tensor '{name}' is {:?} {:?}, expected {dtype:?} [{}]", t.dtype(), t.shape(), want.join(", ")));
     }
     Ok(t.shape().to_vec())
 }
@@ -128,8 +121,16 @@ fn tensor_shape(st: &SafeTensors, name: &str, dtype: Dtype, shape: &[Option<usiz
 fn values_below(st: &SafeTensors, name: &str, bound: usize) -> Result<(), String> {
     let t = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
     let bad = match t.dtype() {
-        Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).find(|&x| x < 0 || x as u64 >= bound as u64),
-        Dtype::I32 => t.data().chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes")))).find(|&x| x < 0 || x as u64 >= bound as u64),
+        Dtype::I64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .find(|&x| x < 0 || x as u64 >= bound as u64),
+        Dtype::I32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))))
+            .find(|&x| x < 0 || x as u64 >= bound as u64),
         other => return Err(format!("tensor '{name}' is {other:?}, expected an integer tensor")),
     };
     match bad {
@@ -152,7 +153,7 @@ fn parse<'a>(bytes: &'a [u8], a: &ArtifactRef) -> Result<SafeTensors<'a>, String
 }
 
 fn has(st: &SafeTensors, name: &str) -> bool {
-    st.names().iter().any(|n| *n == name)
+    st.names().contains(&name)
 }
 
 /// Size, checksum and shape of the artifacts a result names, against its job.
@@ -164,31 +165,37 @@ pub fn check_artifacts(plan: &Plan, job: &Job, out: &JobOutput, arts: &ArtifactS
             let c = j.classnames.len();
             let buf = read_artifact(arts, a)?;
             let st = parse(&buf, a)?;
-            in_artifact(a, (|| {
-                tensor_shape(&st, "probs", Dtype::F32, &[Some(n), Some(c)])?;
-                tensor_shape(&st, "labels", Dtype::I64, &[Some(n)])?;
-                values_below(&st, "labels", c)?;
-                if has(&st, "entropy") {
-                    tensor_shape(&st, "entropy", Dtype::F64, &[Some(n)])?;
-                }
-                Ok(())
-            })())
+            in_artifact(
+                a,
+                (|| {
+                    tensor_shape(&st, "probs", Dtype::F32, &[Some(n), Some(c)])?;
+                    tensor_shape(&st, "labels", Dtype::I64, &[Some(n)])?;
+                    values_below(&st, "labels", c)?;
+                    if has(&st, "entropy") {
+                        tensor_shape(&st, "entropy", Dtype::F64, &[Some(n)])?;
+                    }
+                    Ok(())
+                })(),
+            )
         }
         (JobPayload::Label(j), JobOutput::Label(o)) => {
             let n = o.count as usize;
             let v = plan.graph_nodes;
             let buf = read_artifact(arts, &o.images)?;
             let st = parse(&buf, &o.images)?;
-            let width = in_artifact(&o.images, (|| {
-                let shape = tensor_shape(&st, "image_embeddings", Dtype::F32, &[Some(n), None])?;
-                tensor_shape(&st, "nodes", Dtype::I64, &[Some(n)])?;
-                values_below(&st, "nodes", v)?;
-                if has(&st, "top_nodes") {
-                    tensor_shape(&st, "top_nodes", Dtype::I32, &[Some(n), Some((j.top_nodes as usize).min(v))])?;
-                    values_below(&st, "top_nodes", v)?;
-                }
-                Ok(shape[1])
-            })())?;
+            let width = in_artifact(
+                &o.images,
+                (|| {
+                    let shape = tensor_shape(&st, "image_embeddings", Dtype::F32, &[Some(n), None])?;
+                    tensor_shape(&st, "nodes", Dtype::I64, &[Some(n)])?;
+                    values_below(&st, "nodes", v)?;
+                    if has(&st, "top_nodes") {
+                        tensor_shape(&st, "top_nodes", Dtype::I32, &[Some(n), Some((j.top_nodes as usize).min(v))])?;
+                        values_below(&st, "top_nodes", v)?;
+                    }
+                    Ok(shape[1])
+                })(),
+            )?;
             if let Some(t) = &o.node_texts {
                 let buf = read_artifact(arts, t)?;
                 let st = parse(&buf, t)?;
@@ -251,7 +258,10 @@ pub async fn command(target: Target<'_>, run: &mll_common::RunId, repair_them: b
         }
     }
     if !v.bad.is_empty() && v.republished.is_none() {
-        anyhow::bail!("{} damaged results in run {run}; `coordinator verify {run} --repair` drops them and computes them again", v.bad.len());
+        anyhow::bail!(
+            "{} damaged results in run {run}; `coordinator verify {run} --repair` drops them and computes them again",
+            v.bad.len()
+        );
     }
     Ok(())
 }
@@ -281,10 +291,8 @@ mod tests {
     use mll_common::output::{ClassCounts, EvaluateOutput};
 
     fn safetensors_file(tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>) -> Vec<u8> {
-        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-            .iter()
-            .map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
-            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> =
+            tensors.iter().map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
         safetensors::serialize(views, None).unwrap()
     }
 

@@ -47,13 +47,16 @@ fn cluster_hub_serves_select_and_adapt_with_only_the_selected_models_evaluated()
 
     // select: class names only.
     let classes = c.write_spec("classes.txt", "puppy\nsedan\nbrie\nspanner\n");
-    let sel: Value = serde_json::from_str(&c.coordinator_ok(&[
-        "select", "--hub", "toy", "--classes", classes.to_str().unwrap(), "--k", "2", "--json",
-    ]))
-    .unwrap();
+    let sel: Value =
+        serde_json::from_str(&c.coordinator_ok(&["select", "--hub", "toy", "--classes", classes.to_str().unwrap(), "--k", "2", "--json"]))
+            .unwrap();
     assert_eq!(sel["k"], 2);
     assert_eq!(sel["classes"].as_array().unwrap().len(), 4);
-    assert!(sel["classes"].as_array().unwrap().iter().all(|x| x["models"].as_array().unwrap().len() == 2 && x["nodes"].as_array().unwrap().len() == 5));
+    assert!(sel["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["models"].as_array().unwrap().len() == 2 && x["nodes"].as_array().unwrap().len() == 5));
     assert_eq!(sel["ranking"].as_array().unwrap().len(), 10);
     assert!(sel["embedded"].as_str().unwrap().starts_with("class names"));
 
@@ -62,7 +65,17 @@ fn cluster_hub_serves_select_and_adapt_with_only_the_selected_models_evaluated()
     let caps = world().join("captions/toy-pets.json");
     let out = c.path("adapt");
     let run = c
-        .coordinator_ok(&["adapt", "--hub", "toy", "--task", task.to_str().unwrap(), "--captions", caps.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .coordinator_ok(&[
+            "adapt",
+            "--hub",
+            "toy",
+            "--task",
+            task.to_str().unwrap(),
+            "--captions",
+            caps.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .trim()
         .to_string();
     assert!(run.starts_with("toy.adapt-"), "{run}");
@@ -74,8 +87,17 @@ fn cluster_hub_serves_select_and_adapt_with_only_the_selected_models_evaluated()
 
     // --wait collects: nothing republished, the report's accuracy.
     let a: Value = serde_json::from_str(&c.coordinator_ok(&[
-        "adapt", "--hub", "toy", "--task", task.to_str().unwrap(), "--captions", caps.to_str().unwrap(), "--wait", "--out",
-        out.to_str().unwrap(), "--json",
+        "adapt",
+        "--hub",
+        "toy",
+        "--task",
+        task.to_str().unwrap(),
+        "--captions",
+        caps.to_str().unwrap(),
+        "--wait",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
     ]))
     .unwrap();
     assert_eq!(a["run"], run.as_str());
@@ -92,17 +114,18 @@ fn cluster_hub_serves_select_and_adapt_with_only_the_selected_models_evaluated()
     // A hub whose labels are not committed (no worker runs its jobs) is refused.
     kill9(&mut w1);
     kill9(&mut w2);
-    let text = std::fs::read_to_string(&spec).unwrap().replace("name = \"toy\"", "name = \"toy-unfinished\"").replace(
-        "data_root = \"../../out/toy-world\"",
-        &format!("data_root = {:?}", world().display().to_string()),
-    );
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("name = \"toy\"", "name = \"toy-unfinished\"")
+        .replace("data_root = \"../../out/toy-world\"", &format!("data_root = {:?}", world().display().to_string()));
     let unfinished = c.write_spec("unfinished.toml", &text);
     c.coordinator_ok(&["submit", "--benchmark", unfinished.to_str().unwrap()]);
     let o = c.coordinator(&["select", "--hub", "toy-unfinished", "--classes", classes.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("hub 'toy-unfinished' cannot serve tasks: not finished"), "{err}");
-    let o = c.coordinator(&["adapt", "--hub", "toy-unfinished", "--task", task.to_str().unwrap(), "--out", c.path("never").to_str().unwrap()]);
+    let o =
+        c.coordinator(&["adapt", "--hub", "toy-unfinished", "--task", task.to_str().unwrap(), "--out", c.path("never").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!c.path("never").exists());
 }

@@ -99,10 +99,8 @@ fn benchmark_predictions(hub: &LocalHub, dataset: &str, k: usize) -> Vec<usize> 
         let plan = mll_coordinator::plan::plan(&spec, &mll_coordinator::plan::data_root_of(&spec, &spec_path)).unwrap();
         let outs = Outputs::load(&ctl, &plan).await.unwrap();
         let keys: Vec<String> = spec.hub.iter().map(|m| m.key.clone()).collect();
-        let preds: Vec<_> = keys
-            .iter()
-            .map(|m| pair_result(&plan, &outs, &ctl.artifacts, m, dataset).unwrap().predictions.unwrap())
-            .collect();
+        let preds: Vec<_> =
+            keys.iter().map(|m| pair_result(&plan, &outs, &ctl.artifacts, m, dataset).unwrap().predictions.unwrap()).collect();
         let d = dataset_report(&hub.report, dataset);
         let class_models: Vec<Vec<usize>> = d["class_selections"]
             .as_array()
@@ -133,7 +131,17 @@ fn adapt_reproduces_the_benchmark_reuse_on_every_toy_dataset_running_only_select
         let task = world().join("datasets").join(name);
         let caps = world().join("captions").join(format!("{name}.json"));
         let json = ok(
-            &hub.adapt(&["--task", task.to_str().unwrap(), "--captions", caps.to_str().unwrap(), "--k", "1", "--out", out.to_str().unwrap(), "--json"]),
+            &hub.adapt(&[
+                "--task",
+                task.to_str().unwrap(),
+                "--captions",
+                caps.to_str().unwrap(),
+                "--k",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ]),
             &format!("adapt {name}"),
         );
         let a: Value = serde_json::from_str(&json).unwrap();
@@ -191,7 +199,17 @@ fn adapt_reproduces_the_benchmark_reuse_on_every_toy_dataset_running_only_select
 
         // Again: the adapt run's results are kept, nothing is published.
         let again: Value = serde_json::from_str(&ok(
-            &hub.adapt(&["--task", task.to_str().unwrap(), "--captions", caps.to_str().unwrap(), "--k", "1", "--out", out.to_str().unwrap(), "--json"]),
+            &hub.adapt(&[
+                "--task",
+                task.to_str().unwrap(),
+                "--captions",
+                caps.to_str().unwrap(),
+                "--k",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ]),
             "adapt again",
         ))
         .unwrap();
@@ -208,12 +226,7 @@ fn adapt_on_a_held_out_task_beats_the_hub_average_near_the_oracle() {
     let (hub, _one) = hub();
     let task = world().join("heldout/toy-heldout");
     let python = mll_coordinator::world::python_for(&repo().join("configs/benchmarks/toy.toml"));
-    let st = std::process::Command::new(&python)
-        .arg(repo().join("scripts/toy_world/heldout.py"))
-        .arg("--out")
-        .arg(&task)
-        .status()
-        .unwrap();
+    let st = std::process::Command::new(&python).arg(repo().join("scripts/toy_world/heldout.py")).arg("--out").arg(&task).status().unwrap();
     assert!(st.success(), "heldout.py failed");
 
     let out = hub.env.path("adapt-heldout");
@@ -309,7 +322,8 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     let fine = env.write_spec("fine.txt", "puppy\nsedan\nbrie\n");
     let text = ok(&select(&fine), "select");
     assert!(text.contains("classes embedded from class names"), "{text}");
-    let unknown = env.coordinator(&["select", "--local", "--hub", "nope", "--hub-dir", dir.to_str().unwrap(), "--classes", fine.to_str().unwrap()]);
+    let unknown =
+        env.coordinator(&["select", "--local", "--hub", "nope", "--hub-dir", dir.to_str().unwrap(), "--classes", fine.to_str().unwrap()]);
     usage(&unknown, "hub 'nope' is not a run of this store");
 
     // Images that cannot be decoded: refused before any job, no output folder.

@@ -31,7 +31,8 @@ fn broker_restart_mid_run_completes_and_prefetch_stays_one() {
     let jobs = 30;
     let spec = c.write_spec("spec.toml", &diagnostic_spec("restart", jobs, 150, &[]));
     let out = c.path("out");
-    let mut coord = c.spawn_coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()], "coord");
+    let mut coord =
+        c.spawn_coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()], "coord");
     let mut w = c.spawn_worker("1");
     let queue = format!("{}.jobs", c.name);
     c.wait_status("restart", Duration::from_secs(60), |s| Cluster::done_count(s, "diagnostic") >= 3);

@@ -52,8 +52,7 @@ fn a_damaged_result_in_redis_is_named_and_verify_repair_recomputes_exactly_it() 
     let out = c.coordinator(&["verify", "damaged"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&job), "{}", String::from_utf8_lossy(&out.stdout));
-    let v: serde_json::Value =
-        serde_json::from_str(&c.coordinator_ok(&["verify", "damaged", "--repair", "--json"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&["verify", "damaged", "--repair", "--json"])).unwrap();
     assert_eq!(v["bad"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["bad"][0]["job"], job.as_str());
     assert_eq!(v["bad"][0]["stage"], "diagnostic");

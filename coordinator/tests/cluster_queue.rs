@@ -43,10 +43,8 @@ fn killed_workers_lose_nothing_and_count_nothing_twice() {
     let jobs = 24;
     let spec = c.write_spec("spec.toml", &diagnostic_spec("kill", jobs, 300, &[]));
     let out = c.path("out");
-    let mut coord = c.spawn_coordinator(
-        &["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()],
-        "coord",
-    );
+    let mut coord =
+        c.spawn_coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()], "coord");
     let mut survivor = c.spawn_worker("survivor");
     // Kill a worker while it holds a job, several times.
     for round in 0..4 {
@@ -119,10 +117,9 @@ fn retry_publishes_exactly_the_failed_jobs_once_the_cause_is_fixed() {
 
     // The cause fixed: one job by id, then the rest.
     let fixed = c.write_spec("fixed.toml", &diagnostic_spec("retry", 10, 10, &[]));
-    let one: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&[
-        "retry", "retry", "--job", &failed[0], "--benchmark", fixed.to_str().unwrap(), "--json",
-    ]))
-    .unwrap();
+    let one: serde_json::Value =
+        serde_json::from_str(&c.coordinator_ok(&["retry", "retry", "--job", &failed[0], "--benchmark", fixed.to_str().unwrap(), "--json"]))
+            .unwrap();
     assert_eq!(one["published"], 1, "{one}");
     assert_eq!(one["cleared"][0]["job"], failed[0].as_str());
     assert!(one["cleared"][0]["reason"].as_str().unwrap().contains("poison job"));
@@ -202,8 +199,8 @@ fn malformed_deliveries_are_dead_lettered_and_the_worker_keeps_consuming() {
     let mut wrong_version = b"MLLJ\x63\x00".to_vec();
     wrong_version.extend_from_slice(&[0; 40]);
     let oversized = vec![b'x'; settings.broker.max_message_bytes + 10];
-    let msgs = [("junk", junk), ("version", wrong_version), ("oversized", oversized)]
-        .map(|(id, body)| Outgoing { job_id: id.into(), body });
+    let msgs =
+        [("junk", junk), ("version", wrong_version), ("oversized", oversized)].map(|(id, body)| Outgoing { job_id: id.into(), body });
     rt.block_on(queue.publish(&msgs)).unwrap();
 
     let mut w = c.spawn_worker("1");
@@ -223,7 +220,8 @@ fn sigterm_mid_job_finishes_or_requeues_it() {
     let c = Cluster::new("term");
     let spec = c.write_spec("spec.toml", &diagnostic_spec("term", 4, 1500, &[]));
     let out = c.path("out");
-    let mut coord = c.spawn_coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()], "coord");
+    let mut coord =
+        c.spawn_coordinator(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", out.to_str().unwrap()], "coord");
     let mut first = c.spawn_worker("first");
     std::thread::sleep(Duration::from_millis(2500)); // mid-way through its second job
     sigterm(&first);
@@ -240,12 +238,7 @@ fn sigterm_mid_job_finishes_or_requeues_it() {
 #[test]
 fn a_wrong_config_key_or_value_fails_at_start_naming_it() {
     let c = Cluster::new("config");
-    let out = std::process::Command::new(worker_bin())
-        .envs(&c.env)
-        .env("MLL__WORKER__PREFETCHH", "1")
-        .args(["config"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(worker_bin()).envs(&c.env).env("MLL__WORKER__PREFETCHH", "1").args(["config"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("prefetchh"), "{}", String::from_utf8_lossy(&out.stderr));
 

@@ -72,7 +72,7 @@ fn write_wordnet(dir: &Path) -> BTreeMap<&'static str, String> {
             .iter()
             .map(|(sym, target)| {
                 let t = FIXTURE.iter().find(|x| x.key == *target).unwrap();
-                format!("{sym} {:08} {} 0000", off(*target), t.ss_type)
+                format!("{sym} {:08} {} 0000", off(target), t.ss_type)
             })
             .collect();
         let mut fields = vec![format!("{own:08} 03 {} {:02x}", en.ss_type, en.words.len())];
@@ -124,10 +124,10 @@ fn write_wordnet(dir: &Path) -> BTreeMap<&'static str, String> {
 
 /// A valid 1×1 PNG (the builder does not decode images, but keep them real).
 const PNG: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0A, 0x49,
-    0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00,
-    0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+    0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63,
+    0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60,
+    0x82,
 ];
 
 /// (dataset, class key, images): a: cat 30, dog 30, orange 10, ghost 0 (empty
@@ -219,8 +219,24 @@ fn released_nodes_are_senses_of_synonyms_and_one_level_of_hyponyms() {
 
     // Node set, sorted by part of speech (nouns, verbs, adjectives) then offset.
     let keys = [
-        "FELINE", "CAT", "BIGCAT", "KITTY", "PET", "MASCOT", "LION", "DOG", "PUPPY", "ORANGE", "ORANGECOLOR", "MANDARIN",
-        "SPECS", "GLASS", "GOBLET", "VCAT", "VRETCH", "ORANGEADJ",
+        "FELINE",
+        "CAT",
+        "BIGCAT",
+        "KITTY",
+        "PET",
+        "MASCOT",
+        "LION",
+        "DOG",
+        "PUPPY",
+        "ORANGE",
+        "ORANGECOLOR",
+        "MANDARIN",
+        "SPECS",
+        "GLASS",
+        "GOBLET",
+        "VCAT",
+        "VRETCH",
+        "ORANGEADJ",
     ];
     let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
     let want: Vec<&str> = keys.iter().map(|k| w.ids[k].as_str()).collect();
@@ -279,10 +295,7 @@ fn released_nodes_are_senses_of_synonyms_and_one_level_of_hyponyms() {
     assert!(im["PET"].iter().filter(|p| p.contains("_cat_")).all(|p| im["KITTY"].contains(p)), "from CAT's own images");
     assert!(im["PET"].iter().filter(|p| p.contains("_dog_")).all(|p| im["DOG"].contains(p)));
     // Three parents: ⌊75/3⌋ = 25 from each, all of a parent with fewer.
-    assert_eq!(
-        (from(&im["MASCOT"], None, "DOG"), from(&im["MASCOT"], None, "ORANGE"), from(&im["MASCOT"], None, "FELINE")),
-        (25, 10, 4)
-    );
+    assert_eq!((from(&im["MASCOT"], None, "DOG"), from(&im["MASCOT"], None, "ORANGE"), from(&im["MASCOT"], None, "FELINE")), (25, 10, 4));
     assert_eq!(g.images.len(), 696);
     for img in &g.images {
         assert!(w.graph_dir.join(&img.path).is_file(), "{} is not relative to the graph's folder", img.path);
@@ -356,9 +369,7 @@ fn imagenet1k_node_counts_on_wordnet_3_0() {
 #[test]
 fn released_senses_on_wordnet_3_0() {
     let wn = real_wordnet();
-    let names = |lemma: &str| -> BTreeSet<String> {
-        wn.synsets_of(lemma).into_iter().map(|r| wn.synset(r).unwrap().id()).collect()
-    };
+    let names = |lemma: &str| -> BTreeSet<String> { wn.synsets_of(lemma).into_iter().map(|r| wn.synset(r).unwrap().id()).collect() };
     assert_eq!(names("tench"), BTreeSet::from(["n01440764".to_string()]));
     // crane: two nouns of ImageNet (bird, machine), a constellation, a person... and the verb "to crane".
     let crane = names("crane");

@@ -47,10 +47,7 @@ fn a_damaged_journal_record_is_recomputed_and_a_damaged_length_stops() {
 
     // Eight flipped bytes at the end of a commit record (its result bytes).
     let mut buf = clean.clone();
-    let (off, len) = *frames(&buf)
-        .iter()
-        .find(|(off, _)| buf[off + 8 + 9..off + 8 + 13] == COMMIT_RECORD)
-        .expect("a commit record");
+    let (off, len) = *frames(&buf).iter().find(|(off, _)| buf[off + 8 + 9..off + 8 + 13] == COMMIT_RECORD).expect("a commit record");
     for b in &mut buf[off + len - 8..off + len] {
         *b ^= 0xA5;
     }
@@ -59,10 +56,8 @@ fn a_damaged_journal_record_is_recomputed_and_a_damaged_length_stops() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stderr(&again).contains("the result of diagnostic job"), "the damaged record is named: {}", stderr(&again));
     assert_eq!(std::fs::read(out.join("report.json")).unwrap(), report, "recomputed, same report");
-    let v: serde_json::Value = serde_json::from_slice(
-        &c.coordinator(&["verify", "journal", "--local", "--out", out.to_str().unwrap(), "--json"]).stdout,
-    )
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&c.coordinator(&["verify", "journal", "--local", "--out", out.to_str().unwrap(), "--json"]).stdout).unwrap();
     assert_eq!(v["checked"], 6, "{v}");
     assert_eq!(v["bad"].as_array().unwrap().len(), 0, "{v}");
 

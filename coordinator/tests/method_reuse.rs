@@ -2,8 +2,7 @@
 
 use mll_common::spec::EnsembleWeight;
 use mll_coordinator::method::{
-    ensemble_accuracy, ensemble_predict, entropy, hub_average, inb_models, oracle,
-    random_selection, same_models_for_all_classes, ReusePool,
+    ensemble_accuracy, ensemble_predict, entropy, hub_average, inb_models, oracle, random_selection, same_models_for_all_classes, ReusePool,
 };
 use ndarray::{arr2, Array2};
 
@@ -15,10 +14,7 @@ use ndarray::{arr2, Array2};
 /// Inverse-entropy weights, q0 = P_A(0)/H_A vs q1 = P_B(1)/H_B:
 ///   x0 2.768523 vs 1.598714 → 0; x1 0.594343 vs 0.491108 → 0; x2 0.721348 vs 2.768523 → 1
 fn two_models() -> (Array2<f32>, Array2<f32>) {
-    (
-        arr2(&[[0.9f32, 0.1], [0.4, 0.6], [0.5, 0.5]]),
-        arr2(&[[0.2f32, 0.8], [0.7, 0.3], [0.1, 0.9]]),
-    )
+    (arr2(&[[0.9f32, 0.1], [0.4, 0.6], [0.5, 0.5]]), arr2(&[[0.2f32, 0.8], [0.7, 0.3], [0.1, 0.9]]))
 }
 
 #[test]
@@ -35,23 +31,14 @@ fn both_entropy_weightings_by_hand() {
     let (a, b) = two_models();
     let probs = [Some(a.view()), Some(b.view())];
     let f = vec![vec![0], vec![1]];
-    assert_eq!(
-        ensemble_predict(&probs, &f, EnsembleWeight::Entropy).unwrap(),
-        vec![1, 0, 0]
-    );
-    assert_eq!(
-        ensemble_predict(&probs, &f, EnsembleWeight::InverseEntropy).unwrap(),
-        vec![0, 0, 1]
-    );
+    assert_eq!(ensemble_predict(&probs, &f, EnsembleWeight::Entropy).unwrap(), vec![1, 0, 0]);
+    assert_eq!(ensemble_predict(&probs, &f, EnsembleWeight::InverseEntropy).unwrap(), vec![0, 0, 1]);
     let acc = ensemble_accuracy(&probs, &[1, 0, 0], &f, EnsembleWeight::Entropy).unwrap();
     assert_eq!(acc, 1.0);
     // Both models for both classes: q_y = H_A P_A(y) + H_B P_B(y).
     // x0: 0.3926 vs 0.4328 → 1; x1: 0.6968 vs 0.5871 → 0; x2: 0.3791 vs 0.6391 → 1
     let both = same_models_for_all_classes(&[0, 1], 2);
-    assert_eq!(
-        ensemble_predict(&probs, &both, EnsembleWeight::Entropy).unwrap(),
-        vec![1, 0, 1]
-    );
+    assert_eq!(ensemble_predict(&probs, &both, EnsembleWeight::Entropy).unwrap(), vec![1, 0, 1]);
 }
 
 #[test]
@@ -63,9 +50,7 @@ fn k1_single_model_is_plain_argmax() {
     for i in 0..n {
         let mut row: Vec<f32> = (0..c)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32).powi(3)
             })
             .collect();
@@ -105,25 +90,11 @@ fn k1_single_model_is_plain_argmax() {
 fn missing_probabilities_and_shapes_are_errors() {
     let (a, _) = two_models();
     let probs = [Some(a.view()), None];
-    let err = ensemble_predict(&probs, &[vec![0], vec![1]], EnsembleWeight::Entropy)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("model 1") && err.contains("keep_probabilities"),
-        "{err}"
-    );
+    let err = ensemble_predict(&probs, &[vec![0], vec![1]], EnsembleWeight::Entropy).unwrap_err().to_string();
+    assert!(err.contains("model 1") && err.contains("keep_probabilities"), "{err}");
     let wide = Array2::<f32>::zeros((3, 3));
-    assert!(ReusePool::new(
-        vec![Some(a.view()), Some(wide.view())],
-        EnsembleWeight::Entropy
-    )
-    .is_err());
-    let err = ensemble_predict(
-        &[Some(a.view())],
-        &[vec![0], vec![0], vec![0]],
-        EnsembleWeight::Entropy,
-    )
-    .unwrap_err();
+    assert!(ReusePool::new(vec![Some(a.view()), Some(wide.view())], EnsembleWeight::Entropy).is_err());
+    let err = ensemble_predict(&[Some(a.view())], &[vec![0], vec![0], vec![0]], EnsembleWeight::Entropy).unwrap_err();
     assert!(err.to_string().contains("classes"), "{err}");
 }
 
@@ -144,28 +115,15 @@ fn random_selection_is_exact_for_few_subsets_and_seeded_otherwise() {
     let (a, b) = two_models();
     let c = arr2(&[[0.6f32, 0.4], [0.6, 0.4], [0.2, 0.8]]);
     let labels = [1, 0, 1];
-    let pool = ReusePool::new(
-        vec![Some(a.view()), Some(b.view()), Some(c.view())],
-        EnsembleWeight::Entropy,
-    )
-    .unwrap();
+    let pool = ReusePool::new(vec![Some(a.view()), Some(b.view()), Some(c.view())], EnsembleWeight::Entropy).unwrap();
     // 3 models, k = 2: the 3 pairs are enumerated; the mean of their accuracies.
     let r = random_selection(&pool, &labels, 2, &[0, 1, 2], 2, 0).unwrap();
     assert!(r.exact && r.subsets == 3);
     let pairs = [[0, 1], [0, 2], [1, 2]];
-    let want: f64 = pairs
-        .iter()
-        .map(|p| {
-            pool.accuracy(&labels, &same_models_for_all_classes(p, 2))
-                .unwrap()
-        })
-        .sum::<f64>()
-        / 3.0;
+    let want: f64 = pairs.iter().map(|p| pool.accuracy(&labels, &same_models_for_all_classes(p, 2)).unwrap()).sum::<f64>() / 3.0;
     assert!((r.accuracy - want).abs() < 1e-12);
     // 10 models, k = 3: 120 subsets > 32, so one seeded subset per sample; same seed, same number.
-    let views: Vec<_> = (0..10)
-        .map(|i| Some([a.view(), b.view(), c.view()][i % 3]))
-        .collect();
+    let views: Vec<_> = (0..10).map(|i| Some([a.view(), b.view(), c.view()][i % 3])).collect();
     let pool = ReusePool::new(views, EnsembleWeight::Entropy).unwrap();
     let all: Vec<usize> = (0..10).collect();
     let r1 = random_selection(&pool, &labels, 2, &all, 3, 7).unwrap();

@@ -25,30 +25,16 @@ fn close(a: f64, b: f64) -> bool {
 
 fn assert_row(m: &Array2<f64>, row: usize, want: &[f64]) {
     let got: Vec<f64> = m.row(row).to_vec();
-    assert!(
-        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| close(*a, *b)),
-        "row {row}: got {got:?}, want {want:?}"
-    );
+    assert!(got.len() == want.len() && got.iter().zip(want).all(|(a, b)| close(*a, *b)), "row {row}: got {got:?}, want {want:?}");
 }
 
 fn world() -> (Array2<f32>, Array2<f32>, Vec<ModelLabels>) {
     let e_g = arr2(&[[1.0f32, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]]);
     let e_t = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
-    let texts = arr2(&[
-        [1.0f32, 0.0, 0.0],
-        [0.0, 1.0, 0.0],
-        [0.0, 0.0, 1.0],
-        [0.6, 0.8, 0.0],
-    ]);
+    let texts = arr2(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]]);
     let s = std::f32::consts::FRAC_1_SQRT_2;
     let m0 = ModelLabels {
-        image_embeddings: arr2(&[
-            [1.0f32, 0.0, 0.0],
-            [0.0, 1.0, 0.0],
-            [0.0, 1.0, 0.0],
-            [0.0, 0.0, 1.0],
-            [0.6, 0.8, 0.0],
-        ]),
+        image_embeddings: arr2(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]]),
         image_nodes: vec![0, 0, 1, 2, 3],
         node_text_embeddings: texts.clone(),
         top_nodes: None,
@@ -63,11 +49,7 @@ fn world() -> (Array2<f32>, Array2<f32>, Vec<ModelLabels>) {
 }
 
 fn opts() -> MethodOptions {
-    MethodOptions {
-        nodes_per_class: 2,
-        k: vec![1, 2],
-        ..MethodOptions::default()
-    }
+    MethodOptions { nodes_per_class: 2, k: vec![1, 2], ..MethodOptions::default() }
 }
 
 #[test]
@@ -75,11 +57,7 @@ fn matching_z_counts_and_f1() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
     let sel = select(e_t.view(), e_g.view(), &refs, &opts()).unwrap();
-    let matched: Vec<Vec<usize>> = sel
-        .matched
-        .iter()
-        .map(|n| n.iter().map(|m| m.node).collect())
-        .collect();
+    let matched: Vec<Vec<usize>> = sel.matched.iter().map(|n| n.iter().map(|m| m.node).collect()).collect();
     assert_eq!(matched, vec![vec![0, 1], vec![2, 1]]);
     assert!(close(sel.matched[0][1].similarity, 0.8) && close(sel.matched[1][1].similarity, 0.6));
     assert_eq!(sel.selected_nodes, vec![0, 1, 2]);
@@ -99,10 +77,7 @@ fn matching_z_counts_and_f1() {
     assert_row(&sel.mixed_scores, 1, &[0.1, 0.7 * 2.0 / 3.0 + 0.1]);
     assert_eq!(sel.top_k[&1], vec![vec![0], vec![0]]);
     assert_eq!(sel.top_k[&2], vec![vec![0, 1], vec![0, 1]]);
-    assert!(
-        close(sel.model_scores[0], 1.3)
-            && close(sel.model_scores[1], (0.1 + 0.7 * 2.0 / 3.0 + 0.1) / 2.0)
-    );
+    assert!(close(sel.model_scores[0], 1.3) && close(sel.model_scores[1], (0.1 + 0.7 * 2.0 / 3.0 + 0.1) / 2.0));
     assert_eq!(sel.ranking, vec![0, 1]);
 }
 
@@ -125,29 +100,11 @@ fn zero_denominators_give_zero() {
 fn precision_and_recall_node_scores() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let p = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            node_score: NodeScore::Precision,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let p = select(e_t.view(), e_g.view(), &refs, &MethodOptions { node_score: NodeScore::Precision, ..opts() }).unwrap();
     assert_row(&p.node_scores, 0, &[1.0, 0.5, 1.0]);
     assert_row(&p.node_scores, 1, &[0.0, 0.0, 0.5]);
     assert_row(&p.class_scores, 1, &[0.0, 0.5]);
-    let r = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            node_score: NodeScore::Recall,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let r = select(e_t.view(), e_g.view(), &refs, &MethodOptions { node_score: NodeScore::Recall, ..opts() }).unwrap();
     assert_row(&r.node_scores, 0, &[0.5, 1.0, 1.0]);
     assert_row(&r.node_scores, 1, &[0.0, 0.0, 1.0]);
     assert_row(&r.class_scores, 0, &[0.5 + 0.8, 0.6 + 1.0]);
@@ -157,16 +114,7 @@ fn precision_and_recall_node_scores() {
 fn column_normalised_z() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            normalize_z: true,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { normalize_z: true, ..opts() }).unwrap();
     assert_row(&sel.z, 1, &[0.8 / 1.8, 0.6 / 1.6]);
     // model 0: p0 = (1/1.8 + 0.8/1.8)·2/3 = 2/3; p1 = 0.6/1.6·2/3 + 1/1.6·1 = 0.875
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0, 0.875]);
@@ -176,45 +124,14 @@ fn column_normalised_z() {
 fn alpha_mix_excluding_self() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            alpha_mean_includes_self: false,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { alpha_mean_includes_self: false, ..opts() }).unwrap();
     // r_y = 0.7 p_y + 0.3 p_{other}
-    assert_row(
-        &sel.mixed_scores,
-        0,
-        &[0.7 * 1.2 + 0.3 * 1.4, 0.7 * 1.4 + 0.3 * 1.2],
-    );
+    assert_row(&sel.mixed_scores, 0, &[0.7 * 1.2 + 0.3 * 1.4, 0.7 * 1.4 + 0.3 * 1.2]);
     assert_row(&sel.mixed_scores, 1, &[0.3 * 2.0 / 3.0, 0.7 * 2.0 / 3.0]);
     // α = 1 ignores the mean; α = 0 gives every class the same score.
-    let a1 = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            alpha: 1.0,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let a1 = select(e_t.view(), e_g.view(), &refs, &MethodOptions { alpha: 1.0, ..opts() }).unwrap();
     assert_eq!(a1.mixed_scores, a1.class_scores);
-    let a0 = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            alpha: 0.0,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let a0 = select(e_t.view(), e_g.view(), &refs, &MethodOptions { alpha: 0.0, ..opts() }).unwrap();
     assert_row(&a0.mixed_scores, 0, &[1.3, 1.3]);
 }
 
@@ -222,16 +139,7 @@ fn alpha_mix_excluding_self() {
 fn micro_average_pools_counts() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            micro_average: true,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { micro_average: true, ..opts() }).unwrap();
     // model 0, class 0 = {n0, n1}: TP 2 FP 1 P 3 → 4/6; class 1 = {n2, n1}: TP 2 FP 1 P 2 → 4/5
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0, 0.8]);
     // model 1, class 0: TP 0 FP 1 P 2 → 0; class 1: TP 1 FP 1 P 2 → 2/4
@@ -244,17 +152,9 @@ fn micro_average_pools_counts() {
 fn micro_average_weighted_by_similarity() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            micro_average: true,
-            micro_weights: MicroWeights::Similarity,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let sel =
+        select(e_t.view(), e_g.view(), &refs, &MethodOptions { micro_average: true, micro_weights: MicroWeights::Similarity, ..opts() })
+            .unwrap();
     // model 0, class 0 = {n0 ×1.0: TP1 FP0 P2, n1 ×0.8: TP1 FP1 P1}: TP 1.8 FP 0.8 P 2.8 → 3.6/5.4;
     // class 1 = {n2 ×1.0: TP1 FP0 P1, n1 ×0.6: TP1 FP1 P1}: TP 1.6 FP 0.6 P 1.6 → 3.2/3.8
     assert_row(&sel.class_scores, 0, &[3.6 / 5.4, 3.2 / 3.8]);
@@ -266,16 +166,7 @@ fn micro_average_weighted_by_similarity() {
 fn all_images_option_counts_unselected_truths_as_false_positives() {
     let (e_t, e_g, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let sel = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            selected_images_only: false,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let sel = select(e_t.view(), e_g.view(), &refs, &MethodOptions { selected_images_only: false, ..opts() }).unwrap();
     assert_eq!(sel.node_counts[0][1], NodeCounts { tp: 1, fp: 2, p: 1 });
     assert_row(&sel.node_scores, 0, &[2.0 / 3.0, 0.5, 1.0]);
     assert_row(&sel.class_scores, 0, &[2.0 / 3.0 + 0.4, 0.3 + 1.0]);
@@ -293,16 +184,7 @@ fn ties_go_to_hub_order() {
     assert_eq!(sel.top_k[&2], vec![vec![1, 2], vec![1, 2]]);
     assert_eq!(sel.ranking, vec![1, 2, 0]);
     // k above the hub size takes every model.
-    let big = select(
-        e_t.view(),
-        e_g.view(),
-        &refs,
-        &MethodOptions {
-            k: vec![5],
-            ..opts()
-        },
-    )
-    .unwrap();
+    let big = select(e_t.view(), e_g.view(), &refs, &MethodOptions { k: vec![5], ..opts() }).unwrap();
     assert_eq!(big.top_k[&5][0], vec![1, 2, 0]);
 }
 
@@ -317,16 +199,7 @@ fn node_matching_ties_take_the_lower_node() {
         node_text_embeddings: arr2(&[[0.0f32, 1.0], [1.0, 0.0], [1.0, 0.0]]),
         top_nodes: None,
     };
-    let sel = select(
-        e_t.view(),
-        e_g.view(),
-        &[&m],
-        &MethodOptions {
-            nodes_per_class: 1,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let sel = select(e_t.view(), e_g.view(), &[&m], &MethodOptions { nodes_per_class: 1, ..opts() }).unwrap();
     assert_eq!(sel.selected_nodes, vec![1]);
     assert_eq!(sel.node_counts[0], vec![NodeCounts { tp: 1, fp: 0, p: 1 }]);
 }
@@ -336,19 +209,12 @@ fn mismatched_inputs_are_errors_not_panics() {
     let (e_t, e_g, mut models) = world();
     models[1].image_nodes.pop();
     let refs: Vec<&ModelLabels> = models.iter().collect();
-    let err = select(e_t.view(), e_g.view(), &refs, &opts())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("model 1") && err.contains("true nodes"),
-        "{err}"
-    );
+    let err = select(e_t.view(), e_g.view(), &refs, &opts()).unwrap_err().to_string();
+    assert!(err.contains("model 1") && err.contains("true nodes"), "{err}");
     let (e_t, _, models) = world();
     let refs: Vec<&ModelLabels> = models.iter().collect();
     let short = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
-    let err = select(e_t.view(), short.view(), &refs, &opts())
-        .unwrap_err()
-        .to_string();
+    let err = select(e_t.view(), short.view(), &refs, &opts()).unwrap_err().to_string();
     assert!(err.contains("graph nodes"), "{err}");
 }
 
@@ -366,43 +232,20 @@ fn blocks_do_not_change_counts() {
         emb[[i, pred]] = 1.0;
         nodes.push(truth);
     }
-    let m = ModelLabels {
-        image_embeddings: emb,
-        image_nodes: nodes.clone(),
-        node_text_embeddings: texts.clone(),
-        top_nodes: None,
-    };
-    let sel = select(
-        texts.view(),
-        texts.view(),
-        &[&m],
-        &MethodOptions {
-            nodes_per_class: 1,
-            k: vec![1],
-            ..opts()
-        },
-    )
-    .unwrap();
+    let m = ModelLabels { image_embeddings: emb, image_nodes: nodes.clone(), node_text_embeddings: texts.clone(), top_nodes: None };
+    let sel = select(texts.view(), texts.view(), &[&m], &MethodOptions { nodes_per_class: 1, k: vec![1], ..opts() }).unwrap();
     for node in 0..v {
         let tp = (0..n).filter(|&i| i % v == node && i % 7 != 0).count() as u64;
         let p = (0..n).filter(|&i| i % v == node).count() as u64;
-        let fp = (0..n)
-            .filter(|&i| i % 7 == 0 && (i % v + 1) % v == node)
-            .count() as u64;
-        assert_eq!(
-            sel.node_counts[0][node],
-            NodeCounts { tp, fp, p },
-            "node {node}"
-        );
+        let fp = (0..n).filter(|&i| i % 7 == 0 && (i % v + 1) % v == node).count() as u64;
+        assert_eq!(sel.node_counts[0][node], NodeCounts { tp, fp, p }, "node {node}");
     }
 }
 
 /// Each image's K best nodes, best first, equal scores by lower node index:
 /// what label jobs store, computed here from the same embeddings.
 fn with_lists(labels: &ModelLabels, k: usize) -> ModelLabels {
-    let sims = labels
-        .image_embeddings
-        .dot(&labels.node_text_embeddings.t());
+    let sims = labels.image_embeddings.dot(&labels.node_text_embeddings.t());
     let v = sims.ncols();
     let k = k.min(v);
     let mut top = Array2::<u32>::zeros((sims.nrows(), k));
@@ -413,10 +256,7 @@ fn with_lists(labels: &ModelLabels, k: usize) -> ModelLabels {
             top[[i, j]] = order[j] as u32;
         }
     }
-    ModelLabels {
-        top_nodes: Some(TopNodes::new(top, v).unwrap()),
-        ..labels.clone()
-    }
+    ModelLabels { top_nodes: Some(TopNodes::new(top, v).unwrap()), ..labels.clone() }
 }
 
 /// A seeded stream of floats in [-1, 1), for worlds too big to write by hand.
@@ -442,10 +282,7 @@ fn best_node_lists_give_the_same_selection_on_the_hand_world() {
     for k in [1, 2, 4] {
         let listed: Vec<ModelLabels> = models.iter().map(|m| with_lists(m, k)).collect();
         for selected_images_only in [true, false] {
-            let o = MethodOptions {
-                selected_images_only,
-                ..opts()
-            };
+            let o = MethodOptions { selected_images_only, ..opts() };
             let plain: Vec<&ModelLabels> = models.iter().collect();
             let fast: Vec<&ModelLabels> = listed.iter().collect();
             assert_eq!(
@@ -470,19 +307,12 @@ fn best_node_lists_give_the_same_selection_on_random_worlds() {
             let texts = rng.unit_rows(v, d);
             let nodes: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % v).collect();
             let noise = rng.unit_rows(n, d);
-            let mut emb = Array2::from_shape_fn((n, d), |(i, j)| {
-                texts[[nodes[i], j]] + 0.9 * noise[[i, j]]
-            });
+            let mut emb = Array2::from_shape_fn((n, d), |(i, j)| texts[[nodes[i], j]] + 0.9 * noise[[i, j]]);
             for mut r in emb.rows_mut() {
                 let norm = r.dot(&r).sqrt();
                 r.mapv_inplace(|x| x / norm);
             }
-            ModelLabels {
-                image_embeddings: emb,
-                image_nodes: nodes,
-                node_text_embeddings: texts,
-                top_nodes: None,
-            }
+            ModelLabels { image_embeddings: emb, image_nodes: nodes, node_text_embeddings: texts, top_nodes: None }
         })
         .collect();
     let plain: Vec<&ModelLabels> = models.iter().collect();
@@ -491,12 +321,7 @@ fn best_node_lists_give_the_same_selection_on_random_worlds() {
         let listed: Vec<ModelLabels> = models.iter().map(|m| with_lists(m, k)).collect();
         let fast: Vec<&ModelLabels> = listed.iter().collect();
         for (nodes_per_class, selected_images_only) in [(2, true), (5, true), (5, false)] {
-            let o = MethodOptions {
-                nodes_per_class,
-                selected_images_only,
-                k: vec![1, 3],
-                ..opts()
-            };
+            let o = MethodOptions { nodes_per_class, selected_images_only, k: vec![1, 3], ..opts() };
             let want = select(e_t.view(), e_g.view(), &plain, &o).unwrap();
             assert_eq!(
                 select(e_t.view(), e_g.view(), &fast, &o).unwrap(),
@@ -505,14 +330,7 @@ fn best_node_lists_give_the_same_selection_on_random_worlds() {
             );
             // With K = 1 some images' single best node is outside V_sel.
             let selected = &want.selected_nodes;
-            fallbacks_seen |= k == 1
-                && listed[0]
-                    .top_nodes
-                    .as_ref()
-                    .unwrap()
-                    .lists()
-                    .iter()
-                    .any(|t| !selected.contains(&(*t as usize)));
+            fallbacks_seen |= k == 1 && listed[0].top_nodes.as_ref().unwrap().lists().iter().any(|t| !selected.contains(&(*t as usize)));
         }
     }
     assert!(fallbacks_seen, "the world must exercise the fallback path");
@@ -529,8 +347,6 @@ fn a_best_node_list_outside_the_graph_is_an_error() {
     // Lists made for another graph size are refused by selection.
     lists[[0, 1]] = 1;
     bad.top_nodes = Some(TopNodes::new(lists, 10).unwrap());
-    let err = select(e_t.view(), e_g.view(), &[&bad, &models[1]], &opts())
-        .unwrap_err()
-        .to_string();
+    let err = select(e_t.view(), e_g.view(), &[&bad, &models[1]], &opts()).unwrap_err().to_string();
     assert!(err.contains("model 0") && err.contains("best-node lists"), "{err}");
 }

@@ -117,7 +117,10 @@ fn the_paper_spec_plans_with_every_caption_and_reports_the_graph() {
     let file = root.path().join("captions/PCAM.json");
     std::fs::write(&file, serde_json::json!({"negative": ["1. A clean scan."]}).to_string()).unwrap();
     let err = plan_with(&spec, root.path(), &opts).unwrap_err();
-    assert!(matches!(&err, PlanError::MissingCaptions(m) if m.contains("PCAM") && m.contains("lymph node containing metastatic tumor tissue")), "{err}");
+    assert!(
+        matches!(&err, PlanError::MissingCaptions(m) if m.contains("PCAM") && m.contains("lymph node containing metastatic tumor tissue")),
+        "{err}"
+    );
     assert!(matches!(dry_run(&spec, root.path(), &opts), Err(PlanError::MissingCaptions(_))));
 }
 

@@ -28,11 +28,7 @@ fn names_with_commas_and_quotes_round_trip() {
                 accuracy: vec![Some(Accuracy::top1_only(0.25)), Some(Accuracy::top1_only(0.75))],
                 ..Default::default()
             },
-            DatasetInput {
-                name: "MNIST".into(),
-                accuracy: vec![Some(Accuracy::top1_only(0.5)), None],
-                ..Default::default()
-            },
+            DatasetInput { name: "MNIST".into(), accuracy: vec![Some(Accuracy::top1_only(0.5)), None], ..Default::default() },
         ],
         graph: None,
     };

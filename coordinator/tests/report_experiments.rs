@@ -5,9 +5,7 @@ mod support_world;
 
 use mll_common::spec::EnsembleWeight;
 use mll_coordinator::method::assess::{build_report, build_report_with, select_in_memory, DatasetData};
-use mll_coordinator::method::experiments::{
-    distinct_models, gpu_seconds, hub_orders, mll_k1_growth, ExperimentOptions,
-};
+use mll_coordinator::method::experiments::{distinct_models, gpu_seconds, hub_orders, mll_k1_growth, ExperimentOptions};
 use mll_coordinator::method::{order_desc, pick_top_k};
 use mll_coordinator::report::report_json;
 use ndarray::array;
@@ -111,7 +109,8 @@ fn hub_growth_incremental_equals_brute_force_reuse_for_every_prefix() {
                     let prefix = &order[..n];
                     let picks: Vec<Vec<usize>> = (0..CLASSES)
                         .map(|y| {
-                            let col: Vec<f64> = (0..6).map(|m| if prefix.contains(&m) { sel.mixed_scores[[m, y]] } else { f64::NAN }).collect();
+                            let col: Vec<f64> =
+                                (0..6).map(|m| if prefix.contains(&m) { sel.mixed_scores[[m, y]] } else { f64::NAN }).collect();
                             vec![order_desc(&col)[0]]
                         })
                         .collect();
@@ -144,11 +143,8 @@ fn hub_growth_ends_at_the_main_report_and_starts_at_single_models() {
     }
     // One model: each order's first model's own accuracy, averaged.
     let orders = hub_orders(5, 30, input.options.seed);
-    let first: f64 = orders
-        .iter()
-        .map(|o| complete.iter().map(|d| d.accuracy[o[0]].top1).sum::<f64>() / complete.len() as f64)
-        .sum::<f64>()
-        / 30.0;
+    let first: f64 =
+        orders.iter().map(|o| complete.iter().map(|d| d.accuracy[o[0]].top1).sum::<f64>() / complete.len() as f64).sum::<f64>() / 30.0;
     for curve in ["mll_k1", "inb_k1", "oracle"] {
         assert!((g.curves[curve].mean[0] - first).abs() < 1e-12, "{curve}: {} vs {first}", g.curves[curve].mean[0]);
     }

@@ -36,8 +36,23 @@ fn spec_has_the_papers_hub_and_targets() {
 
     let names: BTreeSet<&str> = s.datasets.iter().map(|d| d.name.as_str()).collect();
     let expected: BTreeSet<&str> = [
-        "CIFAR100", "Country211", "DTD", "FER2013", "Flowers102", "Food101", "GTSRB", "MNIST", "OxfordIIITPet", "PCAM",
-        "RenderedSST2", "STL10", "StanfordCars", "UCF101", "clevr_closest_object_distance", "dmlab", "resisc45",
+        "CIFAR100",
+        "Country211",
+        "DTD",
+        "FER2013",
+        "Flowers102",
+        "Food101",
+        "GTSRB",
+        "MNIST",
+        "OxfordIIITPet",
+        "PCAM",
+        "RenderedSST2",
+        "STL10",
+        "StanfordCars",
+        "UCF101",
+        "clevr_closest_object_distance",
+        "dmlab",
+        "resisc45",
     ]
     .into();
     assert_eq!(names, expected);
@@ -90,7 +105,11 @@ fn inb_picks_vit_h_14_378_dfn5b() {
 #[test]
 fn spec_is_up_to_date_with_its_generator() {
     let reference = repo().join("../shared/reference/mll");
-    assert!(reference.join("pretrained.json").is_file(), "{} is absent: shared/reference must sit beside the repository", reference.display());
+    assert!(
+        reference.join("pretrained.json").is_file(),
+        "{} is absent: shared/reference must sit beside the repository",
+        reference.display()
+    );
     let out = std::process::Command::new("python3")
         .arg(repo().join("scripts/write_mll_spec.py"))
         .arg("--reference")

@@ -278,10 +278,8 @@ impl WorkerLoop {
                 let attempt = delivery.previous_deliveries() + 1;
                 if attempt >= self.opts.max_attempts {
                     m.worker_dead_letters.with_label_values(&["attempts_exhausted"]).inc();
-                    let reason = format!(
-                        "failed on {attempt} of {} attempts (worker.max_attempts); last error: {e}",
-                        self.opts.max_attempts
-                    );
+                    let reason =
+                        format!("failed on {attempt} of {} attempts (worker.max_attempts); last error: {e}", self.opts.max_attempts);
                     (self.fail(&job, reason).await, kind)
                 } else {
                     // Exponential backoff before giving it back, so a flapping

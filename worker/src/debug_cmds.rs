@@ -55,8 +55,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
     let artifact = ModelArtifact::open(&args.model_dir)?;
     let module_bytes = artifact.module_bytes;
     let t0 = Instant::now();
-    let model = LoadedModel::load_artifact(artifact, device, precision)
-        .with_context(|| format!("loading {}", args.model_dir.display()))?;
+    let model = LoadedModel::load_artifact(artifact, device, precision).with_context(|| format!("loading {}", args.model_dir.display()))?;
     let load_seconds = t0.elapsed().as_secs_f64();
 
     let meta = model.meta().clone();
@@ -72,12 +71,10 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
     let text_seconds = t2.elapsed().as_secs_f64();
 
     let tokens = model.tokenizer().tokenize(&CHECK_TEXTS)?;
-    let token_ids_head = (0..2)
-        .map(|i| Vec::<i64>::try_from(tokens.get(i).narrow(0, 0, 12.min(meta.context_length as i64))))
-        .collect::<Result<_, _>>()?;
+    let token_ids_head =
+        (0..2).map(|i| Vec::<i64>::try_from(tokens.get(i).narrow(0, 0, 12.min(meta.context_length as i64)))).collect::<Result<_, _>>()?;
     let cos = img.matmul(&txt.transpose(0, 1));
-    let image_text_cosines =
-        (0..2).map(|i| Vec::<f32>::try_from(cos.get(i))).collect::<Result<Vec<_>, _>>()?;
+    let image_text_cosines = (0..2).map(|i| Vec::<f32>::try_from(cos.get(i))).collect::<Result<Vec<_>, _>>()?;
 
     Ok(CheckReport {
         model_dir: args.model_dir.clone(),
@@ -107,17 +104,8 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
     let m = &r.meta;
     println!("model        {} ({})", m.model_key, r.model_dir.display());
     println!("module.pt    {:.1} MB", r.module_bytes as f64 / 1e6);
-    println!(
-        "image        {}px, resize {:?}, {:?}, mean {:?}, std {:?}",
-        m.image_size, m.resize_mode, m.interpolation, m.mean, m.std
-    );
-    println!(
-        "text         tokenizer {:?}, clean {:?}, context {}, pad id {}",
-        m.tokenizer,
-        m.text_clean(),
-        m.context_length,
-        m.pad_id
-    );
+    println!("image        {}px, resize {:?}, {:?}, mean {:?}, std {:?}", m.image_size, m.resize_mode, m.interpolation, m.mean, m.std);
+    println!("text         tokenizer {:?}, clean {:?}, context {}, pad id {}", m.tokenizer, m.text_clean(), m.context_length, m.pad_id);
     println!("embed dim    {} (logit scale {})", m.embed_dim, m.logit_scale);
     println!("exporter     {}", m.exporter);
     println!(

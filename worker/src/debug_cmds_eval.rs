@@ -129,9 +129,9 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
     let format = args.format.unwrap_or_else(|| data::detect_format(&args.dataset));
     let ds = data::open(&args.dataset, format)?;
     let count = ds.count()?;
-    let classnames = ds.classnames().with_context(|| {
-        format!("{} has no classnames.txt: add one (one class name per line, in label order)", args.dataset.display())
-    })?;
+    let classnames = ds
+        .classnames()
+        .with_context(|| format!("{} has no classnames.txt: add one (one class name per line, in label order)", args.dataset.display()))?;
     let templates = ds.templates()?.unwrap_or_else(|| vec![DEFAULT_TEMPLATE.to_string()]);
     drop(ds);
     let job = EvaluateJob {

@@ -113,10 +113,7 @@ fn imagefolder_orders_by_label_then_file_name() {
     assert_eq!(ds.classnames().unwrap(), vec!["ant", "zebra"]);
     assert_eq!(ds.count().unwrap(), 4);
     let names: Vec<_> = ds.samples(0, 4).unwrap().map(|s| s.unwrap()).map(|s| (s.label, s.name)).collect();
-    assert_eq!(
-        names,
-        vec![(0, "ant/c.PNG".into()), (0, "ant/z.jpg".into()), (1, "zebra/a.png".into()), (1, "zebra/b.png".into())]
-    );
+    assert_eq!(names, vec![(0, "ant/c.PNG".into()), (0, "ant/z.jpg".into()), (1, "zebra/a.png".into()), (1, "zebra/b.png".into())]);
     let one: Vec<_> = ds.samples(2, 3).unwrap().map(|s| s.unwrap().index).collect();
     assert_eq!(one, vec![2]);
     assert!(matches!(ds.samples(3, 5), Err(DataError::OutOfRange { .. })));

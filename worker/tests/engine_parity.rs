@@ -6,10 +6,7 @@
 //! the first run pays for them (about a minute per model on 2 cores).
 
 use mll_worker::engine::artifact::{META_FILE, MODULE_FILE, TOKENIZER_FILE};
-use mll_worker::engine::{
-    build_classifier, ClassifierProtocol, EngineError, LoadedModel, ModelCache, ModelMeta, Precision,
-    TextTokenizer,
-};
+use mll_worker::engine::{build_classifier, ClassifierProtocol, EngineError, LoadedModel, ModelCache, ModelMeta, Precision, TextTokenizer};
 use mll_worker::executor::ExecError;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -52,11 +49,7 @@ fn run_py(args: &[&str], stdin: Option<&str>) -> String {
         child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -153,7 +146,9 @@ fn token_ids_match_open_clip_on_tricky_strings() {
         if got != want {
             let cleaned_py = refs["cleaned"][i].as_str().unwrap();
             let cleaned_rs = mll_worker::engine::text::clean_text(text, mll_worker::engine::TextClean::Lower);
-            bad.push(format!("{text:?}\n  python clean {cleaned_py:?}\n  rust   clean {cleaned_rs:?}\n  python {want:?}\n  rust   {got:?}"));
+            bad.push(format!(
+                "{text:?}\n  python clean {cleaned_py:?}\n  rust   clean {cleaned_rs:?}\n  python {want:?}\n  rust   {got:?}"
+            ));
         }
     }
     assert!(bad.is_empty(), "{} of {} strings differ:\n{}", bad.len(), TRICKY.len(), bad.join("\n"));
@@ -204,12 +199,10 @@ fn min_row_cosine(a: &Tensor, b: &Tensor) -> f64 {
 fn check_parity(model: &str, tag: &str) {
     let dir = exported(model, tag);
     let parity = dir.join("parity.safetensors");
-    let tensors: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(&parity).unwrap().into_iter().collect();
+    let tensors: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&parity).unwrap().into_iter().collect();
     let bytes = std::fs::read(&parity).unwrap();
     let (_, st_meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let texts: Vec<String> =
-        serde_json::from_str(&st_meta.metadata().as_ref().unwrap()["texts"]).unwrap();
+    let texts: Vec<String> = serde_json::from_str(&st_meta.metadata().as_ref().unwrap()["texts"]).unwrap();
 
     let m = LoadedModel::load(&dir, Device::Cpu, Precision::Fp32).unwrap();
     let img = m.encode_images(&tensors["images"]).unwrap();
@@ -285,10 +278,9 @@ fn a_tiny_artifact_loads_and_encodes() {
 #[test]
 fn corrupt_or_missing_modules_are_errors_not_crashes() {
     let good = tiny_bytes();
-    for (what, bytes) in [
-        ("truncated", good[..good.len() / 2].to_vec()),
-        ("garbage", b"PK\x03\x04 this is not a torchscript archive".to_vec()),
-    ] {
+    for (what, bytes) in
+        [("truncated", good[..good.len() / 2].to_vec()), ("garbage", b"PK\x03\x04 this is not a torchscript archive".to_vec())]
+    {
         let a = tiny_artifact(&bytes);
         let e = LoadedModel::load(a.path(), Device::Cpu, Precision::Fp32).unwrap_err();
         assert!(matches!(e, EngineError::Load { .. }), "{what}: {e}");

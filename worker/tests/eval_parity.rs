@@ -9,8 +9,8 @@
 
 mod support;
 
-use mll_worker::debug_cmds_eval::{report, EvalArgs};
 use mll_common::job::PromptProtocol;
+use mll_worker::debug_cmds_eval::{report, EvalArgs};
 use std::path::{Path, PathBuf};
 
 const CLASSES: [&str; 7] = ["apple", "bicycle", "castle", "dolphin", "elephant", "forest", "guitar"];
@@ -23,17 +23,10 @@ fn vit_b_32() -> PathBuf {
     if dir.join("model.json").exists() {
         return dir;
     }
-    let tmp = Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let tmp =
+        Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
     let script = support::repo_root().join("scripts/export_open_clip.py");
-    support::run_python(&[
-        script.to_str().unwrap(),
-        "ViT-B-32",
-        "openai",
-        tmp.to_str().unwrap(),
-        "--random-weights",
-        "--seed",
-        "0",
-    ]);
+    support::run_python(&[script.to_str().unwrap(), "ViT-B-32", "openai", tmp.to_str().unwrap(), "--random-weights", "--seed", "0"]);
     // Another test may have raced us; either copy is the same export.
     let _ = std::fs::rename(&tmp, &dir);
     let _ = std::fs::remove_dir_all(&tmp);

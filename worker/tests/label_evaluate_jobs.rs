@@ -19,7 +19,8 @@ fn model_dir() -> std::path::PathBuf {
     let dir = Path::new(&cache).join("test-models/ViT-B-32-random-s0");
     if !dir.join("model.json").exists() {
         let script = support::repo_root().join("scripts/export_open_clip.py");
-        let tmp = Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let tmp =
+            Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
         support::run_python(&[script.to_str().unwrap(), "ViT-B-32", "openai", tmp.to_str().unwrap(), "--random-weights", "--seed", "0"]);
         let _ = std::fs::rename(&tmp, &dir);
         let _ = std::fs::remove_dir_all(&tmp);
@@ -60,11 +61,14 @@ fn data_root(root: &Path) {
         .iter()
         .map(|n| serde_json::json!({"id": n, "lemma": n, "definition": definition(n), "parents": [], "text": format!("{n}, which is a thing"), "captions": []}))
         .collect();
-    std::fs::write(g.join("graph.json"), serde_json::json!({"format_version": 1, "seed": 0, "nodes": nodes, "images": images}).to_string()).unwrap();
+    std::fs::write(g.join("graph.json"), serde_json::json!({"format_version": 1, "seed": 0, "nodes": nodes, "images": images}).to_string())
+        .unwrap();
     for (c, name) in ["ant", "bee", "cow"].iter().enumerate() {
         std::fs::create_dir_all(root.join("ds").join(name)).unwrap();
         for i in 0..2u32 {
-            image::RgbImage::from_fn(50, 40 + i, |x, _| image::Rgb([(x * 5) as u8, (c * 80) as u8, 10])).save(root.join("ds").join(name).join(format!("{i}.png"))).unwrap();
+            image::RgbImage::from_fn(50, 40 + i, |x, _| image::Rgb([(x * 5) as u8, (c * 80) as u8, 10]))
+                .save(root.join("ds").join(name).join(format!("{i}.png")))
+                .unwrap();
         }
     }
 }
@@ -84,7 +88,14 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let model = ModelRef { key: "ViT-B-32/random".into(), artifact: "model".into() };
 
     let label = LabelExecutor::new(models.clone(), 2, 2).unwrap();
-    let lj = LabelJob { model: model.clone(), graph: "graph/graph.json".into(), shard: Shard { index: 0, count: 2, start: 1, end: 4 }, encode_node_texts: true, top_nodes: 2, definition_only: false };
+    let lj = LabelJob {
+        model: model.clone(),
+        graph: "graph/graph.json".into(),
+        shard: Shard { index: 0, count: 2, start: 1, end: 4 },
+        encode_node_texts: true,
+        top_nodes: 2,
+        definition_only: false,
+    };
     let JobOutput::Label(out) = label.execute(&job(JobPayload::Label(lj.clone())), &ctx).unwrap() else { panic!() };
     assert_eq!(out.count, 3);
     let bytes = ctx.artifacts.get(&out.images).unwrap();
@@ -178,7 +189,7 @@ fn label_jobs_encode_definitions_only_when_asked() {
         let bytes = ctx.artifacts.get(out.node_texts.as_ref().unwrap()).unwrap();
         f32s(safetensors::SafeTensors::deserialize(&bytes).unwrap().tensor("text_embeddings").unwrap().data())
     };
-    let m = models.get(&model_dir()).unwrap();
+    let m = models.get(model_dir()).unwrap();
     let encode = |texts: Vec<String>| -> Vec<f32> {
         Vec::<f32>::try_from(m.encode_texts(&texts).unwrap().to_kind(tch::Kind::Float).flatten(0, -1)).unwrap()
     };

@@ -99,8 +99,7 @@ fn minilm_matches_sentence_transformers() {
     let texts = texts();
     let req = serde_json::json!({ "folder": folder, "texts": texts });
     let script = repo().join("worker/tests/minilm_reference.py");
-    let reference: serde_json::Value =
-        serde_json::from_str(&run_python(&[script.to_str().unwrap()], Some(&req.to_string()))).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&run_python(&[script.to_str().unwrap()], Some(&req.to_string()))).unwrap();
     let ref_emb: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
     let ref_ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
 

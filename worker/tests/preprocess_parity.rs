@@ -12,8 +12,7 @@ fn matches_open_clip_transform_within_5_of_255() {
     let dir = tempfile::tempdir().unwrap();
     let size = 224u32;
     support::run_python(&[&support::py_script("preprocess_ref.py"), dir.path().to_str().unwrap(), &size.to_string()]);
-    let manifest: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let manifest: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     assert!(manifest.len() >= 30, "reference wrote {} cases", manifest.len());
     let plane = (size * size) as usize;
     let mut worst = 0f32;

@@ -156,9 +156,7 @@ impl Graph {
         match head.format_version {
             Some(GRAPH_FORMAT_VERSION) => {}
             Some(found) => return Err(GraphFileError::Version { path: path.to_path_buf(), found }),
-            None => {
-                return Err(GraphFileError::Parse { path: path.to_path_buf(), message: "no format_version field".into() })
-            }
+            None => return Err(GraphFileError::Parse { path: path.to_path_buf(), message: "no format_version field".into() }),
         }
         let graph: Graph = serde_json::from_slice(bytes).map_err(parse)?;
         graph.validate().map_err(|message| GraphFileError::Invalid { path: path.to_path_buf(), message })?;

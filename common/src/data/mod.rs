@@ -126,8 +126,7 @@ pub fn detect_format(path: &Path) -> DatasetFormat {
         return DatasetFormat::WebDataset;
     }
     // Images directly in the folder and no class folder: an unlabelled task.
-    let entries: Vec<PathBuf> =
-        std::fs::read_dir(path).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let entries: Vec<PathBuf> = std::fs::read_dir(path).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     if entries.iter().any(|p| is_image_file(p)) && !entries.iter().any(|p| p.is_dir()) {
         DatasetFormat::Flat
     } else {
@@ -168,9 +167,7 @@ fn read_text_opt(path: &Path) -> Result<Option<String>, DataError> {
 
 /// Samples `start..end` of a list of (label, file) in canonical order, named
 /// by their path below `root` (ImageFolder and flat folders).
-pub(crate) fn file_samples<'a>(root: &'a Path, files: &'a [(i64, PathBuf)], start: u64, end: u64)
-    -> Result<SampleIter<'a>, DataError>
-{
+pub(crate) fn file_samples<'a>(root: &'a Path, files: &'a [(i64, PathBuf)], start: u64, end: u64) -> Result<SampleIter<'a>, DataError> {
     let count = files.len() as u64;
     if start > end || end > count {
         return Err(DataError::OutOfRange { path: root.to_path_buf(), start, end, count });
@@ -184,10 +181,7 @@ pub(crate) fn file_samples<'a>(root: &'a Path, files: &'a [(i64, PathBuf)], star
 
 /// Whether `p` is a file with an image extension the readers accept.
 pub(crate) fn is_image_file(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
+    p.extension().and_then(|e| e.to_str()).map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())).unwrap_or(false)
         && p.is_file()
 }
 

@@ -32,7 +32,11 @@ impl WebDataset {
         let nfile = path.join("nshards.txt");
         let text = std::fs::read_to_string(&nfile).map_err(|e| DataError::io(&nfile, e))?;
         let nshards: usize = text.trim().parse().map_err(|_| {
-            DataError::Invalid(format!("{} should hold the number of shards as a decimal integer, found {:?}", nfile.display(), text.trim()))
+            DataError::Invalid(format!(
+                "{} should hold the number of shards as a decimal integer, found {:?}",
+                nfile.display(),
+                text.trim()
+            ))
         })?;
         if nshards == 0 {
             return Err(DataError::Invalid(format!("{} says 0 shards: the dataset is empty", nfile.display())));
@@ -60,10 +64,14 @@ impl WebDataset {
             return Ok(c);
         }
         let mut n = 0u64;
-        for_each_group(&shard_path(&self.path, shard), |_| false, |_| {
-            n += 1;
-            Ok(true)
-        })?;
+        for_each_group(
+            &shard_path(&self.path, shard),
+            |_| false,
+            |_| {
+                n += 1;
+                Ok(true)
+            },
+        )?;
         self.counts.lock().expect("counts lock")[shard] = Some(n);
         Ok(n)
     }
@@ -109,9 +117,10 @@ impl Group {
         let mut members = self.members;
         let cls = take("cls", &mut members).ok_or_else(|| DataError::Invalid(format!("{name}: cls member was not read")))?;
         let text = String::from_utf8_lossy(&cls);
-        let label: i64 = text.trim().parse().map_err(|_| {
-            DataError::Invalid(format!("{name}: cls member should be the label as decimal text, found {:?}", text.trim()))
-        })?;
+        let label: i64 = text
+            .trim()
+            .parse()
+            .map_err(|_| DataError::Invalid(format!("{name}: cls member should be the label as decimal text, found {:?}", text.trim())))?;
         if label < 0 {
             return Err(DataError::Invalid(format!("{name}: negative label {label}")));
         }
@@ -184,7 +193,10 @@ fn for_each_group(
 
 fn corrupt_tar(path: &Path, e: std::io::Error) -> DataError {
     match e.kind() {
-        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other => {
+        std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::Other => {
             DataError::Invalid(format!("{} is not a readable tar archive: {e} (re-create or re-download the shard)", path.display()))
         }
         _ => DataError::io(path, e),

@@ -23,9 +23,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::message::Delivery as LapinDelivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions, ExchangeDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
@@ -81,10 +80,7 @@ impl AmqpQueue {
         let link = self.temp_channel().await?;
         let s = &self.settings;
         for q in [&s.queue, &s.dead_letter_queue] {
-            link.channel
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await
-                .map_err(|e| op_err("queue.delete", e))?;
+            link.channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.map_err(|e| op_err("queue.delete", e))?;
         }
         link.channel
             .exchange_delete(s.dead_letter_exchange.as_str().into(), ExchangeDeleteOptions::default())
@@ -121,9 +117,7 @@ impl AmqpQueue {
         let mut pending = Vec::with_capacity(messages.len());
         // Pipeline: send everything, then wait for the confirms.
         for m in messages {
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_message_id(ShortString::from(m.job_id.as_str()));
+            let props = BasicProperties::default().with_delivery_mode(2).with_message_id(ShortString::from(m.job_id.as_str()));
             let confirm = channel
                 .basic_publish(
                     "".into(),
@@ -219,8 +213,7 @@ impl JobQueue for AmqpQueue {
             let d = msg.delivery;
             last_tag = Some(d.delivery_tag);
             out.push(DeadLettered {
-                job_id: header_str(&d.properties, JOB_ID_HEADER)
-                    .or_else(|| d.properties.message_id().as_ref().map(|s| s.to_string())),
+                job_id: header_str(&d.properties, JOB_ID_HEADER).or_else(|| d.properties.message_id().as_ref().map(|s| s.to_string())),
                 reason: dead_letter_reason(&d.properties, self.settings.delivery_limit),
                 body: d.data,
             });
@@ -314,10 +307,7 @@ async fn declare_topology(channel: &Channel, s: &BrokerSettings) -> Result<(), Q
              delete it or pick another name)"
         ),
     };
-    channel
-        .queue_declare(s.queue.as_str().into(), durable, work_args)
-        .await
-        .map_err(|e| mismatch("work queue", &s.queue, e))?;
+    channel.queue_declare(s.queue.as_str().into(), durable, work_args).await.map_err(|e| mismatch("work queue", &s.queue, e))?;
     channel
         .exchange_declare(
             s.dead_letter_exchange.as_str().into(),
@@ -395,10 +385,7 @@ impl Session {
         declare_topology(&channel, s).await?;
         // Per-consumer prefetch (global = false), set before consuming and on
         // every new channel, so a reconnect never comes back unlimited.
-        channel
-            .basic_qos(s.prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(|e| op_err("basic.qos", e))?;
+        channel.basic_qos(s.prefetch, BasicQosOptions { global: false }).await.map_err(|e| op_err("basic.qos", e))?;
         let stream = channel
             .basic_consume(s.queue.as_str().into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await
@@ -652,10 +639,9 @@ fn dead_letter_reason(props: &BasicProperties, delivery_limit: u32) -> String {
     let why = get("reason").as_ref().and_then(value_str).unwrap_or_else(|| "unknown".into());
     let queue = get("queue").as_ref().and_then(value_str).unwrap_or_default();
     match why.as_str() {
-        "delivery_limit" => format!(
-            "delivery limit exceeded: delivered {} times (the job may crash or hang its worker)",
-            u64::from(delivery_limit) + 1
-        ),
+        "delivery_limit" => {
+            format!("delivery limit exceeded: delivered {} times (the job may crash or hang its worker)", u64::from(delivery_limit) + 1)
+        }
         "rejected" => format!("rejected without requeue from queue '{queue}'"),
         "expired" => format!("expired in queue '{queue}'"),
         "maxlen" => format!("dropped by the length limit of queue '{queue}'"),

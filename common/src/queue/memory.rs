@@ -44,10 +44,7 @@ impl MemoryQueue {
         let mut st = self.state.lock().unwrap();
         if msg.deliveries > self.delivery_limit {
             st.dead.push(DeadLettered {
-                reason: format!(
-                    "delivery limit exceeded: delivered {} times (the job may crash or hang its worker)",
-                    msg.deliveries
-                ),
+                reason: format!("delivery limit exceeded: delivered {} times (the job may crash or hang its worker)", msg.deliveries),
                 job_id: Some(msg.job_id),
                 body: msg.body,
             });
@@ -139,12 +136,7 @@ impl Consumer for MemoryConsumer {
                     let previous = m.deliveries;
                     m.deliveries += 1;
                     let body = m.body.clone();
-                    return Some(Ok(Box::new(MemoryDelivery {
-                        queue: self.queue.clone(),
-                        msg: Mutex::new(Some(m)),
-                        body,
-                        previous,
-                    })));
+                    return Some(Ok(Box::new(MemoryDelivery { queue: self.queue.clone(), msg: Mutex::new(Some(m)), body, previous })));
                 }
             }
             notified.await;

@@ -211,8 +211,9 @@ fn replay(buf: &[u8], path: &Path) -> Result<Replay, StoreError> {
         let body = &buf[pos + FRAME_HEAD..end];
         match seal::open(body) {
             Ok(payload) => {
-                let rec: Record = decode_value(payload)
-                    .map_err(|e| corrupt(pos, format!("a record with a valid checksum does not decode ({e}): written by another release?")))?;
+                let rec: Record = decode_value(payload).map_err(|e| {
+                    corrupt(pos, format!("a record with a valid checksum does not decode ({e}): written by another release?"))
+                })?;
                 out.data.apply(&rec);
                 out.intact.push(pos..end);
             }
@@ -288,8 +289,8 @@ impl EmbeddedStore {
             // the intact records only, so the warning is not repeated forever.
             let kept = path.with_extension("journal.damaged");
             std::fs::copy(path, &kept).map_err(|e| io_err("keep a copy of the damaged journal", e))?;
-            let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))
-                .map_err(|e| io_err("rewrite the journal", e))?;
+            let mut tmp =
+                tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new("."))).map_err(|e| io_err("rewrite the journal", e))?;
             tmp.write_all(JOURNAL_MAGIC).map_err(|e| io_err("rewrite the journal", e))?;
             for r in &replay.intact {
                 tmp.write_all(&buf[r.clone()]).map_err(|e| io_err("rewrite the journal", e))?;
@@ -298,11 +299,7 @@ impl EmbeddedStore {
             tmp.persist(path).map_err(|e| io_err("rewrite the journal", e.error))?;
             tracing::warn!(copy = %kept.display(), "the damaged journal was kept beside the rewritten one");
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| io_err("open the journal for appending", e))?;
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io_err("open the journal for appending", e))?;
         if replay.damaged.is_empty() {
             // Drop a torn tail so new records follow the last whole one.
             file.set_len(replay.valid_len).map_err(|e| io_err("truncate a torn journal tail", e))?;

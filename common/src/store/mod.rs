@@ -87,8 +87,7 @@ pub trait ResultStore: Send + Sync {
 
     /// Atomically stores the result and adds the id to the done set, unless it is
     /// there already. Also clears a failure record of the job.
-    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8])
-        -> Result<CommitOutcome, StoreError>;
+    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError>;
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
     /// A committed result. Every result is stored with a checksum

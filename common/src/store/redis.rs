@@ -83,8 +83,8 @@ impl RedisStore {
     /// Connects (retrying `retries` times while Redis is not up yet).
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
         let url = redact_url(&settings.url);
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| StoreError::Connect { url: url.clone(), reason: e.to_string() })?;
+        let client =
+            redis::Client::open(settings.url.as_str()).map_err(|e| StoreError::Connect { url: url.clone(), reason: e.to_string() })?;
         let response_timeout = Duration::from_millis(settings.response_timeout_ms.max(1));
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(response_timeout))
@@ -174,11 +174,12 @@ impl RedisStore {
     }
 
     async fn job_set(&self, op: &'static str, key: String) -> Result<Vec<JobId>, StoreError> {
-        let members: Vec<String> = self.retry(op, |mut c| {
-            let key = key.clone();
-            async move { c.smembers(key).await }
-        })
-        .await?;
+        let members: Vec<String> = self
+            .retry(op, |mut c| {
+                let key = key.clone();
+                async move { c.smembers(key).await }
+            })
+            .await?;
         let mut ids = members
             .iter()
             .map(|m| JobId::parse(m).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason }))
@@ -188,15 +189,14 @@ impl RedisStore {
     }
 
     async fn job_hash(&self, op: &'static str, key: String) -> Result<Vec<(JobId, String)>, StoreError> {
-        let map: HashMap<String, String> = self.retry(op, |mut c| {
-            let key = key.clone();
-            async move { c.hgetall(key).await }
-        })
-        .await?;
-        map.into_iter()
-            .map(|(k, v)| {
-                JobId::parse(&k).map(|id| (id, v)).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })
+        let map: HashMap<String, String> = self
+            .retry(op, |mut c| {
+                let key = key.clone();
+                async move { c.hgetall(key).await }
             })
+            .await?;
+        map.into_iter()
+            .map(|(k, v)| JobId::parse(&k).map(|id| (id, v)).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason }))
             .collect()
     }
 }
@@ -235,21 +235,17 @@ impl ResultStore for RedisStore {
 
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
         let key = self.key(run, "meta");
-        let map: HashMap<String, String> = self.retry("meta", |mut c| {
-            let key = key.clone();
-            async move { c.hgetall(key).await }
-        })
-        .await?;
+        let map: HashMap<String, String> = self
+            .retry("meta", |mut c| {
+                let key = key.clone();
+                async move { c.hgetall(key).await }
+            })
+            .await?;
         if map.is_empty() {
             return Ok(None);
         }
-        let state = map
-            .get("state")
-            .ok_or_else(|| StoreError::Corrupt { key: key.clone(), reason: "no 'state' field".into() })?;
-        Ok(Some(RunMeta {
-            state: parse_state(&key, state)?,
-            spec_digest: map.get("spec_digest").cloned().unwrap_or_default(),
-        }))
+        let state = map.get("state").ok_or_else(|| StoreError::Corrupt { key: key.clone(), reason: "no 'state' field".into() })?;
+        Ok(Some(RunMeta { state: parse_state(&key, state)?, spec_digest: map.get("spec_digest").cloned().unwrap_or_default() }))
     }
 
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
@@ -281,11 +277,8 @@ impl ResultStore for RedisStore {
     }
 
     async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
-        let keys = [
-            self.key(run, &format!("done:{stage}")),
-            self.key(run, &format!("result:{job}")),
-            self.key(run, &format!("failed:{stage}")),
-        ];
+        let keys =
+            [self.key(run, &format!("done:{stage}")), self.key(run, &format!("result:{job}")), self.key(run, &format!("failed:{stage}"))];
         // A retry after a lost reply of a commit that did land reports
         // Duplicate; either way the result is stored exactly once.
         let sealed = seal::seal(result);
@@ -293,16 +286,7 @@ impl ResultStore for RedisStore {
         let committed: i64 = self
             .retry("commit", |mut c| {
                 let keys = keys.clone();
-                async move {
-                    COMMIT
-                        .key(&keys[0])
-                        .key(&keys[1])
-                        .key(&keys[2])
-                        .arg(job.as_str())
-                        .arg(result)
-                        .invoke_async(&mut c)
-                        .await
-                }
+                async move { COMMIT.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(job.as_str()).arg(result).invoke_async(&mut c).await }
             })
             .await?;
         Ok(if committed == 1 { CommitOutcome::Committed } else { CommitOutcome::Duplicate })
@@ -331,10 +315,9 @@ impl ResultStore for RedisStore {
             .await?;
         sealed
             .map(|v| {
-                seal::open(&v).map(<[u8]>::to_vec).map_err(|e| StoreError::Corrupt {
-                    key: format!("{key} (the result of job {job})"),
-                    reason: e.to_string(),
-                })
+                seal::open(&v)
+                    .map(<[u8]>::to_vec)
+                    .map_err(|e| StoreError::Corrupt { key: format!("{key} (the result of job {job})"), reason: e.to_string() })
             })
             .transpose()
     }
@@ -353,10 +336,8 @@ impl ResultStore for RedisStore {
     async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
         let keys = self.scan(&format!("{}:{{*}}:meta", self.prefix)).await?;
         let start = self.prefix.len() + 2;
-        let mut runs: Vec<RunId> = keys
-            .iter()
-            .filter_map(|k| k.get(start..k.len().checked_sub(6)?).and_then(|r| RunId::new(r).ok()))
-            .collect();
+        let mut runs: Vec<RunId> =
+            keys.iter().filter_map(|k| k.get(start..k.len().checked_sub(6)?).and_then(|r| RunId::new(r).ok())).collect();
         runs.sort();
         runs.dedup();
         Ok(runs)
@@ -367,9 +348,7 @@ impl ResultStore for RedisStore {
         let _: i64 = self
             .retry("record_failure", |mut c| {
                 let keys = keys.clone();
-                async move {
-                    RECORD_FAILURE.key(&keys[0]).key(&keys[1]).arg(job.as_str()).arg(reason).invoke_async(&mut c).await
-                }
+                async move { RECORD_FAILURE.key(&keys[0]).key(&keys[1]).arg(job.as_str()).arg(reason).invoke_async(&mut c).await }
             })
             .await?;
         Ok(())
@@ -416,9 +395,7 @@ impl ResultStore for RedisStore {
             .await?
             .into_iter()
             .map(|(id, n)| {
-                n.parse::<u64>()
-                    .map(|n| (id, n))
-                    .map_err(|e| StoreError::Corrupt { key: key.clone(), reason: format!("count '{n}': {e}") })
+                n.parse::<u64>().map(|n| (id, n)).map_err(|e| StoreError::Corrupt { key: key.clone(), reason: format!("count '{n}': {e}") })
             })
             .collect()
     }
@@ -432,9 +409,7 @@ impl ResultStore for RedisStore {
         let (expected, done, failed): (u64, u64, u64) = self
             .retry("progress", |mut c| {
                 let keys = keys.clone();
-                async move {
-                    redis::pipe().scard(&keys[0]).scard(&keys[1]).hlen(&keys[2]).query_async(&mut c).await
-                }
+                async move { redis::pipe().scard(&keys[0]).scard(&keys[1]).hlen(&keys[2]).query_async(&mut c).await }
             })
             .await?;
         Ok(StageProgress { expected, done, failed })

@@ -112,8 +112,15 @@ pub struct Cost {
 
 pub enum AdaptOutcome {
     /// Without --wait: the evaluate jobs are published.
-    Submitted { run: String, jobs: usize, published: usize },
-    Done { report: Box<AdaptReport>, out: PathBuf },
+    Submitted {
+        run: String,
+        jobs: usize,
+        published: usize,
+    },
+    Done {
+        report: Box<AdaptReport>,
+        out: PathBuf,
+    },
 }
 
 fn cost(hub: &Hub, used: &[usize], samples: u64, seconds_used: Option<f64>) -> Cost {
@@ -145,11 +152,7 @@ pub fn whole_hub_rates(recorded: &[Option<f64>], gflops: &[Option<f64>]) -> (Vec
         }
     }
     let per_gflop = (f > 0.0).then(|| s / f);
-    let rates: Vec<Option<f64>> = recorded
-        .iter()
-        .zip(gflops)
-        .map(|(r, g)| r.or_else(|| per_gflop.zip(*g).map(|(p, g)| p * g)))
-        .collect();
+    let rates: Vec<Option<f64>> = recorded.iter().zip(gflops).map(|(r, g)| r.or_else(|| per_gflop.zip(*g).map(|(p, g)| p * g))).collect();
     let n_rec = recorded.iter().filter(|r| r.is_some()).count();
     let n_scaled = rates.iter().zip(recorded).filter(|(r, rec)| r.is_some() && rec.is_none()).count();
     let basis = if rates.iter().any(Option::is_none) {
@@ -190,7 +193,11 @@ fn confidences(preds: &[usize], class_models: &[Vec<usize>], by_model: &[Option<
                 q += wx * p.probs[[x, y]].max(mll_common::prob::PROB_FLOOR) as f64;
                 w += wx;
             }
-            if w > 0.0 { q / w } else { 0.0 }
+            if w > 0.0 {
+                q / w
+            } else {
+                0.0
+            }
         })
         .collect()
 }
@@ -254,13 +261,15 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
 
     let outs = Outputs::load(ctl, &plan).await?;
     let recorded = crate::hub::evaluate_rates(&plan, &outs);
-    let seconds_used = (recorded.iter().all(Option::is_some))
-        .then(|| recorded.iter().flatten().sum::<f64>() * task.samples as f64);
+    let seconds_used = (recorded.iter().all(Option::is_some)).then(|| recorded.iter().flatten().sum::<f64>() * task.samples as f64);
     let mut loaded: Vec<Option<Predictions>> = vec![None; spec_hub.len()];
     for &m in &used {
         let pr = pair_result(&plan, &outs, &ctl.artifacts, &spec_hub[m].key, TASK)?;
         loaded[m] = Some(pr.predictions.ok_or_else(|| {
-            anyhow::anyhow!("adapt run {run}: model {} has no per-sample probabilities (keep_probabilities is off in the hub's spec?)", spec_hub[m].key)
+            anyhow::anyhow!(
+                "adapt run {run}: model {} has no per-sample probabilities (keep_probabilities is off in the hub's spec?)",
+                spec_hub[m].key
+            )
         })?);
     }
     let views: Vec<Option<ArrayView2<f32>>> = loaded.iter().map(|p| p.as_ref().map(|p| p.probs.view())).collect();
@@ -282,9 +291,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
     let by_model: Vec<Option<&Predictions>> = loaded.iter().map(Option::as_ref).collect();
     let conf = confidences(&preds, class_models, &by_model, weighting);
     let labels = &by_model[used[0]].expect("loaded").labels;
-    let accuracy = task
-        .labelled
-        .then(|| preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / preds.len() as f64);
+    let accuracy = task.labelled.then(|| preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / preds.len() as f64);
     let rows: Vec<PredictionRow> = preds
         .iter()
         .enumerate()
@@ -326,14 +333,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
 
 /// The human summary of a finished adapt.
 pub fn render_text(r: &AdaptReport, out: &Path) -> String {
-    let mut s = format!(
-        "adapt run {} on hub {}: {} images, {} classes, k = {}\n",
-        r.run,
-        r.hub,
-        r.task.samples,
-        r.task.classes.len(),
-        r.k
-    );
+    let mut s = format!("adapt run {} on hub {}: {} images, {} classes, k = {}\n", r.run, r.hub, r.task.samples, r.task.classes.len(), r.k);
     s.push_str(&format!(
         "models run: {} of {} ({}); evaluate jobs: {} ({} published now)\n",
         r.models_run.len(),
@@ -344,7 +344,10 @@ pub fn render_text(r: &AdaptReport, out: &Path) -> String {
     ));
     let c = &r.cost;
     if let (Some(u), Some(a)) = (c.gflop_used, c.gflop_whole_hub) {
-        s.push_str(&format!("compute: {u:.0} of the whole hub's {a:.0} GFLOP on these images ({:.0}%)\n", 100.0 * u / a.max(f64::MIN_POSITIVE)));
+        s.push_str(&format!(
+            "compute: {u:.0} of the whole hub's {a:.0} GFLOP on these images ({:.0}%)\n",
+            100.0 * u / a.max(f64::MIN_POSITIVE)
+        ));
     }
     if let (Some(u), Some(a)) = (c.gpu_seconds_used_estimate, c.gpu_seconds_whole_hub_estimate) {
         s.push_str(&format!(

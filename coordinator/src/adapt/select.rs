@@ -50,13 +50,9 @@ pub fn derived_spec(hub: &Hub, run: &RunId) -> mll_common::spec::BenchmarkSpec {
 /// Embeds the class texts with the hub's embedder through `ctl` (whose queue
 /// is the cluster's, or in-process workers'), waiting for the result; returns
 /// the classes' pooled embeddings E_T and the embed run's id.
-pub async fn embed_classes(ctl: &RunControl, hub: &Hub, classes: &ClassTexts, opts: &DriveOptions)
-    -> anyhow::Result<(Array2<f32>, RunId)>
-{
+pub async fn embed_classes(ctl: &RunControl, hub: &Hub, classes: &ClassTexts, opts: &DriveOptions) -> anyhow::Result<(Array2<f32>, RunId)> {
     let emb = hub.spec().embedder.clone().expect("a usable hub has an embedder");
-    let digest = sha256_hex(
-        serde_json::to_string(&(hub.run().as_str(), &emb.path, &classes.texts)).expect("strings serialise").as_bytes(),
-    );
+    let digest = sha256_hex(serde_json::to_string(&(hub.run().as_str(), &emb.path, &classes.texts)).expect("strings serialise").as_bytes());
     let run = derived_run(hub.run(), "embed", &digest);
     let (ranges, jobs) = embed_jobs(&run, &emb, SOURCE, &classes.texts);
     let mut spec = derived_spec(hub, &run);
@@ -172,10 +168,7 @@ pub fn report(hub: &Hub, classes: &ClassTexts, selection: &Selection, k: usize, 
         .map(|(y, name)| ClassChoice {
             class: name.clone(),
             nodes: selection.matched[y].iter().map(|n| NodeMatch { node: node_id(n.node), similarity: n.similarity }).collect(),
-            models: selection.top_k[&k][y]
-                .iter()
-                .map(|&m| ModelScore { model: key(m), score: selection.mixed_scores[[m, y]] })
-                .collect(),
+            models: selection.top_k[&k][y].iter().map(|&m| ModelScore { model: key(m), score: selection.mixed_scores[[m, y]] }).collect(),
         })
         .collect();
     SelectReport {

@@ -26,10 +26,7 @@ pub fn parse_class_list(text: &str, origin: &str) -> Result<Vec<String>, InputEr
             )));
         }
         if !seen.insert(*line) {
-            return Err(InputError(format!(
-                "{origin}: class '{line}' is listed twice (line {}); each class must appear once",
-                i + 1
-            )));
+            return Err(InputError(format!("{origin}: class '{line}' is listed twice (line {}); each class must appear once", i + 1)));
         }
         names.push(line.to_string());
     }
@@ -40,8 +37,7 @@ pub fn parse_class_list(text: &str, origin: &str) -> Result<Vec<String>, InputEr
 }
 
 pub fn read_class_list(path: &Path) -> Result<Vec<String>, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError(format!("cannot read the class list {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| InputError(format!("cannot read the class list {}: {e}", path.display())))?;
     parse_class_list(&text, &path.display().to_string())
 }
 
@@ -102,8 +98,7 @@ pub struct TaskFolder {
 /// from there), and checks that every image's header decodes, so a task that
 /// cannot be evaluated fails before any job is published.
 pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
-    let abs = std::fs::canonicalize(dir)
-        .map_err(|e| input_error(format!("task folder {}: {e}", dir.display())))?;
+    let abs = std::fs::canonicalize(dir).map_err(|e| input_error(format!("task folder {}: {e}", dir.display())))?;
     let root = std::fs::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
     let rel = abs.strip_prefix(&root).map_err(|_| {
         input_error(format!(
@@ -112,18 +107,17 @@ pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
             root.display()
         ))
     })?;
-    let rel = rel.to_str().filter(|r| !r.is_empty()).ok_or_else(|| {
-        input_error(format!("task folder {} must be a sub-folder of the data root with a UTF-8 path", abs.display()))
-    })?;
+    let rel = rel
+        .to_str()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| input_error(format!("task folder {} must be a sub-folder of the data root with a UTF-8 path", abs.display())))?;
     let format = mll_common::data::detect_format(&abs);
     let ds = mll_common::data::open(&abs, format).map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
     let listed = abs.join("classnames.txt");
     let classnames = if listed.is_file() {
         read_class_list(&listed)?
     } else {
-        ds.classnames().ok_or_else(|| {
-            input_error(format!("task folder {} names no classes: write {}", abs.display(), listed.display()))
-        })?
+        ds.classnames().ok_or_else(|| input_error(format!("task folder {} names no classes: write {}", abs.display(), listed.display())))?
     };
     let templates = match ds.templates().map_err(|e| input_error(e.to_string()))? {
         Some(t) if !t.is_empty() => t,
@@ -140,10 +134,8 @@ pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
     for s in ds.samples(0, samples).map_err(|e| input_error(e.to_string()))? {
         let s = s.map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
         let bytes = s.bytes().map_err(|e| input_error(e.to_string()))?;
-        let readable = image::ImageReader::new(std::io::Cursor::new(bytes.as_ref()))
-            .with_guessed_format()
-            .ok()
-            .and_then(|r| r.into_dimensions().ok());
+        let readable =
+            image::ImageReader::new(std::io::Cursor::new(bytes.as_ref())).with_guessed_format().ok().and_then(|r| r.into_dimensions().ok());
         if readable.is_none() {
             return Err(input_error(format!(
                 "task image {} in {} cannot be decoded (not a JPEG, PNG or WebP image); fix or remove it",

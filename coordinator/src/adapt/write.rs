@@ -24,7 +24,7 @@ fn csv_bytes(rows: &[PredictionRow]) -> anyhow::Result<Vec<u8>> {
     for r in rows {
         w.serialize(r)?;
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("predictions.csv: {e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("predictions.csv: {e}"))
 }
 
 /// Writes both files into `out` (created if needed); returns their paths.

@@ -36,7 +36,7 @@ fn tensor_i64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<i64>, Aggre
 
 /// An optional tensor: None when the artifact does not have it (older workers).
 fn has_tensor(st: &SafeTensors, name: &str) -> bool {
-    st.names().iter().any(|n| *n == name)
+    st.names().contains(&name)
 }
 
 fn tensor_f64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<f64>, AggregateError> {
@@ -92,7 +92,12 @@ fn matrix_of(st: &SafeTensors, name: &str, sha: &str) -> Result<Array2<f32>, Agg
     let (shape, v) = tensor_f32(st, name, sha)?;
     let (r, c) = match shape.as_slice() {
         [r, c] => (*r, *c),
-        _ => return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' has shape {shape:?}, expected 2-D") }),
+        _ => {
+            return Err(AggregateError::Artifact {
+                sha256: sha.into(),
+                reason: format!("tensor '{name}' has shape {shape:?}, expected 2-D"),
+            })
+        }
     };
     Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
 }
@@ -152,9 +157,13 @@ pub struct PairResult {
     pub seconds: Option<f64>,
 }
 
-pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str, dataset: &str)
-    -> Result<PairResult, AggregateError>
-{
+pub fn pair_result(
+    plan: &Plan,
+    outs: &Outputs,
+    artifacts: &ArtifactStore,
+    model: &str,
+    dataset: &str,
+) -> Result<PairResult, AggregateError> {
     let jobs: Vec<&Job> = plan
         .jobs
         .iter()
@@ -187,12 +196,7 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
                         let classes = e.counts.n.len();
                         let bad = |reason: String| AggregateError::Artifact { sha256: a.sha256.clone(), reason };
                         if p.ncols() != classes || p.nrows() != l.len() {
-                            return Err(bad(format!(
-                                "'probs' is {}x{} for {} labels of {classes} classes",
-                                p.nrows(),
-                                p.ncols(),
-                                l.len()
-                            )));
+                            return Err(bad(format!("'probs' is {}x{} for {} labels of {classes} classes", p.nrows(), p.ncols(), l.len())));
                         }
                         for &x in &l {
                             match usize::try_from(x) {
@@ -231,9 +235,12 @@ pub fn pair_result(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model
 }
 
 /// The embeddings of one text source, pooled per item; None if a chunk is missing.
-pub fn source_embeddings(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, source: &str)
-    -> Result<Option<Array2<f32>>, AggregateError>
-{
+pub fn source_embeddings(
+    plan: &Plan,
+    outs: &Outputs,
+    artifacts: &ArtifactStore,
+    source: &str,
+) -> Result<Option<Array2<f32>>, AggregateError> {
     let Some(ranges) = plan.texts.sources.get(source) else { return Ok(None) };
     let mut chunks: Vec<(u64, Array2<f32>)> = Vec::new();
     for j in &plan.jobs {
@@ -288,9 +295,7 @@ pub(super) fn labels_committed(plan: &Plan, outs: &Outputs, model: &str) -> bool
 }
 
 /// A model's labels on the graph; None if a shard is missing.
-pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str)
-    -> Result<Option<ModelLabels>, AggregateError>
-{
+pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str) -> Result<Option<ModelLabels>, AggregateError> {
     struct ShardLabels {
         start: u64,
         embeddings: Array2<f32>,
@@ -391,4 +396,3 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
     }
     Some(DiagnosticSummary { planned: jobs.len() as u64, results, value_checksum: format!("{sum:016x}") })
 }
-

@@ -123,8 +123,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         tracing::debug!(dataset = %d.spec.name, "aggregate: dataset reported");
     }
     let summary = summarise(&datasets);
-    let experiments = experiments
-        .map(|exp| combine(per_dataset, &spec.method, exp, spec.hub.len(), experiment_notes(&datasets)));
+    let experiments = experiments.map(|exp| combine(per_dataset, &spec.method, exp, spec.hub.len(), experiment_notes(&datasets)));
     tracing::info!(
         models = spec.hub.len(),
         datasets = datasets.len(),

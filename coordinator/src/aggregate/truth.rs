@@ -22,16 +22,9 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum TruthError {
     #[error("truth table {path}: cannot read it: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("truth table {path}, line {line}: {message}")]
-    Parse {
-        path: String,
-        line: usize,
-        message: String,
-    },
+    Parse { path: String, line: usize, message: String },
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -69,11 +62,8 @@ impl TruthTable {
             let line = e.position().map_or(0, |p| p.line() as usize);
             perr(line, format!("not valid CSV: {e}"))
         };
-        let header = records
-            .next()
-            .transpose()
-            .map_err(csv_err)?
-            .ok_or_else(|| perr(1, "the file is empty; expected a header row".into()))?;
+        let header =
+            records.next().transpose().map_err(csv_err)?.ok_or_else(|| perr(1, "the file is empty; expected a header row".into()))?;
         let header_line = line_of(&header);
         let header: Vec<String> = header.iter().map(str::to_string).collect();
         let find = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
@@ -120,11 +110,7 @@ impl TruthTable {
         self.columns
             .iter()
             .position(|c| c.eq_ignore_ascii_case(dataset))
-            .or_else(|| {
-                self.columns
-                    .iter()
-                    .position(|c| names::same_dataset(c, dataset))
-            })
+            .or_else(|| self.columns.iter().position(|c| names::same_dataset(c, dataset)))
     }
 
     /// The top-1 of `model` in column `col`: None when the model is absent or the cell is empty.
@@ -139,56 +125,31 @@ impl TruthTable {
         let bad = |why: &str| TruthError::Parse {
             path: self.origin.clone(),
             line: self.lines[row],
-            message: format!(
-                "model {model}, column '{}': '{text}' {why}",
-                self.columns[col]
-            ),
+            message: format!("model {model}, column '{}': '{text}' {why}", self.columns[col]),
         };
         let v: f64 = text.parse().map_err(|_| bad("is not a number"))?;
         if !(0.0..=1.0).contains(&v) {
-            return Err(bad(
-                "is outside 0..=1; give accuracies as fractions, not percent",
-            ));
+            return Err(bad("is outside 0..=1; give accuracies as fractions, not percent"));
         }
         Ok(Some(v))
     }
 }
 
 pub fn read_truth_csv(path: &Path) -> Result<TruthTable, TruthError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TruthError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TruthError::Read { path: path.display().to_string(), source })?;
     TruthTable::parse(&text, &path.display().to_string())
 }
 
 /// A [`ReportInput`] with the table's top-1 values as every model's accuracy
 /// (no probabilities, no graph: only rankings and single-model baselines).
-pub fn truth_input(
-    table: &TruthTable,
-    spec: &BenchmarkSpec,
-) -> Result<(ReportInput, Vec<String>), TruthError> {
+pub fn truth_input(table: &TruthTable, spec: &BenchmarkSpec) -> Result<(ReportInput, Vec<String>), TruthError> {
     let mut notes = Vec::new();
     if !table.duplicates.is_empty() {
-        notes.push(format!(
-            "{}: rows listed again were ignored: {}",
-            table.origin,
-            table.duplicates.join(", ")
-        ));
+        notes.push(format!("{}: rows listed again were ignored: {}", table.origin, table.duplicates.join(", ")));
     }
-    let absent: Vec<&str> = spec
-        .hub
-        .iter()
-        .filter(|m| !table.models.contains(&m.key))
-        .map(|m| m.key.as_str())
-        .collect();
+    let absent: Vec<&str> = spec.hub.iter().filter(|m| !table.models.contains(&m.key)).map(|m| m.key.as_str()).collect();
     if !absent.is_empty() {
-        notes.push(format!(
-            "{}: no row for {} hub model(s): {}",
-            table.origin,
-            absent.len(),
-            absent.join(", ")
-        ));
+        notes.push(format!("{}: no row for {} hub model(s): {}", table.origin, absent.len(), absent.join(", ")));
     }
     let mut datasets = Vec::new();
     for d in &spec.datasets {
@@ -200,10 +161,7 @@ pub fn truth_input(
                 }
             }
             None => {
-                notes.push(format!(
-                    "{}: no column for dataset {}",
-                    table.origin, d.name
-                ));
+                notes.push(format!("{}: no column for dataset {}", table.origin, d.name));
                 accuracy = vec![None; spec.hub.len()];
             }
         }
@@ -239,23 +197,13 @@ pub fn report_from_truth(csv: &Path, spec: &BenchmarkSpec) -> Result<Report, Tru
 /// [`report_from_truth`], plus what of the paper's experiments a table
 /// allows when `experiments` is given: hub growth for INB and the oracle (the
 /// α and k sweeps need a run's selection and probabilities).
-pub fn report_from_truth_with(
-    csv: &Path,
-    spec: &BenchmarkSpec,
-    experiments: Option<&ExperimentOptions>,
-) -> Result<Report, TruthError> {
+pub fn report_from_truth_with(csv: &Path, spec: &BenchmarkSpec, experiments: Option<&ExperimentOptions>) -> Result<Report, TruthError> {
     let table = read_truth_csv(csv)?;
     let (input, notes) = truth_input(&table, spec)?;
     let mut report = build_report_with(&input, experiments)?;
     // The graph note is expected here; say what a truth report covers instead.
-    report
-        .notes
-        .retain(|n| !n.starts_with("MLL was not run: the input has no graph"));
-    report.notes.insert(
-        0,
-        "ground truth imported from a table: MLL and multi-model reuse need a run's artifacts"
-            .into(),
-    );
+    report.notes.retain(|n| !n.starts_with("MLL was not run: the input has no graph"));
+    report.notes.insert(0, "ground truth imported from a table: MLL and multi-model reuse need a run's artifacts".into());
     report.notes.extend(notes);
     Ok(report)
 }

@@ -56,7 +56,9 @@ pub enum GraphError {
     NotAWnid { folder: String, name: String },
     #[error("graph build: {folder}: {wnid} is not a noun synset in WordNet 3.0 ({wordnet}); check the name (ImageNet wnids are WordNet 3.0 offsets)")]
     UnknownWnid { folder: String, wnid: String, wordnet: String },
-    #[error("graph: wnid list {path} line {line}: '{text}' is not a wnid (n + 8 digits, e.g. n02084071); one per line, '#' starts a comment")]
+    #[error(
+        "graph: wnid list {path} line {line}: '{text}' is not a wnid (n + 8 digits, e.g. n02084071); one per line, '#' starts a comment"
+    )]
     WnidList { path: String, line: usize, text: String },
     #[error("graph: wnid list {path} names no wnid; give one per line")]
     EmptyWnidList { path: String },
@@ -280,10 +282,9 @@ pub fn scan_sample_datasets(dirs: &[PathBuf], graph_dir: &Path) -> Result<Vec<Sa
     let mut datasets: BTreeMap<String, SampleDataset> = BTreeMap::new();
     for dir in dirs {
         let abs = lexical_absolute(dir)?;
-        let rel = abs.strip_prefix(&graph_abs).map_err(|_| GraphError::OutsideGraphDir {
-            path: dir.display().to_string(),
-            graph_dir: graph_abs.display().to_string(),
-        })?;
+        let rel = abs
+            .strip_prefix(&graph_abs)
+            .map_err(|_| GraphError::OutsideGraphDir { path: dir.display().to_string(), graph_dir: graph_abs.display().to_string() })?;
         let mut rel_parts = Vec::new();
         for c in rel.components() {
             rel_parts.push(utf8_name(dir, c.as_os_str())?);
@@ -361,11 +362,8 @@ pub fn read_wnid_lists(paths: &[PathBuf]) -> Result<BTreeMap<String, Vec<String>
 
 /// A class's noun synset, or an error naming where the wnid came from.
 pub(crate) fn class_synset(wn: &WordNet, wnid: &str, sources: &[String]) -> Result<Synset, GraphError> {
-    let unknown = || GraphError::UnknownWnid {
-        folder: sources.join(", "),
-        wnid: wnid.to_string(),
-        wordnet: wn.dir().display().to_string(),
-    };
+    let unknown =
+        || GraphError::UnknownWnid { folder: sources.join(", "), wnid: wnid.to_string(), wordnet: wn.dir().display().to_string() };
     let offset = wnid_to_offset(wnid).ok_or_else(unknown)?;
     wn.synset(SynsetRef::noun(offset)).map_err(|e| match e {
         WordNetError::NoSynset { .. } => unknown(),
@@ -454,9 +452,7 @@ pub fn build_graph(wn: &WordNet, datasets: &[SampleDataset], opts: &BuildOptions
     check_caps(opts)?;
     let classes = pool_classes(datasets);
     let (drafts, dropped) = match opts.construction {
-        GraphConstruction::Released => {
-            released::build(wn, datasets, opts.seed, opts.images_per_node, opts.images_per_dataset)?
-        }
+        GraphConstruction::Released => released::build(wn, datasets, opts.seed, opts.images_per_node, opts.images_per_dataset)?,
         GraphConstruction::Ancestors => (ancestors::build(wn, &classes, opts.seed, opts.images_per_node)?, 0),
     };
     let (mut graph, from_file) = assemble(drafts, opts);

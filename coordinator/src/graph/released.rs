@@ -78,8 +78,8 @@ pub fn node_set(wn: &WordNet, classes: &BTreeMap<String, Vec<String>>) -> Result
         let class = class_synset(wn, wnid, folders)?;
         let senses: BTreeSet<SynsetRef> = class.lemmas.iter().flat_map(|l| wn.synsets_of(l)).collect();
         for &s in &senses {
-            if !out.senses.contains_key(&s) {
-                out.senses.insert(s, wn.synset(s)?);
+            if let std::collections::btree_map::Entry::Vacant(e) = out.senses.entry(s) {
+                e.insert(wn.synset(s)?);
             }
         }
         out.senses_of_class.insert(wnid.clone(), senses);

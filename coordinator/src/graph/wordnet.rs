@@ -102,16 +102,7 @@ impl Pos {
                 ("men", "man"),
                 ("ies", "y"),
             ],
-            Pos::Verb => &[
-                ("s", ""),
-                ("ies", "y"),
-                ("es", "e"),
-                ("es", ""),
-                ("ed", "e"),
-                ("ed", ""),
-                ("ing", "e"),
-                ("ing", ""),
-            ],
+            Pos::Verb => &[("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")],
             Pos::Adj => &[("er", ""), ("est", ""), ("er", "e"), ("est", "e")],
             Pos::Adv => &[],
         }
@@ -352,8 +343,11 @@ impl WordNet {
             offset,
             message: format!("not UTF-8: {e}"),
         })?;
-        let synset = parse_data_line(line.trim_end_matches('\r'), r.pos)
-            .map_err(|message| WordNetError::Malformed { path: path(), offset, message })?;
+        let synset = parse_data_line(line.trim_end_matches('\r'), r.pos).map_err(|message| WordNetError::Malformed {
+            path: path(),
+            offset,
+            message,
+        })?;
         if synset.offset != offset {
             return Err(WordNetError::NoSynset { path: path(), offset });
         }
@@ -366,11 +360,7 @@ impl WordNet {
     pub fn morphy(&self, form: &str, pos: Pos) -> Vec<String> {
         let candidates: Vec<String> = match self.exceptions[pos.slot()].get(form) {
             Some(bases) => bases.clone(),
-            None => pos
-                .substitutions()
-                .iter()
-                .filter_map(|(old, new)| form.strip_suffix(old).map(|stem| format!("{stem}{new}")))
-                .collect(),
+            None => pos.substitutions().iter().filter_map(|(old, new)| form.strip_suffix(old).map(|stem| format!("{stem}{new}"))).collect(),
         };
         let mut out: Vec<String> = Vec::new();
         for c in std::iter::once(form.to_string()).chain(candidates) {
@@ -429,8 +419,7 @@ mod tests {
         assert_eq!(s.hypernyms, [SynsetRef::noun(1740)]);
         assert!(parse_data_line("00000100 03 v 01 run 0 000 | go", Pos::Noun).is_err(), "a verb line in data.noun");
         // A verb with a troponym (`~`) and frames after the pointers.
-        let v = parse_data_line("00000200 30 v 01 bark 0 002 @ 00000300 v 0000 ~ 00000400 v 0000 01 + 02 00 | speak", Pos::Verb)
-            .unwrap();
+        let v = parse_data_line("00000200 30 v 01 bark 0 002 @ 00000300 v 0000 ~ 00000400 v 0000 01 + 02 00 | speak", Pos::Verb).unwrap();
         assert_eq!((v.id(), v.hyponyms.clone()), ("v00000200".into(), vec![SynsetRef { pos: Pos::Verb, offset: 400 }]));
         // A satellite with a marked word and a lexical `~` (not 0000): no hyponym.
         let a = parse_data_line("00000500 00 s 01 galore(ip) 0 001 ~ 00000600 a 0101 | abundant", Pos::Adj).unwrap();
@@ -439,7 +428,9 @@ mod tests {
 
     fn dict(dir: &Path, files: &[(&str, &str)]) {
         for pos in Pos::ALL {
-            for name in [format!("data.{}", pos.file_suffix()), format!("index.{}", pos.file_suffix()), format!("{}.exc", pos.file_suffix())] {
+            for name in
+                [format!("data.{}", pos.file_suffix()), format!("index.{}", pos.file_suffix()), format!("{}.exc", pos.file_suffix())]
+            {
                 let text = files.iter().find(|(n, _)| *n == name).map_or("", |(_, t)| t);
                 std::fs::write(dir.join(name), text).unwrap();
             }

@@ -3,12 +3,11 @@
 //! selection and every baseline; then the summary over datasets. Selection
 //! itself comes in computed ([`HubSelection`]); this module only uses it.
 
-use super::{
-    hub_average, imagenet_ranking, inb_models, metrics::ranking_metrics, oracle, order_desc,
-    random_selection, same_models_for_all_classes, Accuracy, HubSelection, MethodError,
-    ModelLabels, Predictions, ReusePool, Selection,
-};
 use super::experiments::{dataset_experiments, DatasetExperiments, ExperimentOptions};
+use super::{
+    hub_average, imagenet_ranking, inb_models, metrics::ranking_metrics, oracle, order_desc, random_selection, same_models_for_all_classes,
+    Accuracy, HubSelection, MethodError, ModelLabels, Predictions, ReusePool, Selection,
+};
 use crate::names;
 use crate::outcome::*;
 use mll_common::spec::{EnsembleWeight, MethodOptions};
@@ -68,10 +67,8 @@ pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
 
 /// [`build_report`], plus the paper's experiments when `experiments` is given.
 pub fn build_report_with(input: &ReportInput, experiments: Option<&ExperimentOptions>) -> Result<Report, ReportError> {
-    let labelled: Option<Vec<bool>> = input
-        .graph
-        .as_ref()
-        .map(|g| (0..input.models.len()).map(|i| g.models.get(i).is_some_and(|l| l.is_some())).collect());
+    let labelled: Option<Vec<bool>> =
+        input.graph.as_ref().map(|g| (0..input.models.len()).map(|i| g.models.get(i).is_some_and(|l| l.is_some())).collect());
     let notes = mll_notes(&input.models, labelled.as_deref());
     let selections = select_in_memory(input)?;
     let node_ids = input.graph.as_ref().map(|g| g.node_ids.as_slice());
@@ -83,9 +80,8 @@ pub fn build_report_with(input: &ReportInput, experiments: Option<&ExperimentOpt
         per_dataset.extend(exp);
     }
     let summary = summarise(&datasets);
-    let experiments = experiments.map(|exp| {
-        super::experiments::combine(per_dataset, &input.options, exp, input.models.len(), experiment_notes(&datasets))
-    });
+    let experiments = experiments
+        .map(|exp| super::experiments::combine(per_dataset, &input.options, exp, input.models.len(), experiment_notes(&datasets)));
     Ok(Report {
         format_version: REPORT_FORMAT_VERSION,
         run: input.run.clone(),
@@ -116,18 +112,12 @@ pub fn experiment_notes(datasets: &[DatasetReport]) -> Vec<String> {
 pub fn select_in_memory(input: &ReportInput) -> Result<Vec<Option<Selection>>, ReportError> {
     let none = || vec![None; input.datasets.len()];
     let Some(g) = &input.graph else { return Ok(none()) };
-    let labels: Option<Vec<&ModelLabels>> = if g.models.len() == input.models.len() {
-        g.models.iter().map(|l| l.as_ref()).collect()
-    } else {
-        None
-    };
+    let labels: Option<Vec<&ModelLabels>> =
+        if g.models.len() == input.models.len() { g.models.iter().map(|l| l.as_ref()).collect() } else { None };
     let Some(labels) = labels.filter(|l| !l.is_empty()) else { return Ok(none()) };
     let input_err = |d: usize, message: String| ReportError::Input { dataset: input.datasets[d].name.clone(), message };
     if g.node_ids.len() != g.node_embeddings.nrows() {
-        return Err(input_err(
-            0,
-            format!("graph has {} node ids but {} node embeddings", g.node_ids.len(), g.node_embeddings.nrows()),
-        ));
+        return Err(input_err(0, format!("graph has {} node ids but {} node embeddings", g.node_ids.len(), g.node_embeddings.nrows())));
     }
     for (i, d) in input.datasets.iter().enumerate() {
         let classes = classes_of(d);
@@ -152,8 +142,7 @@ pub fn mll_notes(models: &[ModelInfo], labelled: Option<&[bool]>) -> Vec<String>
     match labelled {
         None => vec!["MLL was not run: the input has no graph (node embeddings and model labels)".to_string()],
         Some(have) => {
-            let missing: Vec<&str> =
-                models.iter().zip(have).filter(|(_, h)| !**h).map(|(m, _)| m.key.as_str()).collect();
+            let missing: Vec<&str> = models.iter().zip(have).filter(|(_, h)| !**h).map(|(m, _)| m.key.as_str()).collect();
             if missing.is_empty() {
                 Vec::new()
             } else {
@@ -200,9 +189,7 @@ impl<'a> DatasetData<'a> {
                 return Err(input_err(format!("{what} has {len} entries but the hub has {m} models")));
             }
         }
-        let top1: Vec<f64> = (0..m)
-            .map(|i| d.accuracy.get(i).copied().flatten().map_or(f64::NAN, |a| a.top1))
-            .collect();
+        let top1: Vec<f64> = (0..m).map(|i| d.accuracy.get(i).copied().flatten().map_or(f64::NAN, |a| a.top1)).collect();
         let available: Vec<usize> = (0..m).filter(|&i| !top1[i].is_nan()).collect();
         let classes = classes_of(d);
         // Predictions for reuse: every present matrix must agree with the classes and the labels.
@@ -212,19 +199,10 @@ impl<'a> DatasetData<'a> {
         let key = |i: usize| &models[i].key;
         for (i, p) in &present {
             if p.probs.ncols() != classes {
-                return Err(input_err(format!(
-                    "model {}: probabilities have {} classes, expected {classes}",
-                    key(*i),
-                    p.probs.ncols()
-                )));
+                return Err(input_err(format!("model {}: probabilities have {} classes, expected {classes}", key(*i), p.probs.ncols())));
             }
             if p.probs.nrows() != p.labels.len() {
-                return Err(input_err(format!(
-                    "model {}: {} probability rows but {} labels",
-                    key(*i),
-                    p.probs.nrows(),
-                    p.labels.len()
-                )));
+                return Err(input_err(format!("model {}: {} probability rows but {} labels", key(*i), p.probs.nrows(), p.labels.len())));
             }
             if Some(p.labels.as_slice()) != labels {
                 return Err(input_err(format!(
@@ -244,9 +222,8 @@ impl<'a> DatasetData<'a> {
     /// A reuse pool over every stored probability matrix, weighted by `weighting`.
     pub fn pool(&self, weighting: EnsembleWeight) -> Result<ReusePool<'a>, ReportError> {
         let method_err = |source| ReportError::Method { dataset: self.input.name.clone(), source };
-        let views: Vec<Option<ArrayView2<f32>>> = (0..self.models.len())
-            .map(|i| self.input.predictions.get(i).and_then(|p| p.as_ref()).map(|p| p.probs.view()))
-            .collect();
+        let views: Vec<Option<ArrayView2<f32>>> =
+            (0..self.models.len()).map(|i| self.input.predictions.get(i).and_then(|p| p.as_ref()).map(|p| p.probs.view())).collect();
         let mut pool = ReusePool::new(views, weighting).map_err(method_err)?;
         for (i, p) in self.input.predictions.iter().enumerate() {
             if let Some(h) = p.as_ref().and_then(|p| p.entropy.as_ref()) {
@@ -263,19 +240,12 @@ impl<'a> DatasetData<'a> {
 
     /// Reuse accuracy of per-class model lists, None (with a note) when a
     /// selected model's probabilities are missing.
-    pub fn reuse(
-        &self,
-        pool: &ReusePool,
-        set: &[Vec<usize>],
-        what: &str,
-        notes: &mut Vec<String>,
-    ) -> Result<Option<f64>, ReportError> {
+    pub fn reuse(&self, pool: &ReusePool, set: &[Vec<usize>], what: &str, notes: &mut Vec<String>) -> Result<Option<f64>, ReportError> {
         let used: Vec<usize> = set.iter().flatten().copied().collect();
         match self.labels {
-            Some(l) if self.has_probs(&used) => Ok(Some(
-                pool.accuracy(l, set)
-                    .map_err(|source| ReportError::Method { dataset: self.input.name.clone(), source })?,
-            )),
+            Some(l) if self.has_probs(&used) => {
+                Ok(Some(pool.accuracy(l, set).map_err(|source| ReportError::Method { dataset: self.input.name.clone(), source })?))
+            }
             _ => {
                 notes.push(format!("{what}: no reuse accuracy, probabilities of a selected model are missing"));
                 Ok(None)
@@ -351,8 +321,7 @@ pub fn assess_dataset(
             ModelAccuracy { model: data.key(i), top1: a.top1, top5: a.top5, mean_per_class_recall: a.mean_per_class_recall }
         })
         .collect();
-    let gt_ranking: Vec<String> =
-        order_desc(&data.top1).into_iter().filter(|i| !data.top1[*i].is_nan()).map(|i| data.key(i)).collect();
+    let gt_ranking: Vec<String> = order_desc(&data.top1).into_iter().filter(|i| !data.top1[*i].is_nan()).map(|i| data.key(i)).collect();
     let rankings = rankings(&data, selection, &mut notes);
     let selections = selections(&data, options, selection, &mut notes)?;
     let class_selections = match (selection, node_ids) {
@@ -399,10 +368,9 @@ fn rankings(data: &DatasetData, selection: Option<&Selection>, notes: &mut Vec<S
         debug_assert_eq!(imagenet_ranking(&imagenet), order_desc(&scores));
         rankings.insert("inb".to_string(), data.rank(&scores));
     }
-    for (name, values) in [
-        ("params", models.iter().map(|x| x.params_m).collect::<Vec<_>>()),
-        ("gflops", models.iter().map(|x| x.gflops).collect::<Vec<_>>()),
-    ] {
+    for (name, values) in
+        [("params", models.iter().map(|x| x.params_m).collect::<Vec<_>>()), ("gflops", models.iter().map(|x| x.gflops).collect::<Vec<_>>())]
+    {
         if let Some(v) = values.into_iter().collect::<Option<Vec<f64>>>() {
             rankings.insert(name.to_string(), data.rank(&v));
         }
@@ -473,10 +441,7 @@ fn selections(
                 ((!t.is_nan()).then_some(t), "zero-shot top-1 of the ImageNet-best model".to_string())
             } else {
                 let set = same_models_for_all_classes(&inb, classes);
-                (
-                    data.reuse(&pool, &set, &format!("inb_k{k}"), notes)?,
-                    format!("reuse of the {} ImageNet-best models", inb.len()),
-                )
+                (data.reuse(&pool, &set, &format!("inb_k{k}"), notes)?, format!("reuse of the {} ImageNet-best models", inb.len()))
             };
             selections.insert(
                 format!("inb_k{k}"),
@@ -543,11 +508,7 @@ fn class_selections(data: &DatasetData, sel: &Selection, node_ids: &[String]) ->
                 .iter()
                 .map(|n| MatchedNodeReport { node: n.node, id: node_ids[n.node].clone(), similarity: n.similarity })
                 .collect(),
-            picks: sel
-                .top_k
-                .iter()
-                .map(|(&k, per)| KPick { k, models: per[y].iter().map(|&i| data.key(i)).collect() })
-                .collect(),
+            picks: sel.top_k.iter().map(|(&k, per)| KPick { k, models: per[y].iter().map(|&i| data.key(i)).collect() }).collect(),
         })
         .collect()
 }

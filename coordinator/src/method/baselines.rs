@@ -13,29 +13,18 @@ pub const RANDOM_SUBSETS: usize = 32;
 /// Hub models by ImageNet top-1, best first; models without a value come last,
 /// ties in hub order. This is INB's predicted ranking.
 pub fn imagenet_ranking(imagenet_top1: &[Option<f64>]) -> Vec<usize> {
-    let scores: Vec<f64> = imagenet_top1
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect();
+    let scores: Vec<f64> = imagenet_top1.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     order_desc(&scores)
 }
 
 /// INB's pick for k: the k best models by ImageNet top-1 (the same for every
 /// class). None when no model has an ImageNet value.
 pub fn inb_models(imagenet_top1: &[Option<f64>], k: usize) -> Option<Vec<usize>> {
-    let with_value = imagenet_top1
-        .iter()
-        .filter(|v| v.is_some_and(|x| !x.is_nan()))
-        .count();
+    let with_value = imagenet_top1.iter().filter(|v| v.is_some_and(|x| !x.is_nan())).count();
     if with_value == 0 {
         return None;
     }
-    Some(
-        imagenet_ranking(imagenet_top1)
-            .into_iter()
-            .take(k.min(with_value))
-            .collect(),
-    )
+    Some(imagenet_ranking(imagenet_top1).into_iter().take(k.min(with_value)).collect())
 }
 
 /// The best model by ground-truth top-1 and its accuracy (None when no model has one).
@@ -89,9 +78,7 @@ pub fn random_selection(
     seed: u64,
 ) -> Result<RandomSelection, MethodError> {
     if candidates.is_empty() || k == 0 {
-        return Err(MethodError::Input(
-            "random selection needs at least one model and k >= 1".into(),
-        ));
+        return Err(MethodError::Input("random selection needs at least one model and k >= 1".into()));
     }
     let k = k.min(candidates.len());
     if let Some(total) = binomial(candidates.len(), k).filter(|&t| t <= RANDOM_SUBSETS) {
@@ -99,13 +86,7 @@ pub fn random_selection(
         for s in combinations(candidates, k) {
             sum += pool.accuracy(labels, &same_models_for_all_classes(&s, classes))?;
         }
-        return Ok(RandomSelection {
-            k,
-            accuracy: sum / total as f64,
-            subsets: total,
-            exact: true,
-            seed,
-        });
+        return Ok(RandomSelection { k, accuracy: sum / total as f64, subsets: total, exact: true, seed });
     }
     let mut rng = SplitMix64::new(seed);
     let mut subsets = Vec::with_capacity(labels.len() * k);
@@ -113,18 +94,9 @@ pub fn random_selection(
         rng.subset_into(candidates, k, &mut subsets);
     }
     let preds = pool.predict_per_sample(&subsets, k, classes)?;
-    let accuracy = if labels.is_empty() {
-        f64::NAN
-    } else {
-        preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64
-    };
-    Ok(RandomSelection {
-        k,
-        accuracy,
-        subsets: labels.len(),
-        exact: false,
-        seed,
-    })
+    let accuracy =
+        if labels.is_empty() { f64::NAN } else { preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64 };
+    Ok(RandomSelection { k, accuracy, subsets: labels.len(), exact: false, seed })
 }
 
 fn binomial(n: usize, k: usize) -> Option<usize> {

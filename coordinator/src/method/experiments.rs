@@ -15,10 +15,7 @@
 
 use super::assess::{mean_finite, DatasetData};
 use super::reuse::term;
-use super::{
-    first_max, inb_models, mix, pick_top_k, same_models_for_all_classes, MethodError, Selection,
-    SplitMix64,
-};
+use super::{first_max, inb_models, mix, pick_top_k, same_models_for_all_classes, MethodError, Selection, SplitMix64};
 use crate::outcome::*;
 use mll_common::spec::MethodOptions;
 use std::collections::BTreeMap;
@@ -153,10 +150,7 @@ pub fn dataset_experiments(
         if data.has_probs(&all) {
             let tables = (0..m).map(|i| pool.table(i)).collect::<Result<Vec<_>, _>>().map_err(method_err)?;
             let tables: Vec<(&[f32], &[f64])> = tables.iter().map(|(p, w)| (p.as_ref(), *w)).collect();
-            let curve = orders
-                .iter()
-                .map(|o| mll_k1_growth(o, &sel.mixed_scores, &tables, labels, data.classes))
-                .collect();
+            let curve = orders.iter().map(|o| mll_k1_growth(o, &sel.mixed_scores, &tables, labels, data.classes)).collect();
             growth.insert("mll_k1".to_string(), curve);
         }
     }
@@ -194,13 +188,7 @@ fn running_best(order: &[usize], score: &[f64], value: &[f64]) -> Vec<f64> {
 /// date instead of recomputing every ensemble (an argmax that drops is found
 /// again by a scan of the row). Equals [`super::ReusePool::accuracy`] of the
 /// same picks exactly: the same terms, the same first-max ties.
-pub fn mll_k1_growth(
-    order: &[usize],
-    mixed: &ndarray::Array2<f64>,
-    tables: &[(&[f32], &[f64])],
-    labels: &[usize],
-    c: usize,
-) -> Vec<f64> {
+pub fn mll_k1_growth(order: &[usize], mixed: &ndarray::Array2<f64>, tables: &[(&[f32], &[f64])], labels: &[usize], c: usize) -> Vec<f64> {
     let n = labels.len();
     let mut q = vec![0f64; n * c];
     let mut arg = vec![0usize; n];
@@ -267,8 +255,7 @@ pub fn combine(
     hub: usize,
     mut notes: Vec<String>,
 ) -> Experiments {
-    let with_alpha: Vec<(&String, &Vec<AlphaPoint>)> =
-        datasets.iter().filter_map(|d| d.alpha.as_ref().map(|a| (&d.dataset, a))).collect();
+    let with_alpha: Vec<(&String, &Vec<AlphaPoint>)> = datasets.iter().filter_map(|d| d.alpha.as_ref().map(|a| (&d.dataset, a))).collect();
     let alpha_sweep = (!with_alpha.is_empty()).then(|| AlphaSweep {
         alphas: exp.alphas.clone(),
         mean: (0..exp.alphas.len())
@@ -323,31 +310,30 @@ pub fn combine(
         hub_gpu_seconds: datasets.iter().filter(|d| d.k.is_some()).map(|d| (d.dataset.clone(), d.hub_gpu_seconds)).collect(),
     });
     if with_k.iter().any(|(_, k)| k.iter().any(|p| p.mll_gpu_seconds.is_none())) {
-        notes.push("k sweep: some evaluate results carry no recorded duration (committed by an older worker); their GPU-seconds are null".into());
+        notes.push(
+            "k sweep: some evaluate results carry no recorded duration (committed by an older worker); their GPU-seconds are null".into(),
+        );
     }
     let methods: std::collections::BTreeSet<&String> = datasets.iter().flat_map(|d| d.growth.keys()).collect();
     let mut curves = BTreeMap::new();
     for method in methods {
-        let have: Vec<(&String, &Vec<Vec<f64>>)> =
-            datasets.iter().filter_map(|d| d.growth.get(method).map(|g| (&d.dataset, g))).collect();
+        let have: Vec<(&String, &Vec<Vec<f64>>)> = datasets.iter().filter_map(|d| d.growth.get(method).map(|g| (&d.dataset, g))).collect();
         let (mut mean, mut std) = (Vec::with_capacity(hub), Vec::with_capacity(hub));
         for size in 0..hub {
-            let per_order: Vec<f64> =
-                (0..exp.orders).map(|o| mean_finite(have.iter().map(|(_, g)| g[o][size]))).collect();
+            let per_order: Vec<f64> = (0..exp.orders).map(|o| mean_finite(have.iter().map(|(_, g)| g[o][size]))).collect();
             let (m, s) = mean_std(&per_order);
             mean.push(m);
             std.push(s);
         }
         curves.insert(method.clone(), GrowthCurve { mean, std, datasets: have.iter().map(|(d, _)| (*d).clone()).collect() });
     }
-    let hub_growth = (!curves.is_empty() && hub > 0).then(|| HubGrowth {
-        orders: exp.orders,
-        seed: options.seed,
-        sizes: (1..=hub).collect(),
-        curves,
-    });
+    let hub_growth =
+        (!curves.is_empty() && hub > 0).then(|| HubGrowth { orders: exp.orders, seed: options.seed, sizes: (1..=hub).collect(), curves });
     if alpha_sweep.is_none() {
-        notes.push("α and k sweeps need MLL's selection and every model's per-sample probabilities: a run's committed results, not a truth table".into());
+        notes.push(
+            "α and k sweeps need MLL's selection and every model's per-sample probabilities: a run's committed results, not a truth table"
+                .into(),
+        );
     }
     Experiments { alpha_sweep, k_sweep, hub_growth, notes }
 }

@@ -17,11 +17,7 @@ pub struct Accuracy {
 impl Accuracy {
     /// Only a published top-1 is known.
     pub fn top1_only(top1: f64) -> Self {
-        Accuracy {
-            top1,
-            top5: f64::NAN,
-            mean_per_class_recall: f64::NAN,
-        }
+        Accuracy { top1, top5: f64::NAN, mean_per_class_recall: f64::NAN }
     }
 
     pub fn from_counts(counts: &ClassCounts) -> Self {
@@ -36,29 +32,11 @@ impl Accuracy {
             }
         };
         let top1 = frac(sum(&counts.top1));
-        let top5 = if counts.n.len() < 5 {
-            f64::NAN
-        } else {
-            frac(sum(&counts.top5))
-        };
+        let top5 = if counts.n.len() < 5 { f64::NAN } else { frac(sum(&counts.top5)) };
         // Classes without samples have no recall; they are left out of the mean.
-        let recalls: Vec<f64> = counts
-            .n
-            .iter()
-            .zip(&counts.top1)
-            .filter(|(&n, _)| n > 0)
-            .map(|(&n, &t)| t as f64 / n as f64)
-            .collect();
-        let mean_per_class_recall = if recalls.is_empty() {
-            f64::NAN
-        } else {
-            recalls.iter().sum::<f64>() / recalls.len() as f64
-        };
-        Accuracy {
-            top1,
-            top5,
-            mean_per_class_recall,
-        }
+        let recalls: Vec<f64> = counts.n.iter().zip(&counts.top1).filter(|(&n, _)| n > 0).map(|(&n, &t)| t as f64 / n as f64).collect();
+        let mean_per_class_recall = if recalls.is_empty() { f64::NAN } else { recalls.iter().sum::<f64>() / recalls.len() as f64 };
+        Accuracy { top1, top5, mean_per_class_recall }
     }
 }
 
@@ -79,10 +57,7 @@ pub fn recall_at_5(true_ranking: &[usize], pred_ranking: &[usize]) -> f64 {
     if k == 0 {
         return f64::NAN;
     }
-    let hits = true_ranking[..k]
-        .iter()
-        .filter(|m| pred_ranking[..k].contains(m))
-        .count();
+    let hits = true_ranking[..k].iter().filter(|m| pred_ranking[..k].contains(m)).count();
     hits as f64 / k as f64
 }
 
@@ -90,20 +65,11 @@ pub fn recall_at_5(true_ranking: &[usize], pred_ranking: &[usize]) -> f64 {
 /// models in top5(true) ∩ top5(pred); 0 when that has ≤ 2 models.
 pub fn tau_at_5(true_ranking: &[usize], pred_ranking: &[usize]) -> f64 {
     let k = 5.min(true_ranking.len()).min(pred_ranking.len());
-    let common: Vec<usize> = true_ranking[..k]
-        .iter()
-        .copied()
-        .filter(|m| pred_ranking[..k].contains(m))
-        .collect();
+    let common: Vec<usize> = true_ranking[..k].iter().copied().filter(|m| pred_ranking[..k].contains(m)).collect();
     if common.len() <= 2 {
         return 0.0;
     }
-    let pos = |ranking: &[usize], m: usize| {
-        ranking
-            .iter()
-            .position(|&x| x == m)
-            .expect("model is ranked") as f64
-    };
+    let pos = |ranking: &[usize], m: usize| ranking.iter().position(|&x| x == m).expect("model is ranked") as f64;
     let t: Vec<f64> = common.iter().map(|&m| pos(true_ranking, m)).collect();
     let p: Vec<f64> = common.iter().map(|&m| pos(pred_ranking, m)).collect();
     kendall_tau_b(&t, &p)
@@ -136,9 +102,7 @@ pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> f64 {
     if xtie == tot || ytie == tot {
         return f64::NAN;
     }
-    let tau = concordant_minus_discordant as f64
-        / ((tot - xtie) as f64).sqrt()
-        / ((tot - ytie) as f64).sqrt();
+    let tau = concordant_minus_discordant as f64 / ((tot - xtie) as f64).sqrt() / ((tot - ytie) as f64).sqrt();
     tau.clamp(-1.0, 1.0)
 }
 
@@ -150,11 +114,7 @@ pub fn weighted_tau(x: &[f64], y: &[f64]) -> f64 {
     if x.len() < 2 {
         return f64::NAN;
     }
-    let clean = |v: &[f64]| {
-        v.iter()
-            .map(|&a| if a.is_nan() { f64::NEG_INFINITY } else { a })
-            .collect::<Vec<_>>()
-    };
+    let clean = |v: &[f64]| v.iter().map(|&a| if a.is_nan() { f64::NEG_INFINITY } else { a }).collect::<Vec<_>>();
     let (x, y) = (clean(x), clean(y));
     (weighted_ranked_tau(&x, &y) + weighted_ranked_tau(&y, &x)) / 2.0
 }
@@ -170,11 +130,7 @@ fn weighted_ranked_tau(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len();
     // np.lexsort((y, x)): by x, then y, then original index (stable).
     let mut perm: Vec<usize> = (0..n).collect();
-    perm.sort_by(|&a, &b| {
-        x[a].partial_cmp(&x[b])
-            .unwrap()
-            .then(y[a].partial_cmp(&y[b]).unwrap())
-    });
+    perm.sort_by(|&a, &b| x[a].partial_cmp(&x[b]).unwrap().then(y[a].partial_cmp(&y[b]).unwrap()));
     // rank: the last element of the ascending order gets rank 0.
     let mut rank = vec![0usize; n];
     for (i, &p) in perm.iter().enumerate() {

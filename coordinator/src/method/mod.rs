@@ -19,20 +19,15 @@ pub mod selection;
 
 use ndarray::Array2;
 
-pub use baselines::{
-    hub_average, imagenet_ranking, inb_models, oracle, random_selection, RandomSelection,
-};
+pub use baselines::{hub_average, imagenet_ranking, inb_models, oracle, random_selection, RandomSelection};
 pub use metrics::{
-    gt_ranking, kendall_tau_b, rank_by_score, ranking_metrics, recall_at_5, tau_at_5, weighted_tau,
-    Accuracy, RankingMetrics,
+    gt_ranking, kendall_tau_b, rank_by_score, ranking_metrics, recall_at_5, tau_at_5, weighted_tau, Accuracy, RankingMetrics,
 };
-pub use reuse::{
-    ensemble_accuracy, ensemble_predict, entropy, same_models_for_all_classes, ReusePool,
-};
+pub use reuse::{ensemble_accuracy, ensemble_predict, entropy, same_models_for_all_classes, ReusePool};
 pub use rng::SplitMix64;
 pub use selection::{
-    check_labels, match_classes, mix, model_node_counts, pick_top_k, score, select, HubSelection,
-    ImagesByNode, MatchedNode, Matching, Mixed, NodeCounts, Selection,
+    check_labels, match_classes, mix, model_node_counts, pick_top_k, score, select, HubSelection, ImagesByNode, MatchedNode, Matching,
+    Mixed, NodeCounts, Selection,
 };
 
 /// What labeling one model on the semantic graph produced (SPEC §4.2): its
@@ -84,11 +79,7 @@ impl TopNodes {
         for row in lists.rows() {
             head.extend(row.iter().take(h));
         }
-        Ok(TopNodes {
-            lists,
-            head,
-            graph_nodes,
-        })
+        Ok(TopNodes { lists, head, graph_nodes })
     }
 
     /// From lists and their head (each row's first [`Self::head_width`]
@@ -98,11 +89,7 @@ impl TopNodes {
     pub fn from_checked_parts(lists: Array2<u32>, head: Vec<u32>, graph_nodes: usize) -> Self {
         debug_assert!(lists.iter().all(|&t| (t as usize) < graph_nodes));
         debug_assert_eq!(head.len(), lists.nrows() * Self::head_width(lists.ncols()));
-        TopNodes {
-            lists,
-            head,
-            graph_nodes,
-        }
+        TopNodes { lists, head, graph_nodes }
     }
 
     pub fn lists(&self) -> &Array2<u32> {
@@ -126,12 +113,7 @@ impl TopNodes {
                 return Some(p);
             }
         }
-        self.lists
-            .row(image)
-            .iter()
-            .skip(h)
-            .map(|&t| position[t as usize])
-            .find(|&p| p != usize::MAX)
+        self.lists.row(image).iter().skip(h).map(|&t| position[t as usize]).find(|&p| p != usize::MAX)
     }
 }
 
@@ -148,27 +130,17 @@ pub struct Predictions {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MethodError {
     #[error("{what}: expected {expected}, got {got}; check that every input comes from the same graph, dataset and hub")]
-    Shape {
-        what: String,
-        expected: String,
-        got: String,
-    },
+    Shape { what: String, expected: String, got: String },
     #[error("{0}")]
     Input(String),
-    #[error("model {model} is selected for some class but its probabilities are missing; run its evaluate jobs (with keep_probabilities) first")]
+    #[error(
+        "model {model} is selected for some class but its probabilities are missing; run its evaluate jobs (with keep_probabilities) first"
+    )]
     MissingProbabilities { model: usize },
 }
 
-pub(crate) fn shape_err(
-    what: impl Into<String>,
-    expected: impl ToString,
-    got: impl ToString,
-) -> MethodError {
-    MethodError::Shape {
-        what: what.into(),
-        expected: expected.to_string(),
-        got: got.to_string(),
-    }
+pub(crate) fn shape_err(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> MethodError {
+    MethodError::Shape { what: what.into(), expected: expected.to_string(), got: got.to_string() }
 }
 
 /// Index of the first largest value: strict '>' keeps the lowest index on
@@ -176,7 +148,9 @@ pub(crate) fn shape_err(
 pub(crate) fn first_max<T: PartialOrd + Copy>(values: &[T]) -> usize {
     // Start at the first non-NaN value; after that NaN never compares greater.
     #[allow(clippy::eq_op)]
-    let Some(start) = values.iter().position(|&v| v == v) else { return 0 };
+    let Some(start) = values.iter().position(|&v| v == v) else {
+        return 0;
+    };
     let (mut best, mut best_v) = (start, values[start]);
     for (i, &v) in values.iter().enumerate().skip(start + 1) {
         if v > best_v {
@@ -194,11 +168,7 @@ pub fn order_desc(scores: &[f64]) -> Vec<usize> {
     let key = |x: f64| if x.is_nan() { f64::NEG_INFINITY } else { x };
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     // sort_by is stable, so ties stay in index order.
-    idx.sort_by(|&a, &b| {
-        key(scores[b])
-            .partial_cmp(&key(scores[a]))
-            .expect("NaN was mapped away")
-    });
+    idx.sort_by(|&a, &b| key(scores[b]).partial_cmp(&key(scores[a])).expect("NaN was mapped away"));
     idx
 }
 

@@ -51,6 +51,9 @@ pub fn same_models_for_all_classes(models: &[usize], classes: usize) -> Vec<Vec<
     vec![models.to_vec(); classes]
 }
 
+/// One model's probabilities (borrowed or converted) and its per-sample weights.
+type ModelTable<'a> = (Cow<'a, [f32]>, &'a [f64]);
+
 /// The probability matrices of one dataset with each model's per-sample weight
 /// computed at most once, so many ensembles (MLL k=1,3, INB, random subsets)
 /// over the same models share the entropy work.
@@ -63,10 +66,7 @@ pub struct ReusePool<'a> {
 impl<'a> ReusePool<'a> {
     /// `probs[m]`: model m's n × C probability matrix, None where absent (only
     /// models some class selects are needed). All present matrices must agree in shape.
-    pub fn new(
-        probs: Vec<Option<ArrayView2<'a, f32>>>,
-        weighting: EnsembleWeight,
-    ) -> Result<Self, MethodError> {
+    pub fn new(probs: Vec<Option<ArrayView2<'a, f32>>>, weighting: EnsembleWeight) -> Result<Self, MethodError> {
         let mut shape = None;
         for (m, p) in probs.iter().enumerate() {
             if let Some(p) = p {
@@ -84,11 +84,7 @@ impl<'a> ReusePool<'a> {
             }
         }
         let weights = probs.iter().map(|_| OnceCell::new()).collect();
-        Ok(ReusePool {
-            probs,
-            weights,
-            weighting,
-        })
+        Ok(ReusePool { probs, weights, weighting })
     }
 
     /// Uses `h` (one entropy per sample, as the worker stored it) for model
@@ -98,11 +94,7 @@ impl<'a> ReusePool<'a> {
             return Err(MethodError::MissingProbabilities { model: m });
         };
         if h.len() != p.nrows() {
-            return Err(shape_err(
-                format!("model {m}: stored entropies (samples)"),
-                p.nrows(),
-                h.len(),
-            ));
+            return Err(shape_err(format!("model {m}: stored entropies (samples)"), p.nrows(), h.len()));
         }
         let w: Vec<f64> = h.iter().map(|&h| weight(h, self.weighting)).collect();
         self.weights[m] = OnceCell::from(w);
@@ -110,17 +102,9 @@ impl<'a> ReusePool<'a> {
     }
 
     fn model(&self, m: usize) -> Result<(ArrayView2<'a, f32>, &[f64]), MethodError> {
-        let p = self
-            .probs
-            .get(m)
-            .and_then(|p| p.clone())
-            .ok_or(MethodError::MissingProbabilities { model: m })?;
-        let w = self.weights[m].get_or_init(|| {
-            p.rows()
-                .into_iter()
-                .map(|row| weight(entropy(row.iter().copied()), self.weighting))
-                .collect()
-        });
+        let p = self.probs.get(m).and_then(|p| *p).ok_or(MethodError::MissingProbabilities { model: m })?;
+        let w =
+            self.weights[m].get_or_init(|| p.rows().into_iter().map(|row| weight(entropy(row.iter().copied()), self.weighting)).collect());
         Ok((p, w))
     }
 
@@ -139,9 +123,7 @@ impl<'a> ReusePool<'a> {
             return Err(MethodError::Input("reuse needs at least one class".into()));
         }
         if class_models.iter().all(|f| f.is_empty()) {
-            return Err(MethodError::Input(
-                "reuse: no class has a selected model".into(),
-            ));
+            return Err(MethodError::Input("reuse: no class has a selected model".into()));
         }
         // Every model some class uses, once, with its row-major probabilities.
         let mut used: Vec<usize> = class_models.iter().flatten().copied().collect();
@@ -169,11 +151,8 @@ impl<'a> ReusePool<'a> {
         let ranked: Vec<Vec<(usize, Vec<usize>)>> = (0..depth)
             .map(|r| {
                 let mut by_slot: Vec<(usize, Vec<usize>)> = Vec::new();
-                let mut pairs: Vec<(usize, usize)> = class_models
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(y, f)| f.get(r).map(|&m| (slot[m], y)))
-                    .collect();
+                let mut pairs: Vec<(usize, usize)> =
+                    class_models.iter().enumerate().filter_map(|(y, f)| f.get(r).map(|&m| (slot[m], y))).collect();
                 pairs.sort_unstable();
                 for (s, y) in pairs {
                     match by_slot.last_mut() {
@@ -215,13 +194,8 @@ impl<'a> ReusePool<'a> {
     /// Predictions where sample x uses `models_per_sample[x·k..(x+1)·k]` for
     /// every class (the random baseline's per-sample subsets); same sums and
     /// ties as [`Self::predict`].
-    pub fn predict_per_sample(
-        &self,
-        models_per_sample: &[usize],
-        k: usize,
-        classes: usize,
-    ) -> Result<Vec<usize>, MethodError> {
-        if k == 0 || models_per_sample.len() % k != 0 {
+    pub fn predict_per_sample(&self, models_per_sample: &[usize], k: usize, classes: usize) -> Result<Vec<usize>, MethodError> {
+        if k == 0 || !models_per_sample.len().is_multiple_of(k) {
             return Err(MethodError::Input(format!(
                 "reuse: {} per-sample model entries are not a whole number of {k}-subsets",
                 models_per_sample.len()
@@ -231,7 +205,7 @@ impl<'a> ReusePool<'a> {
         let mut used: Vec<usize> = models_per_sample.to_vec();
         used.sort_unstable();
         used.dedup();
-        let mut tables: Vec<Option<(Cow<[f32]>, &[f64])>> = vec![None; self.probs.len()];
+        let mut tables: Vec<Option<ModelTable>> = vec![None; self.probs.len()];
         for &m in &used {
             let (p, w) = self.model(m)?;
             if p.ncols() != classes || p.nrows() != n {
@@ -259,18 +233,10 @@ impl<'a> ReusePool<'a> {
     }
 
     /// Top-1 accuracy of the ensemble against `labels` (NaN when there are no samples).
-    pub fn accuracy(
-        &self,
-        labels: &[usize],
-        class_models: &[Vec<usize>],
-    ) -> Result<f64, MethodError> {
+    pub fn accuracy(&self, labels: &[usize], class_models: &[Vec<usize>]) -> Result<f64, MethodError> {
         let preds = self.predict(class_models)?;
         if preds.len() != labels.len() {
-            return Err(shape_err(
-                "reuse: labels per sample",
-                preds.len(),
-                labels.len(),
-            ));
+            return Err(shape_err("reuse: labels per sample", preds.len(), labels.len()));
         }
         if labels.is_empty() {
             return Ok(f64::NAN);

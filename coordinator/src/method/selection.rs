@@ -167,9 +167,7 @@ pub fn select(
     options: &MethodOptions,
 ) -> Result<Selection, MethodError> {
     if models.is_empty() {
-        return Err(MethodError::Input(
-            "selection needs at least one model (got 0)".into(),
-        ));
+        return Err(MethodError::Input("selection needs at least one model (got 0)".into()));
     }
     let matching = match_classes(class_embeddings, node_embeddings, options)?;
     let counts = models
@@ -212,13 +210,7 @@ impl<'o> HubSelection<'o> {
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(HubSelection {
-            counts: vec![Vec::new(); matchings.len()],
-            matchings,
-            graph_nodes: node_embeddings.nrows(),
-            models: 0,
-            options,
-        })
+        Ok(HubSelection { counts: vec![Vec::new(); matchings.len()], matchings, graph_nodes: node_embeddings.nrows(), models: 0, options })
     }
 
     /// Counts the next hub model's labels (hub order) against every matching.
@@ -239,11 +231,7 @@ impl<'o> HubSelection<'o> {
     /// Steps d–h for every dataset that has a matching.
     pub fn finish(self) -> Vec<Option<Selection>> {
         let options = self.options;
-        self.matchings
-            .into_iter()
-            .zip(self.counts)
-            .map(|(matching, c)| matching.map(|matching| score(matching, c, options)))
-            .collect()
+        self.matchings.into_iter().zip(self.counts).map(|(matching, c)| matching.map(|matching| score(matching, c, options))).collect()
     }
 }
 
@@ -256,34 +244,20 @@ pub fn match_classes(
     let (c, de) = class_embeddings.dim();
     let (v, de_g) = node_embeddings.dim();
     if c == 0 || v == 0 {
-        return Err(MethodError::Input(format!(
-            "selection needs at least one class and node (got {c} classes, {v} nodes)"
-        )));
+        return Err(MethodError::Input(format!("selection needs at least one class and node (got {c} classes, {v} nodes)")));
     }
     if de != de_g {
-        return Err(shape_err(
-            "caption embedding width of classes vs nodes",
-            de,
-            de_g,
-        ));
+        return Err(shape_err("caption embedding width of classes vs nodes", de, de_g));
     }
     if options.nodes_per_class == 0 {
-        return Err(MethodError::Input(
-            "method.nodes_per_class must be >= 1".into(),
-        ));
+        return Err(MethodError::Input("method.nodes_per_class must be >= 1".into()));
     }
     let a = class_embeddings.dot(&node_embeddings.t());
     let n_nodes = options.nodes_per_class.min(v);
     let matched: Vec<Vec<MatchedNode>> = (0..c)
         .map(|y| {
             let row: Vec<f64> = a.row(y).iter().map(|&s| s as f64).collect();
-            best_n(&row, n_nodes)
-                .into_iter()
-                .map(|node| MatchedNode {
-                    node,
-                    similarity: row[node],
-                })
-                .collect()
+            best_n(&row, n_nodes).into_iter().map(|node| MatchedNode { node, similarity: row[node] }).collect()
         })
         .collect();
     let mut selected_nodes: Vec<usize> = matched.iter().flatten().map(|m| m.node).collect();
@@ -309,12 +283,7 @@ pub fn match_classes(
             }
         }
     }
-    Ok(Matching {
-        matched,
-        selected_nodes,
-        position,
-        z,
-    })
+    Ok(Matching { matched, selected_nodes, position, z })
 }
 
 /// The `n` highest scores' indexes, best first, in exactly [`order_desc`]'s
@@ -341,25 +310,13 @@ pub fn check_labels(m: usize, labels: &ModelLabels, v: usize) -> Result<(), Meth
     let (n_img, d) = labels.image_embeddings.dim();
     let (v_m, d_t) = labels.node_text_embeddings.dim();
     if v_m != v {
-        return Err(shape_err(
-            format!("model {m}: node text embeddings rows (graph nodes)"),
-            v,
-            v_m,
-        ));
+        return Err(shape_err(format!("model {m}: node text embeddings rows (graph nodes)"), v, v_m));
     }
     if d != d_t {
-        return Err(shape_err(
-            format!("model {m}: image vs node text embedding width"),
-            d,
-            d_t,
-        ));
+        return Err(shape_err(format!("model {m}: image vs node text embedding width"), d, d_t));
     }
     if labels.image_nodes.len() != n_img {
-        return Err(shape_err(
-            format!("model {m}: true nodes per image"),
-            n_img,
-            labels.image_nodes.len(),
-        ));
+        return Err(shape_err(format!("model {m}: true nodes per image"), n_img, labels.image_nodes.len()));
     }
     if let Some(&bad) = labels.image_nodes.iter().find(|&&g| g >= v) {
         return Err(MethodError::Input(format!(
@@ -368,18 +325,10 @@ pub fn check_labels(m: usize, labels: &ModelLabels, v: usize) -> Result<(), Meth
     }
     if let Some(top) = &labels.top_nodes {
         if top.lists().nrows() != n_img {
-            return Err(shape_err(
-                format!("model {m}: rows of the per-image best-node lists"),
-                n_img,
-                top.lists().nrows(),
-            ));
+            return Err(shape_err(format!("model {m}: rows of the per-image best-node lists"), n_img, top.lists().nrows()));
         }
         if top.graph_nodes() != v {
-            return Err(shape_err(
-                format!("model {m}: graph nodes of the per-image best-node lists"),
-                v,
-                top.graph_nodes(),
-            ));
+            return Err(shape_err(format!("model {m}: graph nodes of the per-image best-node lists"), v, top.graph_nodes()));
         }
     }
     Ok(())
@@ -396,11 +345,7 @@ pub fn model_node_counts(
 ) -> Result<Vec<NodeCounts>, MethodError> {
     let v = matching.graph_nodes();
     if labels.node_text_embeddings.nrows() != v || by_node.offsets.len() != v + 1 {
-        return Err(shape_err(
-            format!("model {m}: graph nodes of its labels"),
-            v,
-            labels.node_text_embeddings.nrows(),
-        ));
+        return Err(shape_err(format!("model {m}: graph nodes of its labels"), v, labels.node_text_embeddings.nrows()));
     }
     let position = &matching.position;
     let mut counts = vec![NodeCounts::default(); matching.selected_nodes.len()];
@@ -453,9 +398,7 @@ pub fn model_node_counts(
     if !fallback.is_empty() {
         // Fallback order does not change counts; sort for a cache-friendly walk.
         fallback.sort_unstable();
-        let texts = labels
-            .node_text_embeddings
-            .select(Axis(0), &matching.selected_nodes);
+        let texts = labels.node_text_embeddings.select(Axis(0), &matching.selected_nodes);
         for block in fallback.chunks(IMAGE_BLOCK) {
             let rows: Vec<usize> = block.iter().map(|&(i, _)| i).collect();
             let emb = labels.image_embeddings.select(Axis(0), &rows);
@@ -472,17 +415,8 @@ pub fn model_node_counts(
 }
 
 /// Steps d–h from the matching and every model's node counts (hub order).
-pub fn score(
-    matching: Matching,
-    node_counts: Vec<Vec<NodeCounts>>,
-    options: &MethodOptions,
-) -> Selection {
-    let Matching {
-        matched,
-        selected_nodes,
-        position,
-        z,
-    } = matching;
+pub fn score(matching: Matching, node_counts: Vec<Vec<NodeCounts>>, options: &MethodOptions) -> Selection {
+    let Matching { matched, selected_nodes, position, z } = matching;
     let c = matched.len();
     let mm = node_counts.len();
     let mut node_scores = Array2::<f64>::zeros((mm, selected_nodes.len()));
@@ -512,27 +446,13 @@ pub fn score(
                 }
                 score_of(options.node_score, tp, fp, p)
             } else {
-                nodes
-                    .iter()
-                    .map(|n| node_scores[[m, position[n.node]]] * z[[position[n.node], y]])
-                    .sum()
+                nodes.iter().map(|n| node_scores[[m, position[n.node]]] * z[[position[n.node], y]]).sum()
             };
         }
     }
 
     let Mixed { mixed_scores, top_k, model_scores, ranking } = mix(&class_scores, options);
-    Selection {
-        matched,
-        selected_nodes,
-        z,
-        node_counts,
-        node_scores,
-        class_scores,
-        mixed_scores,
-        top_k,
-        model_scores,
-        ranking,
-    }
+    Selection { matched, selected_nodes, z, node_counts, node_scores, class_scores, mixed_scores, top_k, model_scores, ranking }
 }
 
 /// Steps f–h of one dataset: what depends on α and k given the class scores.
@@ -571,11 +491,7 @@ pub fn mix(class_scores: &Array2<f64>, options: &MethodOptions) -> Mixed {
     }
     let top_k = pick_top_k(&mixed_scores, &options.k);
     // h: predicted ranking.
-    let model_scores: Vec<f64> = mixed_scores
-        .rows()
-        .into_iter()
-        .map(|r| r.sum() / c as f64)
-        .collect();
+    let model_scores: Vec<f64> = mixed_scores.rows().into_iter().map(|r| r.sum() / c as f64).collect();
     let ranking = order_desc(&model_scores);
     Mixed { mixed_scores, top_k, model_scores, ranking }
 }
@@ -584,9 +500,7 @@ pub fn mix(class_scores: &Array2<f64>, options: &MethodOptions) -> Mixed {
 pub fn pick_top_k(mixed_scores: &Array2<f64>, ks: &[usize]) -> BTreeMap<usize, Vec<Vec<usize>>> {
     let (mm, c) = mixed_scores.dim();
     let orders: Vec<Vec<usize>> = (0..c).map(|y| order_desc(&mixed_scores.column(y).to_vec())).collect();
-    ks.iter()
-        .map(|&k| (k, orders.iter().map(|o| o.iter().copied().take(k.min(mm)).collect()).collect()))
-        .collect()
+    ks.iter().map(|&k| (k, orders.iter().map(|o| o.iter().copied().take(k.min(mm)).collect()).collect())).collect()
 }
 
 #[cfg(test)]

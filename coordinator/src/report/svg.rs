@@ -12,14 +12,12 @@ use crate::outcome::Experiments;
 use std::fmt::Write as _;
 
 /// Method colours (Tableau 10); the hub average is grey.
-const METHOD_COLORS: &[&str] = &[
-    "#4e79a7", "#e15759", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",
-];
+const METHOD_COLORS: &[&str] = &["#4e79a7", "#e15759", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f"];
 const GREY: &str = "#9c9c9c";
 /// Dataset colours (Tableau 20 without its greys): distinct for up to 18 series.
 const DATASET_COLORS: &[&str] = &[
-    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894",
-    "#86bcb6", "#e15759", "#ff9d9a", "#79706e", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660",
+    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6", "#e15759", "#ff9d9a",
+    "#79706e", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660",
 ];
 
 const FONT: f64 = 11.0;
@@ -147,7 +145,13 @@ impl Chart {
             n(height)
         );
         let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(s, r#"<text class="title" x="{}" y="{}" font-size="{TITLE_FONT}" font-weight="bold">{}</text>"#, n(pad), n(pad + TITLE_FONT), esc(&self.title));
+        let _ = writeln!(
+            s,
+            r#"<text class="title" x="{}" y="{}" font-size="{TITLE_FONT}" font-weight="bold">{}</text>"#,
+            n(pad),
+            n(pad + TITLE_FONT),
+            esc(&self.title)
+        );
         if let Some(sub) = &self.subtitle {
             let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#444">{}</text>"##, n(pad), n(pad + TITLE_FONT + FONT * 1.5), esc(sub));
         }
@@ -172,7 +176,15 @@ impl Chart {
         }
         let ylx = pad + FONT;
         let yly = py0 + plot_h / 2.0;
-        let _ = writeln!(s, r#"<text class="axis-label" x="{}" y="{}" transform="rotate(-90 {} {})" text-anchor="middle">{}</text>"#, n(ylx), n(yly), n(ylx), n(yly), esc(&self.y_label));
+        let _ = writeln!(
+            s,
+            r#"<text class="axis-label" x="{}" y="{}" transform="rotate(-90 {} {})" text-anchor="middle">{}</text>"#,
+            n(ylx),
+            n(yly),
+            n(ylx),
+            n(yly),
+            esc(&self.y_label)
+        );
         // X ticks.
         let slots = match &self.x {
             XAxis::Categories(c) => c.len().max(1) as f64,
@@ -220,7 +232,14 @@ impl Chart {
                 }
             }
         }
-        let _ = writeln!(s, r##"<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#555"/>"##, n(px0), n(py0), n(self.plot_w), n(plot_h));
+        let _ = writeln!(
+            s,
+            r##"<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#555"/>"##,
+            n(px0),
+            n(py0),
+            n(self.plot_w),
+            n(plot_h)
+        );
         let _ = writeln!(
             s,
             r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>"#,
@@ -281,7 +300,12 @@ impl Chart {
                             let upper = pts.iter().map(|&(x, y, b)| format!("{},{}", n(sx(x)), n(sy((y + b).min(self.y_max)))));
                             let lower = pts.iter().rev().map(|&(x, y, b)| format!("{},{}", n(sx(x)), n(sy((y - b).max(self.y_min)))));
                             let poly: Vec<String> = upper.chain(lower).collect();
-                            let _ = write!(s, r#"<polygon points="{}" fill="{}" fill-opacity="0.18" stroke="none"/>"#, poly.join(" "), sr.color);
+                            let _ = write!(
+                                s,
+                                r#"<polygon points="{}" fill="{}" fill-opacity="0.18" stroke="none"/>"#,
+                                poly.join(" "),
+                                sr.color
+                            );
                         }
                     }
                     let pts: Vec<String> = sr
@@ -339,11 +363,7 @@ impl Chart {
                     n(y + 6.0),
                     n(y + 6.0)
                 ),
-                Mark::Line => format!(
-                    r#"<rect x="{}" y="{}" width="14" height="4" fill="{color}"/>"#,
-                    n(lx),
-                    n(y + 4.0)
-                ),
+                Mark::Line => format!(r#"<rect x="{}" y="{}" width="14" height="4" fill="{color}"/>"#, n(lx), n(y + 4.0)),
                 Mark::Dot => format!(r#"<circle cx="{}" cy="{}" r="5" fill="{color}"/>"#, n(lx + 6.0), n(y + 6.0)),
             };
             let _ = writeln!(
@@ -382,20 +402,14 @@ pub fn accuracy_by_method(report: &Report) -> String {
         .into_iter()
         .filter(|(m, _, _)| report.datasets.iter().any(|d| d.selections.get(m).and_then(|s| s.accuracy).is_some()))
         .collect();
-    let names: Vec<String> =
-        report.datasets.iter().map(|d| if d.complete { d.name.clone() } else { format!("{} *", d.name) }).collect();
+    let names: Vec<String> = report.datasets.iter().map(|d| if d.complete { d.name.clone() } else { format!("{} *", d.name) }).collect();
     let series = methods
         .iter()
         .map(|(key, label, color)| Series {
             name: label.clone(),
             color,
             mark: Mark::Bar,
-            points: report
-                .datasets
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (i as f64, d.selections.get(key).and_then(|s| s.accuracy)))
-                .collect(),
+            points: report.datasets.iter().enumerate().map(|(i, d)| (i as f64, d.selections.get(key).and_then(|s| s.accuracy))).collect(),
             band: None,
         })
         .collect();
@@ -437,7 +451,13 @@ pub fn rank_scatter(report: &Report, method: &str) -> String {
         other => other,
     };
     let subtitle = report.summary.rankings.get(method).map(|r| {
-        format!("mean over {} complete datasets: R5 {:.3}, τ5 {:.3}, weighted τ {:.3}", r.datasets, round6(r.r5), round6(r.tau5), round6(r.weighted_tau))
+        format!(
+            "mean over {} complete datasets: R5 {:.3}, τ5 {:.3}, weighted τ {:.3}",
+            r.datasets,
+            round6(r.r5),
+            round6(r.tau5),
+            round6(r.weighted_tau)
+        )
     });
     let series = report
         .datasets
@@ -482,7 +502,16 @@ pub fn rank_scatter(report: &Report, method: &str) -> String {
 
 /// Line chart over a numeric x with the given series.
 #[allow(clippy::too_many_arguments)]
-fn line_chart(title: String, subtitle: Option<String>, x_label: &str, y_label: &str, xs: &[f64], x_ticks: Vec<f64>, series: Vec<Series>, footnote: Option<String>) -> String {
+fn line_chart(
+    title: String,
+    subtitle: Option<String>,
+    x_label: &str,
+    y_label: &str,
+    xs: &[f64],
+    x_ticks: Vec<f64>,
+    series: Vec<Series>,
+    footnote: Option<String>,
+) -> String {
     let (y_min, y_max, y_ticks) = unit_range(series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1)));
     let (min, max) = (xs.first().copied().unwrap_or(0.0), xs.last().copied().unwrap_or(1.0));
     Chart {
@@ -520,11 +549,21 @@ pub fn experiment_charts(report: &Report, e: &Experiments) -> Vec<(&'static str,
             .enumerate()
             .map(|(i, k)| {
                 let key = format!("mll_k{k}");
-                line(format!("MLL k={k} reuse top-1"), METHOD_COLORS[1 + i], xs, a.mean.iter().map(|p| p.accuracy.get(&key).copied().flatten()).collect())
+                line(
+                    format!("MLL k={k} reuse top-1"),
+                    METHOD_COLORS[1 + i],
+                    xs,
+                    a.mean.iter().map(|p| p.accuracy.get(&key).copied().flatten()).collect(),
+                )
             })
             .collect();
         series.push(line("MLL ranking R5".into(), METHOD_COLORS[5], xs, a.mean.iter().map(|p| Some(p.ranking.r5)).collect()));
-        series.push(line("MLL ranking weighted τ".into(), METHOD_COLORS[6], xs, a.mean.iter().map(|p| Some(p.ranking.weighted_tau)).collect()));
+        series.push(line(
+            "MLL ranking weighted τ".into(),
+            METHOD_COLORS[6],
+            xs,
+            a.mean.iter().map(|p| Some(p.ranking.weighted_tau)).collect(),
+        ));
         out.push((
             "alpha_sweep.svg",
             line_chart(
@@ -560,14 +599,16 @@ pub fn experiment_charts(report: &Report, e: &Experiments) -> Vec<(&'static str,
         ));
         let m = report.models.len().max(1) as f64;
         let cost = vec![
-            line("MLL: distinct models a dataset needs".into(), METHOD_COLORS[1], &xs, k.mean.iter().map(|p| Some(p.mll_hub_fraction)).collect()),
+            line(
+                "MLL: distinct models a dataset needs".into(),
+                METHOD_COLORS[1],
+                &xs,
+                k.mean.iter().map(|p| Some(p.mll_hub_fraction)).collect(),
+            ),
             line("INB: k models".into(), METHOD_COLORS[0], &xs, k.mean.iter().map(|p| Some(p.inb_models / m)).collect()),
         ];
-        let gpu: Vec<String> = k
-            .mean
-            .iter()
-            .map(|p| format!("k={}: {}", p.k, p.mll_gpu_seconds.map_or("–".to_string(), |s| format!("{s:.0} s"))))
-            .collect();
+        let gpu: Vec<String> =
+            k.mean.iter().map(|p| format!("k={}: {}", p.k, p.mll_gpu_seconds.map_or("–".to_string(), |s| format!("{s:.0} s")))).collect();
         out.push((
             "k_sweep_cost.svg",
             line_chart(
@@ -584,7 +625,8 @@ pub fn experiment_charts(report: &Report, e: &Experiments) -> Vec<(&'static str,
     }
     if let Some(g) = &e.hub_growth {
         let xs: Vec<f64> = g.sizes.iter().map(|&s| s as f64).collect();
-        let names = [("mll_k1", "MLL k=1", METHOD_COLORS[1]), ("inb_k1", "INB k=1", METHOD_COLORS[0]), ("oracle", "Oracle", METHOD_COLORS[4])];
+        let names =
+            [("mll_k1", "MLL k=1", METHOD_COLORS[1]), ("inb_k1", "INB k=1", METHOD_COLORS[0]), ("oracle", "Oracle", METHOD_COLORS[4])];
         let series: Vec<Series> = names
             .iter()
             .filter_map(|(key, name, color)| {

@@ -22,11 +22,7 @@ pub(crate) fn round6(x: f64) -> f64 {
 fn round_value(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Number(n) if n.is_f64() => {
-            if let Some(r) = n
-                .as_f64()
-                .map(round6)
-                .and_then(serde_json::Number::from_f64)
-            {
+            if let Some(r) = n.as_f64().map(round6).and_then(serde_json::Number::from_f64) {
                 *n = r;
             }
         }
@@ -114,43 +110,22 @@ pub fn report_markdown(report: &Report) -> String {
         columns.push((format!("Random k={k}"), format!("random_k{k}")));
     }
     let _ = writeln!(s, "## Reuse top-1 accuracy\n");
-    let _ = writeln!(
-        s,
-        "| dataset | {} |",
-        columns
-            .iter()
-            .map(|c| c.0.as_str())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    let _ = writeln!(s, "| dataset | {} |", columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(" | "));
     let _ = writeln!(s, "|---|{}", "---:|".repeat(columns.len()));
     for d in &report.datasets {
         let mark = if d.complete { "" } else { " (incomplete)" };
-        let row: Vec<String> = columns
-            .iter()
-            .map(|c| cell(selection_acc(d, &c.1)))
-            .collect();
+        let row: Vec<String> = columns.iter().map(|c| cell(selection_acc(d, &c.1))).collect();
         let _ = writeln!(s, "| {}{} | {} |", d.name, mark, row.join(" | "));
     }
-    let means: Vec<String> = columns
-        .iter()
-        .map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy)))
-        .collect();
-    let _ = writeln!(
-        s,
-        "| **mean (complete datasets)** | {} |\n",
-        means.join(" | ")
-    );
+    let means: Vec<String> = columns.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
+    let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
 
     // The reuse-weight ablation.
     let ablation: Vec<(String, String)> = o
         .k
         .iter()
         .flat_map(|k| {
-            [
-                (format!("MLL k={k} w=1/H"), format!("mll_k{k}_w_inverse_entropy")),
-                (format!("MLL k={k} w=H"), format!("mll_k{k}_w_entropy")),
-            ]
+            [(format!("MLL k={k} w=1/H"), format!("mll_k{k}_w_inverse_entropy")), (format!("MLL k={k} w=H"), format!("mll_k{k}_w_entropy"))]
         })
         .filter(|c| report.datasets.iter().any(|d| d.selections.contains_key(&c.1)))
         .collect();
@@ -163,18 +138,14 @@ pub fn report_markdown(report: &Report) -> String {
             let row: Vec<String> = ablation.iter().map(|c| cell(selection_acc(d, &c.1))).collect();
             let _ = writeln!(s, "| {}{} | {} |", d.name, mark, row.join(" | "));
         }
-        let means: Vec<String> =
-            ablation.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
+        let means: Vec<String> = ablation.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
         let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
     }
 
     // Ranking quality.
     let methods: Vec<&String> = report.summary.rankings.keys().collect();
     let _ = writeln!(s, "## Ranking quality (mean over complete datasets)\n");
-    let _ = writeln!(
-        s,
-        "| method | R5 | τ5 | Kendall τ-b | weighted τ | datasets |"
-    );
+    let _ = writeln!(s, "| method | R5 | τ5 | Kendall τ-b | weighted τ | datasets |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
     for (name, r) in &report.summary.rankings {
         let _ = writeln!(
@@ -192,15 +163,7 @@ pub fn report_markdown(report: &Report) -> String {
     if methods.is_empty() {
         let _ = writeln!(s, "No rankings: the hub has no models.");
     } else {
-        let _ = writeln!(
-            s,
-            "| dataset | {} |",
-            methods
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
+        let _ = writeln!(s, "| dataset | {} |", methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" | "));
         let _ = writeln!(s, "|---|{}", "---:|".repeat(methods.len()));
         for d in &report.datasets {
             let row: Vec<String> = methods
@@ -215,41 +178,19 @@ pub fn report_markdown(report: &Report) -> String {
     }
 
     let _ = writeln!(s, "\n## Best models (ground truth)\n");
-    let _ = writeln!(
-        s,
-        "| dataset | top-1 model | top-1 | MLL's first | INB's first |"
-    );
+    let _ = writeln!(s, "| dataset | top-1 model | top-1 | MLL's first | INB's first |");
     let _ = writeln!(s, "|---|---|---:|---|---|");
     for d in &report.datasets {
-        let first = |m: &str| {
-            d.rankings
-                .get(m)
-                .and_then(|r| r.predicted.first().cloned())
-                .unwrap_or_else(|| "–".into())
-        };
+        let first = |m: &str| d.rankings.get(m).and_then(|r| r.predicted.first().cloned()).unwrap_or_else(|| "–".into());
         let best = d.gt_ranking.first().cloned().unwrap_or_else(|| "–".into());
         let acc = d.accuracy.iter().find(|a| a.model == best).map(|a| a.top1);
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            d.name,
-            best,
-            cell(acc),
-            first("mll"),
-            first("inb")
-        );
+        let _ = writeln!(s, "| {} | {} | {} | {} | {} |", d.name, best, cell(acc), first("mll"), first("inb"));
     }
 
     if !report.summary.incomplete.is_empty() {
         let _ = writeln!(s, "\n## Incomplete datasets (left out of the means)\n");
         for d in report.datasets.iter().filter(|d| !d.complete) {
-            let _ = writeln!(
-                s,
-                "- {}: no result for {} model(s): {}",
-                d.name,
-                d.missing_models.len(),
-                d.missing_models.join(", ")
-            );
+            let _ = writeln!(s, "- {}: no result for {} model(s): {}", d.name, d.missing_models.len(), d.missing_models.join(", "));
         }
     }
     if let Some(e) = &report.experiments {
@@ -259,12 +200,7 @@ pub fn report_markdown(report: &Report) -> String {
         .notes
         .iter()
         .cloned()
-        .chain(
-            report
-                .datasets
-                .iter()
-                .flat_map(|d| d.notes.iter().map(move |n| format!("{}: {n}", d.name))),
-        )
+        .chain(report.datasets.iter().flat_map(|d| d.notes.iter().map(move |n| format!("{}: {n}", d.name))))
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
@@ -311,11 +247,7 @@ fn experiments_markdown(s: &mut String, report: &Report, e: &crate::outcome::Exp
         let _ = writeln!(s);
     }
     if let Some(k) = &e.k_sweep {
-        let _ = writeln!(
-            s,
-            "### k sweep and reuse cost (mean over {} datasets; GPU-seconds summed over them)\n",
-            k.per_dataset.len()
-        );
+        let _ = writeln!(s, "### k sweep and reuse cost (mean over {} datasets; GPU-seconds summed over them)\n", k.per_dataset.len());
         let _ = writeln!(s, "| k | MLL | INB | MLL models | MLL hub fraction | MLL GPU-s | INB models | INB GPU-s |");
         let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
         for p in &k.mean {
@@ -345,10 +277,8 @@ fn experiments_markdown(s: &mut String, report: &Report, e: &crate::outcome::Exp
         );
         let _ = writeln!(s, "|---:|{}", "---:|".repeat(methods.len()));
         for (i, size) in g.sizes.iter().enumerate() {
-            let row: Vec<String> = methods
-                .iter()
-                .map(|m| format!("{} ± {}", cell(Some(g.curves[*m].mean[i])), cell(Some(g.curves[*m].std[i]))))
-                .collect();
+            let row: Vec<String> =
+                methods.iter().map(|m| format!("{} ± {}", cell(Some(g.curves[*m].mean[i])), cell(Some(g.curves[*m].std[i])))).collect();
             let _ = writeln!(s, "| {size} | {} |", row.join(" | "));
         }
         let _ = writeln!(s);
@@ -360,10 +290,7 @@ fn experiments_markdown(s: &mut String, report: &Report, e: &crate::outcome::Exp
 
 /// Writes every report file into `out_dir` (created if needed); returns their paths.
 pub fn write_report(report: &Report, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let werr = |path: &Path, source| ReportError::Write {
-        path: path.display().to_string(),
-        source,
-    };
+    let werr = |path: &Path, source| ReportError::Write { path: path.display().to_string(), source };
     std::fs::create_dir_all(out_dir).map_err(|e| werr(out_dir, e))?;
     let mut files = vec![
         ("report.json", report_json(report)),

@@ -74,12 +74,7 @@ impl Cluster {
 
     pub fn spawn_worker(&self, label: &str) -> Child {
         let log = std::fs::File::create(self.path(&format!("worker-{label}.log"))).unwrap();
-        self.command(&worker_bin())
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start worker")
+        self.command(&worker_bin()).arg("run").stdout(Stdio::null()).stderr(log).spawn().expect("start worker")
     }
 
     pub fn coordinator(&self, args: &[&str]) -> Output {
@@ -89,12 +84,7 @@ impl Cluster {
     /// Runs the coordinator and fails the test with its stderr on a non-zero exit.
     pub fn coordinator_ok(&self, args: &[&str]) -> String {
         let out = self.coordinator(args);
-        assert!(
-            out.status.success(),
-            "coordinator {args:?} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "coordinator {args:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 

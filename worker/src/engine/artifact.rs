@@ -82,9 +82,8 @@ impl ModelMeta {
 
     /// Parses and validates model.json text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, EngineError> {
-        let meta: ModelMeta = serde_json::from_str(text).map_err(|e| {
-            EngineError::artifact(path, format!("invalid {META_FILE}: {e} (see docs/formats.md for the fields)"))
-        })?;
+        let meta: ModelMeta = serde_json::from_str(text)
+            .map_err(|e| EngineError::artifact(path, format!("invalid {META_FILE}: {e} (see docs/formats.md for the fields)")))?;
         meta.validate().map_err(|reason| EngineError::artifact(path, reason))?;
         Ok(meta)
     }
@@ -139,19 +138,14 @@ impl ModelArtifact {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, EngineError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(EngineError::artifact(
-                dir,
-                "is not a directory (expected an export of scripts/export_open_clip.py)",
-            ));
+            return Err(EngineError::artifact(dir, "is not a directory (expected an export of scripts/export_open_clip.py)"));
         }
         let meta_path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&meta_path)
-            .map_err(|e| EngineError::artifact(&meta_path, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| EngineError::artifact(&meta_path, format!("cannot read: {e}")))?;
         let meta = ModelMeta::parse(&text, &meta_path)?;
         let module_path = dir.join(MODULE_FILE);
-        let module_bytes = std::fs::metadata(&module_path)
-            .map_err(|e| EngineError::artifact(&module_path, format!("cannot read: {e}")))?
-            .len();
+        let module_bytes =
+            std::fs::metadata(&module_path).map_err(|e| EngineError::artifact(&module_path, format!("cannot read: {e}")))?.len();
         if module_bytes == 0 {
             return Err(EngineError::artifact(&module_path, "is empty; re-export the model"));
         }

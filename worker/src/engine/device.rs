@@ -59,9 +59,9 @@ impl Precision {
     pub fn effective(self, device: Device) -> Result<Precision, EngineError> {
         match (self, device) {
             (_, Device::Cpu) => Ok(Precision::Fp32),
-            (Precision::Bf16, _) => Err(EngineError::Device(
-                "precision bf16 is not available (tch 0.26 autocast is float16 only); use fp16 or fp32".into(),
-            )),
+            (Precision::Bf16, _) => {
+                Err(EngineError::Device("precision bf16 is not available (tch 0.26 autocast is float16 only); use fp16 or fp32".into()))
+            }
             (p, _) => Ok(p),
         }
     }

@@ -37,7 +37,7 @@ impl PreprocessConfig {
         PreprocessConfig {
             size,
             mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
-            std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
+            std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
             resize_mode: ResizeMode::Shortest,
             interpolation: Interpolation::Bicubic,
         }
@@ -176,14 +176,15 @@ pub fn resize_crop(img: &RgbImage, cfg: &PreprocessConfig, what: &str) -> Result
     let src_rows = fr::images::CroppedImage::new(&src, 0, y0, w, y1 - y0).map_err(|e| rerr(e.to_string()))?;
     let mut mid = fr::images::Image::new(s, y1 - y0, fr::PixelType::U8x3);
     let mut dst = fr::images::Image::new(s, s, fr::PixelType::U8x3);
-    RESIZER.with(|r| -> Result<(), fr::ResizeError> {
-        let mut r = r.borrow_mut();
-        let h_opts = fr::ResizeOptions::new().resize_alg(alg).crop(left, 0.0, cw, (y1 - y0) as f64);
-        r.resize(&src_rows, &mut mid, &h_opts)?;
-        let v_opts = fr::ResizeOptions::new().resize_alg(alg).crop(0.0, top - y0 as f64, s as f64, ch);
-        r.resize(&mid, &mut dst, &v_opts)
-    })
-    .map_err(|e| rerr(e.to_string()))?;
+    RESIZER
+        .with(|r| -> Result<(), fr::ResizeError> {
+            let mut r = r.borrow_mut();
+            let h_opts = fr::ResizeOptions::new().resize_alg(alg).crop(left, 0.0, cw, (y1 - y0) as f64);
+            r.resize(&src_rows, &mut mid, &h_opts)?;
+            let v_opts = fr::ResizeOptions::new().resize_alg(alg).crop(0.0, top - y0 as f64, s as f64, ch);
+            r.resize(&mid, &mut dst, &v_opts)
+        })
+        .map_err(|e| rerr(e.to_string()))?;
     Ok(dst.into_vec())
 }
 

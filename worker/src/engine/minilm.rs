@@ -244,10 +244,8 @@ impl MiniLm {
         let corrupt = |reason: String| MiniLmError::Corrupt { path: weights_path.clone(), reason };
         let named = Tensor::read_safetensors(&weights_path).map_err(|e| corrupt(e.to_string()))?;
         // Checkpoints saved from BertForX carry a "bert." prefix; BertModel ones do not.
-        let map: HashMap<String, Tensor> = named
-            .into_iter()
-            .map(|(k, v)| (k.strip_prefix("bert.").map(str::to_string).unwrap_or(k), v))
-            .collect();
+        let map: HashMap<String, Tensor> =
+            named.into_iter().map(|(k, v)| (k.strip_prefix("bert.").map(str::to_string).unwrap_or(k), v)).collect();
         let h = config.hidden_size;
         let size0 = |name: &str| map.get(name).map(|t| t.size()[0]);
         let vocab = size0("embeddings.word_embeddings.weight")
@@ -279,18 +277,7 @@ impl MiniLm {
                 tokenizer.get_vocab_size(true)
             )));
         }
-        Ok(MiniLm {
-            folder: folder.to_path_buf(),
-            config,
-            tokenizer,
-            max_seq_length,
-            device,
-            word,
-            position,
-            token_type,
-            emb_norm,
-            layers,
-        })
+        Ok(MiniLm { folder: folder.to_path_buf(), config, tokenizer, max_seq_length, device, word, position, token_type, emb_norm, layers })
     }
 
     pub fn folder(&self) -> &Path {
@@ -325,8 +312,7 @@ impl MiniLm {
             return Ok(Tensor::zeros([0, self.config.hidden_size], (Kind::Float, Device::Cpu)));
         }
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
-        let encodings =
-            self.tokenizer.encode_batch(inputs, true).map_err(|e| MiniLmError::Tokenize(e.to_string()))?;
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| MiniLmError::Tokenize(e.to_string()))?;
         let len = encodings[0].len() as i64;
         let mut ids = Vec::with_capacity((n * len) as usize);
         let mut types = Vec::with_capacity((n * len) as usize);
@@ -380,8 +366,7 @@ impl MiniLm {
         // Additive mask over keys, [b, 1, 1, l]: 0 for tokens, float min for
         // padding, as transformers builds it.
         let maskf = mask.f_to_kind(Kind::Float)?;
-        let additive =
-            maskf.f_neg()?.f_add_scalar(1.0)?.f_mul_scalar(f32::MIN as f64)?.f_view([b, 1, 1, l])?;
+        let additive = maskf.f_neg()?.f_add_scalar(1.0)?.f_mul_scalar(f32::MIN as f64)?.f_view([b, 1, 1, l])?;
         let split = |t: Tensor| -> Result<Tensor, TchError> { t.f_view([b, l, heads, dh])?.f_transpose(1, 2) };
         for layer in &self.layers {
             let q = split(layer.query.forward(&x)?)?;

@@ -1,10 +1,10 @@
 //! open_clip models on libtorch.
-pub mod minilm;
-pub mod image;
 pub mod artifact;
 pub mod cache;
 pub mod device;
 pub mod error;
+pub mod image;
+pub mod minilm;
 pub mod model;
 pub mod text;
 

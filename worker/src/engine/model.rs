@@ -102,10 +102,7 @@ impl LoadedModel {
             )));
         }
         if !images.is_floating_point() {
-            return Err(EngineError::InvalidInput(format!(
-                "images are {:?}; the model takes normalised float tensors",
-                images.kind()
-            )));
+            return Err(EngineError::InvalidInput(format!("images are {:?}; the model takes normalised float tensors", images.kind())));
         }
         self.run("encode_image", images)
     }

@@ -78,9 +78,9 @@ fn charref(s: &[char]) -> Option<(usize, String)> {
             end += 1;
         }
         let radix = if hex { 16 } else { 10 };
-        let num = s[start..start + digits].iter().fold(0u64, |acc, c| {
-            acc.saturating_mul(radix).saturating_add(c.to_digit(radix as u32).unwrap() as u64)
-        });
+        let num = s[start..start + digits]
+            .iter()
+            .fold(0u64, |acc, c| acc.saturating_mul(radix).saturating_add(c.to_digit(radix as u32).unwrap() as u64));
         return Some((end, numeric_charref(num)));
     }
     let name_len = s.iter().take(32).take_while(|c| !matches!(c, '\t' | '\n' | '\x0c' | ' ' | '<' | '&' | '#' | ';')).count();
@@ -115,10 +115,9 @@ fn charref(s: &[char]) -> Option<(usize, String)> {
 
 fn numeric_charref(num: u64) -> String {
     const CP1252: [char; 32] = [
-        '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{2c6}',
-        '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}', '\u{8f}', '\u{90}', '\u{2018}',
-        '\u{2019}', '\u{201c}', '\u{201d}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{2dc}', '\u{2122}', '\u{161}',
-        '\u{203a}', '\u{153}', '\u{9d}', '\u{17e}', '\u{178}',
+        '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{2c6}', '\u{2030}', '\u{160}',
+        '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}', '\u{8f}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}', '\u{2022}',
+        '\u{2013}', '\u{2014}', '\u{2dc}', '\u{2122}', '\u{161}', '\u{203a}', '\u{153}', '\u{9d}', '\u{17e}', '\u{178}',
     ];
     match num {
         0 => "\u{fffd}".into(),
@@ -138,24 +137,112 @@ fn legacy_entity(name: &str) -> Option<char> {
 
 /// html.entities.html5 names without the semicolon (sorted, for binary search).
 const LEGACY_ENTITIES: [(&str, char); 106] = [
-    ("AElig", '\u{c6}'), ("AMP", '\u{26}'), ("Aacute", '\u{c1}'), ("Acirc", '\u{c2}'), ("Agrave", '\u{c0}'), ("Aring", '\u{c5}'),
-    ("Atilde", '\u{c3}'), ("Auml", '\u{c4}'), ("COPY", '\u{a9}'), ("Ccedil", '\u{c7}'), ("ETH", '\u{d0}'), ("Eacute", '\u{c9}'),
-    ("Ecirc", '\u{ca}'), ("Egrave", '\u{c8}'), ("Euml", '\u{cb}'), ("GT", '\u{3e}'), ("Iacute", '\u{cd}'), ("Icirc", '\u{ce}'),
-    ("Igrave", '\u{cc}'), ("Iuml", '\u{cf}'), ("LT", '\u{3c}'), ("Ntilde", '\u{d1}'), ("Oacute", '\u{d3}'), ("Ocirc", '\u{d4}'),
-    ("Ograve", '\u{d2}'), ("Oslash", '\u{d8}'), ("Otilde", '\u{d5}'), ("Ouml", '\u{d6}'), ("QUOT", '\u{22}'), ("REG", '\u{ae}'),
-    ("THORN", '\u{de}'), ("Uacute", '\u{da}'), ("Ucirc", '\u{db}'), ("Ugrave", '\u{d9}'), ("Uuml", '\u{dc}'), ("Yacute", '\u{dd}'),
-    ("aacute", '\u{e1}'), ("acirc", '\u{e2}'), ("acute", '\u{b4}'), ("aelig", '\u{e6}'), ("agrave", '\u{e0}'), ("amp", '\u{26}'),
-    ("aring", '\u{e5}'), ("atilde", '\u{e3}'), ("auml", '\u{e4}'), ("brvbar", '\u{a6}'), ("ccedil", '\u{e7}'), ("cedil", '\u{b8}'),
-    ("cent", '\u{a2}'), ("copy", '\u{a9}'), ("curren", '\u{a4}'), ("deg", '\u{b0}'), ("divide", '\u{f7}'), ("eacute", '\u{e9}'),
-    ("ecirc", '\u{ea}'), ("egrave", '\u{e8}'), ("eth", '\u{f0}'), ("euml", '\u{eb}'), ("frac12", '\u{bd}'), ("frac14", '\u{bc}'),
-    ("frac34", '\u{be}'), ("gt", '\u{3e}'), ("iacute", '\u{ed}'), ("icirc", '\u{ee}'), ("iexcl", '\u{a1}'), ("igrave", '\u{ec}'),
-    ("iquest", '\u{bf}'), ("iuml", '\u{ef}'), ("laquo", '\u{ab}'), ("lt", '\u{3c}'), ("macr", '\u{af}'), ("micro", '\u{b5}'),
-    ("middot", '\u{b7}'), ("nbsp", '\u{a0}'), ("not", '\u{ac}'), ("ntilde", '\u{f1}'), ("oacute", '\u{f3}'), ("ocirc", '\u{f4}'),
-    ("ograve", '\u{f2}'), ("ordf", '\u{aa}'), ("ordm", '\u{ba}'), ("oslash", '\u{f8}'), ("otilde", '\u{f5}'), ("ouml", '\u{f6}'),
-    ("para", '\u{b6}'), ("plusmn", '\u{b1}'), ("pound", '\u{a3}'), ("quot", '\u{22}'), ("raquo", '\u{bb}'), ("reg", '\u{ae}'),
-    ("sect", '\u{a7}'), ("shy", '\u{ad}'), ("sup1", '\u{b9}'), ("sup2", '\u{b2}'), ("sup3", '\u{b3}'), ("szlig", '\u{df}'),
-    ("thorn", '\u{fe}'), ("times", '\u{d7}'), ("uacute", '\u{fa}'), ("ucirc", '\u{fb}'), ("ugrave", '\u{f9}'), ("uml", '\u{a8}'),
-    ("uuml", '\u{fc}'), ("yacute", '\u{fd}'), ("yen", '\u{a5}'), ("yuml", '\u{ff}'),
+    ("AElig", '\u{c6}'),
+    ("AMP", '\u{26}'),
+    ("Aacute", '\u{c1}'),
+    ("Acirc", '\u{c2}'),
+    ("Agrave", '\u{c0}'),
+    ("Aring", '\u{c5}'),
+    ("Atilde", '\u{c3}'),
+    ("Auml", '\u{c4}'),
+    ("COPY", '\u{a9}'),
+    ("Ccedil", '\u{c7}'),
+    ("ETH", '\u{d0}'),
+    ("Eacute", '\u{c9}'),
+    ("Ecirc", '\u{ca}'),
+    ("Egrave", '\u{c8}'),
+    ("Euml", '\u{cb}'),
+    ("GT", '\u{3e}'),
+    ("Iacute", '\u{cd}'),
+    ("Icirc", '\u{ce}'),
+    ("Igrave", '\u{cc}'),
+    ("Iuml", '\u{cf}'),
+    ("LT", '\u{3c}'),
+    ("Ntilde", '\u{d1}'),
+    ("Oacute", '\u{d3}'),
+    ("Ocirc", '\u{d4}'),
+    ("Ograve", '\u{d2}'),
+    ("Oslash", '\u{d8}'),
+    ("Otilde", '\u{d5}'),
+    ("Ouml", '\u{d6}'),
+    ("QUOT", '\u{22}'),
+    ("REG", '\u{ae}'),
+    ("THORN", '\u{de}'),
+    ("Uacute", '\u{da}'),
+    ("Ucirc", '\u{db}'),
+    ("Ugrave", '\u{d9}'),
+    ("Uuml", '\u{dc}'),
+    ("Yacute", '\u{dd}'),
+    ("aacute", '\u{e1}'),
+    ("acirc", '\u{e2}'),
+    ("acute", '\u{b4}'),
+    ("aelig", '\u{e6}'),
+    ("agrave", '\u{e0}'),
+    ("amp", '\u{26}'),
+    ("aring", '\u{e5}'),
+    ("atilde", '\u{e3}'),
+    ("auml", '\u{e4}'),
+    ("brvbar", '\u{a6}'),
+    ("ccedil", '\u{e7}'),
+    ("cedil", '\u{b8}'),
+    ("cent", '\u{a2}'),
+    ("copy", '\u{a9}'),
+    ("curren", '\u{a4}'),
+    ("deg", '\u{b0}'),
+    ("divide", '\u{f7}'),
+    ("eacute", '\u{e9}'),
+    ("ecirc", '\u{ea}'),
+    ("egrave", '\u{e8}'),
+    ("eth", '\u{f0}'),
+    ("euml", '\u{eb}'),
+    ("frac12", '\u{bd}'),
+    ("frac14", '\u{bc}'),
+    ("frac34", '\u{be}'),
+    ("gt", '\u{3e}'),
+    ("iacute", '\u{ed}'),
+    ("icirc", '\u{ee}'),
+    ("iexcl", '\u{a1}'),
+    ("igrave", '\u{ec}'),
+    ("iquest", '\u{bf}'),
+    ("iuml", '\u{ef}'),
+    ("laquo", '\u{ab}'),
+    ("lt", '\u{3c}'),
+    ("macr", '\u{af}'),
+    ("micro", '\u{b5}'),
+    ("middot", '\u{b7}'),
+    ("nbsp", '\u{a0}'),
+    ("not", '\u{ac}'),
+    ("ntilde", '\u{f1}'),
+    ("oacute", '\u{f3}'),
+    ("ocirc", '\u{f4}'),
+    ("ograve", '\u{f2}'),
+    ("ordf", '\u{aa}'),
+    ("ordm", '\u{ba}'),
+    ("oslash", '\u{f8}'),
+    ("otilde", '\u{f5}'),
+    ("ouml", '\u{f6}'),
+    ("para", '\u{b6}'),
+    ("plusmn", '\u{b1}'),
+    ("pound", '\u{a3}'),
+    ("quot", '\u{22}'),
+    ("raquo", '\u{bb}'),
+    ("reg", '\u{ae}'),
+    ("sect", '\u{a7}'),
+    ("shy", '\u{ad}'),
+    ("sup1", '\u{b9}'),
+    ("sup2", '\u{b2}'),
+    ("sup3", '\u{b3}'),
+    ("szlig", '\u{df}'),
+    ("thorn", '\u{fe}'),
+    ("times", '\u{d7}'),
+    ("uacute", '\u{fa}'),
+    ("ucirc", '\u{fb}'),
+    ("ugrave", '\u{f9}'),
+    ("uml", '\u{a8}'),
+    ("uuml", '\u{fc}'),
+    ("yacute", '\u{fd}'),
+    ("yen", '\u{a5}'),
+    ("yuml", '\u{ff}'),
 ];
 
 /// ftfy's `unescape_html`: only `&name;` / `&#n;` forms (with the semicolon),
@@ -208,8 +295,8 @@ fn ftfy_entity(entity: &str) -> String {
 /// with its "sloppy" codec: the five undefined bytes stay as they are).
 fn c1_to_cp1252(c: char) -> char {
     const MAP: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
-        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•',
+        '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
     ];
     match c as u32 {
         0x80..=0x9f => MAP[(c as u32 - 0x80) as usize],
@@ -355,9 +442,8 @@ pub struct TextTokenizer {
 
 impl TextTokenizer {
     pub fn from_file(path: &Path, meta: &ModelMeta) -> Result<Self, EngineError> {
-        let mut inner = Tokenizer::from_file(path).map_err(|e| {
-            EngineError::artifact(path, format!("not a Hugging Face tokenizer.json: {e}"))
-        })?;
+        let mut inner =
+            Tokenizer::from_file(path).map_err(|e| EngineError::artifact(path, format!("not a Hugging Face tokenizer.json: {e}")))?;
         let ctx = meta.context_length;
         let sot_eot = match meta.tokenizer {
             TokenizerKind::ClipBpe => {
@@ -365,9 +451,10 @@ impl TextTokenizer {
                 inner.with_truncation(None).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
                 inner.with_padding(None);
                 let id = |t: &str| {
-                    inner.token_to_id(t).map(i64::from).ok_or_else(|| {
-                        EngineError::artifact(path, format!("has no '{t}' token; is it a CLIP BPE tokenizer?"))
-                    })
+                    inner
+                        .token_to_id(t)
+                        .map(i64::from)
+                        .ok_or_else(|| EngineError::artifact(path, format!("has no '{t}' token; is it a CLIP BPE tokenizer?")))
                 };
                 Some((id(SOT)?, id(EOT)?))
             }
@@ -385,14 +472,7 @@ impl TextTokenizer {
                 None
             }
         };
-        Ok(TextTokenizer {
-            inner,
-            kind: meta.tokenizer,
-            clean: meta.text_clean(),
-            context_length: ctx,
-            pad_id: meta.pad_id,
-            sot_eot,
-        })
+        Ok(TextTokenizer { inner, kind: meta.tokenizer, clean: meta.text_clean(), context_length: ctx, pad_id: meta.pad_id, sot_eot })
     }
 
     pub fn context_length(&self) -> usize {
@@ -476,19 +556,14 @@ pub fn build_classifier<S: AsRef<str>, T: AsRef<str>>(
         return Err(EngineError::InvalidInput("no class names to build a classifier from".into()));
     }
     if templates.is_empty() && protocol != ClassifierProtocol::Bare {
-        return Err(EngineError::InvalidInput(
-            "no prompt templates (give at least one, e.g. \"a photo of a {c}.\")".into(),
-        ));
+        return Err(EngineError::InvalidInput("no prompt templates (give at least one, e.g. \"a photo of a {c}.\")".into()));
     }
     let templates: Vec<&str> = match protocol {
         ClassifierProtocol::ClipBenchmark => templates.iter().map(|t| t.as_ref()).collect(),
         ClassifierProtocol::Mll => vec![templates[0].as_ref()],
         ClassifierProtocol::Bare => vec!["{c}"],
     };
-    let prompts: Vec<String> = classnames
-        .iter()
-        .flat_map(|c| templates.iter().map(move |t| fill_template(t, c.as_ref())))
-        .collect();
+    let prompts: Vec<String> = classnames.iter().flat_map(|c| templates.iter().map(move |t| fill_template(t, c.as_ref()))).collect();
     let mut parts = Vec::with_capacity(prompts.len().div_ceil(TEXT_BATCH));
     for chunk in prompts.chunks(TEXT_BATCH) {
         parts.push(model.encode_texts(chunk)?);

@@ -28,10 +28,9 @@ impl Executor for DiagnosticExecutor {
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
         }
         match d.behavior {
-            DiagnosticBehavior::Succeed => Ok(JobOutput::Diagnostic(DiagnosticOutput {
-                index: d.index,
-                value: diagnostic_value(job.id.as_str()),
-            })),
+            DiagnosticBehavior::Succeed => {
+                Ok(JobOutput::Diagnostic(DiagnosticOutput { index: d.index, value: diagnostic_value(job.id.as_str()) }))
+            }
             DiagnosticBehavior::FailAlways => {
                 Err(ExecError::Transient(format!("diagnostic job #{} is a poison job: it fails every time", d.index)))
             }

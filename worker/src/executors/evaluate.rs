@@ -98,10 +98,8 @@ impl EvalAccumulator {
         let probs = self.probs.as_ref()?;
         let n = self.labels.len();
         // Stored so reuse reads n weights instead of taking n × C logarithms per model.
-        let entropy: Vec<u8> = probs
-            .chunks(self.classes.max(1))
-            .flat_map(|row| mll_common::prob::entropy(row.iter().copied()).to_le_bytes())
-            .collect();
+        let entropy: Vec<u8> =
+            probs.chunks(self.classes.max(1)).flat_map(|row| mll_common::prob::entropy(row.iter().copied()).to_le_bytes()).collect();
         Some(safetensors_bytes(&[
             ("probs", safetensors::Dtype::F32, vec![n, self.classes], f32_bytes(probs)),
             ("labels", safetensors::Dtype::I64, vec![n], i64_bytes(&self.labels)),
@@ -122,9 +120,7 @@ pub(crate) fn i64_bytes(v: &[i64]) -> Vec<u8> {
 pub(crate) fn safetensors_bytes(tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>, ExecError> {
     let views = tensors
         .iter()
-        .map(|(name, dtype, shape, data)| {
-            safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).map(|v| (name.to_string(), v))
-        })
+        .map(|(name, dtype, shape, data)| safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).map(|v| (name.to_string(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ExecError::Permanent(format!("building the safetensors artifact failed: {e}")))?;
     safetensors::tensor::serialize(views, None)
@@ -199,9 +195,18 @@ impl EvaluateExecutor {
     }
 
     /// Evaluates `job` on the dataset at `dataset_dir` (already resolved).
-    pub fn evaluate(&self, job: &EvaluateJob, model_dir: &std::path::Path, dataset_dir: &std::path::Path, ctx: &ExecContext) -> Result<(EvalAccumulator, String), ExecError> {
+    pub fn evaluate(
+        &self,
+        job: &EvaluateJob,
+        model_dir: &std::path::Path,
+        dataset_dir: &std::path::Path,
+        ctx: &ExecContext,
+    ) -> Result<(EvalAccumulator, String), ExecError> {
         if job.classnames.is_empty() {
-            return Err(ExecError::Permanent(format!("evaluate job for {} has no class names (the spec must give the dataset's classes)", job.dataset.name)));
+            return Err(ExecError::Permanent(format!(
+                "evaluate job for {} has no class names (the spec must give the dataset's classes)",
+                job.dataset.name
+            )));
         }
         let ds = data::open(dataset_dir, job.dataset.format).map_err(data_error)?;
         let samples = ds.samples(job.shard.start, job.shard.end).map_err(data_error)?;

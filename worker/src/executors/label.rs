@@ -57,7 +57,8 @@ impl LabelExecutor {
     pub fn label(&self, job: &LabelJob, model_dir: &Path, graph_path: &Path, ctx: &ExecContext) -> Result<LabelResult, ExecError> {
         let graph = GraphFile::load(graph_path).map_err(data_error)?;
         let mut samples = Some(graph.samples(job.shard.start, job.shard.end).map_err(data_error)?);
-        let mut out = LabelResult { dim: 0, image_embeddings: Vec::new(), nodes: Vec::new(), text_embeddings: None, top_k: 0, top_nodes: Vec::new() };
+        let mut out =
+            LabelResult { dim: 0, image_embeddings: Vec::new(), nodes: Vec::new(), text_embeddings: None, top_k: 0, top_nodes: Vec::new() };
         let torch = |e: tch::TchError| ExecError::Transient(format!("ranking graph nodes failed in libtorch: {e}"));
         self.models.with_model(model_dir, &mut |model| {
             let samples = samples.take().expect("with_model runs its closure once");
@@ -163,7 +164,7 @@ impl Executor for LabelExecutor {
         let node_texts = match &r.text_embeddings {
             None => None,
             Some(t) => {
-                let v = if r.dim == 0 { 0 } else { t.len() / r.dim };
+                let v = t.len().checked_div(r.dim).unwrap_or(0);
                 Some(put(ctx, safetensors_bytes(&[("text_embeddings", safetensors::Dtype::F32, vec![v, r.dim], f32_bytes(t))])?)?)
             }
         };

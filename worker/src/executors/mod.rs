@@ -1,6 +1,6 @@
 //! One executor per job kind, and the set a worker process serves.
-pub mod embed;
 pub mod diagnostic;
+pub mod embed;
 pub mod evaluate;
 pub mod label;
 pub mod model;
@@ -18,11 +18,8 @@ pub fn for_worker(settings: &Settings) -> anyhow::Result<Executors> {
     let device = pick_device(w.device)?;
     let precision = if device.is_cuda() { Precision::Fp16 } else { Precision::Fp32 };
     let cache = Arc::new(ModelCache::new(device, precision, w.model_cache_mb * 1024 * 1024));
-    let decode_threads = if w.decode_threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-    } else {
-        w.decode_threads
-    };
+    let decode_threads =
+        if w.decode_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { w.decode_threads };
     Ok(Executors::default()
         .with(Stage::Diagnostic, Arc::new(diagnostic::DiagnosticExecutor))
         .with(Stage::Evaluate, Arc::new(evaluate::EvaluateExecutor::new(cache.clone(), w.batch_size, decode_threads)?))

@@ -10,8 +10,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The project venv's python (`scripts/env.sh` exports MLL_VENV).
 pub fn venv_python() -> PathBuf {
-    let venv = std::env::var("MLL_VENV")
-        .expect("MLL_VENV is not set: run `source scripts/env.sh` (after scripts/setup) before cargo test");
+    let venv = std::env::var("MLL_VENV").expect("MLL_VENV is not set: run `source scripts/env.sh` (after scripts/setup) before cargo test");
     let py = Path::new(&venv).join("bin/python");
     assert!(py.exists(), "{} does not exist: run scripts/setup", py.display());
     py
@@ -21,14 +20,7 @@ pub fn venv_python() -> PathBuf {
 pub fn run_python(args: &[&str]) -> String {
     let out = Command::new(venv_python()).args(args).output().expect("spawn python");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python {:?} failed ({}):\n{}\n{}",
-        args,
-        out.status,
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python {:?} failed ({}):\n{}\n{}", args, out.status, stdout, String::from_utf8_lossy(&out.stderr));
     stdout
 }
 
