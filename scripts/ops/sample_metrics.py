@@ -37,7 +37,7 @@ def declarations(telemetry_rs: Path) -> list[dict]:
               for m in re.finditer(r"const\s+(\w+)\s*:\s*&\[f64\]\s*=\s*&\[([^\]]*)\]", src)}
     out = []
     pat = re.compile(r"\b(counter_vec|counter|gauge_vec|gauge|histogram_vec|histogram)\s*\(\s*&\w+\s*,\s*"
-                     r"\"([^\"]+)\"\s*,\s*\"((?:[^\"\\]|\\.)*)\"\s*(?:,\s*&\[([^\]]*)\])?\s*(?:,\s*(\w+))?\s*\)")
+                     r"\"([^\"]+)\"\s*,\s*\"((?:[^\"\\]|\\.)*)\"\s*(?:,\s*&\[([^\]]*)\])?\s*(?:,\s*(\w+))?\s*,?\s*\)")
     for fn, name, help_, labels, buckets in pat.findall(src):
         out.append({
             "type": fn.removesuffix("_vec"), "name": name, "help": help_,
@@ -46,6 +46,11 @@ def declarations(telemetry_rs: Path) -> list[dict]:
         })
     if not out:
         raise SystemExit(f"{telemetry_rs}: no metric declarations found")
+    # Every "mll_..." literal must have been parsed (rustfmt may wrap a call over
+    # lines, with a trailing comma): otherwise samples would silently miss metrics.
+    missing = set(re.findall(r"\"(mll_[a-z0-9_]+)\"", src)) - {d["name"] for d in out}
+    if missing:
+        raise SystemExit(f"{telemetry_rs}: cannot parse the declarations of {sorted(missing)}; update {__file__}")
     return out
 
 

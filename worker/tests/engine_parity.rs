@@ -145,7 +145,7 @@ fn token_ids_match_open_clip_on_tricky_strings() {
         assert_eq!(got.len(), ctx);
         if got != want {
             let cleaned_py = refs["cleaned"][i].as_str().unwrap();
-            let cleaned_rs = mll_worker::engine::text::clean_text(text, mll_worker::engine::TextClean::Lower);
+            let cleaned_rs = mll_worker::engine::text_clean::clean_text(text, mll_worker::engine::TextClean::Lower);
             bad.push(format!(
                 "{text:?}\n  python clean {cleaned_py:?}\n  rust   clean {cleaned_rs:?}\n  python {want:?}\n  rust   {got:?}"
             ));

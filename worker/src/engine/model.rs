@@ -11,7 +11,7 @@
 use super::artifact::{ModelArtifact, ModelMeta};
 use super::device::Precision;
 use super::error::{is_oom_message, EngineError};
-use super::text::{l2_normalize, TextTokenizer};
+use super::tokenizer::TextTokenizer;
 use std::path::Path;
 use tch::{CModule, Device, Kind, Tensor};
 
@@ -246,5 +246,23 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, EngineError::Torch(_)));
         assert_eq!(calls, 1, "only out-of-memory is retried");
+    }
+}
+
+/// Rows divided by their L2 norm (zero rows stay zero).
+pub fn l2_normalize(x: &Tensor) -> Tensor {
+    let norm = x.norm_scalaropt_dim(2, 1, true).clamp_min(1e-12);
+    x / norm
+}
+
+#[cfg(test)]
+mod l2_tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_gives_unit_rows() {
+        let x = tch::Tensor::from_slice(&[3.0f32, 4.0, 0.0, 0.0]).view([2, 2]);
+        let n = l2_normalize(&x);
+        assert_eq!(Vec::<f32>::try_from(n.flatten(0, -1)).unwrap(), vec![0.6, 0.8, 0.0, 0.0]);
     }
 }

@@ -1,5 +1,4 @@
-//! The text side: open_clip's text cleaning, tokenisation to fixed-length id
-//! rows, and zero-shot classifiers built from class names and templates.
+//! open_clip's text cleaning, before tokenisation.
 //!
 //! open_clip cleans text with `ftfy.fix_text`, `html.unescape` twice, a
 //! whitespace collapse and (CLIP BPE) lower-casing. ftfy has no Rust port; we
@@ -9,13 +8,7 @@
 //! point as ftfy does. Not implemented: ftfy's mojibake repair
 //! (`fix_encoding`, e.g. "cafÃ©" → "café").
 
-use super::artifact::{ModelMeta, TextClean, TokenizerKind};
-use super::error::EngineError;
-use super::model::LoadedModel;
-use serde::{Deserialize, Serialize};
-use std::path::Path;
-use tch::{Kind, Tensor};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use super::artifact::TextClean;
 use unicode_normalization::UnicodeNormalization;
 
 pub const SOT: &str = "<start_of_text>";
@@ -430,157 +423,6 @@ pub fn clean_text(text: &str, mode: TextClean) -> String {
     }
 }
 
-/// A model's tokenizer: text → `context_length` ids, as open_clip makes them.
-pub struct TextTokenizer {
-    inner: Tokenizer,
-    kind: TokenizerKind,
-    clean: TextClean,
-    context_length: usize,
-    pad_id: i64,
-    sot_eot: Option<(i64, i64)>,
-}
-
-impl TextTokenizer {
-    pub fn from_file(path: &Path, meta: &ModelMeta) -> Result<Self, EngineError> {
-        let mut inner =
-            Tokenizer::from_file(path).map_err(|e| EngineError::artifact(path, format!("not a Hugging Face tokenizer.json: {e}")))?;
-        let ctx = meta.context_length;
-        let sot_eot = match meta.tokenizer {
-            TokenizerKind::ClipBpe => {
-                // open_clip truncates then forces the last id to <end_of_text>; done by hand below.
-                inner.with_truncation(None).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-                inner.with_padding(None);
-                let id = |t: &str| {
-                    inner
-                        .token_to_id(t)
-                        .map(i64::from)
-                        .ok_or_else(|| EngineError::artifact(path, format!("has no '{t}' token; is it a CLIP BPE tokenizer?")))
-                };
-                Some((id(SOT)?, id(EOT)?))
-            }
-            TokenizerKind::Hf => {
-                inner
-                    .with_truncation(Some(TruncationParams { max_length: ctx, ..Default::default() }))
-                    .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-                let pad_token = inner.id_to_token(meta.pad_id as u32).unwrap_or_default();
-                inner.with_padding(Some(PaddingParams {
-                    strategy: PaddingStrategy::Fixed(ctx),
-                    pad_id: meta.pad_id as u32,
-                    pad_token,
-                    ..Default::default()
-                }));
-                None
-            }
-        };
-        Ok(TextTokenizer { inner, kind: meta.tokenizer, clean: meta.text_clean(), context_length: ctx, pad_id: meta.pad_id, sot_eot })
-    }
-
-    pub fn context_length(&self) -> usize {
-        self.context_length
-    }
-
-    /// One row of exactly `context_length` ids.
-    pub fn encode(&self, text: &str) -> Result<Vec<i64>, EngineError> {
-        let cleaned = clean_text(text, self.clean);
-        let ctx = self.context_length;
-        let mut ids: Vec<i64> = match (self.kind, self.sot_eot) {
-            (TokenizerKind::ClipBpe, Some((sot, eot))) => {
-                let enc = self
-                    .inner
-                    .encode(cleaned.as_str(), false)
-                    .map_err(|e| EngineError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?;
-                let mut ids = Vec::with_capacity(enc.get_ids().len() + 2);
-                ids.push(sot);
-                ids.extend(enc.get_ids().iter().map(|&i| i64::from(i)));
-                ids.push(eot);
-                if ids.len() > ctx {
-                    ids.truncate(ctx);
-                    ids[ctx - 1] = eot;
-                }
-                ids
-            }
-            _ => self
-                .inner
-                .encode(cleaned.as_str(), true)
-                .map_err(|e| EngineError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?
-                .get_ids()
-                .iter()
-                .map(|&i| i64::from(i))
-                .collect(),
-        };
-        ids.truncate(ctx);
-        ids.resize(ctx, self.pad_id);
-        Ok(ids)
-    }
-
-    /// `[B, context_length]` int64 on the CPU.
-    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tensor, EngineError> {
-        let mut flat = Vec::with_capacity(texts.len() * self.context_length);
-        for t in texts {
-            flat.extend(self.encode(t.as_ref())?);
-        }
-        Ok(Tensor::from_slice(&flat).view([texts.len() as i64, self.context_length as i64]))
-    }
-}
-
-/// How class names become a zero-shot classifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassifierProtocol {
-    /// CLIP_benchmark: every template per class, L2-normalise, mean, re-normalise.
-    #[default]
-    ClipBenchmark,
-    /// One prompt per class, the first template.
-    Mll,
-    /// The class name alone (the released MLL reuse.py); templates are ignored.
-    Bare,
-}
-
-/// How many prompts go through the text tower at once.
-const TEXT_BATCH: usize = 256;
-
-/// `template` with `{c}` replaced by the class name (CLIP_benchmark's
-/// `template.format(c=classname)`).
-pub fn fill_template(template: &str, classname: &str) -> String {
-    template.replace("{c}", classname)
-}
-
-/// A `C × D` f32 CPU tensor of unit rows: class `i`'s text embedding.
-pub fn build_classifier<S: AsRef<str>, T: AsRef<str>>(
-    model: &LoadedModel,
-    classnames: &[S],
-    templates: &[T],
-    protocol: ClassifierProtocol,
-) -> Result<Tensor, EngineError> {
-    if classnames.is_empty() {
-        return Err(EngineError::InvalidInput("no class names to build a classifier from".into()));
-    }
-    if templates.is_empty() && protocol != ClassifierProtocol::Bare {
-        return Err(EngineError::InvalidInput("no prompt templates (give at least one, e.g. \"a photo of a {c}.\")".into()));
-    }
-    let templates: Vec<&str> = match protocol {
-        ClassifierProtocol::ClipBenchmark => templates.iter().map(|t| t.as_ref()).collect(),
-        ClassifierProtocol::Mll => vec![templates[0].as_ref()],
-        ClassifierProtocol::Bare => vec!["{c}"],
-    };
-    let prompts: Vec<String> = classnames.iter().flat_map(|c| templates.iter().map(move |t| fill_template(t, c.as_ref()))).collect();
-    let mut parts = Vec::with_capacity(prompts.len().div_ceil(TEXT_BATCH));
-    for chunk in prompts.chunks(TEXT_BATCH) {
-        parts.push(model.encode_texts(chunk)?);
-    }
-    let emb = Tensor::f_cat(&parts, 0).map_err(|e| EngineError::Torch(e.to_string()))?;
-    let (c, t) = (classnames.len() as i64, templates.len() as i64);
-    let d = emb.size()[1];
-    let mean = emb.view([c, t, d]).mean_dim(1, false, Kind::Float);
-    Ok(l2_normalize(&mean))
-}
-
-/// Rows divided by their L2 norm (zero rows stay zero).
-pub fn l2_normalize(x: &Tensor) -> Tensor {
-    let norm = x.norm_scalaropt_dim(2, 1, true).clamp_min(1e-12);
-    x / norm
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,18 +441,5 @@ mod tests {
         assert_eq!(clean_text("\u{1b}[31mred\u{1b}[0m", TextClean::Lower), "red");
         assert_eq!(clean_text("e\u{301}", TextClean::Lower), "\u{e9}");
         assert_eq!(clean_text("", TextClean::Lower), "");
-    }
-
-    #[test]
-    fn templates_take_the_class_name() {
-        assert_eq!(fill_template("a photo of a {c}.", "dog"), "a photo of a dog.");
-        assert_eq!(fill_template("itap of the {c}, {c}", "cat"), "itap of the cat, cat");
-    }
-
-    #[test]
-    fn normalisation_gives_unit_rows() {
-        let x = Tensor::from_slice(&[3.0f32, 4.0, 0.0, 0.0]).view([2, 2]);
-        let n = l2_normalize(&x);
-        assert_eq!(Vec::<f32>::try_from(n.flatten(0, -1)).unwrap(), vec![0.6, 0.8, 0.0, 0.0]);
     }
 }
