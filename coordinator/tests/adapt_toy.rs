@@ -130,20 +130,9 @@ fn adapt_reproduces_the_benchmark_reuse_on_every_toy_dataset_running_only_select
         let out = hub.env.path(&format!("adapt-{name}"));
         let task = world().join("datasets").join(name);
         let caps = world().join("captions").join(format!("{name}.json"));
-        let json = ok(
-            &hub.adapt(&[
-                "--task",
-                task.to_str().unwrap(),
-                "--captions",
-                caps.to_str().unwrap(),
-                "--k",
-                "1",
-                "--out",
-                out.to_str().unwrap(),
-                "--json",
-            ]),
-            &format!("adapt {name}"),
-        );
+        let args =
+            ["--task", task.to_str().unwrap(), "--captions", caps.to_str().unwrap(), "--k", "1", "--out", out.to_str().unwrap(), "--json"];
+        let json = ok(&hub.adapt(&args), &format!("adapt {name}"));
         let a: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(a, serde_json::from_slice::<Value>(&std::fs::read(out.join("adapt.json")).unwrap()).unwrap());
         let d = dataset_report(&hub.report, name);
@@ -198,21 +187,7 @@ fn adapt_reproduces_the_benchmark_reuse_on_every_toy_dataset_running_only_select
         eprintln!("{name}: accuracy {want:?}, {} of {} models run", union.len(), hub_models.len(), want = a["accuracy"]);
 
         // Again: the adapt run's results are kept, nothing is published.
-        let again: Value = serde_json::from_str(&ok(
-            &hub.adapt(&[
-                "--task",
-                task.to_str().unwrap(),
-                "--captions",
-                caps.to_str().unwrap(),
-                "--k",
-                "1",
-                "--out",
-                out.to_str().unwrap(),
-                "--json",
-            ]),
-            "adapt again",
-        ))
-        .unwrap();
+        let again: Value = serde_json::from_str(&ok(&hub.adapt(&args), "adapt again")).unwrap();
         assert_eq!(again["published"], 0, "{name}: a second adapt republished jobs");
         assert_eq!(again["accuracy"], a["accuracy"]);
     }

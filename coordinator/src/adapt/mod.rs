@@ -170,14 +170,6 @@ pub fn whole_hub_rates(recorded: &[Option<f64>], gflops: &[Option<f64>]) -> (Vec
     (rates, basis)
 }
 
-/// The ensemble weight of a model on one sample (SPEC §4.4), as reuse uses it.
-fn weight(h: f64, kind: EnsembleWeight) -> f64 {
-    match kind {
-        EnsembleWeight::Entropy => h,
-        EnsembleWeight::InverseEntropy => 1.0 / h.max(1e-12),
-    }
-}
-
 /// Per sample: the weighted mean of P_m(ŷ|x) over the models that voted for
 /// the predicted class ŷ (F_ŷ), i.e. q_ŷ(x) / Σ_{m∈F_ŷ} w_m(x).
 fn confidences(preds: &[usize], class_models: &[Vec<usize>], by_model: &[Option<&Predictions>], kind: EnsembleWeight) -> Vec<f64> {
@@ -189,8 +181,9 @@ fn confidences(preds: &[usize], class_models: &[Vec<usize>], by_model: &[Option<
             for &m in &class_models[y] {
                 let p = by_model[m].expect("every selected model's predictions were loaded");
                 let h = p.entropy.as_ref().map_or_else(|| entropy(p.probs.row(x).iter().copied()), |h| h[x]);
-                let wx = weight(h, kind);
-                q += wx * p.probs[[x, y]].max(mll_common::prob::PROB_FLOOR) as f64;
+                // The same weight and floored term the reuse ensemble adds.
+                let wx = crate::method::reuse::weight(h, kind);
+                q += crate::method::reuse::term(wx, p.probs[[x, y]]);
                 w += wx;
             }
             if w > 0.0 {

@@ -38,7 +38,8 @@ fn row_major<'b>(p: &ArrayView2<'b, f32>) -> Cow<'b, [f32]> {
     }
 }
 
-fn weight(h: f64, kind: EnsembleWeight) -> f64 {
+/// The ensemble weight w_m(x) of a model with entropy `h` on a sample (SPEC §4.4).
+pub(crate) fn weight(h: f64, kind: EnsembleWeight) -> f64 {
     match kind {
         EnsembleWeight::Entropy => h,
         // A one-hot row has entropy ~0 after clamping; cap the weight instead of dividing by 0.
