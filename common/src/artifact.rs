@@ -5,6 +5,8 @@
 //! Writes are atomic (temp file + rename), so a worker killed mid-write leaves
 //! no half file under a real address, and writing the same bytes twice is a no-op.
 
+pub mod safetensors_io;
+
 use crate::ids::sha256_hex;
 use serde::{Deserialize, Serialize};
 use std::io::Write;

@@ -12,7 +12,8 @@ use mll_common::job::JobPayload;
 use mll_common::output::JobOutput;
 use mll_common::queue::Outgoing;
 use mll_common::{wire, Job};
-use safetensors::{Dtype, SafeTensors};
+use mll_common::artifact::safetensors_io::{self, Dtype};
+use safetensors::SafeTensors;
 
 /// What `verify --json` prints.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -66,10 +67,7 @@ pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: b
 /// what to run; other errors pass through unchanged.
 pub async fn explain_report_error(ctl: &RunControl, plan: &Plan, e: anyhow::Error) -> anyhow::Error {
     let Some(agg) = e.chain().find_map(|c| c.downcast_ref::<crate::aggregate::AggregateError>()) else { return e };
-    let sha = match agg {
-        crate::aggregate::AggregateError::Artifact { sha256, .. } => Some(sha256.clone()),
-        _ => None,
-    };
+    let sha = agg.artifact().map(str::to_string);
     let culprits: Vec<String> = match (&sha, records::load(&*ctl.store, plan).await) {
         (Some(sha), Ok((good, _))) => plan
             .jobs
@@ -108,29 +106,15 @@ fn artifacts_of(out: &JobOutput) -> Vec<&ArtifactRef> {
 /// One tensor's dtype and shape; `None` in `shape` accepts any size there.
 /// Returns the actual shape.
 fn tensor_shape(st: &SafeTensors, name: &str, dtype: Dtype, shape: &[Option<usize>]) -> Result<Vec<usize>, String> {
-    let t = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
-    let ok = t.dtype() == dtype && t.shape().len() == shape.len() && t.shape().iter().zip(shape).all(|(a, b)| b.is_none_or(|b| *a == b));
-    if !ok {
-        let want: Vec<String> = shape.iter().map(|d| d.map_or("*".into(), |d| d.to_string())).collect();
-        return Err(format!("tensor '{name}' is {:?} {:?}, expected {dtype:?} [{}]", t.dtype(), t.shape(), want.join(", ")));
-    }
-    Ok(t.shape().to_vec())
+    safetensors_io::check(st, name, dtype, shape).map_err(|e| e.to_string())
 }
 
 /// Integer tensor values (I64 or I32) all in `0..bound`.
 fn values_below(st: &SafeTensors, name: &str, bound: usize) -> Result<(), String> {
-    let t = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
-    let bad = match t.dtype() {
-        Dtype::I64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .find(|&x| x < 0 || x as u64 >= bound as u64),
-        Dtype::I32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))))
-            .find(|&x| x < 0 || x as u64 >= bound as u64),
+    let below = |x: i64| x >= 0 && (x as u64) < bound as u64;
+    let bad = match safetensors_io::layout(st, name).map_err(|e| e.to_string())?.0 {
+        Dtype::I64 => safetensors_io::values::<i64>(st, name).map_err(|e| e.to_string())?.into_iter().find(|&x| !below(x)),
+        Dtype::I32 => safetensors_io::values::<i32>(st, name).map_err(|e| e.to_string())?.into_iter().map(i64::from).find(|&x| !below(x)),
         other => return Err(format!("tensor '{name}' is {other:?}, expected an integer tensor")),
     };
     match bad {
@@ -149,11 +133,7 @@ fn read_artifact(arts: &ArtifactStore, a: &ArtifactRef) -> Result<Vec<u8>, Strin
 }
 
 fn parse<'a>(bytes: &'a [u8], a: &ArtifactRef) -> Result<SafeTensors<'a>, String> {
-    SafeTensors::deserialize(bytes).map_err(|e| format!("artifact {} is not a safetensors file: {e}", a.sha256))
-}
-
-fn has(st: &SafeTensors, name: &str) -> bool {
-    st.names().contains(&name)
+    in_artifact(a, safetensors_io::parse(bytes).map_err(|e| e.to_string()))
 }
 
 /// Size, checksum and shape of the artifacts a result names, against its job.
@@ -171,7 +151,7 @@ pub fn check_artifacts(plan: &Plan, job: &Job, out: &JobOutput, arts: &ArtifactS
                     tensor_shape(&st, "probs", Dtype::F32, &[Some(n), Some(c)])?;
                     tensor_shape(&st, "labels", Dtype::I64, &[Some(n)])?;
                     values_below(&st, "labels", c)?;
-                    if has(&st, "entropy") {
+                    if safetensors_io::has(&st, "entropy") {
                         tensor_shape(&st, "entropy", Dtype::F64, &[Some(n)])?;
                     }
                     Ok(())
@@ -189,7 +169,7 @@ pub fn check_artifacts(plan: &Plan, job: &Job, out: &JobOutput, arts: &ArtifactS
                     let shape = tensor_shape(&st, "image_embeddings", Dtype::F32, &[Some(n), None])?;
                     tensor_shape(&st, "nodes", Dtype::I64, &[Some(n)])?;
                     values_below(&st, "nodes", v)?;
-                    if has(&st, "top_nodes") {
+                    if safetensors_io::has(&st, "top_nodes") {
                         tensor_shape(&st, "top_nodes", Dtype::I32, &[Some(n), Some((j.top_nodes as usize).min(v))])?;
                         values_below(&st, "top_nodes", v)?;
                     }
@@ -290,17 +270,11 @@ mod tests {
     use super::*;
     use mll_common::output::{ClassCounts, EvaluateOutput};
 
-    fn safetensors_file(tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>) -> Vec<u8> {
-        let views: Vec<(String, safetensors::tensor::TensorView)> =
-            tensors.iter().map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
-        safetensors::serialize(views, None).unwrap()
-    }
-
     fn probs_artifact(labels: &[i64]) -> Vec<u8> {
         let n = labels.len();
-        let probs: Vec<u8> = (0..n * 3).flat_map(|_| (1.0f32 / 3.0).to_le_bytes()).collect();
-        let labs: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
-        safetensors_file(vec![("probs", Dtype::F32, vec![n, 3], probs), ("labels", Dtype::I64, vec![n], labs)])
+        let probs = vec![1.0f32 / 3.0; n * 3];
+        safetensors_io::encode(&[safetensors_io::Named::new("probs", vec![n, 3], &probs), safetensors_io::Named::new("labels", vec![n], labels)])
+            .unwrap()
     }
 
     #[test]

@@ -13,54 +13,23 @@ use mll_common::job::JobPayload;
 use mll_common::output::{decode_result, ClassCounts, Execution, JobOutput};
 use mll_common::{Job, JobId};
 use ndarray::{Array2, Axis};
+use mll_common::artifact::safetensors_io::{self, TensorError};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
 
-/// Reads one tensor of a safetensors artifact as f32 or i64 (converted).
-fn tensor_f32(st: &SafeTensors, name: &str, sha: &str) -> Result<(Vec<usize>, Vec<f32>), AggregateError> {
-    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
-    if t.dtype() != safetensors::Dtype::F32 {
-        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected F32", t.dtype()) });
-    }
-    let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-    Ok((t.shape().to_vec(), v))
-}
-
-fn tensor_i64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<i64>, AggregateError> {
-    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
-    if t.dtype() != safetensors::Dtype::I64 {
-        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected I64", t.dtype()) });
-    }
-    Ok(t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
-}
-
-/// An optional tensor: None when the artifact does not have it (older workers).
-fn has_tensor(st: &SafeTensors, name: &str) -> bool {
-    st.names().contains(&name)
-}
-
-fn tensor_f64(st: &SafeTensors, name: &str, sha: &str) -> Result<Vec<f64>, AggregateError> {
-    let t = st.tensor(name).map_err(|e| AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}': {e}") })?;
-    if t.dtype() != safetensors::Dtype::F64 {
-        return Err(AggregateError::Artifact { sha256: sha.into(), reason: format!("tensor '{name}' is {:?}, expected F64", t.dtype()) });
-    }
-    Ok(t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect())
+/// Decodes with [`safetensors_io`], naming the artifact on failure.
+fn in_artifact<T>(sha: &str, r: Result<T, TensorError>) -> Result<T, AggregateError> {
+    r.map_err(|source| AggregateError::Tensor { sha256: sha.into(), source })
 }
 
 /// `top_nodes` (i32, n × K) as u32 lists, each checked to be a graph node, and
 /// their heads ([`crate::method::TopNodes`]), split in the same pass.
 fn top_nodes(st: &SafeTensors, sha: &str, graph_nodes: usize) -> Result<(Array2<u32>, Vec<u32>), AggregateError> {
     let bad = |reason: String| AggregateError::Artifact { sha256: sha.into(), reason };
-    let t = st.tensor("top_nodes").map_err(|e| bad(format!("tensor 'top_nodes': {e}")))?;
-    if t.dtype() != safetensors::Dtype::I32 {
-        return Err(bad(format!("tensor 'top_nodes' is {:?}, expected I32", t.dtype())));
-    }
-    let [n, k] = t.shape() else { return Err(bad(format!("tensor 'top_nodes' has shape {:?}, expected 2-D", t.shape()))) };
-    let (n, k) = (*n, *k);
+    let ((n, k), values) = in_artifact(sha, safetensors_io::matrix::<i32>(st, "top_nodes"))?;
     let mut lists = Vec::with_capacity(n * k);
     let mut head = Vec::with_capacity(n * crate::method::TopNodes::head_width(k));
-    for (j, b) in t.data().chunks_exact(4).enumerate() {
-        let x = i32::from_le_bytes(b.try_into().unwrap());
+    for (j, x) in values.into_iter().enumerate() {
         if x < 0 || x as usize >= graph_nodes {
             return Err(bad(format!(
                 "tensor 'top_nodes' names node {x} but the graph has {graph_nodes} nodes; the label artifacts do not belong to this graph"
@@ -76,11 +45,11 @@ fn top_nodes(st: &SafeTensors, sha: &str, graph_nodes: usize) -> Result<(Array2<
 }
 
 fn safetensors_of<'a>(bytes: &'a [u8], aref: &ArtifactRef) -> Result<SafeTensors<'a>, AggregateError> {
-    SafeTensors::deserialize(bytes).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })
+    in_artifact(&aref.sha256, safetensors_io::parse(bytes))
 }
 
 fn read(store: &ArtifactStore, aref: &ArtifactRef) -> Result<Vec<u8>, AggregateError> {
-    store.get(aref).map_err(|e| AggregateError::Artifact { sha256: aref.sha256.clone(), reason: e.to_string() })
+    store.get(aref).map_err(|source| AggregateError::Read { sha256: aref.sha256.clone(), source })
 }
 
 fn matrix(store: &ArtifactStore, aref: &ArtifactRef, name: &str) -> Result<Array2<f32>, AggregateError> {
@@ -89,23 +58,14 @@ fn matrix(store: &ArtifactStore, aref: &ArtifactRef, name: &str) -> Result<Array
 }
 
 fn matrix_of(st: &SafeTensors, name: &str, sha: &str) -> Result<Array2<f32>, AggregateError> {
-    let (shape, v) = tensor_f32(st, name, sha)?;
-    let (r, c) = match shape.as_slice() {
-        [r, c] => (*r, *c),
-        _ => {
-            return Err(AggregateError::Artifact {
-                sha256: sha.into(),
-                reason: format!("tensor '{name}' has shape {shape:?}, expected 2-D"),
-            })
-        }
-    };
-    Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
+    let (shape, v) = in_artifact(sha, safetensors_io::matrix::<f32>(st, name))?;
+    Ok(Array2::from_shape_vec(shape, v).expect("shape checked"))
 }
 
 /// Stacks row blocks whose widths the callers checked against their artifacts.
 fn vstack(parts: Vec<Array2<f32>>, what: &str) -> Result<Array2<f32>, AggregateError> {
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    ndarray::concatenate(Axis(0), &views).map_err(|e| AggregateError::Other(format!("{what}: blocks of different widths: {e}")))
+    ndarray::concatenate(Axis(0), &views).map_err(|source| AggregateError::Stack { what: what.into(), source })
 }
 
 /// Mean of each item's caption rows, re-normalised (a node's or class's embedding).
@@ -192,7 +152,7 @@ pub fn pair_result(
                         let bytes = read(artifacts, a)?;
                         let st = safetensors_of(&bytes, a)?;
                         let p = matrix_of(&st, "probs", &a.sha256)?;
-                        let l = tensor_i64(&st, "labels", &a.sha256)?;
+                        let l = in_artifact(&a.sha256, safetensors_io::values::<i64>(&st, "labels"))?;
                         let classes = e.counts.n.len();
                         let bad = |reason: String| AggregateError::Artifact { sha256: a.sha256.clone(), reason };
                         if p.ncols() != classes || p.nrows() != l.len() {
@@ -206,9 +166,9 @@ pub fn pair_result(
                         }
                         probs.push(p);
                         // Older artifacts have no entropies: reuse then computes them all.
-                        match (&mut entropy, has_tensor(&st, "entropy")) {
+                        match (&mut entropy, safetensors_io::has(&st, "entropy")) {
                             (Some(h), true) => {
-                                let x = tensor_f64(&st, "entropy", &a.sha256)?;
+                                let x = in_artifact(&a.sha256, safetensors_io::values::<f64>(&st, "entropy"))?;
                                 if x.len() != l.len() {
                                     return Err(bad(format!("'entropy' has {} values for {} samples", x.len(), l.len())));
                                 }
@@ -317,8 +277,8 @@ pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, mode
                     shards.push(ShardLabels {
                         start: l.shard.start,
                         embeddings: matrix_of(&st, "image_embeddings", sha)?,
-                        nodes: tensor_i64(&st, "nodes", sha)?,
-                        top: if has_tensor(&st, "top_nodes") { Some(top_nodes(&st, sha, plan.graph_node_ids.len())?) } else { None },
+                        nodes: in_artifact(sha, safetensors_io::values::<i64>(&st, "nodes"))?,
+                        top: if safetensors_io::has(&st, "top_nodes") { Some(top_nodes(&st, sha, plan.graph_node_ids.len())?) } else { None },
                     });
                     if let Some(t) = &o.node_texts {
                         texts = Some(matrix(artifacts, t, "text_embeddings")?);

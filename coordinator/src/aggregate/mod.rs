@@ -20,10 +20,44 @@ use ndarray::ArrayView2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AggregateError {
+    /// A committed artifact could not be read back from the artifact store.
+    #[error("aggregate: artifact {sha256}: {source}")]
+    Read {
+        sha256: String,
+        #[source]
+        source: mll_common::artifact::ArtifactError,
+    },
+    /// An artifact's tensors are not what its job writes (missing, wrong dtype or shape).
+    #[error("aggregate: artifact {sha256}: {source}")]
+    Tensor {
+        sha256: String,
+        #[source]
+        source: mll_common::artifact::safetensors_io::TensorError,
+    },
+    /// An artifact's tensors disagree with its job or with each other.
     #[error("aggregate: artifact {sha256}: {reason}")]
     Artifact { sha256: String, reason: String },
+    /// Row blocks of one matrix (shards, chunks) that do not stack.
+    #[error("aggregate: {what}: blocks of different widths: {source}")]
+    Stack {
+        what: String,
+        #[source]
+        source: ndarray::ShapeError,
+    },
     #[error("aggregate: {0}")]
     Other(String),
+}
+
+impl AggregateError {
+    /// The address of the artifact at fault, when one is.
+    pub fn artifact(&self) -> Option<&str> {
+        match self {
+            AggregateError::Read { sha256, .. } | AggregateError::Tensor { sha256, .. } | AggregateError::Artifact { sha256, .. } => {
+                Some(sha256)
+            }
+            AggregateError::Stack { .. } | AggregateError::Other(_) => None,
+        }
+    }
 }
 
 /// Builds the run's report from everything committed so far. Datasets or

@@ -8,6 +8,7 @@
 //! as plain safetensors and the model is tiny: nothing to trace, nothing that
 //! can drift from the Python side except the maths below.
 
+use mll_common::artifact::safetensors_io::{self, Named, TensorError};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ pub enum MiniLmError {
     #[error("text embedder: tokenizing the texts failed: {0}")]
     Tokenize(String),
     #[error("text embedder: writing the embeddings as safetensors failed: {0}")]
-    Serialize(String),
+    Serialize(#[from] TensorError),
     #[error("text embedder: libtorch failed while embedding: {0} (on CUDA this may be out of memory: use a smaller batch)")]
     Torch(#[from] TchError),
 }
@@ -401,9 +402,5 @@ pub fn embeddings_safetensors(embeddings: &Tensor) -> Result<Vec<u8>, MiniLmErro
     let numel: usize = shape.iter().product();
     let mut values = vec![0f32; numel];
     t.f_copy_data(&mut values, numel)?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)
-        .map_err(|e| MiniLmError::Serialize(format!("building the safetensors view failed: {e}")))?;
-    safetensors::serialize([("embeddings", view)], None)
-        .map_err(|e| MiniLmError::Serialize(format!("serialising the embeddings failed: {e}")))
+    Ok(safetensors_io::encode(&[Named::new("embeddings", shape, &values)])?)
 }

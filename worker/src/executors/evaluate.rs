@@ -11,6 +11,7 @@ use super::model::{ClipModel, ModelProvider};
 use crate::data::pipeline::{run_batches, PipelineError, PreparedBatch};
 use crate::data::{self, DataError};
 use crate::executor::{ExecContext, ExecError, Executor};
+use mll_common::artifact::safetensors_io::{self, Named};
 use mll_common::job::EvaluateJob;
 use mll_common::output::{ClassCounts, EvaluateOutput};
 use mll_common::telemetry::metrics;
@@ -98,33 +99,16 @@ impl EvalAccumulator {
         let probs = self.probs.as_ref()?;
         let n = self.labels.len();
         // Stored so reuse reads n weights instead of taking n × C logarithms per model.
-        let entropy: Vec<u8> =
-            probs.chunks(self.classes.max(1)).flat_map(|row| mll_common::prob::entropy(row.iter().copied()).to_le_bytes()).collect();
-        Some(safetensors_bytes(&[
-            ("probs", safetensors::Dtype::F32, vec![n, self.classes], f32_bytes(probs)),
-            ("labels", safetensors::Dtype::I64, vec![n], i64_bytes(&self.labels)),
-            ("entropy", safetensors::Dtype::F64, vec![n], entropy),
-        ]))
+        let entropy: Vec<f64> = probs.chunks(self.classes.max(1)).map(|row| mll_common::prob::entropy(row.iter().copied())).collect();
+        Some(
+            safetensors_io::encode(&[
+                Named::new("probs", vec![n, self.classes], probs),
+                Named::new("labels", vec![n], &self.labels),
+                Named::new("entropy", vec![n], &entropy),
+            ])
+            .map_err(ExecError::permanent),
+        )
     }
-}
-
-pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub(crate) fn i64_bytes(v: &[i64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// Serialises named little-endian tensors as safetensors.
-pub(crate) fn safetensors_bytes(tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>, ExecError> {
-    let views = tensors
-        .iter()
-        .map(|(name, dtype, shape, data)| safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).map(|v| (name.to_string(), v)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ExecError::Permanent(format!("building the safetensors artifact failed: {e}")))?;
-    safetensors::tensor::serialize(views, None)
-        .map_err(|e| ExecError::Permanent(format!("serialising the safetensors artifact failed: {e}")))
 }
 
 /// libtorch output [n, D] on any device → f32 rows on the CPU.

@@ -7,10 +7,11 @@
 //! (shard 0) the node texts' embeddings (`text_embeddings` f32 [V, D]) are
 //! stored as a second artifact; every shard encodes them when it needs the lists.
 
-use super::evaluate::{data_error, encode_batches, f32_bytes, i64_bytes, safetensors_bytes, tensor_f32};
+use super::evaluate::{data_error, encode_batches, tensor_f32};
 use super::model::ModelProvider;
 use crate::data::graph::GraphFile;
 use crate::executor::{ExecContext, ExecError, Executor};
+use mll_common::artifact::safetensors_io::{self, Named};
 use mll_common::artifact::ArtifactRef;
 use mll_common::job::LabelJob;
 use mll_common::output::LabelOutput;
@@ -152,20 +153,17 @@ impl Executor for LabelExecutor {
         if n as u64 != lj.shard.end - lj.shard.start {
             return Err(ExecError::Permanent(format!("labelled {n} images but the shard has {}", lj.shard.end - lj.shard.start)));
         }
-        let mut tensors = vec![
-            ("image_embeddings", safetensors::Dtype::F32, vec![n, r.dim], f32_bytes(&r.image_embeddings)),
-            ("nodes", safetensors::Dtype::I64, vec![n], i64_bytes(&r.nodes)),
-        ];
+        let mut tensors = vec![Named::new("image_embeddings", vec![n, r.dim], &r.image_embeddings), Named::new("nodes", vec![n], &r.nodes)];
         if r.top_k > 0 {
-            let bytes = r.top_nodes.iter().flat_map(|x| x.to_le_bytes()).collect();
-            tensors.push(("top_nodes", safetensors::Dtype::I32, vec![n, r.top_k], bytes));
+            tensors.push(Named::new("top_nodes", vec![n, r.top_k], &r.top_nodes));
         }
-        let images = put(ctx, safetensors_bytes(&tensors)?)?;
+        let images = put(ctx, safetensors_io::encode(&tensors).map_err(ExecError::permanent)?)?;
         let node_texts = match &r.text_embeddings {
             None => None,
             Some(t) => {
                 let v = t.len().checked_div(r.dim).unwrap_or(0);
-                Some(put(ctx, safetensors_bytes(&[("text_embeddings", safetensors::Dtype::F32, vec![v, r.dim], f32_bytes(t))])?)?)
+                let bytes = safetensors_io::encode(&[Named::new("text_embeddings", vec![v, r.dim], t)]).map_err(ExecError::permanent)?;
+                Some(put(ctx, bytes)?)
             }
         };
         Ok(JobOutput::Label(LabelOutput { images, node_texts, count: n as u64 }))
