@@ -7,8 +7,10 @@
 //!
 //! `task`: `coordinator select` for one new task (default 100 classes) against
 //! hubs of 49 models and of `models` (default 1,000) models, V = 9,000 nodes,
-//! labels in memory (what `select` computes once each model's labels are
-//! loaded; loading them is timed separately for one model's artifact).
+//! labels in memory; then what `select` reads: the label artifacts written as
+//! label jobs write them (under $BENCH_DIR, default /tmp; 4 GB), one model's
+//! read whole, each indexed once (the hub index), and the 49-model selection
+//! read through the indexes, checked equal to the one on whole labels.
 //!
 //! Scale (defaults): V = 9,000 graph nodes (SPEC §2) with 384-d caption
 //! embeddings; 300,000 graph images per model (≤ 75 per node); the 17 datasets'
@@ -392,35 +394,100 @@ fn new_task() {
             picked.len()
         );
     }
-    // One model's label artifact as a label job writes it (image embeddings,
-    // true nodes, best-node lists), encoded then decoded with safetensors.
-    let l = &distinct[1];
-    let (n, d) = l.image_embeddings.dim();
-    let emb: Vec<u8> = l.image_embeddings.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let nodes: Vec<u8> = l.image_nodes.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect();
-    let lists: Vec<u8> = l.top_nodes.as_ref().expect("lists").lists().iter().flat_map(|x| x.to_le_bytes()).collect();
+    // What `select` reads at that scale: the 4 distinct label sets written as
+    // label jobs write them (10 shards each: embeddings, true nodes, lists; the
+    // node texts), each decoded whole once (what select did before the index),
+    // indexed once, then the 49-model selection read through the indexes.
+    use mll_common::artifact::ArtifactStore;
+    use mll_coordinator::aggregate::LabelSources;
+    use mll_coordinator::hub::index::{self, HubIndex};
     use safetensors::tensor::{Dtype, TensorView};
-    let tensors = [
-        ("image_embeddings", TensorView::new(Dtype::F32, vec![n, d], &emb).unwrap()),
-        ("nodes", TensorView::new(Dtype::I64, vec![n], &nodes).unwrap()),
-        ("top_nodes", TensorView::new(Dtype::U32, vec![n, k_list], &lists).unwrap()),
-    ];
-    let bytes = safetensors::serialize(tensors, None).unwrap();
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).expect("a temporary folder");
+    let store = ArtifactStore::new(dir.path());
+    let shards = 10;
+    let mut sources = Vec::new();
+    for l in &distinct {
+        let (n, d) = l.image_embeddings.dim();
+        // Label shards cover image ranges in graph order; here, the sorted images dealt in turn.
+        let mut refs = Vec::new();
+        for s in 0..shards {
+            let rows: Vec<usize> = (s..n).step_by(shards).collect();
+            let emb: Vec<u8> = rows.iter().flat_map(|&i| l.image_embeddings.row(i).to_vec()).flat_map(|x| x.to_le_bytes()).collect();
+            let nodes: Vec<u8> = rows.iter().flat_map(|&i| (l.image_nodes[i] as i64).to_le_bytes()).collect();
+            let lists = l.top_nodes.as_ref().expect("lists").lists();
+            let top: Vec<u8> = rows.iter().flat_map(|&i| lists.row(i).to_vec()).flat_map(|x| (x as i32).to_le_bytes()).collect();
+            let tensors = [
+                ("image_embeddings", TensorView::new(Dtype::F32, vec![rows.len(), d], &emb).unwrap()),
+                ("nodes", TensorView::new(Dtype::I64, vec![rows.len()], &nodes).unwrap()),
+                ("top_nodes", TensorView::new(Dtype::I32, vec![rows.len(), k_list], &top).unwrap()),
+            ];
+            refs.push(store.put(&safetensors::serialize(tensors, None).unwrap()).unwrap());
+        }
+        let texts: Vec<u8> = l.node_text_embeddings.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t = TensorView::new(Dtype::F32, vec![v, d], &texts).unwrap();
+        let node_texts = store.put(&safetensors::serialize([("text_embeddings", t)], None).unwrap()).unwrap();
+        sources.push(LabelSources { shards: refs, node_texts });
+    }
+    let bytes: u64 =
+        sources.iter().flat_map(|s| s.shards.iter().chain([&s.node_texts])).map(|a| a.size).sum::<u64>() / sources.len() as u64;
+    // The old way: one model's artifacts read, verified and decoded whole.
     let (c0, w0) = (cpu_seconds(), Instant::now());
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut sum = 0.0f64;
-    for (name, t) in st.tensors() {
-        let data = t.data();
-        sum += data.len() as f64 + name.len() as f64;
-        if t.dtype() == Dtype::F32 {
-            let m: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    for a in sources[1].shards.iter().chain([&sources[1].node_texts]) {
+        let b = store.get(a).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&b).unwrap();
+        for (_, t) in st.tensors() {
+            let m: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             sum += m[0] as f64;
         }
     }
     println!(
-        "  decoding one model's label artifact ({:.0} MB: {n} x {d} embeddings + lists): cpu {:.3} s, wall {:.3} s ({sum:.0})",
-        bytes.len() as f64 / 1e6,
+        "  reading one model's label artifacts whole ({:.0} MB, checksums verified): cpu {:.3} s, wall {:.3} s ({})",
+        bytes as f64 / 1e6,
         cpu_seconds() - c0,
-        w0.elapsed().as_secs_f64()
+        w0.elapsed().as_secs_f64(),
+        sum.is_finite()
     );
+    let run = mll_common::RunId::new("bench-hub").unwrap();
+    let mut paths = Vec::new();
+    let (c0, w0) = (cpu_seconds(), Instant::now());
+    for src in &sources {
+        let digest = index::digest(src, v);
+        let name = index::name(&run, &digest);
+        store.put_named(&name, &index::build(&store, src, v).unwrap()).unwrap();
+        paths.push((dir.path().join(name), digest));
+    }
+    let size = std::fs::metadata(&paths[0].0).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "  indexing (once per model): cpu {:.3} s, wall {:.3} s per model; index {:.0} MB",
+        (cpu_seconds() - c0) / sources.len() as f64,
+        w0.elapsed().as_secs_f64() / sources.len() as f64,
+        size as f64 / 1e6
+    );
+    let mut reference = HubSelection::new(&[Some(task.view())], node_emb.view(), &options).expect("matching");
+    for m in 0..49 {
+        reference.add_model(&distinct[m % distinct.len()]).expect("counts");
+    }
+    let reference = reference.finish();
+    drop(distinct);
+    for round in ["first", "second"] {
+        let (c0, w0) = (cpu_seconds(), Instant::now());
+        let e_t = [Some(task.view())];
+        let mut sel = HubSelection::new(&e_t, node_emb.view(), &options).expect("matching");
+        let mut images = 0;
+        for m in 0..49 {
+            let (path, digest) = &paths[m % paths.len()];
+            let labels = HubIndex::open(path, digest, v).unwrap().labels_for(&sel.selected_node_sets(), &store).unwrap();
+            images += labels.image_nodes.len();
+            sel.add_model(&labels).expect("counts");
+        }
+        let s = sel.finish();
+        println!(
+            "  select through the indexes, hub of 49 ({round} read): cpu {:.3} s, wall {:.3} s; {:.0} images read per model; {}",
+            cpu_seconds() - c0,
+            w0.elapsed().as_secs_f64(),
+            images as f64 / 49.0,
+            if s == reference { "same selection as whole labels" } else { "DIFFERENT selection from whole labels" }
+        );
+    }
 }

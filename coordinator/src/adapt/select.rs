@@ -103,7 +103,8 @@ pub fn select_on_hub(hub: &Hub, class_embeddings: &Array2<f32>, k: usize) -> any
     let mut selection = HubSelection::new(&e_t, hub.node_embeddings.view(), &options)
         .map_err(|(_, e)| anyhow::anyhow!("selection on hub {}: {e}", hub.run()))?;
     for m in 0..hub.spec().hub.len() {
-        let labels = hub.labels(m)?;
+        // Only the images of the matched nodes, from the model's hub index.
+        let labels = hub.selection_labels(m, &selection.selected_node_sets())?;
         selection.add_model(&labels).map_err(|(_, e)| anyhow::anyhow!("hub {}: {e}", hub.run()))?;
     }
     selection

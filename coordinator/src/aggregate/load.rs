@@ -8,12 +8,12 @@ use crate::control::RunControl;
 use crate::method::{ModelLabels, Predictions};
 use crate::outcome::DiagnosticSummary;
 use crate::plan::Plan;
+use mll_common::artifact::safetensors_io::{self, TensorError};
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
 use mll_common::output::{decode_result, ClassCounts, Execution, JobOutput};
 use mll_common::{Job, JobId};
 use ndarray::{Array2, Axis};
-use mll_common::artifact::safetensors_io::{self, TensorError};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
 
@@ -255,6 +255,34 @@ pub(super) fn labels_committed(plan: &Plan, outs: &Outputs, model: &str) -> bool
 }
 
 /// A model's labels on the graph; None if a shard is missing.
+/// Where one model's graph labels are: its label shards' image artifacts in
+/// image order (shard start) and its node text embeddings. None until every
+/// label job of the model is committed. The hub index is built from these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSources {
+    pub shards: Vec<ArtifactRef>,
+    pub node_texts: ArtifactRef,
+}
+
+pub fn label_sources(plan: &Plan, outs: &Outputs, model: &str) -> Option<LabelSources> {
+    let mut shards = Vec::new();
+    let mut node_texts = None;
+    for j in &plan.jobs {
+        if let JobPayload::Label(l) = &j.payload {
+            if l.model.key != model {
+                continue;
+            }
+            let Some(JobOutput::Label(o)) = outs.get(j) else { return None };
+            shards.push((l.shard.start, o.images.clone()));
+            if let Some(t) = &o.node_texts {
+                node_texts = Some(t.clone());
+            }
+        }
+    }
+    shards.sort_by_key(|(start, _)| *start);
+    Some(LabelSources { shards: shards.into_iter().map(|(_, a)| a).collect(), node_texts: node_texts? })
+}
+
 pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str) -> Result<Option<ModelLabels>, AggregateError> {
     struct ShardLabels {
         start: u64,
@@ -278,7 +306,11 @@ pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, mode
                         start: l.shard.start,
                         embeddings: matrix_of(&st, "image_embeddings", sha)?,
                         nodes: in_artifact(sha, safetensors_io::values::<i64>(&st, "nodes"))?,
-                        top: if safetensors_io::has(&st, "top_nodes") { Some(top_nodes(&st, sha, plan.graph_node_ids.len())?) } else { None },
+                        top: if safetensors_io::has(&st, "top_nodes") {
+                            Some(top_nodes(&st, sha, plan.graph_node_ids.len())?)
+                        } else {
+                            None
+                        },
                     });
                     if let Some(t) = &o.node_texts {
                         texts = Some(matrix(artifacts, t, "text_embeddings")?);

@@ -8,7 +8,9 @@ mod load;
 pub mod truth;
 
 pub use crate::outcome::DiagnosticSummary;
-pub use load::{diagnostic_summary, model_labels, pair_result, pool_rows, source_embeddings, Outputs, PairResult};
+pub use load::{
+    diagnostic_summary, label_sources, model_labels, pair_result, pool_rows, source_embeddings, LabelSources, Outputs, PairResult,
+};
 
 use crate::control::RunControl;
 use crate::method::assess::{assess_dataset, experiment_notes, mll_notes, summarise, DatasetInput};

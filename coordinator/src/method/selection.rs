@@ -213,6 +213,12 @@ impl<'o> HubSelection<'o> {
         Ok(HubSelection { counts: vec![Vec::new(); matchings.len()], matchings, graph_nodes: node_embeddings.nrows(), models: 0, options })
     }
 
+    /// V_sel of every matching, ascending: with `selected_images_only`, the
+    /// nodes whose images step c reads (a hub index reads only those).
+    pub fn selected_node_sets(&self) -> Vec<&[usize]> {
+        self.matchings.iter().flatten().map(|m| m.selected_nodes.as_slice()).collect()
+    }
+
     /// Counts the next hub model's labels (hub order) against every matching.
     pub fn add_model(&mut self, labels: &ModelLabels) -> Result<(), (Option<usize>, MethodError)> {
         let m = self.models;

@@ -6,6 +6,7 @@
 //! no half file under a real address, and writing the same bytes twice is a no-op.
 
 pub mod safetensors_io;
+pub mod tensors;
 
 use crate::ids::sha256_hex;
 use serde::{Deserialize, Serialize};

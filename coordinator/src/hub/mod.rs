@@ -9,6 +9,8 @@
 //! `<out>/state.journal`). Nothing is cached: a grown spec resubmitted under
 //! the same run serves its new model as soon as that model's labels are in.
 
+pub mod index;
+
 use crate::aggregate::{self, Outputs};
 use crate::control::{RunControl, Submission};
 use crate::method::ModelLabels;
@@ -185,6 +187,8 @@ pub struct Hub {
     pub node_embeddings: Array2<f32>,
     outputs: Outputs,
     ctl: RunControl,
+    /// Per model (hub order): its index's path and digest.
+    indexes: Vec<(std::path::PathBuf, String)>,
 }
 
 impl Hub {
@@ -204,7 +208,8 @@ impl Hub {
         let outputs = Outputs::load(ctl, &plan).await?;
         let node_embeddings = aggregate::source_embeddings(&plan, &outputs, &ctl.artifacts, "graph")?
             .ok_or_else(|| anyhow::anyhow!("hub '{run}': the graph's caption embeddings disappeared while reading them"))?;
-        Ok(Hub { plan, node_embeddings, outputs, ctl: ctl.clone() })
+        let indexes = ensure_indexes(ctl, &plan, &outputs)?;
+        Ok(Hub { plan, node_embeddings, outputs, ctl: ctl.clone(), indexes })
     }
 
     pub fn run(&self) -> &RunId {
@@ -215,11 +220,20 @@ impl Hub {
         &self.plan.spec
     }
 
-    /// Graph labels of hub model `m` (hub order).
-    pub fn labels(&self, m: usize) -> anyhow::Result<ModelLabels> {
-        let key = &self.plan.spec.hub[m].key;
-        aggregate::model_labels(&self.plan, &self.outputs, &self.ctl.artifacts, key)?
-            .ok_or_else(|| anyhow::anyhow!("hub '{}': graph labels of {key} disappeared while reading them", self.plan.run))
+    /// What selection reads of hub model `m` for matchings whose V_sel are
+    /// `node_sets`, from the model's hub index (every node's images when the
+    /// options count all images, not only the selected nodes').
+    pub fn selection_labels(&self, m: usize, node_sets: &[&[usize]]) -> anyhow::Result<ModelLabels> {
+        let (path, digest) = &self.indexes[m];
+        let index = index::HubIndex::open(path, digest, self.plan.graph_node_ids.len())?;
+        let all: Vec<usize>;
+        let sets = if self.plan.spec.method.selected_images_only {
+            node_sets
+        } else {
+            all = (0..self.plan.graph_node_ids.len()).collect();
+            &[all.as_slice()][..]
+        };
+        Ok(index.labels_for(sets, &self.ctl.artifacts)?)
     }
 
     /// Each model's GFLOPs per image as the spec gives them (hub order).
@@ -235,6 +249,35 @@ impl Hub {
     pub fn evaluate_seconds_per_image(&self) -> Vec<Option<f64>> {
         evaluate_rates(&self.plan, &self.outputs)
     }
+}
+
+/// Each hub model's index (path, digest), built from its label artifacts
+/// where missing or unreadable: once per labelling, with a line per model on
+/// stderr because at the paper's scale each takes seconds.
+fn ensure_indexes(ctl: &RunControl, plan: &Plan, outs: &Outputs) -> anyhow::Result<Vec<(std::path::PathBuf, String)>> {
+    let graph_nodes = plan.graph_node_ids.len();
+    let mut out = Vec::with_capacity(plan.spec.hub.len());
+    for (m, model) in plan.spec.hub.iter().enumerate() {
+        let sources = aggregate::label_sources(plan, outs, &model.key)
+            .ok_or_else(|| anyhow::anyhow!("hub '{}': graph labels of {} are not all committed", plan.run, model.key))?;
+        let digest = index::digest(&sources, graph_nodes);
+        let name = index::name(&plan.run, &digest);
+        let path = ctl.artifacts.root().join(&name);
+        if index::HubIndex::open(&path, &digest, graph_nodes).is_err() {
+            let started = std::time::Instant::now();
+            let bytes = index::build(&ctl.artifacts, &sources, graph_nodes)?;
+            ctl.artifacts.put_named(&name, &bytes)?;
+            eprintln!(
+                "indexed the labels of hub model {}/{} ({}) for selection in {:.1} s (once; later commands read the index)",
+                m + 1,
+                plan.spec.hub.len(),
+                model.key,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        out.push((path, digest));
+    }
+    Ok(out)
 }
 
 /// Recorded evaluate seconds per image of each hub model of `plan`.

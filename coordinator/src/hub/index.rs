@@ -1,0 +1,470 @@
+//! The hub index: one file per hub model that lets `select` read only the
+//! part of the model's graph labels a task needs.
+//!
+//! A model's label artifacts hold, per graph image, its embedding, true node
+//! and best-node list (about 1 GB per model at the paper's scale). Selection
+//! of a task reads only the images whose true node is among the task's
+//! matched nodes (a few hundred of 9,000) and of those only the list heads;
+//! embeddings only for an image whose list holds no matched node. The index
+//! holds the lists sorted by true node with the node offsets, and where each
+//! image's embedding lies, so `select` reads a few MB per model with
+//! positioned reads instead of decoding every artifact whole.
+//!
+//! Written once per model when a hub is first opened (the label artifacts are
+//! read whole and checksum-verified then), named by a digest of the artifacts
+//! it indexes: a model relabelled or added later gets its own index, and an
+//! index never describes other labels than its name says.
+//!
+//! File: safetensors, `__metadata__` {format, digest, graph_nodes, width,
+//! shards, node_texts}; tensors `offsets` (U64, V+1: the slots of node v are
+//! offsets[v]..offsets[v+1]), `shard` and `row` (U32, N: where slot i's image
+//! is among the label artifacts), `lists` (U32, N × K, present when K > 0).
+
+use crate::aggregate::LabelSources;
+use crate::method::{ModelLabels, TopNodes};
+use mll_common::artifact::tensors::{TensorFile, TensorFileError};
+use mll_common::artifact::{ArtifactError, ArtifactRef, ArtifactStore};
+use mll_common::ids::sha256_hex;
+use mll_common::RunId;
+use ndarray::Array2;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+pub const FORMAT: &str = "mll-hub-index/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    File(#[from] TensorFileError),
+    #[error("label artifact {sha256}: {reason}; re-run the model's label jobs")]
+    Labels { sha256: String, reason: String },
+    #[error("hub index {path}: {reason}; delete the file and run the command again (it is rebuilt from the label artifacts)")]
+    Index { path: String, reason: String },
+}
+
+/// The digest that names a model's index: the format, the graph size and
+/// every artifact it is built from, in order.
+pub fn digest(sources: &LabelSources, graph_nodes: usize) -> String {
+    let mut text = format!("{FORMAT}\n{graph_nodes}\n{}\n", sources.node_texts.sha256);
+    for s in &sources.shards {
+        text.push_str(&s.sha256);
+        text.push('\n');
+    }
+    sha256_hex(text.as_bytes())
+}
+
+/// The index's name in the artifact store (beside the run's saved spec).
+pub fn name(run: &RunId, digest: &str) -> String {
+    format!("runs/{run}/hub-index/{}.safetensors", &digest[..32])
+}
+
+fn labels_err(aref: &ArtifactRef, reason: impl Into<String>) -> IndexError {
+    IndexError::Labels { sha256: aref.sha256.clone(), reason: reason.into() }
+}
+
+/// Builds a model's index from its label artifacts (each read whole and
+/// verified) and returns the file's bytes.
+pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usize) -> Result<Vec<u8>, IndexError> {
+    let texts = artifacts.get(&sources.node_texts)?;
+    let st = SafeTensors::deserialize(&texts).map_err(|e| labels_err(&sources.node_texts, e.to_string()))?;
+    let t = st.tensor("text_embeddings").map_err(|e| labels_err(&sources.node_texts, format!("tensor 'text_embeddings': {e}")))?;
+    let (v, width) = match (t.dtype(), t.shape()) {
+        (Dtype::F32, &[v, d]) => (v, d),
+        (dt, shape) => return Err(labels_err(&sources.node_texts, format!("'text_embeddings' is {dt:?} {shape:?}, expected F32 V × D"))),
+    };
+    if v != graph_nodes {
+        return Err(labels_err(&sources.node_texts, format!("text embeddings of {v} nodes for a graph of {graph_nodes}")));
+    }
+    drop(texts);
+
+    // Per shard: true nodes and lists (embeddings stay where they are).
+    let mut nodes: Vec<(u32, u32, u32)> = Vec::new(); // (node, shard, row)
+    let mut shard_lists: Vec<Option<(usize, Vec<u32>)>> = Vec::new();
+    for (s, aref) in sources.shards.iter().enumerate() {
+        let bytes = artifacts.get(aref)?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| labels_err(aref, e.to_string()))?;
+        let tensor = |name: &str| st.tensor(name).map_err(|e| labels_err(aref, format!("tensor '{name}': {e}")));
+        let emb = tensor("image_embeddings")?;
+        let true_nodes = tensor("nodes")?;
+        let n = match (emb.dtype(), emb.shape(), true_nodes.dtype(), true_nodes.shape()) {
+            (Dtype::F32, &[n, d], Dtype::I64, &[n2]) if d == width && n == n2 => n,
+            _ => {
+                return Err(labels_err(
+                    aref,
+                    format!(
+                        "image embeddings {:?} {:?} and true nodes {:?} {:?} do not fit each other or text width {width}",
+                        emb.dtype(),
+                        emb.shape(),
+                        true_nodes.dtype(),
+                        true_nodes.shape()
+                    ),
+                ))
+            }
+        };
+        for (row, b) in true_nodes.data().chunks_exact(8).enumerate() {
+            let g = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+            if g < 0 || g as usize >= graph_nodes {
+                return Err(labels_err(aref, format!("an image's true node is {g} but the graph has {graph_nodes} nodes")));
+            }
+            nodes.push((g as u32, s as u32, row as u32));
+        }
+        shard_lists.push(match st.tensor("top_nodes") {
+            Ok(t) => match (t.dtype(), t.shape()) {
+                (Dtype::I32, &[n2, k]) if n2 == n => {
+                    let mut lists = Vec::with_capacity(n * k);
+                    for b in t.data().chunks_exact(4) {
+                        let x = i32::from_le_bytes(b.try_into().expect("4 bytes"));
+                        if x < 0 || x as usize >= graph_nodes {
+                            return Err(labels_err(aref, format!("a best-node list names node {x} but the graph has {graph_nodes} nodes")));
+                        }
+                        lists.push(x as u32);
+                    }
+                    Some((k, lists))
+                }
+                (dt, shape) => return Err(labels_err(aref, format!("'top_nodes' is {dt:?} {shape:?}, expected I32 {n} × K"))),
+            },
+            Err(_) => None,
+        });
+    }
+    // Lists are used only when every shard has them with the same K > 0 (as aggregation does).
+    let k = shard_lists.first().and_then(|l| l.as_ref().map(|(k, _)| *k)).unwrap_or(0);
+    let k = if k > 0 && shard_lists.iter().all(|l| l.as_ref().map(|(k, _)| *k) == Some(k)) { k } else { 0 };
+
+    // Slots in true-node order, stable (shard order within a node).
+    nodes.sort_by_key(|&(g, _, _)| g);
+    let mut offsets = vec![0u64; graph_nodes + 1];
+    for &(g, _, _) in &nodes {
+        offsets[g as usize + 1] += 1;
+    }
+    for i in 0..graph_nodes {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut lists = Vec::with_capacity(nodes.len() * k);
+    if k > 0 {
+        for &(_, s, r) in &nodes {
+            let (_, l) = shard_lists[s as usize].as_ref().expect("every shard has lists");
+            lists.extend_from_slice(&l[r as usize * k..(r as usize + 1) * k]);
+        }
+    }
+    let le32 = |x: &[u32]| x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let offsets_b: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shard_b = le32(&nodes.iter().map(|n| n.1).collect::<Vec<_>>());
+    let row_b = le32(&nodes.iter().map(|n| n.2).collect::<Vec<_>>());
+    let lists_b = le32(&lists);
+    let n = nodes.len();
+    let view = |dt, shape, data| TensorView::new(dt, shape, data).expect("shapes match the data");
+    let mut tensors = vec![
+        ("offsets", view(Dtype::U64, vec![graph_nodes + 1], &offsets_b)),
+        ("shard", view(Dtype::U32, vec![n], &shard_b)),
+        ("row", view(Dtype::U32, vec![n], &row_b)),
+    ];
+    if k > 0 {
+        tensors.push(("lists", view(Dtype::U32, vec![n, k], &lists_b)));
+    }
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("digest".to_string(), digest(sources, graph_nodes)),
+        ("graph_nodes".to_string(), graph_nodes.to_string()),
+        ("width".to_string(), width.to_string()),
+        ("shards".to_string(), serde_json::to_string(&sources.shards).expect("refs serialise")),
+        ("node_texts".to_string(), serde_json::to_string(&sources.node_texts).expect("refs serialise")),
+    ]);
+    Ok(safetensors::serialize(tensors, Some(meta)).expect("tensors are consistent"))
+}
+
+/// An opened index: its header and node offsets (the rest is read per task).
+#[derive(Debug)]
+pub struct HubIndex {
+    file: TensorFile,
+    offsets: Vec<u64>,
+    graph_nodes: usize,
+    width: usize,
+    k: usize,
+    shards: Vec<ArtifactRef>,
+    node_texts: ArtifactRef,
+}
+
+impl HubIndex {
+    /// Opens the index at `path`; it must be of this format, for `digest` and
+    /// a graph of `graph_nodes` nodes, with consistent offsets and shapes.
+    pub fn open(path: &Path, digest: &str, graph_nodes: usize) -> Result<HubIndex, IndexError> {
+        let file = TensorFile::open(path)?;
+        let bad = |reason: String| IndexError::Index { path: path.display().to_string(), reason };
+        let meta = |key: &str| file.meta(key).ok_or_else(|| bad(format!("no '{key}' in its metadata")));
+        if meta("format")? != FORMAT {
+            return Err(bad(format!("format {}, expected {FORMAT}", meta("format")?)));
+        }
+        if meta("digest")? != digest {
+            return Err(bad("it indexes other label artifacts than the hub's".into()));
+        }
+        let number = |key: &str| meta(key)?.parse::<usize>().map_err(|e| bad(format!("'{key}': {e}")));
+        if number("graph_nodes")? != graph_nodes {
+            return Err(bad(format!("made for a graph of {} nodes, the hub's has {graph_nodes}", number("graph_nodes")?)));
+        }
+        let width = number("width")?;
+        let shards: Vec<ArtifactRef> = serde_json::from_str(meta("shards")?).map_err(|e| bad(format!("'shards': {e}")))?;
+        let node_texts: ArtifactRef = serde_json::from_str(meta("node_texts")?).map_err(|e| bad(format!("'node_texts': {e}")))?;
+        let offsets = file.u64_rows("offsets", 0..graph_nodes + 1)?;
+        let n = *file.shape("shard", Dtype::U32)?.first().unwrap_or(&0);
+        if offsets.first() != Some(&0) || offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last() != Some(&(n as u64)) {
+            return Err(bad(format!("its node offsets do not cover its {n} images in order")));
+        }
+        if file.shape("row", Dtype::U32)? != [n] {
+            return Err(bad("'row' and 'shard' differ in length".into()));
+        }
+        let k = match file.shape("lists", Dtype::U32) {
+            Ok(&[n2, k]) if n2 == n => k,
+            Ok(shape) => return Err(bad(format!("'lists' has shape {shape:?} for {n} images"))),
+            Err(_) => 0,
+        };
+        Ok(HubIndex { file, offsets, graph_nodes, width, k, shards, node_texts })
+    }
+
+    /// Images the index covers.
+    pub fn images(&self) -> usize {
+        *self.offsets.last().expect("V + 1 offsets") as usize
+    }
+
+    /// The labels selection reads for matchings whose V_sel are `node_sets`
+    /// (each ascending), for `model_node_counts` with selected images only:
+    /// the images whose true node is in some V_sel, sorted by node, with their
+    /// lists. Embeddings are read (from the label artifacts, by position) only
+    /// for images whose list holds no node of some V_sel, the rows selection
+    /// computes; every other embedding row, and the node texts when no row
+    /// needs them, are left zero because selection never reads them.
+    pub fn labels_for(&self, node_sets: &[&[usize]], artifacts: &ArtifactStore) -> Result<ModelLabels, IndexError> {
+        let v = self.graph_nodes;
+        let mut union: Vec<usize> = node_sets.iter().flat_map(|s| s.iter().copied()).collect();
+        union.sort_unstable();
+        union.dedup();
+        if let Some(&bad) = union.iter().find(|&&g| g >= v) {
+            return Err(IndexError::Index {
+                path: self.file.path().display().to_string(),
+                reason: format!("node {bad} asked of a graph of {v} nodes"),
+            });
+        }
+        // Slot ranges of the union's nodes, adjacent nodes merged into one read.
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        let mut image_nodes = Vec::new();
+        for &g in &union {
+            let r = self.offsets[g] as usize..self.offsets[g + 1] as usize;
+            image_nodes.extend(std::iter::repeat_n(g, r.len()));
+            match ranges.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ if r.is_empty() => {}
+                _ => ranges.push(r),
+            }
+        }
+        let n = image_nodes.len();
+        let top_nodes = if self.k > 0 {
+            let mut lists = Vec::with_capacity(n * self.k);
+            for r in &ranges {
+                lists.extend(self.file.u32_rows("lists", r.clone())?);
+            }
+            let lists = Array2::from_shape_vec((n, self.k), lists).expect("rows × K");
+            Some(
+                TopNodes::new(lists, v)
+                    .map_err(|e| IndexError::Index { path: self.file.path().display().to_string(), reason: e.to_string() })?,
+            )
+        } else {
+            None
+        };
+        // The rows selection will compute: no listed node in some V_sel.
+        let positions: Vec<Vec<usize>> = node_sets
+            .iter()
+            .map(|set| {
+                let mut p = vec![usize::MAX; v];
+                for (j, &g) in set.iter().enumerate() {
+                    p[g] = j;
+                }
+                p
+            })
+            .collect();
+        let fallback: Vec<usize> = (0..n)
+            .filter(|&i| match &top_nodes {
+                Some(top) => positions.iter().any(|p| top.first_selected(i, p).is_none()),
+                None => true,
+            })
+            .collect();
+        let mut image_embeddings = Array2::<f32>::zeros((n, self.width));
+        let mut node_text_embeddings = Array2::<f32>::zeros((v, self.width));
+        if !fallback.is_empty() {
+            self.read_embeddings(&ranges, &fallback, &mut image_embeddings, artifacts)?;
+            node_text_embeddings = self.node_texts(artifacts)?;
+        }
+        Ok(ModelLabels { image_embeddings, image_nodes, node_text_embeddings, top_nodes })
+    }
+
+    /// Fills the embedding rows `wanted` (positions in the concatenation of
+    /// `ranges`) from the label artifacts.
+    fn read_embeddings(
+        &self,
+        ranges: &[Range<usize>],
+        wanted: &[usize],
+        out: &mut Array2<f32>,
+        artifacts: &ArtifactStore,
+    ) -> Result<(), IndexError> {
+        let mut slot_of = Vec::with_capacity(out.nrows());
+        for r in ranges {
+            slot_of.extend(r.clone());
+        }
+        let mut by_shard: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.shards.len()];
+        for &i in wanted {
+            let slot = slot_of[i];
+            let s = self.file.u32_rows("shard", slot..slot + 1)?[0] as usize;
+            let row = self.file.u32_rows("row", slot..slot + 1)?[0] as usize;
+            let bad = || IndexError::Index { path: self.file.path().display().to_string(), reason: format!("slot {slot} names shard {s}") };
+            by_shard.get_mut(s).ok_or_else(bad)?.push((i, row));
+        }
+        for (s, rows) in by_shard.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let aref = &self.shards[s];
+            let file = TensorFile::open(&artifacts.path_of(&aref.sha256))?;
+            let shape = file.shape("image_embeddings", Dtype::F32)?;
+            if shape.get(1) != Some(&self.width) {
+                return Err(labels_err(aref, format!("image embeddings of shape {shape:?}, the index says width {}", self.width)));
+            }
+            for &(i, row) in rows {
+                let e = file.f32_rows("image_embeddings", row..row + 1)?;
+                out.row_mut(i).assign(&ndarray::ArrayView1::from(&e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node text embeddings (V × D), read whole and verified.
+    fn node_texts(&self, artifacts: &ArtifactStore) -> Result<Array2<f32>, IndexError> {
+        let bytes = artifacts.get(&self.node_texts)?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| labels_err(&self.node_texts, e.to_string()))?;
+        let t = st.tensor("text_embeddings").map_err(|e| labels_err(&self.node_texts, format!("tensor 'text_embeddings': {e}")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != [self.graph_nodes, self.width] {
+            return Err(labels_err(&self.node_texts, format!("'text_embeddings' is {:?} {:?}", t.dtype(), t.shape())));
+        }
+        let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        Ok(Array2::from_shape_vec((self.graph_nodes, self.width), v).expect("shape checked"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{HubSelection, SplitMix64};
+    use mll_common::spec::MethodOptions;
+
+    const V: usize = 40;
+    const D: usize = 8;
+
+    fn unit_rows(rng: &mut SplitMix64, n: usize, d: usize) -> Array2<f32> {
+        let mut m = Array2::from_shape_fn((n, d), |_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5);
+        for mut r in m.rows_mut() {
+            let norm = r.dot(&r).sqrt();
+            r.mapv_inplace(|x| x / norm);
+        }
+        m
+    }
+
+    /// One model's label artifacts in `shards` shards (true nodes unsorted),
+    /// with the true K best nodes per image when `k` > 0; and the same labels
+    /// whole, sorted by node, as aggregation hands them to selection.
+    fn model(rng: &mut SplitMix64, store: &ArtifactStore, shards: &[usize], k: usize) -> (LabelSources, ModelLabels) {
+        let texts = unit_rows(rng, V, D);
+        let tb: Vec<u8> = texts.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let node_texts = store
+            .put(&safetensors::serialize([("text_embeddings", TensorView::new(Dtype::F32, vec![V, D], &tb).unwrap())], None).unwrap())
+            .unwrap();
+        let mut all: Vec<(usize, Vec<f32>, Vec<u32>)> = Vec::new();
+        let mut refs = Vec::new();
+        for &n in shards {
+            let emb = unit_rows(rng, n, D);
+            let nodes: Vec<i64> = (0..n).map(|_| rng.below(V) as i64).collect();
+            let mut lists = Vec::new();
+            for r in emb.rows() {
+                let scores: Vec<f64> = texts.rows().into_iter().map(|t| t.dot(&r) as f64).collect();
+                let order = crate::method::order_desc(&scores);
+                lists.extend(order.iter().take(k).map(|&g| g as u32));
+            }
+            let eb: Vec<u8> = emb.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let nb: Vec<u8> = nodes.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let lb: Vec<u8> = lists.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
+            let mut t = vec![
+                ("image_embeddings", TensorView::new(Dtype::F32, vec![n, D], &eb).unwrap()),
+                ("nodes", TensorView::new(Dtype::I64, vec![n], &nb).unwrap()),
+            ];
+            if k > 0 {
+                t.push(("top_nodes", TensorView::new(Dtype::I32, vec![n, k], &lb).unwrap()));
+            }
+            refs.push(store.put(&safetensors::serialize(t, None).unwrap()).unwrap());
+            for (i, r) in emb.rows().into_iter().enumerate() {
+                all.push((nodes[i] as usize, r.to_vec(), lists[i * k..(i + 1) * k].to_vec()));
+            }
+        }
+        all.sort_by_key(|a| a.0);
+        let n = all.len();
+        let labels = ModelLabels {
+            image_embeddings: Array2::from_shape_vec((n, D), all.iter().flat_map(|a| a.1.clone()).collect()).unwrap(),
+            image_nodes: all.iter().map(|a| a.0).collect(),
+            node_text_embeddings: texts,
+            top_nodes: (k > 0).then(|| {
+                TopNodes::new(Array2::from_shape_vec((n, k), all.iter().flat_map(|a| a.2.clone()).collect()).unwrap(), V).unwrap()
+            }),
+        };
+        (LabelSources { shards: refs, node_texts }, labels)
+    }
+
+    #[test]
+    fn selection_through_the_index_equals_selection_on_whole_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let mut rng = SplitMix64::new(7);
+        // Short lists (K = 2) leave many images with no matched node listed: the fallback is exercised.
+        let models = [model(&mut rng, &store, &[60, 45, 30], 3), model(&mut rng, &store, &[50], 0), model(&mut rng, &store, &[40, 40], 2)];
+        let node_emb = unit_rows(&mut rng, V, 6);
+        let tasks = [unit_rows(&mut rng, 3, 6), unit_rows(&mut rng, 2, 6)];
+        let options = MethodOptions { k: vec![2], nodes_per_class: 3, ..MethodOptions::default() };
+        let e_t: Vec<_> = tasks.iter().map(|t| Some(t.view())).collect();
+
+        let mut whole = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
+        let mut indexed = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
+        let run = RunId::new("hub-index-test").unwrap();
+        let mut read = 0;
+        for (sources, labels) in &models {
+            whole.add_model(labels).unwrap();
+            let digest = digest(sources, V);
+            let path = dir.path().join(name(&run, &digest));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, build(&store, sources, V).unwrap()).unwrap();
+            let index = HubIndex::open(&path, &digest, V).unwrap();
+            assert_eq!(index.images(), labels.image_nodes.len());
+            let part = index.labels_for(&indexed.selected_node_sets(), &store).unwrap();
+            read += part.image_nodes.len();
+            // Embeddings were read for the rows selection computes, and only for those.
+            let rows_read = part.image_embeddings.rows().into_iter().filter(|r| r.iter().any(|&x| x != 0.0)).count();
+            assert!(rows_read > 0 && (part.top_nodes.is_none() || rows_read < part.image_nodes.len()), "{rows_read} rows read");
+            indexed.add_model(&part).unwrap();
+            // The index names what it indexes: another digest or graph size is refused.
+            assert!(matches!(HubIndex::open(&path, &"0".repeat(64), V), Err(IndexError::Index { .. })));
+            assert!(matches!(HubIndex::open(&path, &digest, V + 1), Err(IndexError::Index { .. })));
+        }
+        let total: usize = models.iter().map(|m| m.1.image_nodes.len()).sum();
+        assert!(read < total, "the index read {read} of {total} images");
+        let (whole, indexed) = (whole.finish(), indexed.finish());
+        assert!(whole.iter().all(Option::is_some));
+        assert_eq!(whole, indexed);
+    }
+
+    #[test]
+    fn labels_that_do_not_fit_the_graph_are_refused_when_indexing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let (sources, _) = model(&mut SplitMix64::new(1), &store, &[10], 2);
+        let err = build(&store, &sources, V - 1).unwrap_err().to_string();
+        assert!(err.contains("re-run the model's label jobs"), "{err}");
+        // A corrupt artifact is caught by its checksum.
+        std::fs::write(store.path_of(&sources.shards[0].sha256), b"garbage").unwrap();
+        assert!(matches!(build(&store, &sources, V), Err(IndexError::Artifact(_))));
+    }
+}
