@@ -3,6 +3,8 @@
 //! key prefix and folders, so tests do not see each other's jobs.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -73,8 +75,19 @@ impl Cluster {
     }
 
     pub fn spawn_worker(&self, label: &str) -> Child {
+        self.spawn_worker_env(label, &[])
+    }
+
+    /// A worker with extra environment (e.g. broker or store URLs through a fault proxy).
+    pub fn spawn_worker_env(&self, label: &str, env: &[(&str, String)]) -> Child {
         let log = std::fs::File::create(self.path(&format!("worker-{label}.log"))).unwrap();
-        self.command(&worker_bin()).arg("run").stdout(Stdio::null()).stderr(log).spawn().expect("start worker")
+        self.command(&worker_bin())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start worker")
     }
 
     pub fn coordinator(&self, args: &[&str]) -> Output {
@@ -89,8 +102,19 @@ impl Cluster {
     }
 
     pub fn spawn_coordinator(&self, args: &[&str], label: &str) -> Child {
+        self.spawn_coordinator_env(args, label, &[])
+    }
+
+    /// A coordinator with extra environment (e.g. a store URL through a fault proxy).
+    pub fn spawn_coordinator_env(&self, args: &[&str], label: &str, env: &[(&str, String)]) -> Child {
         let log = std::fs::File::create(self.path(&format!("coordinator-{label}.log"))).unwrap();
-        self.command(&coordinator_bin()).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap()
+        self.command(&coordinator_bin())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
     }
 
     pub fn status(&self, run: &str) -> serde_json::Value {
@@ -148,6 +172,25 @@ impl Cluster {
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect()
+    }
+}
+
+impl Cluster {
+    /// Messages in one of this cluster's queues (`jobs`, `dead`) as rabbitmqctl
+    /// lists them; a missing rabbitmqctl or queue fails the test.
+    pub fn queue_messages(&self, queue: &str) -> u64 {
+        let name = format!("{}.{queue}", self.name);
+        let out = Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "name", "messages"])
+            .output()
+            .expect("rabbitmqctl runs (RabbitMQ is on this machine)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next()? == name).then(|| it.next()?.parse().ok()).flatten()
+            })
+            .unwrap_or_else(|| panic!("queue {name} is not listed by rabbitmqctl: {}", String::from_utf8_lossy(&out.stderr)))
     }
 }
 
