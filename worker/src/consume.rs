@@ -266,11 +266,11 @@ impl WorkerLoop {
                     None => (Verdict::Requeue, kind),
                 }
             }
-            Err(ExecError::Permanent(reason)) => {
+            Err(e) if e.is_permanent() => {
                 m.worker_dead_letters.with_label_values(&["permanent"]).inc();
-                (self.fail(&job, reason).await, kind)
+                (self.fail(&job, e.to_string()).await, kind)
             }
-            Err(e @ (ExecError::Transient(_) | ExecError::Cancelled(_))) => {
+            Err(e) => {
                 if *shutdown.borrow() {
                     // Interrupted by shutdown: not the job's fault, give it back untouched.
                     return (Verdict::Requeue, kind);

@@ -2,14 +2,21 @@
 //! Executors are blocking (libtorch, file I/O): the loop runs them on a
 //! dedicated thread so the async runtime keeps the broker heartbeats flowing.
 
-use mll_common::artifact::ArtifactStore;
+use crate::data::DataError;
+use crate::engine::image::ImageError;
+use crate::engine::minilm::MiniLmError;
+use crate::engine::EngineError;
+use mll_common::artifact::safetensors_io::TensorError;
+use mll_common::artifact::{ArtifactError, ArtifactStore};
 use mll_common::{Job, JobOutput};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Why a job failed. Transient errors are retried (with backoff, then by
-/// requeueing); permanent ones are dead-lettered at once with the message.
+/// requeueing); permanent ones are dead-lettered at once with the message
+/// ([`ExecError::is_permanent`]). Failures of another layer keep that error
+/// as their source.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("{0}")]
@@ -18,9 +25,52 @@ pub enum ExecError {
     Permanent(String),
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// The inference engine failed; transient when [`EngineError::is_transient`].
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The text embedder failed; transient when libtorch failed.
+    #[error(transparent)]
+    Embedder(#[from] MiniLmError),
+    /// libtorch failed while `doing` something outside the engine; transient.
+    #[error("{doing}: {source}")]
+    Torch {
+        doing: &'static str,
+        #[source]
+        source: tch::TchError,
+    },
+    /// The job's dataset could not be read; transient when [`DataError::is_transient`].
+    #[error("{source} ({})", if .source.is_transient() { "may be a passing storage problem; will retry" } else { "fix the dataset on disk, then re-run the job" })]
+    Data {
+        #[source]
+        source: DataError,
+    },
+    /// An image of the dataset cannot be decoded; permanent.
+    #[error("{source}; replace or remove that image, then re-run the job")]
+    Image {
+        #[source]
+        source: ImageError,
+    },
+    /// The result's artifact could not be written; transient.
+    #[error(transparent)]
+    Store(#[from] ArtifactError),
+    /// The result's artifact could not be encoded; permanent.
+    #[error(transparent)]
+    Encode(#[from] TensorError),
 }
 
 impl ExecError {
+    /// Whether the job fails for good at once (dead-lettered with the message);
+    /// otherwise it is retried, or was cancelled.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ExecError::Permanent(_) | ExecError::Image { .. } | ExecError::Encode(_) => true,
+            ExecError::Transient(_) | ExecError::Cancelled(_) | ExecError::Torch { .. } | ExecError::Store(_) => false,
+            ExecError::Engine(e) => !e.is_transient(),
+            ExecError::Embedder(e) => !matches!(e, MiniLmError::Torch(_)),
+            ExecError::Data { source } => !source.is_transient(),
+        }
+    }
+
     pub fn permanent(e: impl std::fmt::Display) -> Self {
         ExecError::Permanent(e.to_string())
     }

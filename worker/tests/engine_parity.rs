@@ -287,7 +287,7 @@ fn corrupt_or_missing_modules_are_errors_not_crashes() {
         let msg = e.to_string();
         assert!(msg.contains("module.pt") && msg.contains("re-export"), "{what}: {msg}");
         // The executor turns it into a permanent job failure.
-        assert!(matches!(ExecError::from(e), ExecError::Permanent(_)), "{what}");
+        assert!(ExecError::from(e).is_permanent(), "{what}");
     }
     let a = tiny_artifact(&std::fs::read(tiny_modules().join("no_text.pt")).unwrap());
     let e = LoadedModel::load(a.path(), Device::Cpu, Precision::Fp32).unwrap_err();
@@ -296,7 +296,7 @@ fn corrupt_or_missing_modules_are_errors_not_crashes() {
     let a = tiny_artifact(&good);
     std::fs::remove_file(a.path().join(MODULE_FILE)).unwrap();
     let e = LoadedModel::load(a.path(), Device::Cpu, Precision::Fp32).unwrap_err();
-    assert!(matches!(e, EngineError::Artifact { .. }) && e.to_string().contains("module.pt"), "{e}");
+    assert!(matches!(e, EngineError::ArtifactRead { .. }) && e.to_string().contains("module.pt"), "{e}");
 }
 
 #[test]

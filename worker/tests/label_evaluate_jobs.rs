@@ -8,7 +8,7 @@ use mll_common::artifact::ArtifactStore;
 use mll_common::job::{DatasetFormat, DatasetRef, EvaluateJob, LabelJob, ModelRef, PromptProtocol, Shard};
 use mll_common::{Job, JobId, JobOutput, JobPayload, RunId};
 use mll_worker::engine::{ModelCache, Precision};
-use mll_worker::executor::{ExecContext, ExecError, Executor};
+use mll_worker::executor::{ExecContext, Executor};
 use mll_worker::executors::evaluate::EvaluateExecutor;
 use mll_worker::executors::label::LabelExecutor;
 use std::path::Path;
@@ -160,7 +160,7 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     // A missing model is permanent and names the path.
     let bad = EvaluateJob { model: ModelRef { key: "x".into(), artifact: "nope".into() }, ..ej };
     match eval.execute(&job(JobPayload::Evaluate(bad)), &ctx) {
-        Err(ExecError::Permanent(m)) => assert!(m.contains("nope"), "{m}"),
+        Err(e) if e.is_permanent() => assert!(e.to_string().contains("nope"), "{e}"),
         other => panic!("expected a permanent error, got {other:?}"),
     }
 }

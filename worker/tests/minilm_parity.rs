@@ -169,7 +169,8 @@ fn embed_executor_writes_the_artifact_and_fails_clearly() {
 
     // A missing folder is permanent and says where it looked and what to do.
     let err = exec.execute(&embed_job("embedders/nope", texts.clone()), &ctx).unwrap_err();
-    let ExecError::Permanent(msg) = err else { panic!("expected a permanent error, got {err:?}") };
+    assert!(err.is_permanent(), "expected a permanent error, got {err:?}");
+    let msg = err.to_string();
     assert!(msg.contains("embedders/nope") && msg.contains("embedder_folder.py"), "unhelpful message: {msg}");
 
     // A corrupt weights file is permanent too, naming the file.
@@ -180,7 +181,8 @@ fn embed_executor_writes_the_artifact_and_fails_clearly() {
     }
     std::fs::write(bad.join("model.safetensors"), b"not a safetensors file").unwrap();
     let err = exec.execute(&embed_job("embedders/bad", texts.clone()), &ctx).unwrap_err();
-    let ExecError::Permanent(msg) = err else { panic!("expected a permanent error, got {err:?}") };
+    assert!(err.is_permanent(), "expected a permanent error, got {err:?}");
+    let msg = err.to_string();
     assert!(msg.contains("model.safetensors"), "unhelpful message: {msg}");
 
     // A cancelled job stops between batches.

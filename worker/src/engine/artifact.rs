@@ -82,8 +82,7 @@ impl ModelMeta {
 
     /// Parses and validates model.json text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, EngineError> {
-        let meta: ModelMeta = serde_json::from_str(text)
-            .map_err(|e| EngineError::artifact(path, format!("invalid {META_FILE}: {e} (see docs/formats.md for the fields)")))?;
+        let meta: ModelMeta = serde_json::from_str(text).map_err(|source| EngineError::Meta { path: path.to_path_buf(), source })?;
         meta.validate().map_err(|reason| EngineError::artifact(path, reason))?;
         Ok(meta)
     }
@@ -141,11 +140,11 @@ impl ModelArtifact {
             return Err(EngineError::artifact(dir, "is not a directory (expected an export of scripts/export_open_clip.py)"));
         }
         let meta_path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| EngineError::artifact(&meta_path, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(&meta_path).map_err(|source| EngineError::ArtifactRead { path: meta_path.clone(), source })?;
         let meta = ModelMeta::parse(&text, &meta_path)?;
         let module_path = dir.join(MODULE_FILE);
         let module_bytes =
-            std::fs::metadata(&module_path).map_err(|e| EngineError::artifact(&module_path, format!("cannot read: {e}")))?.len();
+            std::fs::metadata(&module_path).map_err(|source| EngineError::ArtifactRead { path: module_path.clone(), source })?.len();
         if module_bytes == 0 {
             return Err(EngineError::artifact(&module_path, "is empty; re-export the model"));
         }

@@ -51,7 +51,7 @@ pub fn build_classifier<S: AsRef<str>, T: AsRef<str>>(
     for chunk in prompts.chunks(TEXT_BATCH) {
         parts.push(model.encode_texts(chunk)?);
     }
-    let emb = Tensor::f_cat(&parts, 0).map_err(|e| EngineError::Torch(e.to_string()))?;
+    let emb = Tensor::f_cat(&parts, 0).map_err(|e| EngineError::torch("joining the class embeddings", e))?;
     let (c, t) = (classnames.len() as i64, templates.len() as i64);
     let d = emb.size()[1];
     let mean = emb.view([c, t, d]).mean_dim(1, false, Kind::Float);

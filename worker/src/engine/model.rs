@@ -10,7 +10,7 @@
 
 use super::artifact::{ModelArtifact, ModelMeta};
 use super::device::Precision;
-use super::error::{is_oom_message, EngineError};
+use super::error::{first_line, is_oom_message, EngineError};
 use super::tokenizer::TextTokenizer;
 use std::path::Path;
 use tch::{CModule, Device, Kind, Tensor};
@@ -50,8 +50,8 @@ impl LoadedModel {
         let loaded = std::panic::catch_unwind(|| CModule::load_on_device(&path, device));
         let mut module = match loaded {
             Ok(Ok(m)) => m,
-            Ok(Err(e)) => return Err(EngineError::Load { path, reason: first_line(&e.to_string()) }),
-            Err(_) => return Err(EngineError::Load { path, reason: "libtorch panicked while loading".into() }),
+            Ok(Err(e)) => return Err(EngineError::Load { path, reason: first_line(&e), source: Some(e) }),
+            Err(_) => return Err(EngineError::Load { path, reason: "libtorch panicked while loading".into(), source: None }),
         };
         module.set_eval();
         for method in ["encode_image", "encode_text"] {
@@ -60,6 +60,7 @@ impl LoadedModel {
                 return Err(EngineError::Load {
                     path,
                     reason: format!("the module has no `{method}` method (export with scripts/export_open_clip.py)"),
+                    source: None,
                 });
             }
         }
@@ -140,7 +141,7 @@ impl LoadedModel {
         let out = if parts.len() == 1 {
             parts.into_iter().next().unwrap()
         } else {
-            Tensor::f_cat(&parts, 0).map_err(|e| EngineError::Torch(e.to_string()))?
+            Tensor::f_cat(&parts, 0).map_err(|e| EngineError::torch(format!("{method}: joining the outputs of split batches"), e))?
         };
         let d = out.size().get(1).copied().unwrap_or(-1);
         if out.dim() != 2 || d != self.embed_dim() as i64 {
@@ -156,11 +157,10 @@ impl LoadedModel {
     fn forward(&self, method: &str, input: &Tensor) -> Result<Tensor, EngineError> {
         let _guard = tch::no_grad_guard();
         let wrap = |e: tch::TchError| {
-            let msg = e.to_string();
-            if is_oom_message(&msg) {
-                EngineError::OutOfMemory(format!("{method} on a batch of {}: {}", input.size()[0], first_line(&msg)))
+            if is_oom_message(&e.to_string()) {
+                EngineError::OutOfMemory { doing: format!("{method} on a batch of {}", input.size()[0]), source: e }
             } else {
-                EngineError::Torch(format!("{method}: {}", first_line(&msg)))
+                EngineError::TorchCall { doing: method.to_string(), source: e }
             }
         };
         let x = input.f_to_device(self.device).map_err(wrap)?;
@@ -196,8 +196,8 @@ where
 {
     match run(start, n) {
         Ok(t) => Ok(vec![t]),
-        Err(EngineError::OutOfMemory(msg)) if n > 1 => {
-            tracing::warn!(batch = n, "out of device memory, retrying in two halves: {msg}");
+        Err(e @ EngineError::OutOfMemory { .. }) if n > 1 => {
+            tracing::warn!(batch = n, "retrying in two halves: {e}");
             let half = n / 2;
             let mut parts = split_on_oom(start, half, run)?;
             parts.extend(split_on_oom(start + half, n - half, run)?);
@@ -207,14 +207,13 @@ where
     }
 }
 
-fn first_line(msg: &str) -> String {
-    // libtorch messages carry a C++ backtrace after the first lines.
-    msg.lines().take(3).collect::<Vec<_>>().join(" | ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn oom() -> EngineError {
+        EngineError::OutOfMemory { doing: "a test batch".into(), source: tch::TchError::Torch("CUDA out of memory".into()) }
+    }
 
     #[test]
     fn oom_splits_the_batch_until_it_fits() {
@@ -222,7 +221,7 @@ mod tests {
         let parts = split_on_oom(0, 10, &mut |s, n| {
             calls.push((s, n));
             if n > 3 {
-                Err(EngineError::OutOfMemory("too big".into()))
+                Err(oom())
             } else {
                 Ok(Tensor::arange_start(s, s + n, (Kind::Int64, Device::Cpu)))
             }
@@ -236,8 +235,8 @@ mod tests {
 
     #[test]
     fn oom_on_one_sample_and_other_errors_are_reported() {
-        let e = split_on_oom(0, 4, &mut |_, _| Err(EngineError::OutOfMemory("x".into()))).unwrap_err();
-        assert!(matches!(e, EngineError::OutOfMemory(_)));
+        let e = split_on_oom(0, 4, &mut |_, _| Err(oom())).unwrap_err();
+        assert!(matches!(e, EngineError::OutOfMemory { .. }));
         let mut calls = 0;
         let e = split_on_oom(0, 4, &mut |_, _| {
             calls += 1;

@@ -21,13 +21,12 @@ pub struct TextTokenizer {
 
 impl TextTokenizer {
     pub fn from_file(path: &Path, meta: &ModelMeta) -> Result<Self, EngineError> {
-        let mut inner =
-            Tokenizer::from_file(path).map_err(|e| EngineError::artifact(path, format!("not a Hugging Face tokenizer.json: {e}")))?;
+        let mut inner = Tokenizer::from_file(path).map_err(|source| EngineError::TokenizerFile { path: path.to_path_buf(), source })?;
         let ctx = meta.context_length;
         let sot_eot = match meta.tokenizer {
             TokenizerKind::ClipBpe => {
                 // open_clip truncates then forces the last id to <end_of_text>; done by hand below.
-                inner.with_truncation(None).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+                inner.with_truncation(None).map_err(|source| EngineError::Tokenizer { doing: "turning truncation off".into(), source })?;
                 inner.with_padding(None);
                 let id = |t: &str| {
                     inner
@@ -40,7 +39,7 @@ impl TextTokenizer {
             TokenizerKind::Hf => {
                 inner
                     .with_truncation(Some(TruncationParams { max_length: ctx, ..Default::default() }))
-                    .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+                    .map_err(|source| EngineError::Tokenizer { doing: format!("truncating to {ctx} tokens"), source })?;
                 let pad_token = inner.id_to_token(meta.pad_id as u32).unwrap_or_default();
                 inner.with_padding(Some(PaddingParams {
                     strategy: PaddingStrategy::Fixed(ctx),
@@ -67,7 +66,7 @@ impl TextTokenizer {
                 let enc = self
                     .inner
                     .encode(cleaned.as_str(), false)
-                    .map_err(|e| EngineError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?;
+                    .map_err(|source| EngineError::Tokenizer { doing: format!("cannot tokenize {text:?}"), source })?;
                 let mut ids = Vec::with_capacity(enc.get_ids().len() + 2);
                 ids.push(sot);
                 ids.extend(enc.get_ids().iter().map(|&i| i64::from(i)));
@@ -81,7 +80,7 @@ impl TextTokenizer {
             _ => self
                 .inner
                 .encode(cleaned.as_str(), true)
-                .map_err(|e| EngineError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?
+                .map_err(|source| EngineError::Tokenizer { doing: format!("cannot tokenize {text:?}"), source })?
                 .get_ids()
                 .iter()
                 .map(|&i| i64::from(i))

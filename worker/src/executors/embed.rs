@@ -75,19 +75,14 @@ fn embed_splitting(model: &MiniLm, texts: &[String], out: &mut Vec<Tensor>) -> R
 }
 
 /// A model folder that is missing or unreadable will not get better by
-/// retrying: permanent, with the path and how to provide it.
+/// retrying: permanent, with the path and how to provide it; libtorch
+/// failures are transient ([`ExecError::Embedder`]).
 fn load_error(e: MiniLmError) -> ExecError {
-    match e {
-        MiniLmError::Torch(_) => ExecError::Transient(e.to_string()),
-        _ => ExecError::Permanent(e.to_string()),
-    }
+    ExecError::Embedder(e)
 }
 
 fn run_error(e: MiniLmError) -> ExecError {
-    match e {
-        MiniLmError::Torch(_) => ExecError::Transient(e.to_string()),
-        _ => ExecError::Permanent(e.to_string()),
-    }
+    ExecError::Embedder(e)
 }
 
 impl Executor for EmbedExecutor {
@@ -111,8 +106,8 @@ impl Executor for EmbedExecutor {
                 embed.texts.len()
             )));
         }
-        let bytes = embeddings_safetensors(&embeddings).map_err(ExecError::permanent)?;
-        let aref = ctx.artifacts.put(&bytes).map_err(ExecError::transient)?;
+        let bytes = embeddings_safetensors(&embeddings)?;
+        let aref = ctx.artifacts.put(&bytes)?;
         Ok(JobOutput::Embed(EmbedOutput { embeddings: aref, count: rows as u64 }))
     }
 }

@@ -51,7 +51,7 @@ impl EvalAccumulator {
                 first_index + i as u64
             )));
         }
-        let torch = |e: tch::TchError| ExecError::Transient(format!("scoring a batch failed in libtorch: {e}"));
+        let torch = |source| ExecError::Torch { doing: "scoring a batch failed in libtorch", source };
         let logits = features
             .f_matmul(&classifier.f_tr().map_err(torch)?)
             .map_err(torch)?
@@ -106,30 +106,26 @@ impl EvalAccumulator {
                 Named::new("labels", vec![n], &self.labels),
                 Named::new("entropy", vec![n], &entropy),
             ])
-            .map_err(ExecError::permanent),
+            .map_err(ExecError::Encode),
         )
     }
 }
 
 /// libtorch output [n, D] on any device → f32 rows on the CPU.
 pub(crate) fn tensor_f32(t: &Tensor) -> Result<Vec<f32>, ExecError> {
-    let torch = |e: tch::TchError| ExecError::Transient(format!("copying embeddings off the device failed: {e}"));
+    let torch = |source| ExecError::Torch { doing: "copying embeddings off the device failed", source };
     let t = t.f_to_kind(Kind::Float).map_err(torch)?.f_to_device(tch::Device::Cpu).map_err(torch)?;
     Vec::<f32>::try_from(t.reshape([-1])).map_err(torch)
 }
 
 pub(crate) fn data_error(e: DataError) -> ExecError {
-    if e.is_transient() {
-        ExecError::Transient(format!("{e} (may be a passing storage problem; will retry)"))
-    } else {
-        ExecError::Permanent(format!("{e} (fix the dataset on disk, then re-run the job)"))
-    }
+    ExecError::Data { source: e }
 }
 
 pub(crate) fn pipeline_error(e: PipelineError) -> ExecError {
     match e {
         PipelineError::Data(d) => data_error(d),
-        PipelineError::Image(i) => ExecError::Permanent(format!("{i}; replace or remove that image, then re-run the job")),
+        PipelineError::Image(i) => ExecError::Image { source: i },
     }
 }
 
@@ -222,7 +218,7 @@ impl Executor for EvaluateExecutor {
         }
         let probabilities = match acc.probabilities_safetensors() {
             None => None,
-            Some(bytes) => Some(ctx.artifacts.put(&bytes?).map_err(|e| ExecError::Transient(e.to_string()))?),
+            Some(bytes) => Some(ctx.artifacts.put(&bytes?)?),
         };
         Ok(JobOutput::Evaluate(EvaluateOutput { counts: acc.counts.clone(), protocol, probabilities, images: acc.images() }))
     }

@@ -60,7 +60,7 @@ impl LabelExecutor {
         let mut samples = Some(graph.samples(job.shard.start, job.shard.end).map_err(data_error)?);
         let mut out =
             LabelResult { dim: 0, image_embeddings: Vec::new(), nodes: Vec::new(), text_embeddings: None, top_k: 0, top_nodes: Vec::new() };
-        let torch = |e: tch::TchError| ExecError::Transient(format!("ranking graph nodes failed in libtorch: {e}"));
+        let torch = |source| ExecError::Torch { doing: "ranking graph nodes failed in libtorch", source };
         self.models.with_model(model_dir, &mut |model| {
             let samples = samples.take().expect("with_model runs its closure once");
             // Node texts first: the per-image node lists need them on the device.
@@ -138,7 +138,7 @@ fn best_nodes(sims: &Tensor, k: i64) -> Result<Vec<i32>, tch::TchError> {
 }
 
 fn put(ctx: &ExecContext, bytes: Vec<u8>) -> Result<ArtifactRef, ExecError> {
-    ctx.artifacts.put(&bytes).map_err(|e| ExecError::Transient(e.to_string()))
+    Ok(ctx.artifacts.put(&bytes)?)
 }
 
 impl Executor for LabelExecutor {
@@ -157,12 +157,12 @@ impl Executor for LabelExecutor {
         if r.top_k > 0 {
             tensors.push(Named::new("top_nodes", vec![n, r.top_k], &r.top_nodes));
         }
-        let images = put(ctx, safetensors_io::encode(&tensors).map_err(ExecError::permanent)?)?;
+        let images = put(ctx, safetensors_io::encode(&tensors)?)?;
         let node_texts = match &r.text_embeddings {
             None => None,
             Some(t) => {
                 let v = t.len().checked_div(r.dim).unwrap_or(0);
-                let bytes = safetensors_io::encode(&[Named::new("text_embeddings", vec![v, r.dim], t)]).map_err(ExecError::permanent)?;
+                let bytes = safetensors_io::encode(&[Named::new("text_embeddings", vec![v, r.dim], t)])?;
                 Some(put(ctx, bytes)?)
             }
         };
