@@ -36,12 +36,14 @@ fn world() -> (Array2<f32>, Array2<f32>, Vec<ModelLabels>) {
     let m0 = ModelLabels {
         image_embeddings: arr2(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]]),
         image_nodes: vec![0, 0, 1, 2, 3],
+        image_rows: None,
         node_text_embeddings: texts.clone(),
         top_nodes: None,
     };
     let m1 = ModelLabels {
         image_embeddings: arr2(&[[0.0f32, 0.0, 1.0], [0.0, 0.0, 1.0], [s, s, 0.0]]),
         image_nodes: vec![0, 2, 1],
+        image_rows: None,
         node_text_embeddings: texts,
         top_nodes: None,
     };
@@ -196,6 +198,7 @@ fn node_matching_ties_take_the_lower_node() {
     let m = ModelLabels {
         image_embeddings: arr2(&[[1.0f32, 0.0]]),
         image_nodes: vec![1],
+        image_rows: None,
         node_text_embeddings: arr2(&[[0.0f32, 1.0], [1.0, 0.0], [1.0, 0.0]]),
         top_nodes: None,
     };
@@ -232,7 +235,7 @@ fn blocks_do_not_change_counts() {
         emb[[i, pred]] = 1.0;
         nodes.push(truth);
     }
-    let m = ModelLabels { image_embeddings: emb, image_nodes: nodes.clone(), node_text_embeddings: texts.clone(), top_nodes: None };
+    let m = ModelLabels { image_embeddings: emb, image_nodes: nodes.clone(), image_rows: None, node_text_embeddings: texts.clone(), top_nodes: None };
     let sel = select(texts.view(), texts.view(), &[&m], &MethodOptions { nodes_per_class: 1, k: vec![1], ..opts() }).unwrap();
     for node in 0..v {
         let tp = (0..n).filter(|&i| i % v == node && i % 7 != 0).count() as u64;
@@ -312,7 +315,7 @@ fn best_node_lists_give_the_same_selection_on_random_worlds() {
                 let norm = r.dot(&r).sqrt();
                 r.mapv_inplace(|x| x / norm);
             }
-            ModelLabels { image_embeddings: emb, image_nodes: nodes, node_text_embeddings: texts, top_nodes: None }
+            ModelLabels { image_embeddings: emb, image_nodes: nodes, image_rows: None, node_text_embeddings: texts, top_nodes: None }
         })
         .collect();
     let plain: Vec<&ModelLabels> = models.iter().collect();

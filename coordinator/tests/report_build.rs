@@ -34,7 +34,7 @@ fn input() -> ReportInput {
             emb[[i, if right(node) { node } else { (node + 2) % v }]] = 1.0;
             nodes.push(node);
         }
-        ModelLabels { image_embeddings: emb, image_nodes: nodes, node_text_embeddings: texts.clone(), top_nodes: None }
+        ModelLabels { image_embeddings: emb, image_nodes: nodes, image_rows: None, node_text_embeddings: texts.clone(), top_nodes: None }
     };
     let graph = GraphInput {
         node_ids: (0..v).map(|i| format!("n{i:08}")).collect(),

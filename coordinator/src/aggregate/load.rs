@@ -370,7 +370,7 @@ pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, mode
         }
     }
     let top_nodes = lists.then(|| crate::method::TopNodes::from_checked_parts(top_lists, head, graph_nodes));
-    Ok(Some(ModelLabels { image_embeddings, image_nodes, node_text_embeddings, top_nodes }))
+    Ok(Some(ModelLabels { image_embeddings, image_nodes, image_rows: None, node_text_embeddings, top_nodes }))
 }
 
 pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSummary> {

@@ -235,8 +235,8 @@ impl HubIndex {
     /// the images whose true node is in some V_sel, sorted by node, with their
     /// lists. Embeddings are read (from the label artifacts, by position) only
     /// for images whose list holds no node of some V_sel, the rows selection
-    /// computes; every other embedding row, and the node texts when no row
-    /// needs them, are left zero because selection never reads them.
+    /// computes (`image_rows` says which), and the node texts only when there
+    /// is such a row.
     pub fn labels_for(&self, node_sets: &[&[usize]], artifacts: &ArtifactStore) -> Result<ModelLabels, IndexError> {
         let v = self.graph_nodes;
         let mut union: Vec<usize> = node_sets.iter().flat_map(|s| s.iter().copied()).collect();
@@ -291,35 +291,33 @@ impl HubIndex {
                 None => true,
             })
             .collect();
-        let mut image_embeddings = Array2::<f32>::zeros((n, self.width));
-        let mut node_text_embeddings = Array2::<f32>::zeros((v, self.width));
-        if !fallback.is_empty() {
-            self.read_embeddings(&ranges, &fallback, &mut image_embeddings, artifacts)?;
-            node_text_embeddings = self.node_texts(artifacts)?;
+        let mut image_rows = vec![u32::MAX; n];
+        for (r, &i) in fallback.iter().enumerate() {
+            image_rows[i] = r as u32;
         }
-        Ok(ModelLabels { image_embeddings, image_nodes, node_text_embeddings, top_nodes })
+        let (image_embeddings, node_text_embeddings) = if fallback.is_empty() {
+            (Array2::zeros((0, self.width)), Array2::zeros((0, self.width)))
+        } else {
+            (self.read_embeddings(&ranges, &fallback, artifacts)?, self.node_texts(artifacts)?)
+        };
+        Ok(ModelLabels { image_embeddings, image_nodes, image_rows: Some(image_rows), node_text_embeddings, top_nodes })
     }
 
-    /// Fills the embedding rows `wanted` (positions in the concatenation of
-    /// `ranges`) from the label artifacts.
-    fn read_embeddings(
-        &self,
-        ranges: &[Range<usize>],
-        wanted: &[usize],
-        out: &mut Array2<f32>,
-        artifacts: &ArtifactStore,
-    ) -> Result<(), IndexError> {
-        let mut slot_of = Vec::with_capacity(out.nrows());
+    /// The embeddings of images `wanted` (positions in the concatenation of
+    /// `ranges`), one row each in that order, read from the label artifacts.
+    fn read_embeddings(&self, ranges: &[Range<usize>], wanted: &[usize], artifacts: &ArtifactStore) -> Result<Array2<f32>, IndexError> {
+        let mut out = Array2::<f32>::zeros((wanted.len(), self.width));
+        let mut slot_of = Vec::new();
         for r in ranges {
             slot_of.extend(r.clone());
         }
         let mut by_shard: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.shards.len()];
-        for &i in wanted {
+        for (out_row, &i) in wanted.iter().enumerate() {
             let slot = slot_of[i];
             let s = self.file.u32_rows("shard", slot..slot + 1)?[0] as usize;
             let row = self.file.u32_rows("row", slot..slot + 1)?[0] as usize;
             let bad = || IndexError::Index { path: self.file.path().display().to_string(), reason: format!("slot {slot} names shard {s}") };
-            by_shard.get_mut(s).ok_or_else(bad)?.push((i, row));
+            by_shard.get_mut(s).ok_or_else(bad)?.push((out_row, row));
         }
         for (s, rows) in by_shard.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             let aref = &self.shards[s];
@@ -333,18 +331,18 @@ impl HubIndex {
                 out.row_mut(i).assign(&ndarray::ArrayView1::from(&e));
             }
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// The node text embeddings (V × D), read whole and verified.
+    /// The node text embeddings (V × D), read by position (their checksum
+    /// was verified when the index was built).
     fn node_texts(&self, artifacts: &ArtifactStore) -> Result<Array2<f32>, IndexError> {
-        let bytes = artifacts.get(&self.node_texts)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| labels_err(&self.node_texts, e.to_string()))?;
-        let t = st.tensor("text_embeddings").map_err(|e| labels_err(&self.node_texts, format!("tensor 'text_embeddings': {e}")))?;
-        if t.dtype() != Dtype::F32 || t.shape() != [self.graph_nodes, self.width] {
-            return Err(labels_err(&self.node_texts, format!("'text_embeddings' is {:?} {:?}", t.dtype(), t.shape())));
+        let file = TensorFile::open(&artifacts.path_of(&self.node_texts.sha256))?;
+        let shape = file.shape("text_embeddings", Dtype::F32)?;
+        if shape != [self.graph_nodes, self.width] {
+            return Err(labels_err(&self.node_texts, format!("'text_embeddings' has shape {shape:?}")));
         }
-        let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        let v = file.f32_rows("text_embeddings", 0..self.graph_nodes)?;
         Ok(Array2::from_shape_vec((self.graph_nodes, self.width), v).expect("shape checked"))
     }
 }
@@ -407,6 +405,7 @@ mod tests {
         let labels = ModelLabels {
             image_embeddings: Array2::from_shape_vec((n, D), all.iter().flat_map(|a| a.1.clone()).collect()).unwrap(),
             image_nodes: all.iter().map(|a| a.0).collect(),
+            image_rows: None,
             node_text_embeddings: texts,
             top_nodes: (k > 0).then(|| {
                 TopNodes::new(Array2::from_shape_vec((n, k), all.iter().flat_map(|a| a.2.clone()).collect()).unwrap(), V).unwrap()
@@ -421,7 +420,13 @@ mod tests {
         let store = ArtifactStore::new(dir.path());
         let mut rng = SplitMix64::new(7);
         // Short lists (K = 2) leave many images with no matched node listed: the fallback is exercised.
-        let models = [model(&mut rng, &store, &[60, 45, 30], 3), model(&mut rng, &store, &[50], 0), model(&mut rng, &store, &[40, 40], 2)];
+        // Complete lists (K = V) never fall back: that model's node texts are not read.
+        let models = [
+            model(&mut rng, &store, &[60, 45, 30], 3),
+            model(&mut rng, &store, &[50], 0),
+            model(&mut rng, &store, &[40, 40], 2),
+            model(&mut rng, &store, &[35, 25], V),
+        ];
         let node_emb = unit_rows(&mut rng, V, 6);
         let tasks = [unit_rows(&mut rng, 3, 6), unit_rows(&mut rng, 2, 6)];
         let options = MethodOptions { k: vec![2], nodes_per_class: 3, ..MethodOptions::default() };
@@ -442,8 +447,15 @@ mod tests {
             let part = index.labels_for(&indexed.selected_node_sets(), &store).unwrap();
             read += part.image_nodes.len();
             // Embeddings were read for the rows selection computes, and only for those.
-            let rows_read = part.image_embeddings.rows().into_iter().filter(|r| r.iter().any(|&x| x != 0.0)).count();
-            assert!(rows_read > 0 && (part.top_nodes.is_none() || rows_read < part.image_nodes.len()), "{rows_read} rows read");
+            let rows_read = part.image_rows.as_ref().unwrap().iter().filter(|&&r| r != u32::MAX).count();
+            assert_eq!(rows_read, part.image_embeddings.nrows());
+            let complete = part.top_nodes.as_ref().is_some_and(|t| t.lists().ncols() == V);
+            if complete {
+                assert_eq!((rows_read, part.node_text_embeddings.nrows()), (0, 0));
+            } else {
+                // Short random lists: most matched images fall back here.
+                assert!(rows_read > 0, "no embedding row read");
+            }
             indexed.add_model(&part).unwrap();
             // The index names what it indexes: another digest or graph size is refused.
             assert!(matches!(HubIndex::open(&path, &"0".repeat(64), V), Err(IndexError::Index { .. })));

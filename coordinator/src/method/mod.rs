@@ -36,10 +36,16 @@ pub use selection::{
 /// matrix S_m = 100 · images · textsᵀ is never materialised.
 #[derive(Debug, Clone)]
 pub struct ModelLabels {
-    /// N_G × D_m, rows L2-normalised.
+    /// N_G × D_m, rows L2-normalised; with `image_rows`, only the rows of
+    /// some images.
     pub image_embeddings: Array2<f32>,
-    /// N_G true node indexes, one per image row.
+    /// N_G true node indexes, one per image.
     pub image_nodes: Vec<usize>,
+    /// None: `image_embeddings` row i is image i's. Some (a hub index loads
+    /// only the rows selection computes): image i's row, or `u32::MAX` when
+    /// not loaded; then `node_text_embeddings` may be 0 × D_m when no row is.
+    /// Selection fails, rather than reads zeros, if it needs a row not loaded.
+    pub image_rows: Option<Vec<u32>>,
     /// V × D_m, rows L2-normalised.
     pub node_text_embeddings: Array2<f32>,
     /// Each image's K best nodes by S_m, when the label jobs stored them.

@@ -313,16 +313,24 @@ fn best_n(scores: &[f64], n: usize) -> Vec<usize> {
 
 /// Checks one model's labels against the graph before counting.
 pub fn check_labels(m: usize, labels: &ModelLabels, v: usize) -> Result<(), MethodError> {
-    let (n_img, d) = labels.image_embeddings.dim();
+    let n_img = labels.image_nodes.len();
+    let (rows, d) = labels.image_embeddings.dim();
     let (v_m, d_t) = labels.node_text_embeddings.dim();
-    if v_m != v {
+    // Partial labels (image_rows) may leave the node texts out when no image row is loaded.
+    let texts_left_out = v_m == 0 && labels.image_rows.as_ref().is_some_and(|r| r.iter().all(|&x| x == u32::MAX));
+    if v_m != v && !texts_left_out {
         return Err(shape_err(format!("model {m}: node text embeddings rows (graph nodes)"), v, v_m));
     }
     if d != d_t {
         return Err(shape_err(format!("model {m}: image vs node text embedding width"), d, d_t));
     }
-    if labels.image_nodes.len() != n_img {
-        return Err(shape_err(format!("model {m}: true nodes per image"), n_img, labels.image_nodes.len()));
+    match &labels.image_rows {
+        None if rows != n_img => return Err(shape_err(format!("model {m}: true nodes per image"), rows, n_img)),
+        Some(r) if r.len() != n_img => return Err(shape_err(format!("model {m}: embedding rows per image"), n_img, r.len())),
+        Some(r) if r.iter().any(|&x| x != u32::MAX && x as usize >= rows) => {
+            return Err(MethodError::Input(format!("model {m}: an image's embedding row is beyond the {rows} rows loaded")))
+        }
+        _ => {}
     }
     if let Some(&bad) = labels.image_nodes.iter().find(|&&g| g >= v) {
         return Err(MethodError::Input(format!(
@@ -350,8 +358,10 @@ pub fn model_node_counts(
     options: &MethodOptions,
 ) -> Result<Vec<NodeCounts>, MethodError> {
     let v = matching.graph_nodes();
-    if labels.node_text_embeddings.nrows() != v || by_node.offsets.len() != v + 1 {
-        return Err(shape_err(format!("model {m}: graph nodes of its labels"), v, labels.node_text_embeddings.nrows()));
+    // Node texts are V rows, or none when partial labels load no image row (check_labels).
+    let texts = labels.node_text_embeddings.nrows();
+    if (texts != v && texts != 0) || by_node.offsets.len() != v + 1 {
+        return Err(shape_err(format!("model {m}: graph nodes of its labels"), v, texts));
     }
     let position = &matching.position;
     let mut counts = vec![NodeCounts::default(); matching.selected_nodes.len()];
@@ -406,7 +416,19 @@ pub fn model_node_counts(
         fallback.sort_unstable();
         let texts = labels.node_text_embeddings.select(Axis(0), &matching.selected_nodes);
         for block in fallback.chunks(IMAGE_BLOCK) {
-            let rows: Vec<usize> = block.iter().map(|&(i, _)| i).collect();
+            let rows: Vec<usize> = match &labels.image_rows {
+                None => block.iter().map(|&(i, _)| i).collect(),
+                Some(loaded) => block
+                    .iter()
+                    .map(|&(i, _)| match loaded[i] {
+                        u32::MAX => Err(MethodError::Input(format!(
+                            "model {m}: image {i}'s S_m row must be computed but its embedding was not loaded; \
+                             load the labels for every node set the selection uses"
+                        ))),
+                        r => Ok(r as usize),
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
             let emb = labels.image_embeddings.select(Axis(0), &rows);
             // The factor 100 of S_m does not change the argmax.
             let sims = emb.dot(&texts.t());
@@ -535,6 +557,7 @@ mod tests {
         let labels = ModelLabels {
             image_embeddings: Array2::zeros((5, 1)),
             image_nodes: vec![2, 0, 2, 1, 2],
+            image_rows: None,
             node_text_embeddings: Array2::zeros((4, 1)),
             top_nodes: None,
         };
