@@ -200,3 +200,38 @@ pub async fn serve_metrics(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     });
     Ok(bound)
 }
+
+/// An error and its causes on one line, `outer: cause: cause` (what `{:#}`
+/// prints), leaving out a cause whose message the line already carries:
+/// errors that keep their source and also say it in their own message.
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if line.contains(&msg) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&msg);
+    }
+    line
+}
+
+#[cfg(test)]
+mod report_tests {
+    #[test]
+    fn error_report_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading x: {source} (fix x)")]
+        struct Said {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(Said { source: io() }).context("loading");
+        assert_eq!(super::error_report(&e), "loading: reading x: gone (fix x)");
+        let e = anyhow::Error::new(io()).context("loading");
+        assert_eq!(super::error_report(&e), format!("{e:#}"));
+    }
+}

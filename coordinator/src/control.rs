@@ -3,16 +3,78 @@
 //! result store (and the spec text in the artifact store, so a run can be
 //! resumed even after the store lost its data).
 
-use crate::plan::Plan;
-use mll_common::artifact::ArtifactStore;
-use mll_common::queue::{JobQueue, Outgoing};
-use mll_common::store::{ResultStore, RunMeta, RunState, StageProgress};
+use crate::exit::InputError;
+use crate::plan::{Plan, PlanError};
+use mll_common::artifact::{ArtifactError, ArtifactStore};
+use mll_common::queue::{JobQueue, Outgoing, QueueError};
+use mll_common::spec::SpecError;
+use mll_common::store::{ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use mll_common::telemetry::metrics;
 use mll_common::{wire, JobId, RunId, Stage};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{info, warn};
+
+/// What run control can fail with. The variants that only pass another
+/// layer's error on are transparent; [`ControlError::wrapped`] gives that error.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The user must fix something: a run id, a job id, a cancelled run.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+    /// Publishing a batch failed part way; the source says why.
+    #[error("publishing {stage} jobs of run '{run}' ({published} published so far; `coordinator resume {run}` continues)")]
+    Publish {
+        stage: Stage,
+        run: RunId,
+        published: usize,
+        #[source]
+        source: QueueError,
+    },
+    #[error("run '{run}' was cancelled; submit it under another name, or delete its keys first")]
+    Cancelled { run: RunId },
+    /// The saved submission of a run cannot be written or read back.
+    #[error("the saved spec of run '{run}' ({}) cannot be read or written as JSON", submission_artifact_name(run))]
+    Submission {
+        run: RunId,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ControlError {
+    /// The error a transparent variant passes on (its message and causes are
+    /// that error's), for callers that look for a type in an error chain.
+    pub fn wrapped(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ControlError::Input(e) => Some(e),
+            ControlError::Spec(e) => Some(e),
+            ControlError::Plan(e) => Some(e),
+            ControlError::Store(e) => Some(e),
+            ControlError::Queue(e) => Some(e),
+            ControlError::Artifact(e) => Some(e),
+            ControlError::Wire(e) => Some(e),
+            ControlError::Publish { .. } | ControlError::Cancelled { .. } | ControlError::Submission { .. } => None,
+        }
+    }
+}
+
+fn input(message: String) -> ControlError {
+    ControlError::Input(InputError(message))
+}
 
 #[derive(Clone)]
 pub struct RunControl {
@@ -45,8 +107,8 @@ pub fn submission_artifact_name(run: &RunId) -> String {
 }
 
 /// Reads a spec file for submission (a missing file is an input error).
-pub fn read_submission(path: &std::path::Path) -> anyhow::Result<Submission> {
-    let read_err = |source| mll_common::spec::SpecError::Read { path: path.display().to_string(), source };
+pub fn read_submission(path: &std::path::Path) -> Result<Submission, ControlError> {
+    let read_err = |source| SpecError::Read { path: path.display().to_string(), source };
     let spec_text = std::fs::read_to_string(path).map_err(read_err)?;
     Ok(Submission { spec_text, spec_path: std::fs::canonicalize(path).map_err(read_err)? })
 }
@@ -77,13 +139,13 @@ pub struct RetriedJob {
 
 impl Submission {
     /// Plans the saved spec (its data root is relative to where the spec was).
-    pub fn plan(&self) -> anyhow::Result<Plan> {
+    pub fn plan(&self) -> Result<Plan, ControlError> {
         self.plan_strict(false)
     }
 
     /// [`Self::plan`]; `strict_captions` makes a class without captions an
     /// error whatever the spec says (`--strict-captions`).
-    pub fn plan_strict(&self, strict_captions: bool) -> anyhow::Result<Plan> {
+    pub fn plan_strict(&self, strict_captions: bool) -> Result<Plan, ControlError> {
         let spec = mll_common::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())?;
         let root = crate::plan::data_root_of(&spec, &self.spec_path);
         let opts = crate::plan::PlanOptions::for_spec_file(&self.spec_path, strict_captions);
@@ -94,7 +156,7 @@ impl Submission {
 impl RunControl {
     /// Registers the plan (spec text, meta, expected sets) and publishes every
     /// job without a result. Returns how many jobs were published.
-    pub async fn submit(&self, plan: &Plan, submission: &Submission, retry_failed: bool) -> anyhow::Result<usize> {
+    pub async fn submit(&self, plan: &Plan, submission: &Submission, retry_failed: bool) -> Result<usize, ControlError> {
         let run = &plan.run;
         self.save_submission(run, submission)?;
         let digest = mll_common::ids::sha256_hex(submission.spec_text.as_bytes());
@@ -103,7 +165,7 @@ impl RunControl {
             _ => RunState::Running,
         };
         if state == RunState::Cancelled {
-            anyhow::bail!("run '{run}' was cancelled; submit it under another name, or delete its keys first");
+            return Err(ControlError::Cancelled { run: run.clone() });
         }
         self.store.put_meta(run, &RunMeta { state, spec_digest: digest }).await?;
         for stage in plan.stages() {
@@ -116,14 +178,15 @@ impl RunControl {
     }
 
     /// Saves the spec a run is planned from (what `resume` and `retry` replan).
-    pub fn save_submission(&self, run: &RunId, submission: &Submission) -> anyhow::Result<()> {
-        self.artifacts.put_named(&submission_artifact_name(run), &serde_json::to_vec_pretty(submission)?)?;
+    pub fn save_submission(&self, run: &RunId, submission: &Submission) -> Result<(), ControlError> {
+        let json = serde_json::to_vec_pretty(submission).map_err(|source| ControlError::Submission { run: run.clone(), source })?;
+        self.artifacts.put_named(&submission_artifact_name(run), &json)?;
         Ok(())
     }
 
     /// Publishes the jobs of the plan that have no committed result (and, unless
     /// `retry_failed`, no failure record).
-    pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> anyhow::Result<usize> {
+    pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> Result<usize, ControlError> {
         let run = &plan.run;
         let mut published = 0;
         for stage in plan.stages() {
@@ -141,7 +204,7 @@ impl RunControl {
 
     /// Publishes `jobs` (all of `stage`) in confirmed batches; `before` is
     /// how many this command published already (for the error message).
-    async fn publish_jobs(&self, run: &RunId, stage: Stage, jobs: &[&mll_common::Job], before: usize) -> anyhow::Result<usize> {
+    async fn publish_jobs(&self, run: &RunId, stage: Stage, jobs: &[&mll_common::Job], before: usize) -> Result<usize, ControlError> {
         let todo: Vec<Outgoing> = jobs
             .iter()
             .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
@@ -154,10 +217,7 @@ impl RunControl {
                 if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
                     m.coordinator_returned.inc();
                 }
-                return Err(anyhow::anyhow!(e).context(format!(
-                    "publishing {stage} jobs of run '{run}' ({} published so far; `coordinator resume {run}` continues)",
-                    before + published
-                )));
+                return Err(ControlError::Publish { stage, run: run.clone(), published: before + published, source: e });
             }
             m.coordinator_confirmed.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
             published += batch.len();
@@ -173,14 +233,14 @@ impl RunControl {
     /// failure records of the chosen jobs (every failed job, those of `stage`,
     /// or the one `job`) and publishes exactly those again. Jobs without a
     /// failure record are left alone: in-flight work is not duplicated.
-    pub async fn retry(&self, plan: &Plan, stage: Option<Stage>, job: Option<&JobId>) -> anyhow::Result<RetryOutcome> {
+    pub async fn retry(&self, plan: &Plan, stage: Option<Stage>, job: Option<&JobId>) -> Result<RetryOutcome, ControlError> {
         let run = &plan.run;
         match self.store.meta(run).await? {
             None => return Err(self.unknown_run(run).await),
             Some(m) if m.state == RunState::Cancelled => {
-                return Err(anyhow::Error::new(crate::exit::InputError(format!(
+                return Err(input(format!(
                     "run '{run}' was cancelled; its jobs are not published again (submit the spec under another name)"
-                ))))
+                )))
             }
             Some(_) => {}
         }
@@ -204,10 +264,10 @@ impl RunControl {
             outcome.published += self.publish_jobs(run, st, &chosen, outcome.published).await?;
         }
         if let (Some(id), false) = (job, found_job) {
-            return Err(anyhow::Error::new(crate::exit::InputError(format!(
+            return Err(input(format!(
                 "job {id} of run '{run}' has no failure record{}; `coordinator status {run}` lists the failed jobs",
                 stage.map(|s| format!(" in stage {s}")).unwrap_or_default()
-            ))));
+            )));
         }
         Ok(outcome)
     }
@@ -216,7 +276,7 @@ impl RunControl {
     /// its own run (the queue may be shared by several runs). Only the
     /// coordinator that drives `run` calls this; it logs `run`'s failures and
     /// returns how many of them it saw.
-    pub async fn record_dead_letters(&self, run: &RunId) -> anyhow::Result<usize> {
+    pub async fn record_dead_letters(&self, run: &RunId) -> Result<usize, ControlError> {
         let dead = self.queue.drain_dead_letters().await?;
         let mut own = 0;
         for d in &dead {
@@ -245,26 +305,24 @@ impl RunControl {
 
     /// Says what exists when `run` is not in the store: the runs the store
     /// has and the runs whose spec was saved under the artifact root.
-    pub async fn unknown_run(&self, run: &RunId) -> anyhow::Error {
+    pub async fn unknown_run(&self, run: &RunId) -> ControlError {
         let saved = self.saved_runs();
         if saved.contains(run) {
-            return crate::exit::InputError(format!(
+            return input(format!(
                 "run '{run}' is not in the store (the store lost its data, or store.url/store.key_prefix point elsewhere); \
                  its spec is saved: `coordinator resume {run}` registers it again and republishes what is missing"
-            ))
-            .into();
+            ));
         }
         let stored = self.store.runs().await.unwrap_or_default();
         let list =
             |v: &[RunId]| if v.is_empty() { "none".to_string() } else { v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") };
-        crate::exit::InputError(format!(
+        input(format!(
             "run '{run}' is not in the store and no spec of it is saved under {} (never submitted with these settings?). \
              Runs in the store: {}. Runs with a saved spec: {}. Submit it with `coordinator submit --benchmark FILE`",
             self.artifacts.root().display(),
             list(&stored),
             list(&saved)
         ))
-        .into()
     }
 
     /// Runs whose submission is saved under the artifact root.
@@ -280,7 +338,7 @@ impl RunControl {
         runs
     }
 
-    pub async fn status(&self, run: &RunId) -> anyhow::Result<RunStatus> {
+    pub async fn status(&self, run: &RunId) -> Result<RunStatus, ControlError> {
         let Some(meta) = self.store.meta(run).await? else { return Err(self.unknown_run(run).await) };
         let mut stages = BTreeMap::new();
         let mut failures = Vec::new();
@@ -310,28 +368,26 @@ impl RunControl {
     }
 
     /// Cancels a running run; a finished or cancelled one is left as it is.
-    pub async fn cancel(&self, run: &RunId) -> anyhow::Result<()> {
+    pub async fn cancel(&self, run: &RunId) -> Result<(), ControlError> {
         let status = self.status(run).await?;
         if status.state != RunState::Running.as_str() {
-            return Err(
-                crate::exit::InputError(format!("run '{run}' is {} already; only a running run can be cancelled", status.state)).into()
-            );
+            return Err(input(format!("run '{run}' is {} already; only a running run can be cancelled", status.state)));
         }
         self.store.set_state(run, RunState::Cancelled).await?;
         Ok(())
     }
 
     /// Reads what was saved at submit time.
-    pub fn saved_submission(&self, run: &RunId) -> anyhow::Result<Submission> {
+    pub fn saved_submission(&self, run: &RunId) -> Result<Submission, ControlError> {
         let bytes = self.artifacts.get_named(&submission_artifact_name(run))?.ok_or_else(|| {
             let saved = self.saved_runs();
-            crate::exit::InputError(format!(
+            input(format!(
                 "no saved spec for run '{run}' under {} (was it submitted with this artifacts.root?); pass --benchmark FILE. \
                  Runs with a saved spec there: {}",
                 self.artifacts.root().display(),
                 if saved.is_empty() { "none".into() } else { saved.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") }
             ))
         })?;
-        Ok(serde_json::from_slice(&bytes)?)
+        serde_json::from_slice(&bytes).map_err(|source| ControlError::Submission { run: run.clone(), source })
     }
 }

@@ -37,8 +37,8 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
         // (the run itself lives on in the store and the queue) for up to the
         // patience, then given up with what to run.
         let polled = match ctl.record_dead_letters(&plan.run).await {
-            Ok(_) => ctl.status(&plan.run).await,
-            Err(e) => Err(e.context("reading the dead-letter queue")),
+            Ok(_) => ctl.status(&plan.run).await.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::Error::new(e).context("reading the dead-letter queue")),
         };
         let status = match polled {
             Ok(s) => {
@@ -48,7 +48,11 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
                 s
             }
             Err(e) => {
-                let vanished = e.chain().any(|c| c.is::<crate::exit::InputError>());
+                let vanished = e.chain().any(|c| {
+                    c.is::<crate::exit::InputError>()
+                        || c.downcast_ref::<crate::control::ControlError>()
+                            .is_some_and(|c| matches!(c, crate::control::ControlError::Input(_)))
+                });
                 let since = *trouble.get_or_insert_with(|| {
                     if vanished {
                         warn!(

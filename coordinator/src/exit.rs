@@ -3,6 +3,7 @@
 //! a run id, a refused broker login): retrying cannot help, so Kubernetes' podFailurePolicy fails the
 //! Job at once; 130 = interrupted (Ctrl-C); 1 = anything else.
 
+use crate::control::ControlError;
 use crate::plan::PlanError;
 use mll_common::config::ConfigError;
 use mll_common::paths::OutsideRoot;
@@ -25,6 +26,8 @@ pub struct Interrupted(pub String);
 
 pub fn code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
+        // Run control's transparent variants stand for the error they wrap.
+        let cause = cause.downcast_ref::<ControlError>().and_then(ControlError::wrapped).unwrap_or(cause);
         if cause.is::<Interrupted>() {
             return INTERRUPTED;
         }
@@ -55,5 +58,10 @@ mod tests {
         assert_eq!(code(&missing.context("resume").unwrap_err()), INPUT);
         assert_eq!(code(&anyhow::Error::new(Interrupted("stopped".into()))), INTERRUPTED);
         assert_eq!(code(&anyhow::anyhow!("broker down")), 1);
+        // Through run control's typed errors too.
+        let wrapped: anyhow::Error = ControlError::from(PlanError::Graph { path: "g.json".into(), reason: "not found".into() }).into();
+        assert_eq!(code(&wrapped.context("submit")), INPUT);
+        assert_eq!(code(&ControlError::from(InputError("no such run".into())).into()), INPUT);
+        assert_eq!(code(&ControlError::Cancelled { run: mll_common::RunId::new("r").unwrap() }.into()), 1);
     }
 }

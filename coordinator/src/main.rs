@@ -315,7 +315,7 @@ async fn run_local(_: &Settings, _: &RunArgs, _: &std::path::Path) -> anyhow::Re
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli).await {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", mll_common::telemetry::error_report(&e));
         // 2 = fix the input (config, spec, missing or changed data); 130 = interrupted (see exit.rs).
         std::process::exit(mll_coordinator::exit::code(&e));
     }
@@ -513,7 +513,7 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn plan_of(sub: &Submission, strict_captions: bool) -> anyhow::Result<plan::Plan> {
-    sub.plan_strict(strict_captions)
+    Ok(sub.plan_strict(strict_captions)?)
 }
 
 /// `coordinator plan`: plans and prints, publishes nothing, needs no broker or store.

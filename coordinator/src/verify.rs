@@ -7,12 +7,12 @@
 use crate::control::RunControl;
 use crate::plan::Plan;
 use crate::records::{self, BadRecord};
+use mll_common::artifact::safetensors_io::{self, Dtype};
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
 use mll_common::output::JobOutput;
 use mll_common::queue::Outgoing;
 use mll_common::{wire, Job};
-use mll_common::artifact::safetensors_io::{self, Dtype};
 use safetensors::SafeTensors;
 
 /// What `verify --json` prints.
@@ -273,8 +273,11 @@ mod tests {
     fn probs_artifact(labels: &[i64]) -> Vec<u8> {
         let n = labels.len();
         let probs = vec![1.0f32 / 3.0; n * 3];
-        safetensors_io::encode(&[safetensors_io::Named::new("probs", vec![n, 3], &probs), safetensors_io::Named::new("labels", vec![n], labels)])
-            .unwrap()
+        safetensors_io::encode(&[
+            safetensors_io::Named::new("probs", vec![n, 3], &probs),
+            safetensors_io::Named::new("labels", vec![n], labels),
+        ])
+        .unwrap()
     }
 
     #[test]

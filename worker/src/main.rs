@@ -51,7 +51,7 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli).await {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", mll_common::telemetry::error_report(&e));
         // 2 = fix the configuration; Kubernetes' podFailurePolicy fails the Job at once on it.
         let usage = e.downcast_ref::<mll_common::config::ConfigError>().is_some();
         std::process::exit(if usage { 2 } else { 1 });

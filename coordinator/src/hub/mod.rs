@@ -72,7 +72,7 @@ fn saved_runs(ctl: &RunControl) -> anyhow::Result<Vec<RunId>> {
 }
 
 fn plan_of(sub: &Submission) -> anyhow::Result<Plan> {
-    sub.plan()
+    Ok(sub.plan()?)
 }
 
 /// Label jobs per model (hub order) and the graph's embed jobs.
