@@ -235,7 +235,13 @@ fn blocks_do_not_change_counts() {
         emb[[i, pred]] = 1.0;
         nodes.push(truth);
     }
-    let m = ModelLabels { image_embeddings: emb, image_nodes: nodes.clone(), image_rows: None, node_text_embeddings: texts.clone(), top_nodes: None };
+    let m = ModelLabels {
+        image_embeddings: emb,
+        image_nodes: nodes.clone(),
+        image_rows: None,
+        node_text_embeddings: texts.clone(),
+        top_nodes: None,
+    };
     let sel = select(texts.view(), texts.view(), &[&m], &MethodOptions { nodes_per_class: 1, k: vec![1], ..opts() }).unwrap();
     for node in 0..v {
         let tp = (0..n).filter(|&i| i % v == node && i % 7 != 0).count() as u64;

@@ -55,7 +55,13 @@ pub fn world(models: usize, seed: u64, incomplete: bool) -> ReportInput {
                 emb[[i, guess]] = 1.0;
                 nodes.push(g);
             }
-            Some(ModelLabels { image_embeddings: emb, image_nodes: nodes, image_rows: None, node_text_embeddings: eye.clone(), top_nodes: None })
+            Some(ModelLabels {
+                image_embeddings: emb,
+                image_nodes: nodes,
+                image_rows: None,
+                node_text_embeddings: eye.clone(),
+                top_nodes: None,
+            })
         })
         .collect();
     let mut datasets = Vec::new();
