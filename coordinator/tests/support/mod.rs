@@ -32,6 +32,8 @@ pub struct Cluster {
     pub name: String,
     pub dir: tempfile::TempDir,
     pub env: BTreeMap<String, String>,
+    /// The Redis the processes and `redis()` use (6379 unless [`Cluster::use_redis`]).
+    pub redis_port: u16,
 }
 
 impl Cluster {
@@ -55,7 +57,13 @@ impl Cluster {
         set("MLL__COORDINATOR__POLL_INTERVAL_MS", "100".into());
         set("MLL__LOG__FORMAT", "text".into());
         set("MLL__LOG__LEVEL", "info".into());
-        Cluster { name, dir, env }
+        Cluster { name, dir, env, redis_port: 6379 }
+    }
+
+    /// Points every process of this cluster, and `redis()`, at the Redis on `port` (127.0.0.1).
+    pub fn use_redis(&mut self, port: u16) {
+        self.redis_port = port;
+        self.env.insert("MLL__STORE__URL".into(), format!("redis://127.0.0.1:{port}/"));
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -160,7 +168,7 @@ impl Cluster {
     }
 
     pub fn redis(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", "6379"]).args(args).output().unwrap();
+        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &self.redis_port.to_string()]).args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
