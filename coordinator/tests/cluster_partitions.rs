@@ -155,6 +155,38 @@ fn slow_redis_loses_nothing_and_dead_letters_nothing() {
     check_exactly_once(&c, "slowredis", jobs as usize, &spec, &c.path("out"));
 }
 
+/// A worker loses Redis for longer than the broker's delivery limit of
+/// requeues would last (delivery_limit 5): it must
+/// hold the job it received and retry the store, not requeue it, or the
+/// broker dead-letters healthy jobs for an outage (with no reason recorded).
+#[test]
+fn worker_without_redis_holds_its_job_instead_of_using_up_deliveries() {
+    let c = Cluster::new("noredis");
+    let jobs = 12;
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("noredis", jobs, 300, &[]));
+    let redis = FaultProxy::start(REDIS);
+    // The worker connects, then loses Redis while idle; the jobs arrive during
+    // the outage (a job in hand when Redis goes is the commit retry's case).
+    // store.retries = 0: each store call fails at once, as after the store's
+    // own retries (about 25 s at the defaults) in a longer outage.
+    let mut w = c.spawn_worker_env("cut", &[("MLL__STORE__URL", redis_url(redis.port())), ("MLL__STORE__RETRIES", "0".into())]);
+    wait_until("the worker consuming", Duration::from_secs(60), &c, || log_count(&c, "worker-cut.log", "worker consuming") > 0);
+    redis.cut();
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_secs(12));
+    let done_during_cut = c.redis_set("noredis", "done:diagnostic").len();
+    redis.pass();
+    let st = c.wait_status("noredis", Duration::from_secs(120), |s| s["state"] != "running");
+    kill9(&mut w);
+    assert_eq!(st["state"], "done", "{st}\n{}", c.logs());
+    assert!(done_during_cut < jobs as usize, "the cut held nothing up ({done_during_cut} of {jobs} done)");
+    // The fault hit: the worker held a job while the store was gone.
+    let held = log_count(&c, "worker-cut.log", "holding the job");
+    assert!(held > 0, "the worker never waited for the store\n{}", c.logs());
+    eprintln!("worker without redis: {done_during_cut} of {jobs} done during the 12 s cut, {held} store retries while holding a job");
+    check_exactly_once(&c, "noredis", jobs as usize, &spec, &c.path("out"));
+}
+
 /// The coordinator following a run with --wait loses Redis for a few seconds:
 /// it rides the outage out and writes the same report.
 #[test]

@@ -189,32 +189,22 @@ impl WorkerLoop {
         let jid = job.id.to_string();
 
         // A cancelled run's jobs are dropped; a missing meta (Redis lost data) is not a cancel.
-        match self.store.meta(&job.run).await {
-            Ok(Some(meta)) if meta.state == RunState::Cancelled => {
-                stats.cancelled += 1;
-                m.worker_jobs.with_label_values(&[kind, "cancelled"]).inc();
-                return (Verdict::Ack, kind);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(job = %jid, error = %e, "store unavailable before execution; requeueing");
-                self.retry_policy().sleep(1).await;
-                return (Verdict::Requeue, kind);
-            }
+        let Some(meta) = self.store_retrying(&jid, shutdown, || self.store.meta(&job.run)).await else {
+            return (Verdict::Requeue, kind);
+        };
+        if meta.is_some_and(|meta| meta.state == RunState::Cancelled) {
+            stats.cancelled += 1;
+            m.worker_jobs.with_label_values(&[kind, "cancelled"]).inc();
+            return (Verdict::Ack, kind);
         }
-        match self.store.is_done(&job.run, stage, &job.id).await {
-            Ok(true) => {
-                stats.duplicates += 1;
-                m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
-                debug!(job = %jid, "already done; acking the redelivery");
-                return (Verdict::Ack, kind);
-            }
-            Ok(false) => {}
-            Err(e) => {
-                warn!(job = %jid, error = %e, "store unavailable; requeueing");
-                self.retry_policy().sleep(1).await;
-                return (Verdict::Requeue, kind);
-            }
+        let Some(done) = self.store_retrying(&jid, shutdown, || self.store.is_done(&job.run, stage, &job.id)).await else {
+            return (Verdict::Requeue, kind);
+        };
+        if done {
+            stats.duplicates += 1;
+            m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
+            debug!(job = %jid, "already done; acking the redelivery");
+            return (Verdict::Ack, kind);
         }
         let Some(executor) = self.executors.get(stage).cloned() else {
             m.worker_dead_letters.with_label_values(&["no_executor"]).inc();
@@ -356,6 +346,33 @@ impl WorkerLoop {
 
     /// Requeue and commit retries: `worker.retry_backoff_ms` doubling up to
     /// 10 s, jittered (mll_common::backoff).
+    /// A store read the job cannot go on without, retried with backoff while
+    /// the delivery is held. Requeueing instead would count towards the
+    /// broker's delivery limit, so an outage of a few seconds would get
+    /// healthy jobs dead-lettered. None: shutdown was asked for (requeue).
+    async fn store_retrying<T, F, Fut>(&self, jid: &str, shutdown: &mut watch::Receiver<bool>, read: F) -> Option<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, mll_common::store::StoreError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match read().await {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    attempt += 1;
+                    warn!(job = %jid, error = %e, attempt, "store unavailable before execution; holding the job and retrying");
+                    let policy = self.retry_policy();
+                    tokio::select! {
+                        biased;
+                        _ = wait_true(shutdown) => return None,
+                        _ = policy.sleep(attempt) => {}
+                    }
+                }
+            }
+        }
+    }
+
     fn retry_policy(&self) -> mll_common::backoff::Backoff {
         mll_common::backoff::Backoff::new(self.opts.retry_backoff, Duration::from_secs(10))
     }
