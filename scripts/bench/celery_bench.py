@@ -7,8 +7,8 @@ MLL work queue is) and the Redis result backend on its own database.
 
     python celery_bench.py --jobs 2000 --workers 2 --json out.json
 
-starts W `celery worker` processes (pool solo, one task at a time each) on a
-fresh queue, warms up, then measures:
+starts W `celery worker` processes (one task at a time each) on a fresh queue,
+warms up, then measures:
   - throughput: N tasks sent one by one (apply_async), then all results awaited;
     N / (last task end - first send);
   - latency under that load: task end - send time, per task;
@@ -17,6 +17,12 @@ A task's end time is `time.time()` taken inside the task as it returns, i.e.
 before Celery stores its result and acks, so Celery is, if anything, favoured
 against the MLL side (whose time is taken after the Redis commit returned).
 The queue, its exchange and the result keys are deleted at the end.
+
+Two configurations (--config):
+  durable   the guarantees MLL gives: quorum queue, publisher confirms,
+            acks_late, pool solo (the task runs in the worker process);
+  defaults  what a new user gets from Celery's defaults plus acks_late: classic
+            queue, no publisher confirms, prefork pool with one child per worker.
 
 This module is also the Celery app the worker processes import (-A celery_bench).
 """
@@ -40,6 +46,9 @@ BACKEND = os.environ.get("CELERY_BENCH_BACKEND", "redis://127.0.0.1:6379/15")
 # A fresh queue per client run; the client hands its name to its workers.
 QUEUE = os.environ.get("CELERY_BENCH_QUEUE", f"bench.celery.{os.getpid()}")
 QUEUE_TYPE = os.environ.get("CELERY_BENCH_QUEUE_TYPE", "quorum")
+CONFIRM = os.environ.get("CELERY_BENCH_CONFIRM", "1") == "1"
+# --config: (queue type, publisher confirms, pool).
+CONFIGS = {"durable": ("quorum", True, "solo"), "defaults": ("classic", False, "prefork")}
 
 app = Celery("celery_bench", broker=BROKER, backend=BACKEND)
 app.conf.update(
@@ -50,7 +59,7 @@ app.conf.update(
     task_default_routing_key=QUEUE,
     task_default_queue_type=QUEUE_TYPE,
     # A send returns once the broker has the message, as MLL's publishes do.
-    broker_transport_options={"confirm_publish": True},
+    broker_transport_options={"confirm_publish": CONFIRM},
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
@@ -165,13 +174,23 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--latency-jobs", type=int, default=200)
     ap.add_argument("--warmup-jobs", type=int, default=50)
-    ap.add_argument("--pool", default="solo", choices=["solo", "prefork"],
-                    help="solo: the task runs in the worker process; prefork: in one child (-c 1)")
+    ap.add_argument("--config", default="durable", choices=sorted(CONFIGS),
+                    help="durable: quorum queue, confirms, pool solo; defaults: classic queue, no confirms, prefork")
+    ap.add_argument("--pool", choices=["solo", "prefork"],
+                    help="override the configuration's pool (solo: in the worker process; prefork: in one child, -c 1)")
     ap.add_argument("--timeout-s", type=float, default=120)
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.jobs < 1 or a.workers < 1:
         raise SystemExit("--jobs and --workers must be at least 1")
+
+    global QUEUE_TYPE
+    QUEUE_TYPE, confirm, pool = CONFIGS[a.config]
+    a.pool = a.pool or pool
+    # The client's app and the worker processes (which import this module) alike.
+    os.environ.update(CELERY_BENCH_QUEUE_TYPE=QUEUE_TYPE, CELERY_BENCH_CONFIRM="1" if confirm else "0")
+    app.conf.task_default_queue_type = QUEUE_TYPE
+    app.conf.broker_transport_options = {"confirm_publish": confirm}
 
     logdir = tempfile.mkdtemp(prefix="celery-bench-")
     tag = uuid.uuid4().hex[:8]
@@ -213,10 +232,11 @@ def main():
             print(f"celery_bench: clean-up of queue {QUEUE} / result keys failed: {e}", file=sys.stderr)
 
     report = {
-        "system": "celery",
+        "system": "celery" if a.config == "durable" else "celerydefaults",
+        "config": a.config,
         "workers": a.workers,
         "jobs": a.jobs,
-        "publish": f"apply_async one by one, confirm_publish, {QUEUE_TYPE} queue, pool {a.pool}",
+        "publish": f"apply_async one by one, {'confirm_publish' if confirm else 'no publisher confirms'}, {QUEUE_TYPE} queue, pool {a.pool}",
         "seconds": seconds,
         "jobs_per_s": a.jobs / seconds,
         "load_p50_ms": percentile(load, 50),
@@ -227,7 +247,7 @@ def main():
         "per_worker_committed": sorted(per_worker.values(), reverse=True),
         "duplicate_executions": None,
     }
-    print(f"celery: {a.jobs} no-op tasks, {a.workers} worker(s): {report['jobs_per_s']:.0f} tasks/s "
+    print(f"celery ({a.config}): {a.jobs} no-op tasks, {a.workers} worker(s): {report['jobs_per_s']:.0f} tasks/s "
           f"({seconds:.2f} s first send -> last task end); send->end p50 {report['load_p50_ms']:.1f} ms "
           f"p99 {report['load_p99_ms']:.1f} ms under load")
     if unloaded:

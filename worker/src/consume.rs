@@ -300,7 +300,10 @@ impl WorkerLoop {
         let mut handle = tokio::task::spawn_blocking(move || executor.execute(&job, &ctx));
         let timeout = tokio::time::sleep(self.opts.job_timeout);
         tokio::pin!(timeout);
-        let mut poll = tokio::time::interval(CANCEL_POLL);
+        // The first read one period in: the state was read just before the
+        // job started, and an immediate tick would cost every job a Redis
+        // round trip (a third of a no-op job's queue path).
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + CANCEL_POLL, CANCEL_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
