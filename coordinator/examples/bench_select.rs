@@ -402,7 +402,7 @@ fn new_task() {
     use mll_common::artifact::ArtifactStore;
     use mll_coordinator::aggregate::LabelSources;
     use mll_coordinator::hub::index::{self, HubIndex};
-    use safetensors::tensor::{Dtype, TensorView};
+    use mll_common::artifact::safetensors_io::{self as st_io, Named};
     let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).expect("a temporary folder");
     let store = ArtifactStore::new(dir.path());
     let shards = 10;
@@ -413,20 +413,19 @@ fn new_task() {
         let mut refs = Vec::new();
         for s in 0..shards {
             let rows: Vec<usize> = (s..n).step_by(shards).collect();
-            let emb: Vec<u8> = rows.iter().flat_map(|&i| l.image_embeddings.row(i).to_vec()).flat_map(|x| x.to_le_bytes()).collect();
-            let nodes: Vec<u8> = rows.iter().flat_map(|&i| (l.image_nodes[i] as i64).to_le_bytes()).collect();
+            let emb: Vec<f32> = rows.iter().flat_map(|&i| l.image_embeddings.row(i).to_vec()).collect();
+            let nodes: Vec<i64> = rows.iter().map(|&i| l.image_nodes[i] as i64).collect();
             let lists = l.top_nodes.as_ref().expect("lists").lists();
-            let top: Vec<u8> = rows.iter().flat_map(|&i| lists.row(i).to_vec()).flat_map(|x| (x as i32).to_le_bytes()).collect();
+            let top: Vec<i32> = rows.iter().flat_map(|&i| lists.row(i).to_vec()).map(|x| x as i32).collect();
             let tensors = [
-                ("image_embeddings", TensorView::new(Dtype::F32, vec![rows.len(), d], &emb).unwrap()),
-                ("nodes", TensorView::new(Dtype::I64, vec![rows.len()], &nodes).unwrap()),
-                ("top_nodes", TensorView::new(Dtype::I32, vec![rows.len(), k_list], &top).unwrap()),
+                Named::new("image_embeddings", vec![rows.len(), d], &emb),
+                Named::new("nodes", vec![rows.len()], &nodes),
+                Named::new("top_nodes", vec![rows.len(), k_list], &top),
             ];
-            refs.push(store.put(&safetensors::serialize(tensors, None).unwrap()).unwrap());
+            refs.push(store.put(&st_io::encode(&tensors).unwrap()).unwrap());
         }
-        let texts: Vec<u8> = l.node_text_embeddings.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let t = TensorView::new(Dtype::F32, vec![v, d], &texts).unwrap();
-        let node_texts = store.put(&safetensors::serialize([("text_embeddings", t)], None).unwrap()).unwrap();
+        let texts: Vec<f32> = l.node_text_embeddings.iter().copied().collect();
+        let node_texts = store.put(&st_io::encode(&[Named::new("text_embeddings", vec![v, d], &texts)]).unwrap()).unwrap();
         sources.push(LabelSources { shards: refs, node_texts });
     }
     let bytes: u64 =
@@ -436,10 +435,12 @@ fn new_task() {
     let mut sum = 0.0f64;
     for a in sources[1].shards.iter().chain([&sources[1].node_texts]) {
         let b = store.get(a).unwrap();
-        let st = safetensors::SafeTensors::deserialize(&b).unwrap();
-        for (_, t) in st.tensors() {
-            let m: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            sum += m[0] as f64;
+        let st = st_io::parse(&b).unwrap();
+        for name in ["image_embeddings", "text_embeddings"].into_iter().filter(|n| st_io::has(&st, n)) {
+            sum += st_io::values::<f32>(&st, name).unwrap()[0] as f64;
+        }
+        if st_io::has(&st, "nodes") {
+            sum += st_io::values::<i64>(&st, "nodes").unwrap()[0] as f64 + st_io::values::<i32>(&st, "top_nodes").unwrap()[0] as f64;
         }
     }
     println!(

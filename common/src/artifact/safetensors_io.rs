@@ -7,6 +7,7 @@
 
 pub use safetensors::Dtype;
 use safetensors::{SafeTensorError, SafeTensors};
+use std::collections::HashMap;
 
 /// What went wrong with one artifact; each names the tensor and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +146,11 @@ impl<'a> Named<'a> {
 
 /// Serialises named tensors as one safetensors file (no metadata).
 pub fn encode(tensors: &[Named]) -> Result<Vec<u8>, TensorError> {
+    encode_with_metadata(tensors, None)
+}
+
+/// Serialises named tensors with a `__metadata__` map (string to string).
+pub fn encode_with_metadata(tensors: &[Named], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>, TensorError> {
     let views = tensors
         .iter()
         .map(|t| {
@@ -153,7 +159,7 @@ pub fn encode(tensors: &[Named]) -> Result<Vec<u8>, TensorError> {
                 .map_err(|source| TensorError::Build { name: t.name.into(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::tensor::serialize(views, None).map_err(|source| TensorError::Serialize { source })
+    safetensors::tensor::serialize(views, metadata).map_err(|source| TensorError::Serialize { source })
 }
 
 #[cfg(test)]
@@ -175,6 +181,9 @@ mod tests {
         assert_eq!(values::<f64>(&st, "h").unwrap(), [0.5, 1.5]);
         assert_eq!(decode::<i32>(&st, "t").unwrap(), (vec![2, 1], vec![3, 4]));
         assert!(has(&st, "h") && !has(&st, "x"));
+        let meta = HashMap::from([("format".to_string(), "x/1".to_string())]);
+        let with_meta = encode_with_metadata(&[Named::new("l", vec![1], &[1u32])], Some(meta.clone())).unwrap();
+        assert_eq!(SafeTensors::read_metadata(&with_meta).unwrap().1.metadata().as_ref(), Some(&meta));
         assert_eq!(check(&st, "p", Dtype::F32, &[Some(2), None]).unwrap(), [2, 3]);
 
         let msg = |e: TensorError| e.to_string();

@@ -27,8 +27,7 @@ use mll_common::artifact::{ArtifactError, ArtifactRef, ArtifactStore};
 use mll_common::ids::sha256_hex;
 use mll_common::RunId;
 use ndarray::Array2;
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
+use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -71,15 +70,9 @@ fn labels_err(aref: &ArtifactRef, reason: impl Into<String>) -> IndexError {
 /// verified) and returns the file's bytes.
 pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usize) -> Result<Vec<u8>, IndexError> {
     let texts = artifacts.get(&sources.node_texts)?;
-    let st = SafeTensors::deserialize(&texts).map_err(|e| labels_err(&sources.node_texts, e.to_string()))?;
-    let t = st.tensor("text_embeddings").map_err(|e| labels_err(&sources.node_texts, format!("tensor 'text_embeddings': {e}")))?;
-    let (v, width) = match (t.dtype(), t.shape()) {
-        (Dtype::F32, &[v, d]) => (v, d),
-        (dt, shape) => return Err(labels_err(&sources.node_texts, format!("'text_embeddings' is {dt:?} {shape:?}, expected F32 V × D"))),
-    };
-    if v != graph_nodes {
-        return Err(labels_err(&sources.node_texts, format!("text embeddings of {v} nodes for a graph of {graph_nodes}")));
-    }
+    let in_texts = |e: TensorError| labels_err(&sources.node_texts, e.to_string());
+    let st = st_io::parse(&texts).map_err(in_texts)?;
+    let width = st_io::check(&st, "text_embeddings", Dtype::F32, &[Some(graph_nodes), None]).map_err(in_texts)?[1];
     drop(texts);
 
     // Per shard: true nodes and lists (embeddings stay where they are).
@@ -87,48 +80,25 @@ pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usi
     let mut shard_lists: Vec<Option<(usize, Vec<u32>)>> = Vec::new();
     for (s, aref) in sources.shards.iter().enumerate() {
         let bytes = artifacts.get(aref)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| labels_err(aref, e.to_string()))?;
-        let tensor = |name: &str| st.tensor(name).map_err(|e| labels_err(aref, format!("tensor '{name}': {e}")));
-        let emb = tensor("image_embeddings")?;
-        let true_nodes = tensor("nodes")?;
-        let n = match (emb.dtype(), emb.shape(), true_nodes.dtype(), true_nodes.shape()) {
-            (Dtype::F32, &[n, d], Dtype::I64, &[n2]) if d == width && n == n2 => n,
-            _ => {
-                return Err(labels_err(
-                    aref,
-                    format!(
-                        "image embeddings {:?} {:?} and true nodes {:?} {:?} do not fit each other or text width {width}",
-                        emb.dtype(),
-                        emb.shape(),
-                        true_nodes.dtype(),
-                        true_nodes.shape()
-                    ),
-                ))
-            }
-        };
-        for (row, b) in true_nodes.data().chunks_exact(8).enumerate() {
-            let g = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+        let in_shard = |e: TensorError| labels_err(aref, e.to_string());
+        let st = st_io::parse(&bytes).map_err(in_shard)?;
+        let n = st_io::check(&st, "image_embeddings", Dtype::F32, &[None, Some(width)]).map_err(in_shard)?[0];
+        st_io::check(&st, "nodes", Dtype::I64, &[Some(n)]).map_err(in_shard)?;
+        for (row, g) in st_io::values::<i64>(&st, "nodes").map_err(in_shard)?.into_iter().enumerate() {
             if g < 0 || g as usize >= graph_nodes {
                 return Err(labels_err(aref, format!("an image's true node is {g} but the graph has {graph_nodes} nodes")));
             }
             nodes.push((g as u32, s as u32, row as u32));
         }
-        shard_lists.push(match st.tensor("top_nodes") {
-            Ok(t) => match (t.dtype(), t.shape()) {
-                (Dtype::I32, &[n2, k]) if n2 == n => {
-                    let mut lists = Vec::with_capacity(n * k);
-                    for b in t.data().chunks_exact(4) {
-                        let x = i32::from_le_bytes(b.try_into().expect("4 bytes"));
-                        if x < 0 || x as usize >= graph_nodes {
-                            return Err(labels_err(aref, format!("a best-node list names node {x} but the graph has {graph_nodes} nodes")));
-                        }
-                        lists.push(x as u32);
-                    }
-                    Some((k, lists))
-                }
-                (dt, shape) => return Err(labels_err(aref, format!("'top_nodes' is {dt:?} {shape:?}, expected I32 {n} × K"))),
-            },
-            Err(_) => None,
+        shard_lists.push(if st_io::has(&st, "top_nodes") {
+            let k = st_io::check(&st, "top_nodes", Dtype::I32, &[Some(n), None]).map_err(in_shard)?[1];
+            let lists = st_io::values::<i32>(&st, "top_nodes").map_err(in_shard)?;
+            if let Some(x) = lists.iter().find(|&&x| x < 0 || x as usize >= graph_nodes) {
+                return Err(labels_err(aref, format!("a best-node list names node {x} but the graph has {graph_nodes} nodes")));
+            }
+            Some((k, lists.into_iter().map(|x| x as u32).collect()))
+        } else {
+            None
         });
     }
     // Lists are used only when every shard has them with the same K > 0 (as aggregation does).
@@ -151,20 +121,16 @@ pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usi
             lists.extend_from_slice(&l[r as usize * k..(r as usize + 1) * k]);
         }
     }
-    let le32 = |x: &[u32]| x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
-    let offsets_b: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let shard_b = le32(&nodes.iter().map(|n| n.1).collect::<Vec<_>>());
-    let row_b = le32(&nodes.iter().map(|n| n.2).collect::<Vec<_>>());
-    let lists_b = le32(&lists);
     let n = nodes.len();
-    let view = |dt, shape, data| TensorView::new(dt, shape, data).expect("shapes match the data");
+    let shard: Vec<u32> = nodes.iter().map(|n| n.1).collect();
+    let row: Vec<u32> = nodes.iter().map(|n| n.2).collect();
     let mut tensors = vec![
-        ("offsets", view(Dtype::U64, vec![graph_nodes + 1], &offsets_b)),
-        ("shard", view(Dtype::U32, vec![n], &shard_b)),
-        ("row", view(Dtype::U32, vec![n], &row_b)),
+        Named::new("offsets", vec![graph_nodes + 1], &offsets),
+        Named::new("shard", vec![n], &shard),
+        Named::new("row", vec![n], &row),
     ];
     if k > 0 {
-        tensors.push(("lists", view(Dtype::U32, vec![n, k], &lists_b)));
+        tensors.push(Named::new("lists", vec![n, k], &lists));
     }
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -174,7 +140,7 @@ pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usi
         ("shards".to_string(), serde_json::to_string(&sources.shards).expect("refs serialise")),
         ("node_texts".to_string(), serde_json::to_string(&sources.node_texts).expect("refs serialise")),
     ]);
-    Ok(safetensors::serialize(tensors, Some(meta)).expect("tensors are consistent"))
+    Ok(st_io::encode_with_metadata(&tensors, Some(meta)).expect("tensors are consistent"))
 }
 
 /// An opened index: its header and node offsets (the rest is read per task).
@@ -370,10 +336,7 @@ mod tests {
     /// whole, sorted by node, as aggregation hands them to selection.
     fn model(rng: &mut SplitMix64, store: &ArtifactStore, shards: &[usize], k: usize) -> (LabelSources, ModelLabels) {
         let texts = unit_rows(rng, V, D);
-        let tb: Vec<u8> = texts.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let node_texts = store
-            .put(&safetensors::serialize([("text_embeddings", TensorView::new(Dtype::F32, vec![V, D], &tb).unwrap())], None).unwrap())
-            .unwrap();
+        let node_texts = store.put(&st_io::encode(&[Named::new("text_embeddings", vec![V, D], texts.as_slice().unwrap())]).unwrap()).unwrap();
         let mut all: Vec<(usize, Vec<f32>, Vec<u32>)> = Vec::new();
         let mut refs = Vec::new();
         for &n in shards {
@@ -385,17 +348,12 @@ mod tests {
                 let order = crate::method::order_desc(&scores);
                 lists.extend(order.iter().take(k).map(|&g| g as u32));
             }
-            let eb: Vec<u8> = emb.iter().flat_map(|x| x.to_le_bytes()).collect();
-            let nb: Vec<u8> = nodes.iter().flat_map(|x| x.to_le_bytes()).collect();
-            let lb: Vec<u8> = lists.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
-            let mut t = vec![
-                ("image_embeddings", TensorView::new(Dtype::F32, vec![n, D], &eb).unwrap()),
-                ("nodes", TensorView::new(Dtype::I64, vec![n], &nb).unwrap()),
-            ];
+            let signed: Vec<i32> = lists.iter().map(|&x| x as i32).collect();
+            let mut t = vec![Named::new("image_embeddings", vec![n, D], emb.as_slice().unwrap()), Named::new("nodes", vec![n], &nodes)];
             if k > 0 {
-                t.push(("top_nodes", TensorView::new(Dtype::I32, vec![n, k], &lb).unwrap()));
+                t.push(Named::new("top_nodes", vec![n, k], &signed));
             }
-            refs.push(store.put(&safetensors::serialize(t, None).unwrap()).unwrap());
+            refs.push(store.put(&st_io::encode(&t).unwrap()).unwrap());
             for (i, r) in emb.rows().into_iter().enumerate() {
                 all.push((nodes[i] as usize, r.to_vec(), lists[i * k..(i + 1) * k].to_vec()));
             }
