@@ -129,6 +129,9 @@ pub struct CoordinatorSettings {
     pub publish_batch: usize,
     /// How long `--wait` keeps retrying while the run cannot be read.
     pub patience_s: u64,
+    /// Jobs a `--wait`ed run keeps queued or running per unit of its spec's
+    /// `priority` (0: publish every job at submit).
+    pub window: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -404,6 +407,7 @@ mod tests {
         assert_eq!(s.worker.device, DeviceChoice::Auto);
         assert_eq!(s.worker.metrics_addr, "0.0.0.0:9100".parse().unwrap());
         assert_eq!(s.coordinator.publish_batch, 500);
+        assert_eq!(s.coordinator.window, 256);
         assert_eq!(s.log.format, LogFormat::Auto);
     }
 

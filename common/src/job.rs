@@ -5,6 +5,7 @@
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -133,9 +134,11 @@ pub struct EvaluateJob {
     pub model: ModelRef,
     pub dataset: DatasetRef,
     pub shard: Shard,
-    pub classnames: Vec<String>,
+    /// Shared by every job of the dataset in a plan (a hub of 10^5 jobs would
+    /// otherwise hold 10^5 copies); on the wire, a plain list.
+    pub classnames: Arc<Vec<String>>,
     /// Templates with `{c}` standing for the class name.
-    pub templates: Vec<String>,
+    pub templates: Arc<Vec<String>>,
     pub protocol: PromptProtocol,
     /// Keep per-sample class probabilities as an artifact (needed for reuse).
     pub keep_probabilities: bool,

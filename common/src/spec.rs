@@ -39,6 +39,10 @@ pub struct BenchmarkSpec {
     pub method: MethodOptions,
     #[serde(default)]
     pub execution: ExecutionOptions,
+    /// The run's share of the workers when runs share them (1 to 100):
+    /// `submit --wait` keeps `priority × coordinator.window` jobs queued.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
     /// Queue-only diagnostic jobs (smoke tests, fault tests, queue benchmark).
     #[serde(default)]
     pub diagnostic: Option<DiagnosticSpec>,
@@ -330,6 +334,10 @@ impl Default for ExecutionOptions {
     }
 }
 
+fn default_priority() -> u32 {
+    1
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiagnosticSpec {
@@ -405,6 +413,9 @@ impl BenchmarkSpec {
         }
         if self.method.nodes_per_class == 0 {
             return Err(invalid("method.nodes_per_class", "must be >= 1".into()));
+        }
+        if !(1..=100).contains(&self.priority) {
+            return Err(invalid("priority", format!("{} is outside 1..=100", self.priority)));
         }
         if self.execution.shard_size == 0 {
             return Err(invalid("execution.shard_size", "must be >= 1".into()));

@@ -70,6 +70,17 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, W
     bincode::serde::decode_from_slice::<T, _>(bytes, cfg).map(|(v, _)| v).map_err(|e| WireError::Decode(e.to_string()))
 }
 
+/// Encodes a value with variable-length integers: small counts take one
+/// byte instead of eight (results kept in Redis for every job of a run).
+pub fn encode_compact<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, WireError> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| WireError::Encode(e.to_string()))
+}
+
+pub fn decode_compact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let cfg = bincode::config::standard().with_limit::<{ 256 * 1024 * 1024 }>();
+    bincode::serde::decode_from_slice::<T, _>(bytes, cfg).map(|(v, _)| v).map_err(|e| WireError::Decode(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

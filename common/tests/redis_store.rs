@@ -101,7 +101,23 @@ async fn meta_state_and_executions() {
     assert_eq!(store.count_execution(&r, &b).await.unwrap(), 1);
     let ex = store.executions(&r).await.unwrap();
     assert_eq!((ex[&a], ex[&b]), (2, 1));
+    // Summed in Redis: a ran twice, b once; then a third time.
+    assert_eq!(store.duplicate_executions(&r).await.unwrap(), 1);
+    store.count_execution(&r, &a).await.unwrap();
+    assert_eq!(store.duplicate_executions(&r).await.unwrap(), 2);
+    assert_eq!(store.duplicate_executions(&run("meta-none")).await.unwrap(), 0);
     store.delete_run(&r).await.unwrap();
+
+    // A run counted by an older release (execution hash, no counter): read
+    // as the sum, and the counter starts from that sum at the next count.
+    let old = run("meta-old");
+    let mut c = raw_conn().await;
+    let exec = store.run_keys(&old).into_iter().find(|k| k.ends_with(":exec")).unwrap();
+    let _: () = redis::cmd("HSET").arg(&exec).arg(job(&old, 1).as_str()).arg(3).arg(job(&old, 2).as_str()).arg(1).query_async(&mut c).await.unwrap();
+    assert_eq!(store.duplicate_executions(&old).await.unwrap(), 2);
+    assert_eq!(store.count_execution(&old, &job(&old, 2)).await.unwrap(), 2);
+    assert_eq!(store.duplicate_executions(&old).await.unwrap(), 3);
+    store.delete_run(&old).await.unwrap();
 }
 
 #[tokio::test]
@@ -128,7 +144,7 @@ async fn keys_of_a_run_share_its_hash_tag() {
         })
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["done", "exec", "expected", "failed", "meta", "result"]);
+    assert_eq!(kinds, ["done", "dups", "exec", "expected", "failed", "meta", "result"]);
     // All on one cluster slot.
     let slots: std::collections::BTreeSet<u16> = keys.iter().map(|k| key_slot(k)).collect();
     assert_eq!(slots.len(), 1);

@@ -14,7 +14,7 @@ use mll_common::{wire, JobId, RunId, Stage};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 /// What run control can fail with. The variants that only pass another
 /// layer's error on are transparent; [`ControlError::wrapped`] gives that error.
@@ -122,6 +122,30 @@ pub struct Submission {
     pub spec_path: std::path::PathBuf,
 }
 
+/// The jobs of a run that `--wait` has not published yet. Runs that share the
+/// workers share one FIFO work queue; a run that published all its jobs at
+/// once would hold the workers until its last job. A waited run instead keeps
+/// at most `window` jobs queued or running (its spec's `priority` times
+/// `coordinator.window`) and publishes more as they finish, so each run's
+/// share of the workers follows its window: in a FIFO queue a run's
+/// throughput is its queued jobs over the common waiting time.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    /// Positions in `plan.jobs`, in publishing order.
+    pending: std::collections::VecDeque<usize>,
+    window: usize,
+}
+
+impl Backlog {
+    /// Jobs not published yet.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
 /// What `coordinator retry` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RetryOutcome {
@@ -157,6 +181,19 @@ impl RunControl {
     /// Registers the plan (spec text, meta, expected sets) and publishes every
     /// job without a result. Returns how many jobs were published.
     pub async fn submit(&self, plan: &Plan, submission: &Submission, retry_failed: bool) -> Result<usize, ControlError> {
+        let (published, _) = self.submit_windowed(plan, submission, retry_failed, usize::MAX).await?;
+        Ok(published)
+    }
+
+    /// [`Self::submit`] that publishes at most `window` jobs now and returns
+    /// the rest as a [`Backlog`] for [`Self::top_up`] (what `--wait` does).
+    pub async fn submit_windowed(
+        &self,
+        plan: &Plan,
+        submission: &Submission,
+        retry_failed: bool,
+        window: usize,
+    ) -> Result<(usize, Backlog), ControlError> {
         let run = &plan.run;
         self.save_submission(run, submission)?;
         let digest = mll_common::ids::sha256_hex(submission.spec_text.as_bytes());
@@ -174,7 +211,62 @@ impl RunControl {
         }
         // Damaged results count as missing: drop them so they are published again.
         crate::records::discard_damaged(&*self.store, plan).await?;
-        self.publish_missing(plan, retry_failed).await
+        let missing = self.missing(plan, retry_failed).await?;
+        let mut backlog = Backlog { pending: missing.into(), window };
+        let published = self.publish_next(plan, &mut backlog, window).await?;
+        Ok((published, backlog))
+    }
+
+    /// Publishes the jobs of the plan that have no committed result (and, unless
+    /// `retry_failed`, no failure record).
+    pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> Result<usize, ControlError> {
+        let mut backlog = Backlog { pending: self.missing(plan, retry_failed).await?.into(), window: usize::MAX };
+        self.publish_next(plan, &mut backlog, usize::MAX).await
+    }
+
+    /// Positions in `plan.jobs` of the jobs without a result (and, unless
+    /// `retry_failed`, without a failure record), stage by stage.
+    async fn missing(&self, plan: &Plan, retry_failed: bool) -> Result<Vec<usize>, ControlError> {
+        let run = &plan.run;
+        let mut todo = Vec::new();
+        for stage in plan.stages() {
+            if retry_failed {
+                self.store.clear_failures(run, stage).await?;
+            }
+            let done: BTreeSet<JobId> = self.store.done(run, stage).await?.into_iter().collect();
+            let failed = self.store.failures(run, stage).await?;
+            todo.extend(
+                plan.jobs.iter().enumerate().filter(|(_, j)| j.stage() == stage && !done.contains(&j.id) && !failed.contains_key(&j.id)).map(|(i, _)| i),
+            );
+        }
+        Ok(todo)
+    }
+
+    /// Publishes up to `count` jobs from the front of the backlog.
+    async fn publish_next(&self, plan: &Plan, backlog: &mut Backlog, count: usize) -> Result<usize, ControlError> {
+        let take = count.min(backlog.pending.len());
+        let chosen: Vec<&mll_common::Job> = backlog.pending.drain(..take).map(|i| &plan.jobs[i]).collect();
+        let mut published = 0;
+        for group in chosen.chunk_by(|a, b| a.stage() == b.stage()) {
+            published += self.publish_jobs(&plan.run, group[0].stage(), group, published).await?;
+        }
+        Ok(published)
+    }
+
+    /// Keeps the run's queued and running jobs at its window: publishes from
+    /// the backlog as many as have finished since (`status` is the run's
+    /// progress just read). Returns how many it published.
+    pub async fn top_up(&self, plan: &Plan, backlog: &mut Backlog, status: &RunStatus) -> Result<usize, ControlError> {
+        if backlog.pending.is_empty() || status.state != RunState::Running.as_str() {
+            return Ok(0);
+        }
+        let open: u64 = status.stages.values().map(|p| p.expected.saturating_sub(p.done + p.failed)).sum();
+        let in_queue = (open as usize).saturating_sub(backlog.pending.len());
+        let room = backlog.window.saturating_sub(in_queue);
+        if room == 0 {
+            return Ok(0);
+        }
+        self.publish_next(plan, backlog, room).await
     }
 
     /// Saves the spec a run is planned from (what `resume` and `retry` replan).
@@ -184,36 +276,20 @@ impl RunControl {
         Ok(())
     }
 
-    /// Publishes the jobs of the plan that have no committed result (and, unless
-    /// `retry_failed`, no failure record).
-    pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> Result<usize, ControlError> {
-        let run = &plan.run;
-        let mut published = 0;
-        for stage in plan.stages() {
-            if retry_failed {
-                self.store.clear_failures(run, stage).await?;
-            }
-            let done: BTreeSet<JobId> = self.store.done(run, stage).await?.into_iter().collect();
-            let failed = self.store.failures(run, stage).await?;
-            let todo: Vec<&mll_common::Job> =
-                plan.jobs_of(stage).filter(|j| !done.contains(&j.id) && !failed.contains_key(&j.id)).collect();
-            published += self.publish_jobs(run, stage, &todo, published).await?;
-        }
-        Ok(published)
-    }
-
     /// Publishes `jobs` (all of `stage`) in confirmed batches; `before` is
     /// how many this command published already (for the error message).
     async fn publish_jobs(&self, run: &RunId, stage: Stage, jobs: &[&mll_common::Job], before: usize) -> Result<usize, ControlError> {
-        let todo: Vec<Outgoing> = jobs
-            .iter()
-            .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
-            .collect::<Result<_, wire::WireError>>()?;
         let m = metrics();
         let mut published = 0;
-        for batch in todo.chunks(self.publish_batch.max(1)) {
+        // Encoded a batch at a time: a hub's jobs encoded at once would hold
+        // every message body in memory (GBs at 10^5 jobs).
+        for chunk in jobs.chunks(self.publish_batch.max(1)) {
+            let batch: Vec<Outgoing> = chunk
+                .iter()
+                .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
+                .collect::<Result<_, wire::WireError>>()?;
             m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
-            if let Err(e) = self.queue.publish(batch).await {
+            if let Err(e) = self.queue.publish(&batch).await {
                 if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
                     m.coordinator_returned.inc();
                 }
@@ -222,8 +298,8 @@ impl RunControl {
             m.coordinator_confirmed.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
             published += batch.len();
         }
-        if !todo.is_empty() {
-            info!(%stage, jobs = todo.len(), "published");
+        if !jobs.is_empty() {
+            debug!(%stage, jobs = jobs.len(), "published");
         }
         Ok(published)
     }
@@ -363,7 +439,7 @@ impl RunControl {
             _ if failures.is_empty() => RunState::Done,
             _ => RunState::Failed,
         };
-        let duplicate_executions = self.store.executions(run).await?.values().map(|n| n.saturating_sub(1)).sum();
+        let duplicate_executions = self.store.duplicate_executions(run).await?;
         Ok(RunStatus { run: run.to_string(), state: state.as_str().into(), stages, failures, duplicate_executions })
     }
 

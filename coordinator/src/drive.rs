@@ -1,7 +1,8 @@
 //! `--wait`: watch a run until every stage is finished, recording dead letters
-//! as they arrive, with a progress bar per stage; then aggregate and report.
+//! as they arrive and publishing the run's held-back jobs as its window frees
+//! (see [`Backlog`]), with a progress bar per stage; then aggregate and report.
 
-use crate::control::{RunControl, RunStatus};
+use crate::control::{Backlog, RunControl, RunStatus};
 use crate::plan::Plan;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mll_common::store::RunState;
@@ -24,6 +25,12 @@ pub struct DriveOptions {
 /// Waits for the run to finish. Returns the final status. A cancelled run
 /// returns at once with state "cancelled".
 pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow::Result<RunStatus> {
+    wait_publishing(ctl, plan, opts, &mut Backlog::default()).await
+}
+
+/// [`wait`] that also publishes the run's `backlog` as its window allows
+/// (`RunControl::top_up` after each poll).
+pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions, backlog: &mut Backlog) -> anyhow::Result<RunStatus> {
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>10} [{bar:40.cyan/blue}] {pos}/{len} {msg} ({eta} left)")
         .expect("valid template")
@@ -37,7 +44,10 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
         // (the run itself lives on in the store and the queue) for up to the
         // patience, then given up with what to run.
         let polled = match ctl.record_dead_letters(&plan.run).await {
-            Ok(_) => ctl.status(&plan.run).await.map_err(anyhow::Error::from),
+            Ok(_) => match ctl.status(&plan.run).await {
+                Ok(s) => ctl.top_up(plan, backlog, &s).await.map(|_| s).map_err(|e| anyhow::Error::new(e).context("publishing the run's next jobs")),
+                Err(e) => Err(anyhow::Error::from(e)),
+            },
             Err(e) => Err(anyhow::Error::new(e).context("reading the dead-letter queue")),
         };
         let status = match polled {
@@ -113,7 +123,18 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
 
 /// Waits, then writes the report into `out` and records the final state.
 pub async fn wait_and_report(ctl: &RunControl, plan: &Plan, out: &Path, opts: &DriveOptions) -> anyhow::Result<RunStatus> {
-    let status = wait(ctl, plan, opts).await?;
+    wait_publishing_and_report(ctl, plan, out, opts, &mut Backlog::default()).await
+}
+
+/// [`wait_and_report`] that publishes the run's `backlog` as it goes.
+pub async fn wait_publishing_and_report(
+    ctl: &RunControl,
+    plan: &Plan,
+    out: &Path,
+    opts: &DriveOptions,
+    backlog: &mut Backlog,
+) -> anyhow::Result<RunStatus> {
+    let status = wait_publishing(ctl, plan, opts, backlog).await?;
     if status.state == RunState::Cancelled.as_str() {
         info!(run = %plan.run, "run cancelled: no report");
         return Ok(status);

@@ -133,7 +133,9 @@ struct SubmitArgs {
     /// Benchmark spec (TOML).
     #[arg(long, value_name = "FILE")]
     benchmark: PathBuf,
-    /// Follow the run to its end, then write the report.
+    /// Follow the run to its end, then write the report. While waiting, the
+    /// run keeps only priority × coordinator.window jobs queued and publishes
+    /// the rest as they finish, so runs sharing the workers take turns.
     #[arg(long)]
     wait: bool,
     /// Report folder for --wait (default: out/<run>).
@@ -181,7 +183,9 @@ struct ResumeArgs {
     /// Also publish jobs that failed for good before (their failure records are cleared).
     #[arg(long)]
     retry_failed: bool,
-    /// Follow the run to its end, then write the report.
+    /// Follow the run to its end, then write the report. While waiting, the
+    /// run keeps only priority × coordinator.window jobs queued and publishes
+    /// the rest as they finish, so runs sharing the workers take turns.
     #[arg(long)]
     wait: bool,
     /// Report folder for --wait (default: out/<run>).
@@ -347,7 +351,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let submission = read_submission(&args.benchmark)?;
             let p = plan_of(&submission, args.strict_captions)?;
             mll_coordinator::inputs::verify(&p)?;
-            let published = ctl.submit(&p, &submission, args.retry_failed).await?;
+            let (published, mut backlog) = ctl.submit_windowed(&p, &submission, args.retry_failed, window(&settings, &p, args.wait)).await?;
             if !args.wait {
                 if args.json {
                     println!("{}", serde_json::json!({"run": p.run.as_str(), "jobs": p.jobs.len(), "published": published}));
@@ -358,7 +362,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let out = args.out.unwrap_or_else(|| PathBuf::from("out").join(p.run.as_str()));
-            let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
+            held_back(&p, published, &backlog);
+            let status = drive::wait_publishing_and_report(&ctl, &p, &out, &drive_options(&settings), &mut backlog).await?;
             let result = finish(&status, &out, args.json);
             if args.linger > 0 {
                 tracing::info!(seconds = args.linger, "run finished; serving /metrics a while longer (--linger)");
@@ -412,7 +417,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
             mll_coordinator::inputs::verify(&p)?;
             // submit() re-registers meta and expected sets (lost if the store lost its data).
-            let published = ctl.submit(&p, &submission, args.retry_failed).await?;
+            let (published, mut backlog) = ctl.submit_windowed(&p, &submission, args.retry_failed, window(&settings, &p, args.wait)).await?;
             if !args.wait {
                 if args.json {
                     println!("{}", serde_json::json!({"run": run.as_str(), "republished": published}));
@@ -422,7 +427,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let out = args.out.unwrap_or_else(|| PathBuf::from("out").join(run.as_str()));
-            let status = drive::wait_and_report(&ctl, &p, &out, &drive_options(&settings)).await?;
+            held_back(&p, published, &backlog);
+            let status = drive::wait_publishing_and_report(&ctl, &p, &out, &drive_options(&settings), &mut backlog).await?;
             finish(&status, &out, args.json)
         }
         Command::Plan(args) => dry_run(&args),
@@ -550,6 +556,29 @@ async fn serve_metrics(settings: &Settings) {
         Err(e) => {
             tracing::warn!(error = %e, addr = %settings.coordinator.metrics_addr, "metrics server not started (set coordinator.metrics_addr)")
         }
+    }
+}
+
+/// How many jobs a run keeps queued or running: its share of the workers
+/// while it is waited for (`priority × coordinator.window`); everything at
+/// once without `--wait` (nobody would publish the rest) or with window 0.
+fn window(settings: &Settings, plan: &mll_coordinator::plan::Plan, wait: bool) -> usize {
+    match settings.coordinator.window {
+        0 => usize::MAX,
+        _ if !wait => usize::MAX,
+        w => w.saturating_mul(plan.spec.priority as usize),
+    }
+}
+
+fn held_back(plan: &mll_coordinator::plan::Plan, published: usize, backlog: &mll_coordinator::control::Backlog) {
+    if !backlog.is_empty() {
+        tracing::info!(
+            run = %plan.run,
+            published,
+            held_back = backlog.len(),
+            "published the run's first jobs; the rest follow as they finish (coordinator.window × priority {})",
+            plan.spec.priority
+        );
     }
 }
 

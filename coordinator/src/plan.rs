@@ -12,6 +12,7 @@ use mll_common::{Job, JobId, RunId, Stage};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -226,6 +227,96 @@ pub fn plan(spec: &BenchmarkSpec, data_root: &Path) -> Result<Plan, PlanError> {
     plan_with(spec, data_root, &PlanOptions::default())
 }
 
+/// The graph as label jobs see it: its image count and content digest.
+#[derive(Debug, Clone)]
+pub struct GraphJobs {
+    pub images: u64,
+    /// SHA-256 of graph.json: a graph rebuilt in place gets new label jobs.
+    pub digest: String,
+}
+
+/// The hub's jobs: per model, label jobs over the graph's image shards and
+/// evaluate jobs over each dataset's sample shards. Split out of
+/// [`plan_with`] so that `bench_scale` plans hubs of any size without data on disk.
+pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, datasets: &[PlannedDataset]) -> Vec<Job> {
+    let ex = &spec.execution;
+    let mut jobs = Vec::new();
+    // The text classifier a dataset's evaluate jobs build (their ids name
+    // it), and its prompts, shared by those jobs.
+    let classifiers: Vec<(String, Arc<Vec<String>>, Arc<Vec<String>>)> = datasets
+        .iter()
+        .map(|d| {
+            let id = sha256_hex(format!("{:?}|{:?}", d.prompt_names, d.templates).as_bytes());
+            (id, Arc::new(d.prompt_names.clone()), Arc::new(d.templates.clone()))
+        })
+        .collect();
+    for m in &spec.hub {
+        let model = ModelRef { key: m.key.clone(), artifact: m.artifact.clone() };
+        // Label jobs: model × graph image shards.
+        if let (Some(g), Some(graph)) = (&spec.graph, graph) {
+            let definition_only = spec.method.node_text_definition_only;
+            for shard in shards(graph.images, ex.shard_size) {
+                let range = format!("{}..{}", shard.start, shard.end);
+                let top = format!("top{}", g.label_top_nodes);
+                let mut parts: Vec<&str> = vec!["label", &m.key, &m.artifact, &g.path, &graph.digest, &range, &top];
+                // Only when set, so ids of runs planned before the option existed stay.
+                if definition_only {
+                    parts.push("definition_only");
+                }
+                let id = JobId::derive(run, &parts);
+                jobs.push(Job {
+                    id,
+                    run: run.clone(),
+                    payload: JobPayload::Label(LabelJob {
+                        model: model.clone(),
+                        graph: g.path.clone(),
+                        shard,
+                        encode_node_texts: shard.index == 0,
+                        top_nodes: g.label_top_nodes,
+                        definition_only,
+                    }),
+                });
+            }
+        }
+        // Evaluate jobs: model × dataset × shards.
+        for (d, (classifier, names, templates)) in datasets.iter().zip(&classifiers) {
+            for shard in shards(d.samples, ex.shard_size) {
+                let id = JobId::derive(
+                    run,
+                    &[
+                        "evaluate",
+                        &m.key,
+                        &m.artifact,
+                        &d.spec.name,
+                        &d.spec.path,
+                        ex.protocol.as_str(),
+                        classifier,
+                        // The dataset's size: a dataset regenerated in place with
+                        // more or fewer samples must not reuse old shard results.
+                        &format!("of{}", d.samples),
+                        &format!("{}..{}", shard.start, shard.end),
+                        if ex.keep_probabilities { "probs" } else { "counts" },
+                    ],
+                );
+                jobs.push(Job {
+                    id,
+                    run: run.clone(),
+                    payload: JobPayload::Evaluate(EvaluateJob {
+                        model: model.clone(),
+                        dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
+                        shard,
+                        classnames: names.clone(),
+                        templates: templates.clone(),
+                        protocol: ex.protocol,
+                        keep_probabilities: ex.keep_probabilities,
+                    }),
+                });
+            }
+        }
+    }
+    jobs
+}
+
 /// [`plan`] with options.
 pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let run = RunId::new(&spec.name).map_err(PlanError::Spec)?;
@@ -296,72 +387,8 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
         }
     }
 
-    let ex = &spec.execution;
-    for m in &spec.hub {
-        let model = ModelRef { key: m.key.clone(), artifact: m.artifact.clone() };
-        // Label jobs: model × graph image shards.
-        if let Some(g) = &spec.graph {
-            let definition_only = spec.method.node_text_definition_only;
-            for shard in shards(graph_images, ex.shard_size) {
-                let range = format!("{}..{}", shard.start, shard.end);
-                let top = format!("top{}", g.label_top_nodes);
-                let mut parts: Vec<&str> = vec!["label", &m.key, &m.artifact, &g.path, &graph_digest, &range, &top];
-                // Only when set, so ids of runs planned before the option existed stay.
-                if definition_only {
-                    parts.push("definition_only");
-                }
-                let id = JobId::derive(&run, &parts);
-                jobs.push(Job {
-                    id,
-                    run: run.clone(),
-                    payload: JobPayload::Label(LabelJob {
-                        model: model.clone(),
-                        graph: g.path.clone(),
-                        shard,
-                        encode_node_texts: shard.index == 0,
-                        top_nodes: g.label_top_nodes,
-                        definition_only,
-                    }),
-                });
-            }
-        }
-        // Evaluate jobs: model × dataset × shards.
-        for d in &datasets {
-            let classifier = sha256_hex(format!("{:?}|{:?}", d.prompt_names, d.templates).as_bytes());
-            for shard in shards(d.samples, ex.shard_size) {
-                let id = JobId::derive(
-                    &run,
-                    &[
-                        "evaluate",
-                        &m.key,
-                        &m.artifact,
-                        &d.spec.name,
-                        &d.spec.path,
-                        ex.protocol.as_str(),
-                        &classifier,
-                        // The dataset's size: a dataset regenerated in place with
-                        // more or fewer samples must not reuse old shard results.
-                        &format!("of{}", d.samples),
-                        &format!("{}..{}", shard.start, shard.end),
-                        if ex.keep_probabilities { "probs" } else { "counts" },
-                    ],
-                );
-                jobs.push(Job {
-                    id,
-                    run: run.clone(),
-                    payload: JobPayload::Evaluate(EvaluateJob {
-                        model: model.clone(),
-                        dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
-                        shard,
-                        classnames: d.prompt_names.clone(),
-                        templates: d.templates.clone(),
-                        protocol: ex.protocol,
-                        keep_probabilities: ex.keep_probabilities,
-                    }),
-                });
-            }
-        }
-    }
+    let graph_jobs = spec.graph.as_ref().map(|_| GraphJobs { images: graph_images, digest: graph_digest.clone() });
+    jobs.extend(hub_jobs(&run, spec, graph_jobs.as_ref(), &datasets));
 
     if let Some(diag) = &spec.diagnostic {
         for index in 0..diag.jobs {

@@ -84,6 +84,7 @@ fn spec(reference: &std::path::Path) -> BenchmarkSpec {
         embedder: None,
         method: MethodOptions::default(),
         execution: Default::default(),
+        priority: 1,
         diagnostic: None,
         world: None,
     }

@@ -138,8 +138,8 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
         model: ModelRef { key: args.model.display().to_string(), artifact: String::new() },
         dataset: DatasetRef { name: args.dataset.display().to_string(), format, path: String::new() },
         shard: Shard { index: 0, count: 1, start: 0, end: count },
-        classnames: classnames.clone(),
-        templates,
+        classnames: classnames.clone().into(),
+        templates: templates.into(),
         protocol: args.protocol,
         keep_probabilities: false,
     };

@@ -143,8 +143,8 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
         model: model.clone(),
         dataset: DatasetRef { name: "toy".into(), format: DatasetFormat::ImageFolder, path: "ds".into() },
         shard: Shard { index: 0, count: 1, start: 0, end: 6 },
-        classnames: vec!["ant".into(), "bee".into(), "cow".into()],
-        templates: vec!["a photo of a {c}.".into()],
+        classnames: vec!["ant".into(), "bee".into(), "cow".into()].into(),
+        templates: vec!["a photo of a {c}.".into()].into(),
         protocol: PromptProtocol::Mll,
         keep_probabilities: true,
     };

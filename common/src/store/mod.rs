@@ -113,6 +113,12 @@ pub trait ResultStore: Send + Sync {
     /// duplicate executions that at-least-once delivery allows).
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError>;
     async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError>;
+    /// Executions beyond each job's first, summed over the run (what `status`
+    /// shows). Redis sums them where they are instead of sending one count
+    /// per job; this default reads [`executions`](Self::executions).
+    async fn duplicate_executions(&self, run: &RunId) -> Result<u64, StoreError> {
+        Ok(self.executions(run).await?.values().map(|n| n.saturating_sub(1)).sum())
+    }
 
     async fn progress(&self, run: &RunId, stage: Stage) -> Result<StageProgress, StoreError>;
 }
