@@ -177,7 +177,9 @@ mod tests {
         // A version-1 record: fixed-width integers.
         let mut v1 = RESULT_MAGIC.to_vec();
         v1.extend_from_slice(&1u16.to_le_bytes());
-        v1.extend(crate::wire::encode_value(&CommittedResult { output: out.clone(), execution: Some(Execution { seconds: 1.5 }) }).unwrap());
+        v1.extend(
+            crate::wire::encode_value(&CommittedResult { output: out.clone(), execution: Some(Execution { seconds: 1.5 }) }).unwrap(),
+        );
         assert_eq!(decode_result(&v1).unwrap(), back);
         let mut future = bytes.clone();
         future[4] = 9;

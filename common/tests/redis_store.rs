@@ -113,7 +113,15 @@ async fn meta_state_and_executions() {
     let old = run("meta-old");
     let mut c = raw_conn().await;
     let exec = store.run_keys(&old).into_iter().find(|k| k.ends_with(":exec")).unwrap();
-    let _: () = redis::cmd("HSET").arg(&exec).arg(job(&old, 1).as_str()).arg(3).arg(job(&old, 2).as_str()).arg(1).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&exec)
+        .arg(job(&old, 1).as_str())
+        .arg(3)
+        .arg(job(&old, 2).as_str())
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert_eq!(store.duplicate_executions(&old).await.unwrap(), 2);
     assert_eq!(store.count_execution(&old, &job(&old, 2)).await.unwrap(), 2);
     assert_eq!(store.duplicate_executions(&old).await.unwrap(), 3);

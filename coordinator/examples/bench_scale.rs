@@ -161,14 +161,7 @@ fn planned_dataset(spec: &TargetDataset, index: usize) -> PlannedDataset {
     let (classes, samples) = DATASET_SHAPES[index % DATASET_SHAPES.len()];
     let classnames: Vec<String> = (0..classes).map(|c| format!("class {c:06}")).collect();
     let templates: Vec<String> = (0..TEMPLATES).map(|t| format!("a photo of the {{c}}, template {t:02}.")).collect();
-    PlannedDataset {
-        spec: spec.clone(),
-        prompt_names: classnames.clone(),
-        classnames,
-        templates,
-        samples,
-        caption_fallbacks: Vec::new(),
-    }
+    PlannedDataset { spec: spec.clone(), prompt_names: classnames.clone(), classnames, templates, samples, caption_fallbacks: Vec::new() }
 }
 
 /// This process's resident memory now and at its peak, in MiB (Linux).
@@ -188,10 +181,7 @@ async fn redis_used_memory(url: &str) -> anyhow::Result<u64> {
     let client = redis::Client::open(url).context("the store URL")?;
     let mut c = client.get_multiplexed_async_connection().await.context("connecting to Redis for INFO")?;
     let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("INFO memory has no used_memory")
+    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).context("INFO memory has no used_memory")
 }
 
 fn settings_for(tag: &str) -> anyhow::Result<(Settings, HashMap<String, String>)> {

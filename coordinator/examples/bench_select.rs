@@ -399,10 +399,10 @@ fn new_task() {
     // label jobs write them (10 shards each: embeddings, true nodes, lists; the
     // node texts), each decoded whole once (what select did before the index),
     // indexed once, then the 49-model selection read through the indexes.
+    use mll_common::artifact::safetensors_io::{self as st_io, Named};
     use mll_common::artifact::ArtifactStore;
     use mll_coordinator::aggregate::LabelSources;
     use mll_coordinator::hub::index::{self, HubIndex};
-    use mll_common::artifact::safetensors_io::{self as st_io, Named};
     let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).expect("a temporary folder");
     let store = ArtifactStore::new(dir.path());
     let shards = 10;

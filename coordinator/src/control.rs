@@ -236,7 +236,11 @@ impl RunControl {
             let done: BTreeSet<JobId> = self.store.done(run, stage).await?.into_iter().collect();
             let failed = self.store.failures(run, stage).await?;
             todo.extend(
-                plan.jobs.iter().enumerate().filter(|(_, j)| j.stage() == stage && !done.contains(&j.id) && !failed.contains_key(&j.id)).map(|(i, _)| i),
+                plan.jobs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, j)| j.stage() == stage && !done.contains(&j.id) && !failed.contains_key(&j.id))
+                    .map(|(i, _)| i),
             );
         }
         Ok(todo)

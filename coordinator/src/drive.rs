@@ -45,7 +45,11 @@ pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions,
         // patience, then given up with what to run.
         let polled = match ctl.record_dead_letters(&plan.run).await {
             Ok(_) => match ctl.status(&plan.run).await {
-                Ok(s) => ctl.top_up(plan, backlog, &s).await.map(|_| s).map_err(|e| anyhow::Error::new(e).context("publishing the run's next jobs")),
+                Ok(s) => ctl
+                    .top_up(plan, backlog, &s)
+                    .await
+                    .map(|_| s)
+                    .map_err(|e| anyhow::Error::new(e).context("publishing the run's next jobs")),
                 Err(e) => Err(anyhow::Error::from(e)),
             },
             Err(e) => Err(anyhow::Error::new(e).context("reading the dead-letter queue")),

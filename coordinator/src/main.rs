@@ -351,7 +351,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let submission = read_submission(&args.benchmark)?;
             let p = plan_of(&submission, args.strict_captions)?;
             mll_coordinator::inputs::verify(&p)?;
-            let (published, mut backlog) = ctl.submit_windowed(&p, &submission, args.retry_failed, window(&settings, &p, args.wait)).await?;
+            let (published, mut backlog) =
+                ctl.submit_windowed(&p, &submission, args.retry_failed, window(&settings, &p, args.wait)).await?;
             if !args.wait {
                 if args.json {
                     println!("{}", serde_json::json!({"run": p.run.as_str(), "jobs": p.jobs.len(), "published": published}));
@@ -417,7 +418,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(p.run == run, "the spec names run '{}', not '{run}'", p.run);
             mll_coordinator::inputs::verify(&p)?;
             // submit() re-registers meta and expected sets (lost if the store lost its data).
-            let (published, mut backlog) = ctl.submit_windowed(&p, &submission, args.retry_failed, window(&settings, &p, args.wait)).await?;
+            let (published, mut backlog) =
+                ctl.submit_windowed(&p, &submission, args.retry_failed, window(&settings, &p, args.wait)).await?;
             if !args.wait {
                 if args.json {
                     println!("{}", serde_json::json!({"run": run.as_str(), "republished": published}));

@@ -243,11 +243,17 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
     let mut jobs = Vec::new();
     // The text classifier a dataset's evaluate jobs build (their ids name
     // it), and its prompts, shared by those jobs.
-    let classifiers: Vec<(String, Arc<Vec<String>>, Arc<Vec<String>>)> = datasets
+    struct Prompts {
+        classifier: String,
+        names: Arc<Vec<String>>,
+        templates: Arc<Vec<String>>,
+    }
+    let prompts: Vec<Prompts> = datasets
         .iter()
-        .map(|d| {
-            let id = sha256_hex(format!("{:?}|{:?}", d.prompt_names, d.templates).as_bytes());
-            (id, Arc::new(d.prompt_names.clone()), Arc::new(d.templates.clone()))
+        .map(|d| Prompts {
+            classifier: sha256_hex(format!("{:?}|{:?}", d.prompt_names, d.templates).as_bytes()),
+            names: Arc::new(d.prompt_names.clone()),
+            templates: Arc::new(d.templates.clone()),
         })
         .collect();
     for m in &spec.hub {
@@ -279,7 +285,7 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
             }
         }
         // Evaluate jobs: model × dataset × shards.
-        for (d, (classifier, names, templates)) in datasets.iter().zip(&classifiers) {
+        for (d, p) in datasets.iter().zip(&prompts) {
             for shard in shards(d.samples, ex.shard_size) {
                 let id = JobId::derive(
                     run,
@@ -290,7 +296,7 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
                         &d.spec.name,
                         &d.spec.path,
                         ex.protocol.as_str(),
-                        classifier,
+                        &p.classifier,
                         // The dataset's size: a dataset regenerated in place with
                         // more or fewer samples must not reuse old shard results.
                         &format!("of{}", d.samples),
@@ -305,8 +311,8 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
                         model: model.clone(),
                         dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
                         shard,
-                        classnames: names.clone(),
-                        templates: templates.clone(),
+                        classnames: p.names.clone(),
+                        templates: p.templates.clone(),
                         protocol: ex.protocol,
                         keep_probabilities: ex.keep_probabilities,
                     }),

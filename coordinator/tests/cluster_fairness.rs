@@ -52,7 +52,10 @@ fn runs_waited_together_share_the_workers_by_priority() {
     let st_b = c.wait_status("fair-b", Duration::from_secs(120), |s| s["state"] == "done");
     let st_a = c.status("fair-a");
     let a_during = Cluster::done_count(&st_a, "diagnostic") - a_from;
-    eprintln!("fairness: A did {a_from} jobs before B's first finished, then {a_during} while B did the other {} (priority 1 : 2)", jobs_b - 1);
+    eprintln!(
+        "fairness: A did {a_from} jobs before B's first finished, then {a_during} while B did the other {} (priority 1 : 2)",
+        jobs_b - 1
+    );
     assert_eq!(Cluster::done_count(&st_b, "diagnostic"), jobs_b as u64, "{st_b}");
     assert_eq!(st_a["state"], "running", "A finished before B although B has twice its priority: {st_a}");
     // Shares 1 : 2 give A about half of B's jobs meanwhile; a FIFO queue

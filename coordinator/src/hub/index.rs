@@ -22,12 +22,12 @@
 
 use crate::aggregate::LabelSources;
 use crate::method::{ModelLabels, TopNodes};
+use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
 use mll_common::artifact::tensors::{TensorFile, TensorFileError};
 use mll_common::artifact::{ArtifactError, ArtifactRef, ArtifactStore};
 use mll_common::ids::sha256_hex;
 use mll_common::RunId;
 use ndarray::Array2;
-use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -336,7 +336,8 @@ mod tests {
     /// whole, sorted by node, as aggregation hands them to selection.
     fn model(rng: &mut SplitMix64, store: &ArtifactStore, shards: &[usize], k: usize) -> (LabelSources, ModelLabels) {
         let texts = unit_rows(rng, V, D);
-        let node_texts = store.put(&st_io::encode(&[Named::new("text_embeddings", vec![V, D], texts.as_slice().unwrap())]).unwrap()).unwrap();
+        let node_texts =
+            store.put(&st_io::encode(&[Named::new("text_embeddings", vec![V, D], texts.as_slice().unwrap())]).unwrap()).unwrap();
         let mut all: Vec<(usize, Vec<f32>, Vec<u32>)> = Vec::new();
         let mut refs = Vec::new();
         for &n in shards {
