@@ -3,7 +3,7 @@
 
 use mll_common::config::{Settings, StoreSettings};
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress};
+use mll_common::store::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress};
 use mll_common::{JobId, RunId, Stage};
 
 fn settings() -> StoreSettings {
@@ -250,5 +250,35 @@ async fn a_damaged_result_value_is_refused_and_can_be_discarded() {
     assert!(!store.is_done(&r, Stage::Evaluate, &a).await.unwrap());
     assert_eq!(store.result(&r, &a).await.unwrap(), None);
     assert!(!store.discard(&r, Stage::Evaluate, &a).await.unwrap(), "discard is idempotent");
+    store.delete_run(&r).await.unwrap();
+}
+
+/// The worker's pre-execution read: the run's meta and the job's done-ness in
+/// one round trip, the same answers as `meta` and `is_done` give apart.
+#[tokio::test]
+async fn check_job_answers_as_meta_and_is_done_do() {
+    let store = RedisStore::connect(&settings()).await.unwrap();
+    let r = run("check");
+    let (a, b) = (job(&r, 1), job(&r, 2));
+    // An unknown run: no meta (not a cancel), nothing done.
+    let c = store.check_job(&r, Stage::Evaluate, &a).await.unwrap();
+    assert_eq!(c, JobCheck { meta: None, done: false });
+    assert!(!c.cancelled());
+    store.put_meta(&r, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
+    store.commit(&r, Stage::Evaluate, &a, b"1").await.unwrap();
+    for (stage, j) in [(Stage::Evaluate, &a), (Stage::Evaluate, &b), (Stage::Embed, &a)] {
+        let c = store.check_job(&r, stage, j).await.unwrap();
+        assert_eq!(c.meta, store.meta(&r).await.unwrap());
+        assert_eq!(c.done, store.is_done(&r, stage, j).await.unwrap(), "{stage} {j}");
+    }
+    assert!(store.check_job(&r, Stage::Evaluate, &a).await.unwrap().done);
+    assert!(!store.check_job(&r, Stage::Embed, &a).await.unwrap().done, "done sets are per stage");
+    store.set_state(&r, RunState::Cancelled).await.unwrap();
+    assert!(store.check_job(&r, Stage::Evaluate, &b).await.unwrap().cancelled());
+    // A damaged meta is reported, as `meta` reports it.
+    let mut conn = raw_conn().await;
+    let key = format!("{}:{{{}}}:meta", settings().key_prefix, r.as_str());
+    let _: () = redis::cmd("HSET").arg(&key).arg("state").arg("paused").query_async(&mut conn).await.unwrap();
+    assert!(matches!(store.check_job(&r, Stage::Evaluate, &b).await, Err(mll_common::store::StoreError::Corrupt { .. })));
     store.delete_run(&r).await.unwrap();
 }

@@ -19,6 +19,15 @@
 //! and waits for its commit, which gives the latency of the path itself rather
 //! than of the backlog.
 //!
+//! `--prefetch N` sets the workers' prefetch (broker.prefetch, 1 by default):
+//! how many unacked deliveries the broker lets a worker hold. The worker still
+//! runs one job at a time and acks each only after its commit; a second
+//! delivery in hand only saves the wait for the next one after an ack.
+//!
+//! `--floor` measures what lies under the path instead, with no worker loop:
+//! the broker's receive+ack cycle at the given prefetch and the Redis round
+//! trips a job needs (docs/benchmarks.md quotes both).
+//!
 //! `scripts/bench-queue` runs this beside the same workload through Celery.
 
 use anyhow::{bail, Context};
@@ -31,7 +40,7 @@ use mll_common::queue::amqp::AmqpQueue;
 use mll_common::queue::{Consumer, DeadLettered, JobQueue, Outgoing, QueueError};
 use mll_common::spec::BenchmarkSpec;
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use mll_common::store::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use mll_common::{wire, Job, JobId, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan;
@@ -63,6 +72,17 @@ struct Args {
     /// Give up when a phase has not finished after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
+    /// The workers' prefetch (unacked deliveries a worker holds; jobs still
+    /// run one at a time). Default: broker.prefetch of the configuration (1).
+    #[arg(long)]
+    prefetch: Option<u16>,
+    /// Instead of the benchmark, measure the floor under it with one
+    /// connection each and no worker loop: the broker's consume+ack cycle
+    /// (--jobs messages published first, then received and acked one at a
+    /// time at --prefetch) and the Redis round trips of the worker's
+    /// pre-execution read, its execution count and its commit.
+    #[arg(long)]
+    floor: bool,
     /// Also write the results as JSON here (read by scripts/bench-queue).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -115,6 +135,9 @@ impl ResultStore for TimingStore {
     }
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
         self.inner.is_done(run, stage, job).await
+    }
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+        self.inner.check_job(run, stage, job).await
     }
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
         self.inner.done(run, stage).await
@@ -178,6 +201,7 @@ impl JobQueue for TimingQueue {
 struct Report {
     system: &'static str,
     workers: usize,
+    prefetch: u16,
     jobs: u32,
     publish: String,
     seconds: f64,
@@ -356,6 +380,83 @@ async fn stop_workers(w: Workers) -> anyhow::Result<Vec<LoopStats>> {
     Ok(stats)
 }
 
+/// Microseconds per item of `n` items done in `d`.
+fn us_each(d: Duration, n: u32) -> f64 {
+    d.as_secs_f64() * 1e6 / f64::from(n)
+}
+
+/// `--floor`: what the queue path costs below the worker loop.
+async fn floor(settings: &Settings, n: u32) -> anyhow::Result<()> {
+    let store = RedisStore::connect(&settings.store).await?;
+    let run = RunId::new("queue-floor").map_err(anyhow::Error::msg)?;
+    let ids: Vec<JobId> = (0..n).map(|i| JobId::derive(&run, &["floor", &i.to_string()])).collect();
+    let result = [7u8; 64];
+    let redis = async {
+        let t = Instant::now();
+        for id in &ids {
+            store.check_job(&run, Stage::Diagnostic, id).await?;
+        }
+        let check = t.elapsed();
+        let t = Instant::now();
+        for id in &ids {
+            store.count_execution(&run, id).await?;
+        }
+        let count = t.elapsed();
+        let t = Instant::now();
+        for id in &ids {
+            store.commit(&run, Stage::Diagnostic, id, &result).await?;
+        }
+        anyhow::Ok((check, count, t.elapsed()))
+    }
+    .await;
+    store.delete_run(&run).await?;
+    let (check, count, commit) = redis?;
+    println!(
+        "floor: Redis round trips, one at a time ({n} each): check_job {:.0} us, count_execution {:.0} us, commit {:.0} us",
+        us_each(check, n),
+        us_each(count, n),
+        us_each(commit, n)
+    );
+
+    let queue = AmqpQueue::connect(&settings.broker).await?;
+    let amqp = async {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push(diagnostic_job(&run, "floor", i)?.1);
+        }
+        let t = Instant::now();
+        for chunk in out.chunks(settings.coordinator.publish_batch.max(1)) {
+            queue.publish(chunk).await?;
+        }
+        let published = t.elapsed();
+        let mut consumer = queue.consumer("bench-floor").await?;
+        let t = Instant::now();
+        for _ in 0..n {
+            let d = consumer.next().await.context("the consumer closed")??;
+            if !d.ack().await? {
+                bail!("an ack was not taken");
+            }
+        }
+        let acked = t.elapsed();
+        consumer.cancel().await?;
+        anyhow::Ok((published, acked))
+    }
+    .await;
+    let deleted = queue.delete_topology().await;
+    let (published, acked) = amqp?;
+    deleted?;
+    println!(
+        "floor: broker, {n} messages: publish {:.0} us each (confirmed batches of {}); receive + ack one at a time at \
+         prefetch {}: {:.0} us each ({:.0} per second)",
+        us_each(published, n),
+        settings.coordinator.publish_batch,
+        settings.broker.prefetch,
+        us_each(acked, n),
+        f64::from(n) / acked.as_secs_f64()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -374,7 +475,13 @@ async fn main() -> anyhow::Result<()> {
     ] {
         env.insert(k.to_string(), v);
     }
+    if let Some(p) = args.prefetch {
+        env.insert("MLL__BROKER__PREFETCH".to_string(), p.to_string());
+    }
     let settings = Settings::load_with_env(None, Some(env))?;
+    if args.floor {
+        return floor(&settings, args.jobs).await;
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let amqp = Arc::new(AmqpQueue::connect(&settings.broker).await?);
     let redis = RedisStore::connect(&settings.store).await?;
@@ -434,6 +541,7 @@ async fn main() -> anyhow::Result<()> {
     let report = Report {
         system: "mll",
         workers: a.workers,
+        prefetch: bench.settings.broker.prefetch,
         jobs: a.jobs,
         publish: format!("RunControl::submit, confirmed batches of {}", bench.settings.coordinator.publish_batch),
         seconds,
@@ -447,9 +555,9 @@ async fn main() -> anyhow::Result<()> {
         duplicate_executions,
     };
     println!(
-        "mll: {} no-op jobs, {} worker(s): {:.0} jobs/s ({:.2} s first publish -> last commit); \
+        "mll: {} no-op jobs, {} worker(s), prefetch {}: {:.0} jobs/s ({:.2} s first publish -> last commit); \
          publish->commit p50 {:.1} ms p99 {:.1} ms under load",
-        report.jobs, report.workers, report.jobs_per_s, report.seconds, report.load_p50_ms, report.load_p99_ms
+        report.jobs, report.workers, report.prefetch, report.jobs_per_s, report.seconds, report.load_p50_ms, report.load_p99_ms
     );
     if let (Some(p50), Some(p99)) = (report.unloaded_p50_ms, report.unloaded_p99_ms) {
         println!("mll: one job in flight ({} jobs): publish->commit p50 {p50:.2} ms p99 {p99:.2} ms", a.latency_jobs);

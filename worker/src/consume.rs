@@ -2,13 +2,27 @@
 //! delivery to ack:
 //!
 //! decode (size-checked) → skip if the run is cancelled or the job is already
-//! done → execute on a blocking thread under a hard timeout → commit the result
-//! atomically → ack. Failures: transient ones are requeued after a backoff until
+//! done (one store read, [`ResultStore::check_job`]; held and retried while
+//! the store is unreachable) → execute on a blocking thread under a hard
+//! timeout, counting the execution meanwhile → commit the result atomically
+//! → ack. Failures: transient ones are requeued after a backoff until
 //! `max_attempts` deliveries have failed; permanent ones, undecodable messages
 //! and exhausted retries are dead-lettered with their reason and recorded.
 //!
 //! Nothing is acked before its result is committed, so a crash at any point
 //! leaves the message with the broker, which delivers it again.
+//!
+//! `broker.prefetch` above 1 lets the broker push the next deliveries while a
+//! job runs; they wait, not started, until the loop takes them (still one job
+//! at a time, each acked after its own commit), which saves the wait for the
+//! next delivery after each ack (a quorum queue's settle round trip, about a
+//! millisecond). A delivery held that way is unacked from its arrival: it goes
+//! back to the queue if the worker dies (the broker may count that as one of
+//! its deliveries), is not started after a shutdown request (it goes back when
+//! the connection closes), must be acked within RabbitMQ's `consumer_timeout`
+//! counting the job ahead of it (so prefetch × `worker.job_timeout_s` must stay
+//! below it), and is a job an idle worker cannot take meanwhile. Hence 1, the
+//! default, for GPU jobs of minutes; 2 pays off for pools of short jobs.
 
 use crate::executor::{ExecContext, ExecError, Executor};
 use mll_common::queue::{Consumer, DeadLetter, Delivery, JobQueue};
@@ -188,19 +202,19 @@ impl WorkerLoop {
         let kind = stage.as_str();
         let jid = job.id.to_string();
 
-        // A cancelled run's jobs are dropped; a missing meta (Redis lost data) is not a cancel.
-        let Some(meta) = self.store_retrying(&jid, shutdown, || self.store.meta(&job.run)).await else {
+        // One store read before starting (one round trip on Redis): the run
+        // state, so a cancelled run's jobs are dropped (a missing meta, which
+        // Redis may have lost, is not a cancel), and whether the job is done
+        // already (a redelivery of a committed job).
+        let Some(check) = self.store_retrying(&jid, shutdown, || self.store.check_job(&job.run, stage, &job.id)).await else {
             return (Verdict::Requeue, kind);
         };
-        if meta.is_some_and(|meta| meta.state == RunState::Cancelled) {
+        if check.cancelled() {
             stats.cancelled += 1;
             m.worker_jobs.with_label_values(&[kind, "cancelled"]).inc();
             return (Verdict::Ack, kind);
         }
-        let Some(done) = self.store_retrying(&jid, shutdown, || self.store.is_done(&job.run, stage, &job.id)).await else {
-            return (Verdict::Requeue, kind);
-        };
-        if done {
+        if check.done {
             stats.duplicates += 1;
             m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
             debug!(job = %jid, "already done; acking the redelivery");
@@ -216,10 +230,34 @@ impl WorkerLoop {
                 return (self.fail(&job, e.to_string()).await, kind);
             }
         }
-        if let Err(e) = self.store.count_execution(&job.run, &job.id).await {
-            warn!(job = %jid, error = %e, "could not count the execution (continuing)");
-        }
+        // The execution is counted while the job runs rather than before it:
+        // join! polls the count first, so its command goes out ahead of the
+        // job's commit on the same connection (Redis applies it first unless
+        // it had to be retried), but the job does not wait a round trip for
+        // it. It only feeds the duplicate-execution statistic; a failed count
+        // is logged.
+        let counting = async {
+            if let Err(e) = self.store.count_execution(&job.run, &job.id).await {
+                warn!(job = %jid, error = %e, "could not count the execution (continuing)");
+            }
+        };
+        let ((), verdict) = tokio::join!(counting, self.run_and_commit(delivery, &job, executor, shutdown, stats));
+        (verdict, kind)
+    }
 
+    /// Executes a job that passed its checks and commits its result; the
+    /// verdict says what happens to the delivery.
+    async fn run_and_commit(
+        &self,
+        delivery: &dyn Delivery,
+        job: &Job,
+        executor: Arc<dyn Executor>,
+        shutdown: &mut watch::Receiver<bool>,
+        stats: &mut LoopStats,
+    ) -> Verdict {
+        let m = metrics();
+        let kind = job.stage().as_str();
+        let jid = job.id.to_string();
         info!(job = %jid, what = %job.payload.describe(), attempt = delivery.previous_deliveries() + 1, "executing");
         let started = Instant::now();
         let (result, run_cancelled) = self.execute(executor, job.clone(), shutdown).await;
@@ -229,7 +267,7 @@ impl WorkerLoop {
             stats.cancelled += 1;
             m.worker_jobs.with_label_values(&[kind, "cancelled"]).inc();
             info!(job = %jid, secs = started.elapsed().as_secs_f64(), "run cancelled: stopped the job in flight and dropped it");
-            return (Verdict::Ack, kind);
+            return Verdict::Ack;
         }
 
         match result {
@@ -237,47 +275,47 @@ impl WorkerLoop {
                 let execution = mll_common::output::Execution { seconds: started.elapsed().as_secs_f64() };
                 let bytes = match mll_common::output::encode_result(&output, execution) {
                     Ok(b) => b,
-                    Err(e) => return (self.fail(&job, format!("result cannot be encoded: {e}")).await, kind),
+                    Err(e) => return self.fail(job, format!("result cannot be encoded: {e}")).await,
                 };
-                match self.commit_with_retry(&job, &bytes).await {
+                match self.commit_with_retry(job, &bytes).await {
                     Some(CommitOutcome::Committed) => {
                         stats.committed += 1;
                         m.worker_jobs.with_label_values(&[kind, "committed"]).inc();
                         info!(job = %jid, secs = started.elapsed().as_secs_f64(), "committed");
-                        (Verdict::Ack, kind)
+                        Verdict::Ack
                     }
                     Some(CommitOutcome::Duplicate) => {
                         stats.duplicates += 1;
                         m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
                         info!(job = %jid, "ran again after a redelivery; the first result stands");
-                        (Verdict::Ack, kind)
+                        Verdict::Ack
                     }
                     // Store unreachable: keep the message with the broker.
-                    None => (Verdict::Requeue, kind),
+                    None => Verdict::Requeue,
                 }
             }
             Err(e) if e.is_permanent() => {
                 m.worker_dead_letters.with_label_values(&["permanent"]).inc();
-                (self.fail(&job, e.to_string()).await, kind)
+                self.fail(job, e.to_string()).await
             }
             Err(e) => {
                 if *shutdown.borrow() {
                     // Interrupted by shutdown: not the job's fault, give it back untouched.
-                    return (Verdict::Requeue, kind);
+                    return Verdict::Requeue;
                 }
                 let attempt = delivery.previous_deliveries() + 1;
                 if attempt >= self.opts.max_attempts {
                     m.worker_dead_letters.with_label_values(&["attempts_exhausted"]).inc();
                     let reason =
                         format!("failed on {attempt} of {} attempts (worker.max_attempts); last error: {e}", self.opts.max_attempts);
-                    (self.fail(&job, reason).await, kind)
+                    self.fail(job, reason).await
                 } else {
                     // Exponential backoff before giving it back, so a flapping
                     // dependency is not hammered.
                     let backoff = self.retry_policy().delay(attempt);
                     warn!(job = %jid, error = %e, attempt, ?backoff, "transient failure; requeueing");
                     tokio::time::sleep(backoff).await;
-                    (Verdict::Requeue, kind)
+                    Verdict::Requeue
                 }
             }
         }
@@ -424,4 +462,335 @@ fn panic_message(e: tokio::task::JoinError) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop's guarantees on the in-process queue and store: what is read
+    //! before a job starts, what is counted and committed, and that nothing
+    //! is acked before its commit.
+    use super::*;
+    use crate::executors::diagnostic::DiagnosticExecutor;
+    use async_trait::async_trait;
+    use mll_common::artifact::ArtifactStore;
+    use mll_common::job::{DiagnosticBehavior, DiagnosticJob};
+    use mll_common::queue::memory::MemoryQueue;
+    use mll_common::queue::Outgoing;
+    use mll_common::store::embedded::EmbeddedStore;
+    use mll_common::store::{JobCheck, RunMeta, StageProgress, StoreError};
+    use mll_common::{JobId, JobPayload, RunId};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+    use std::sync::Mutex;
+
+    /// The embedded store behind a switchboard of faults, logging the calls
+    /// the loop makes.
+    struct Probe {
+        inner: EmbeddedStore,
+        /// check_job fails this many more times (a store outage).
+        failing_checks: AtomicU32,
+        /// Every commit fails.
+        failing_commits: AtomicBool,
+        /// check_job says "not done" even for a done job (a redelivery that
+        /// raced the first commit).
+        hide_done: AtomicBool,
+        calls: Mutex<Vec<&'static str>>,
+    }
+
+    impl Probe {
+        fn new() -> Self {
+            Probe {
+                inner: EmbeddedStore::in_memory(),
+                failing_checks: AtomicU32::new(0),
+                failing_commits: AtomicBool::new(false),
+                hide_done: AtomicBool::new(false),
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+        fn log(&self, call: &'static str) {
+            self.calls.lock().unwrap().push(call);
+        }
+        fn calls(&self) -> Vec<&'static str> {
+            self.calls.lock().unwrap().clone()
+        }
+        fn down(op: &'static str) -> StoreError {
+            StoreError::Operation { op, reason: "connection refused (test)".into() }
+        }
+    }
+
+    #[async_trait]
+    impl ResultStore for Probe {
+        async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
+            self.inner.put_meta(run, meta).await
+        }
+        async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
+            self.log("meta");
+            self.inner.meta(run).await
+        }
+        async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
+            self.inner.set_state(run, state).await
+        }
+        async fn expect(&self, run: &RunId, stage: Stage, jobs: &[JobId]) -> Result<(), StoreError> {
+            self.inner.expect(run, stage, jobs).await
+        }
+        async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
+            self.inner.expected(run, stage).await
+        }
+        async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
+            self.log("commit");
+            if self.failing_commits.load(Ordering::SeqCst) {
+                return Err(Probe::down("commit"));
+            }
+            self.inner.commit(run, stage, job, result).await
+        }
+        async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+            self.log("is_done");
+            self.inner.is_done(run, stage, job).await
+        }
+        async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+            self.log("check_job");
+            let left = self.failing_checks.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failing_checks.store(left - 1, Ordering::SeqCst);
+                return Err(Probe::down("check_job"));
+            }
+            let mut c = self.inner.check_job(run, stage, job).await?;
+            if self.hide_done.load(Ordering::SeqCst) {
+                c.done = false;
+            }
+            Ok(c)
+        }
+        async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
+            self.inner.done(run, stage).await
+        }
+        async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.result(run, job).await
+        }
+        async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+            self.inner.discard(run, stage, job).await
+        }
+        async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
+            self.inner.runs().await
+        }
+        async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
+            self.log("record_failure");
+            self.inner.record_failure(run, stage, job, reason).await
+        }
+        async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError> {
+            self.inner.failures(run, stage).await
+        }
+        async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError> {
+            self.inner.clear_failures(run, stage).await
+        }
+        async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
+            self.inner.clear_failure(run, stage, job).await
+        }
+        async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
+            self.log("count_execution");
+            self.inner.count_execution(run, job).await
+        }
+        async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError> {
+            self.inner.executions(run).await
+        }
+        async fn progress(&self, run: &RunId, stage: Stage) -> Result<StageProgress, StoreError> {
+            self.inner.progress(run, stage).await
+        }
+    }
+
+    struct World {
+        queue: MemoryQueue,
+        store: Arc<Probe>,
+        dir: tempfile::TempDir,
+        run: RunId,
+    }
+
+    impl World {
+        /// A running run with `n` diagnostic jobs in the queue.
+        async fn new(n: u32, work_ms: u64, behavior: DiagnosticBehavior) -> (World, Vec<JobId>) {
+            let w = World {
+                queue: MemoryQueue::new(5),
+                store: Arc::new(Probe::new()),
+                dir: tempfile::tempdir().unwrap(),
+                run: RunId::new("consume-test").unwrap(),
+            };
+            w.store.put_meta(&w.run, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
+            let mut ids = Vec::new();
+            let mut out = Vec::new();
+            for index in 0..n {
+                let id = JobId::derive(&w.run, &["diagnostic", &index.to_string()]);
+                let job =
+                    Job { id: id.clone(), run: w.run.clone(), payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms, behavior }) };
+                out.push(Outgoing { job_id: id.to_string(), body: wire::encode(&job).unwrap() });
+                ids.push(id);
+            }
+            w.store.expect(&w.run, Stage::Diagnostic, &ids).await.unwrap();
+            w.queue.publish(&out).await.unwrap();
+            (w, ids)
+        }
+
+        fn worker(&self) -> WorkerLoop {
+            WorkerLoop {
+                queue: Arc::new(self.queue.clone()),
+                store: self.store.clone(),
+                executors: Executors::default().with(Stage::Diagnostic, Arc::new(DiagnosticExecutor)),
+                ctx: ExecContext::new(ArtifactStore::new(self.dir.path().join("artifacts")), self.dir.path().to_path_buf()),
+                opts: LoopOptions {
+                    consumer_tag: "test".into(),
+                    retry_backoff: Duration::from_millis(1),
+                    shutdown_grace: Duration::from_secs(1),
+                    exit_when_idle: Some(Duration::from_millis(300)),
+                    ..LoopOptions::default()
+                },
+            }
+        }
+
+        /// Runs one worker until the queue has been idle for a while.
+        async fn drain(&self) -> LoopStats {
+            let (_tx, rx) = watch::channel(false);
+            self.worker().run(rx).await.unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn each_job_is_read_once_counted_committed_then_acked() {
+        let (w, ids) = World::new(3, 0, DiagnosticBehavior::Succeed).await;
+        let stats = w.drain().await;
+        assert_eq!(stats, LoopStats { committed: 3, ..LoopStats::default() });
+        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "every delivery was acked");
+        let executions = w.store.executions(&w.run).await.unwrap();
+        for id in &ids {
+            assert!(w.store.result(&w.run, id).await.unwrap().is_some());
+            assert_eq!(executions.get(id), Some(&1));
+        }
+        // One pre-execution read per job (meta and done-ness together), and
+        // the execution counted ahead of the commit.
+        assert_eq!(w.store.calls(), ["check_job", "count_execution", "commit"].repeat(3));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_or_a_done_job_is_acked_without_running() {
+        let (w, ids) = World::new(2, 0, DiagnosticBehavior::Succeed).await;
+        w.store.commit(&w.run, Stage::Diagnostic, &ids[0], b"first").await.unwrap();
+        let stats = w.drain().await;
+        assert_eq!(stats, LoopStats { committed: 1, duplicates: 1, ..LoopStats::default() });
+        assert_eq!(w.store.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]), "the first result stands");
+        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), None, "a done job does not run again");
+
+        let (w, _) = World::new(2, 0, DiagnosticBehavior::Succeed).await;
+        w.store.set_state(&w.run, RunState::Cancelled).await.unwrap();
+        let stats = w.drain().await;
+        assert_eq!(stats, LoopStats { cancelled: 2, ..LoopStats::default() });
+        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "a cancelled run's jobs are dropped");
+        assert!(w.store.executions(&w.run).await.unwrap().is_empty());
+        assert_eq!(w.store.calls(), ["check_job", "check_job"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_meta_is_not_a_cancel() {
+        let (w, ids) = World::new(1, 0, DiagnosticBehavior::Succeed).await;
+        // Redis lost the run's meta: the job still runs.
+        let fresh = World { store: Arc::new(Probe::new()), ..w };
+        let stats = fresh.drain().await;
+        assert_eq!(stats.committed, 1);
+        assert!(fresh.store.result(&fresh.run, &ids[0]).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_before_the_job_holds_the_delivery() {
+        let (w, ids) = World::new(1, 0, DiagnosticBehavior::Succeed).await;
+        w.store.failing_checks.store(3, Ordering::SeqCst);
+        let stats = w.drain().await;
+        // Held and retried in hand, not requeued: no delivery was used up.
+        assert_eq!(stats, LoopStats { committed: 1, ..LoopStats::default() });
+        assert_eq!(w.store.calls().iter().filter(|c| **c == "check_job").count(), 4);
+        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn shutdown_during_a_store_outage_gives_the_job_back() {
+        let (w, _) = World::new(1, 0, DiagnosticBehavior::Succeed).await;
+        w.store.failing_checks.store(u32::MAX, Ordering::SeqCst);
+        let (tx, rx) = watch::channel(false);
+        let worker = w.worker();
+        let run = tokio::spawn(async move { worker.run(rx).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(true).unwrap();
+        let stats = run.await.unwrap();
+        assert_eq!(stats, LoopStats { requeued: 1, ..LoopStats::default() });
+        assert_eq!(w.queue.depths().await.unwrap(), (1, 0), "the job is back in the queue");
+        assert!(w.store.executions(&w.run).await.unwrap().is_empty(), "it never started");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_acked_before_its_commit() {
+        let (w, _) = World::new(1, 0, DiagnosticBehavior::Succeed).await;
+        w.store.failing_commits.store(true, Ordering::SeqCst);
+        let (tx, rx) = watch::channel(false);
+        let worker = w.worker();
+        let run = tokio::spawn(async move { worker.run(rx).await.unwrap() });
+        // Eight commit attempts (about 0.3 s of backoff) end in a requeue.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.store.calls().iter().filter(|c| **c == "commit").count() < 8 {
+            assert!(Instant::now() < deadline, "the worker stopped committing: {:?}", w.store.calls());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(true).unwrap();
+        let stats = run.await.unwrap();
+        assert_eq!(stats.committed, 0);
+        assert!(stats.requeued >= 1, "{stats:?}");
+        let (ready, dead) = w.queue.depths().await.unwrap();
+        assert_eq!((ready, dead), (1, 0), "the job stays with the queue: {stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_second_run_of_a_done_job_is_refused_by_the_commit() {
+        let (w, ids) = World::new(1, 0, DiagnosticBehavior::Succeed).await;
+        w.store.inner.commit(&w.run, Stage::Diagnostic, &ids[0], b"first").await.unwrap();
+        w.store.hide_done.store(true, Ordering::SeqCst);
+        let stats = w.drain().await;
+        assert_eq!(stats, LoopStats { duplicates: 1, ..LoopStats::default() });
+        assert_eq!(w.store.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]));
+        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "the duplicate is acked");
+        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1), "it ran, and that run was counted");
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_dead_lettered_with_its_reason() {
+        let (w, ids) = World::new(1, 0, DiagnosticBehavior::FailPermanently).await;
+        let stats = w.drain().await;
+        assert_eq!(stats, LoopStats { dead_lettered: 1, ..LoopStats::default() });
+        let dead = w.queue.drain_dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].reason.contains("fails permanently"), "{}", dead[0].reason);
+        assert_eq!(dead[0].job_id.as_deref(), Some(ids[0].as_str()));
+        let failures = w.store.failures(&w.run, Stage::Diagnostic).await.unwrap();
+        assert!(failures[&ids[0]].contains("fails permanently"), "{failures:?}");
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_then_dead_lettered() {
+        let (w, ids) = World::new(1, 0, DiagnosticBehavior::FailAlways).await;
+        let stats = w.drain().await;
+        let attempts = LoopOptions::default().max_attempts;
+        assert_eq!(stats, LoopStats { requeued: u64::from(attempts) - 1, dead_lettered: 1, ..LoopStats::default() });
+        let dead = w.queue.drain_dead_letters().await.unwrap();
+        assert!(dead[0].reason.contains(&format!("failed on {attempts} of {attempts} attempts")), "{}", dead[0].reason);
+        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), Some(&u64::from(attempts)));
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_the_job_in_flight() {
+        let (w, ids) = World::new(1, 30_000, DiagnosticBehavior::Succeed).await;
+        let (_tx, rx) = watch::channel(false);
+        let worker = w.worker();
+        let started = Instant::now();
+        let run = tokio::spawn(async move { worker.run(rx).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        w.store.set_state(&w.run, RunState::Cancelled).await.unwrap();
+        let stats = run.await.unwrap();
+        assert_eq!(stats, LoopStats { cancelled: 1, ..LoopStats::default() });
+        assert!(started.elapsed() < Duration::from_secs(5), "stopped within about a poll period: {:?}", started.elapsed());
+        assert_eq!(w.store.result(&w.run, &ids[0]).await.unwrap(), None, "nothing committed");
+        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "dropped");
+    }
 }

@@ -15,7 +15,7 @@
 //! - a damaged length field stops the replay with its byte offset: the records
 //!   after it cannot be located.
 use super::seal;
-use super::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use super::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
 use crate::wire::{decode_value, encode_value};
@@ -376,6 +376,10 @@ impl ResultStore for EmbeddedStore {
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
         Ok(self.read(run, |d| d.done.get(&stage).is_some_and(|s| s.contains(job))))
     }
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+        // Both under one lock: the same answer as `meta` then `is_done`.
+        Ok(self.read(run, |d| JobCheck { meta: d.meta.clone(), done: d.done.get(&stage).is_some_and(|s| s.contains(job)) }))
+    }
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
         Ok(self.read(run, |d| d.done.get(&stage).map(|s| s.iter().cloned().collect()).unwrap_or_default()))
     }
@@ -576,6 +580,29 @@ mod tests {
         let s = EmbeddedStore::open(&path).unwrap();
         assert!(!s.is_done(&run, Stage::Evaluate, &jobs[0]).await.unwrap());
         assert!(s.is_done(&run, Stage::Evaluate, &jobs[1]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn check_job_answers_as_meta_and_is_done_do() {
+        let s = EmbeddedStore::in_memory();
+        let run = RunId::new("r").unwrap();
+        let (a, b) = (JobId::derive(&run, &["a"]), JobId::derive(&run, &["b"]));
+        // An unknown run: no meta (not a cancel), nothing done.
+        let c = s.check_job(&run, Stage::Evaluate, &a).await.unwrap();
+        assert_eq!(c, JobCheck { meta: None, done: false });
+        assert!(!c.cancelled());
+        let meta = RunMeta { state: RunState::Running, spec_digest: "d".into() };
+        s.put_meta(&run, &meta).await.unwrap();
+        s.commit(&run, Stage::Evaluate, &a, b"1").await.unwrap();
+        for (stage, job) in [(Stage::Evaluate, &a), (Stage::Evaluate, &b), (Stage::Embed, &a)] {
+            let c = s.check_job(&run, stage, job).await.unwrap();
+            assert_eq!(c.meta, s.meta(&run).await.unwrap());
+            assert_eq!(c.done, s.is_done(&run, stage, job).await.unwrap(), "{stage} {job}");
+        }
+        assert!(s.check_job(&run, Stage::Evaluate, &a).await.unwrap().done);
+        assert!(!s.check_job(&run, Stage::Embed, &a).await.unwrap().done, "done sets are per stage");
+        s.set_state(&run, RunState::Cancelled).await.unwrap();
+        assert!(s.check_job(&run, Stage::Evaluate, &b).await.unwrap().cancelled());
     }
 
     #[tokio::test]

@@ -75,6 +75,23 @@ pub struct RunMeta {
     pub spec_digest: String,
 }
 
+/// What a worker reads before it starts a job ([`ResultStore::check_job`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobCheck {
+    /// The run's metadata; `None` when it is missing (never a cancel: Redis
+    /// may have lost it).
+    pub meta: Option<RunMeta>,
+    /// Whether the job is in its stage's done set already.
+    pub done: bool,
+}
+
+impl JobCheck {
+    /// The run was cancelled: its jobs are dropped.
+    pub fn cancelled(&self) -> bool {
+        self.meta.as_ref().is_some_and(|m| m.state == RunState::Cancelled)
+    }
+}
+
 #[async_trait]
 pub trait ResultStore: Send + Sync {
     async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError>;
@@ -89,6 +106,15 @@ pub trait ResultStore: Send + Sync {
     /// there already. Also clears a failure record of the job.
     async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError>;
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
+    /// [`meta`](Self::meta) and [`is_done`](Self::is_done) together: the
+    /// reads a worker needs before it starts a job. The backends answer it in
+    /// one step (one round trip on Redis); this default, for wrappers that do
+    /// not forward it, makes the two calls.
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+        let meta = self.meta(run).await?;
+        let done = self.is_done(run, stage, job).await?;
+        Ok(JobCheck { meta, done })
+    }
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
     /// A committed result. Every result is stored with a checksum
     /// ([`seal`]); a damaged one is `Err(StoreError::Corrupt)` naming the job.

@@ -19,7 +19,7 @@
 //! the multiplexed connection.
 
 use super::seal;
-use super::{CommitOutcome, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use super::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use crate::config::{redact_url, StoreSettings};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
@@ -258,6 +258,15 @@ fn backoff(attempt: u32) -> Duration {
     crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_millis(2000)).delay(attempt)
 }
 
+/// A run's meta hash as read by HGETALL (empty: the run has no meta).
+fn parse_meta(key: &str, map: &HashMap<String, String>) -> Result<Option<RunMeta>, StoreError> {
+    if map.is_empty() {
+        return Ok(None);
+    }
+    let state = map.get("state").ok_or_else(|| StoreError::Corrupt { key: key.to_string(), reason: "no 'state' field".into() })?;
+    Ok(Some(RunMeta { state: parse_state(key, state)?, spec_digest: map.get("spec_digest").cloned().unwrap_or_default() }))
+}
+
 fn parse_state(key: &str, s: &str) -> Result<RunState, StoreError> {
     [RunState::Running, RunState::Done, RunState::Failed, RunState::Cancelled]
         .into_iter()
@@ -285,11 +294,7 @@ impl ResultStore for RedisStore {
                 async move { c.hgetall(key).await }
             })
             .await?;
-        if map.is_empty() {
-            return Ok(None);
-        }
-        let state = map.get("state").ok_or_else(|| StoreError::Corrupt { key: key.clone(), reason: "no 'state' field".into() })?;
-        Ok(Some(RunMeta { state: parse_state(&key, state)?, spec_digest: map.get("spec_digest").cloned().unwrap_or_default() }))
+        parse_meta(&key, &map)
     }
 
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
@@ -343,6 +348,18 @@ impl ResultStore for RedisStore {
             async move { c.sismember(key, job.as_str()).await }
         })
         .await
+    }
+
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+        let keys = [self.key(run, "meta"), self.key(run, &format!("done:{stage}"))];
+        // One pipeline, one round trip: both are reads, so a retry is safe.
+        let (map, done): (HashMap<String, String>, bool) = self
+            .retry("check_job", |mut c| {
+                let keys = keys.clone();
+                async move { redis::pipe().hgetall(&keys[0]).sismember(&keys[1], job.as_str()).query_async(&mut c).await }
+            })
+            .await?;
+        Ok(JobCheck { meta: parse_meta(&keys[0], &map)?, done })
     }
 
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
