@@ -207,6 +207,19 @@ impl Settings {
                 ),
             });
         }
+        // A delivery held behind the job in hand (prefetch > 1) stays unacked
+        // for up to the jobs ahead of it plus its own.
+        if u64::from(b.prefetch) > 1 && u64::from(b.prefetch) * w.job_timeout_s >= RABBITMQ_CONSUMER_TIMEOUT_S {
+            return Err(ConfigError::Invalid {
+                key: "broker.prefetch",
+                value: b.prefetch.to_string(),
+                reason: format!(
+                    "prefetch × worker.job_timeout_s ({} s) must stay below RabbitMQ's consumer_timeout                      ({RABBITMQ_CONSUMER_TIMEOUT_S} s): a delivery waiting behind the job in hand is unacked meanwhile;                      lower worker.job_timeout_s to {} s or less, or keep prefetch 1",
+                    u64::from(b.prefetch) * w.job_timeout_s,
+                    (RABBITMQ_CONSUMER_TIMEOUT_S - 1) / u64::from(b.prefetch)
+                ),
+            });
+        }
         if w.max_attempts == 0 || w.max_attempts >= b.delivery_limit {
             return Err(ConfigError::Invalid {
                 key: "worker.max_attempts",
@@ -495,6 +508,9 @@ mod tests {
         assert!(e.contains("worker.job_timeout_s") && e.contains("consumer_timeout"), "{e}");
         let e = Settings::load_with_env(None, env(&[("MLL__WORKER__MAX_ATTEMPTS", "5")])).unwrap_err().to_string();
         assert!(e.contains("worker.max_attempts") && e.contains("delivery_limit"), "{e}");
+        let e = Settings::load_with_env(None, env(&[("MLL__BROKER__PREFETCH", "2")])).unwrap_err().to_string();
+        assert!(e.contains("broker.prefetch") && e.contains("899 s"), "{e}");
+        assert!(Settings::load_with_env(None, env(&[("MLL__BROKER__PREFETCH", "2"), ("MLL__WORKER__JOB_TIMEOUT_S", "899")])).is_ok());
         assert!(Settings::load_with_env(None, env(&[("MLL__WORKER__MAX_ATTEMPTS", "5"), ("MLL__BROKER__DELIVERY_LIMIT", "6")])).is_ok());
         let e = Settings::load_with_env(None, env(&[("MLL__STORE__URL", "http://x")])).unwrap_err().to_string();
         assert!(e.contains("store.url"), "{e}");

@@ -477,6 +477,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(p) = args.prefetch {
         env.insert("MLL__BROKER__PREFETCH".to_string(), p.to_string());
+        // A held delivery waits up to the job timeout behind the one in hand:
+        // the configuration requires prefetch × job_timeout_s below RabbitMQ's
+        // consumer_timeout (no-op jobs need far less).
+        env.entry("MLL__WORKER__JOB_TIMEOUT_S".to_string())
+            .or_insert_with(|| ((mll_common::config::RABBITMQ_CONSUMER_TIMEOUT_S - 1) / u64::from(p.max(1))).min(1500).to_string());
     }
     let settings = Settings::load_with_env(None, Some(env))?;
     if args.floor {
