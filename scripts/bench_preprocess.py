@@ -8,7 +8,7 @@ usage:
   scripts/bench_preprocess.py run DIR [--size 224] [--repeat 3]
 
 Both sides read every file into memory first and time decode + resize + crop
-+ to-tensor + normalise only.
++ to-tensor + normalise only; then each stage alone, in ms per image.
 """
 import argparse
 import io
@@ -49,6 +49,25 @@ def run(args):
         best = min(best, time.perf_counter() - t0)
     print(f"python PIL+torchvision: {len(blobs)} images, best of {args.repeat}: {best:.3f} s, "
           f"{len(blobs) / best:.1f} images/s on 1 thread")
+
+    # Per stage: decode (PIL decodes lazily, so force it with load()), then
+    # each step of the Compose (Resize, CenterCrop, RGB, ToTensor, Normalize).
+    names = ["decode"] + [getattr(t, "__name__", type(t).__name__) for t in tf.transforms]
+    stage_best = [float("inf")] * len(names)
+    for _ in range(args.repeat):
+        acc = [0.0] * len(names)
+        for b in blobs:
+            t0 = time.perf_counter()
+            x = Image.open(io.BytesIO(b))
+            x.load()
+            acc[0] += time.perf_counter() - t0
+            for i, t in enumerate(tf.transforms, 1):
+                t0 = time.perf_counter()
+                x = t(x)
+                acc[i] += time.perf_counter() - t0
+        stage_best = [min(s, a) for s, a in zip(stage_best, acc)]
+    print(f"per image (best of {args.repeat}): " +
+          ", ".join(f"{n} {1e3 * s / len(blobs):.3f} ms" for n, s in zip(names, stage_best)))
 
 
 def main():
