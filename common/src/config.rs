@@ -141,6 +141,19 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// The `MLL__…` overrides that give a run queues and keys of its own, named
+/// after `tag`: work queue `<tag>.jobs`, dead letters `<tag>.dlx` and
+/// `<tag>.dead`, store keys under `<tag>:`. Benchmarks and cluster tests use
+/// them so that they never see one another's jobs on a shared broker and store.
+pub fn isolated_env(tag: &str) -> [(&'static str, String); 4] {
+    [
+        ("MLL__BROKER__QUEUE", format!("{tag}.jobs")),
+        ("MLL__BROKER__DEAD_LETTER_EXCHANGE", format!("{tag}.dlx")),
+        ("MLL__BROKER__DEAD_LETTER_QUEUE", format!("{tag}.dead")),
+        ("MLL__STORE__KEY_PREFIX", tag.to_string()),
+    ]
+}
+
 impl Settings {
     /// Loads the layered settings from the process environment.
     pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {

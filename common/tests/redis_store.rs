@@ -244,6 +244,18 @@ async fn a_damaged_result_value_is_refused_and_can_be_discarded() {
     let text = err.to_string();
     assert!(matches!(err, mll_common::store::StoreError::Corrupt { .. }), "{text}");
     assert!(text.contains(a.as_str()), "the error names the job: {text}");
+    // Read in a batch (one MGET), the damaged one is refused on its own, in its place.
+    let (b, missing) = (job(&r, 2), job(&r, 3));
+    store.commit(&r, Stage::Evaluate, &b, b"counts of b").await.unwrap();
+    let batch = store.results(&r, &[b.clone(), a.clone(), missing.clone(), b.clone()]).await.unwrap();
+    assert_eq!(batch.len(), 4);
+    assert_eq!(batch[0].as_ref().unwrap().as_deref(), Some(&b"counts of b"[..]));
+    let err = batch[1].as_ref().expect_err("the damaged value is refused in a batch too");
+    assert!(matches!(err, mll_common::store::StoreError::Corrupt { .. }) && err.to_string().contains(a.as_str()), "{err}");
+    assert_eq!(*batch[2].as_ref().unwrap(), None, "a job without a result");
+    assert_eq!(batch[3].as_ref().unwrap().as_deref(), Some(&b"counts of b"[..]));
+    assert!(store.results(&r, &[]).await.unwrap().is_empty());
+    store.discard(&r, Stage::Evaluate, &b).await.unwrap();
     assert_eq!(store.runs().await.unwrap(), vec![r.clone()], "runs() lists this prefix's runs only");
 
     assert!(store.discard(&r, Stage::Evaluate, &a).await.unwrap(), "it was done");

@@ -467,12 +467,7 @@ async fn main() -> anyhow::Result<()> {
     // config layers (configs/default.toml, MLL__BROKER__URL, MLL__STORE__URL).
     let tag = format!("bench-q-{}-{:08x}", std::process::id(), rand::random::<u32>());
     let mut env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MLL__")).collect();
-    for (k, v) in [
-        ("MLL__BROKER__QUEUE", format!("{tag}.jobs")),
-        ("MLL__BROKER__DEAD_LETTER_EXCHANGE", format!("{tag}.dlx")),
-        ("MLL__BROKER__DEAD_LETTER_QUEUE", format!("{tag}.dead")),
-        ("MLL__STORE__KEY_PREFIX", tag.clone()),
-    ] {
+    for (k, v) in mll_common::config::isolated_env(&tag) {
         env.insert(k.to_string(), v);
     }
     if let Some(p) = args.prefetch {

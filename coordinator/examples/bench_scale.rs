@@ -20,7 +20,8 @@
 //!
 //! Reported: plan time, submit time (register + publish) and publish rate,
 //! jobs/s completed, Redis `used_memory` per finished job, `status` latency at
-//! full size, this (coordinator) process's peak RSS. Every run uses fresh
+//! full size, the time to read every result back (aggregation's first step),
+//! this (coordinator) process's peak RSS. Every run uses fresh
 //! queue names and a fresh key prefix and deletes them at the end.
 //!
 //! `scripts/bench-scale` builds and runs this.
@@ -186,12 +187,7 @@ async fn redis_used_memory(url: &str) -> anyhow::Result<u64> {
 
 fn settings_for(tag: &str) -> anyhow::Result<(Settings, HashMap<String, String>)> {
     let mut env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MLL__")).collect();
-    for (k, v) in [
-        ("MLL__BROKER__QUEUE", format!("{tag}.jobs")),
-        ("MLL__BROKER__DEAD_LETTER_EXCHANGE", format!("{tag}.dlx")),
-        ("MLL__BROKER__DEAD_LETTER_QUEUE", format!("{tag}.dead")),
-        ("MLL__STORE__KEY_PREFIX", tag.to_string()),
-    ] {
+    for (k, v) in mll_common::config::isolated_env(tag) {
         env.insert(k.to_string(), v);
     }
     Ok((Settings::load_with_env(None, Some(env.clone()))?, env))
@@ -247,6 +243,10 @@ struct Report {
     status_ms_p50: Option<f64>,
     status_ms_max: Option<f64>,
     status_ms_while_running_max: Option<f64>,
+    /// Every result read back from Redis and checked (aggregation's first step).
+    results_load_s: Option<f64>,
+    /// The same results read with one GET per job (the read before batches).
+    results_one_get_per_job_s: Option<f64>,
     /// Before planning: the binary and its libraries (this example links
     /// libtorch through the worker crate; the cluster's coordinator does not).
     rss_at_start_mib: f64,
@@ -341,6 +341,8 @@ async fn bench(args: &Args, tag: &str, settings: &Settings, env: &HashMap<String
             status_ms_p50: None,
             status_ms_max: None,
             status_ms_while_running_max: None,
+            results_load_s: None,
+            results_one_get_per_job_s: None,
             rss_at_start_mib,
             coordinator_peak_rss_mib: f64::NAN,
         };
@@ -386,6 +388,25 @@ async fn bench(args: &Args, tag: &str, settings: &Settings, env: &HashMap<String
         report.status_ms_p50 = Some(percentile(&lat, 50.0));
         report.status_ms_max = Some(percentile(&lat, 100.0));
         report.status_ms_while_running_max = Some(running_max);
+        // The report's first step: every result read back and checked against its job.
+        let t = Instant::now();
+        let outputs = mll_coordinator::aggregate::Outputs::load(control, &plan).await?;
+        let load_s = t.elapsed().as_secs_f64();
+        if outputs.by_job.len() != n {
+            bail!("{} of {n} results read back", outputs.by_job.len());
+        }
+        // What that read cost before batching: one GET per job.
+        let t = Instant::now();
+        for j in &plan.jobs {
+            control.store.result(&run, &j.id).await?.context("a result disappeared")?;
+        }
+        let one_by_one_s = t.elapsed().as_secs_f64();
+        println!(
+            "results read back and checked: {n} in {load_s:.2} s (one GET per job instead: {one_by_one_s:.2} s); RSS {:.0} MiB",
+            rss_mib().0
+        );
+        report.results_load_s = Some(load_s);
+        report.results_one_get_per_job_s = Some(one_by_one_s);
         Ok(report)
     }
     .await;

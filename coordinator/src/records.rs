@@ -6,9 +6,9 @@
 
 use crate::plan::Plan;
 use mll_common::job::JobPayload;
-use mll_common::output::JobOutput;
-use mll_common::store::{ResultStore, StoreError};
-use mll_common::{Job, JobId};
+use mll_common::output::{CommittedResult, Execution, JobOutput};
+use mll_common::store::{Fetched, ResultStore, StoreError};
+use mll_common::{Job, JobId, RunId};
 use std::collections::BTreeMap;
 
 /// A committed result that cannot be used.
@@ -100,39 +100,74 @@ fn output_kind(o: &JobOutput) -> &'static str {
     }
 }
 
-/// Reads one job's result: `Ok(None)` when there is none, `Err` with the
-/// reason when it is damaged or does not fit the job.
-pub async fn read(store: &dyn ResultStore, job: &Job) -> Result<Option<JobOutput>, ReadError> {
-    let bytes = match store.result(&job.run, &job.id).await {
+/// Interprets one job's fetched result: `Ok(None)` when there is none, `Err`
+/// with the reason when it is damaged or does not fit the job.
+fn interpret(job: &Job, fetched: Fetched) -> Result<Option<CommittedResult>, ReadError> {
+    let bytes = match fetched {
         Ok(Some(b)) => b,
         Ok(None) => return Ok(None),
-        Err(StoreError::Corrupt { reason, .. }) => return Err(ReadError::Bad(BadRecord::new(job, reason))),
+        Err(StoreError::Corrupt { reason, .. }) => return Err(ReadError::Bad(Box::new(BadRecord::new(job, reason)))),
         Err(e) => return Err(ReadError::Store(e)),
     };
     // Current records carry their execution (decode_result); older ones are a bare output.
-    let out: JobOutput = mll_common::output::decode_result(&bytes)
-        .map(|r| r.output)
-        .map_err(|e| ReadError::Bad(BadRecord::new(job, format!("the result does not decode: {e}"))))?;
-    check_output(job, &out).map_err(|reason| ReadError::Bad(BadRecord::new(job, reason)))?;
-    Ok(Some(out))
+    let record = mll_common::output::decode_result(&bytes)
+        .map_err(|e| ReadError::Bad(Box::new(BadRecord::new(job, format!("the result does not decode: {e}")))))?;
+    check_output(job, &record.output).map_err(|reason| ReadError::Bad(Box::new(BadRecord::new(job, reason))))?;
+    Ok(Some(record))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("damaged result: {0}")]
-    Bad(BadRecord),
+    Bad(Box<BadRecord>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Every usable result of the plan's jobs, and the damaged ones (each logged).
-pub async fn load(store: &dyn ResultStore, plan: &Plan) -> Result<(BTreeMap<JobId, JobOutput>, Vec<BadRecord>), StoreError> {
-    let mut good = BTreeMap::new();
-    let mut bad = Vec::new();
-    for job in &plan.jobs {
-        match read(store, job).await {
-            Ok(Some(out)) => {
-                good.insert(job.id.clone(), out);
+/// Results asked of the store in one call: one Redis round trip per batch.
+const READ_BATCH: usize = 512;
+
+/// Reads the results of `jobs` batch by batch, handing each job and its
+/// interpreted result to `each` in `jobs` order.
+async fn read_each<'a>(
+    store: &dyn ResultStore,
+    run: &RunId,
+    jobs: impl Iterator<Item = &'a Job>,
+    mut each: impl FnMut(&'a Job, Result<Option<CommittedResult>, ReadError>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let jobs: Vec<&Job> = jobs.collect();
+    for batch in jobs.chunks(READ_BATCH) {
+        let ids: Vec<JobId> = batch.iter().map(|j| j.id.clone()).collect();
+        let fetched = store.results(run, &ids).await?;
+        for (job, f) in batch.iter().zip(fetched) {
+            each(job, interpret(job, f))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every committed result of a plan, read back and checked.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The usable outputs, by job.
+    pub outputs: BTreeMap<JobId, JobOutput>,
+    /// How each job with a usable result ran, where its record says.
+    pub executions: BTreeMap<JobId, Execution>,
+    /// The damaged results (each logged), counted as missing.
+    pub bad: Vec<BadRecord>,
+}
+
+/// Every usable result of the plan's jobs, their executions, and the damaged
+/// ones (each logged).
+pub async fn load(store: &dyn ResultStore, plan: &Plan) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    read_each(store, &plan.run, plan.jobs.iter(), |job, read| {
+        match read {
+            Ok(Some(record)) => {
+                if let Some(x) = record.execution {
+                    loaded.executions.insert(job.id.clone(), x);
+                }
+                loaded.outputs.insert(job.id.clone(), record.output);
             }
             Ok(None) => {}
             Err(ReadError::Bad(b)) => {
@@ -144,12 +179,14 @@ pub async fn load(store: &dyn ResultStore, plan: &Plan) -> Result<(BTreeMap<JobI
                     "a committed result is damaged; it counts as missing (`coordinator resume {}` computes it again)",
                     plan.run
                 );
-                bad.push(b);
+                loaded.bad.push(*b);
             }
             Err(ReadError::Store(e)) => return Err(e),
         }
-    }
-    Ok((good, bad))
+        Ok(())
+    })
+    .await?;
+    Ok(loaded)
 }
 
 /// Drops damaged results of the plan's done jobs from the store so they are
@@ -158,21 +195,21 @@ pub async fn discard_damaged(store: &dyn ResultStore, plan: &Plan) -> Result<Vec
     let mut dropped = Vec::new();
     for stage in plan.stages() {
         let done: std::collections::BTreeSet<JobId> = store.done(&plan.run, stage).await?.into_iter().collect();
-        for job in plan.jobs_of(stage).filter(|j| done.contains(&j.id)) {
-            match read(store, job).await {
+        let mut damaged: Vec<(&Job, BadRecord)> = Vec::new();
+        read_each(store, &plan.run, plan.jobs_of(stage).filter(|j| done.contains(&j.id)), |job, read| {
+            match read {
                 Ok(Some(_)) => {}
                 // Done but without a result: the result key was lost.
-                Ok(None) => {
-                    let b = BadRecord::new(job, "marked done but its result is gone".into());
-                    store.discard(&plan.run, stage, &job.id).await?;
-                    dropped.push(b);
-                }
-                Err(ReadError::Bad(b)) => {
-                    store.discard(&plan.run, stage, &job.id).await?;
-                    dropped.push(b);
-                }
+                Ok(None) => damaged.push((job, BadRecord::new(job, "marked done but its result is gone".into()))),
+                Err(ReadError::Bad(b)) => damaged.push((job, *b)),
                 Err(ReadError::Store(e)) => return Err(e),
             }
+            Ok(())
+        })
+        .await?;
+        for (job, b) in damaged {
+            store.discard(&plan.run, stage, &job.id).await?;
+            dropped.push(b);
         }
     }
     for b in &dropped {

@@ -28,7 +28,7 @@ pub struct Verification {
 
 /// Checks every committed result of the plan and its artifacts.
 pub async fn verify(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification> {
-    let (good, mut bad) = records::load(&*ctl.store, plan).await?;
+    let records::Loaded { outputs: good, mut bad, .. } = records::load(&*ctl.store, plan).await?;
     let checked = good.len() + bad.len();
     for job in &plan.jobs {
         if let Some(out) = good.get(&job.id) {
@@ -69,7 +69,7 @@ pub async fn explain_report_error(ctl: &RunControl, plan: &Plan, e: anyhow::Erro
     let Some(agg) = e.chain().find_map(|c| c.downcast_ref::<crate::aggregate::AggregateError>()) else { return e };
     let sha = agg.artifact().map(str::to_string);
     let culprits: Vec<String> = match (&sha, records::load(&*ctl.store, plan).await) {
-        (Some(sha), Ok((good, _))) => plan
+        (Some(sha), Ok(records::Loaded { outputs: good, .. })) => plan
             .jobs
             .iter()
             .filter(|j| good.get(&j.id).is_some_and(|o| artifacts_of(o).iter().any(|a| &a.sha256 == sha)))

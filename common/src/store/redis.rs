@@ -19,7 +19,7 @@
 //! the multiplexed connection.
 
 use super::seal;
-use super::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use super::{CommitOutcome, Fetched, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
 use crate::config::{redact_url, StoreSettings};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
@@ -381,6 +381,38 @@ impl ResultStore for RedisStore {
                     .map_err(|e| StoreError::Corrupt { key: format!("{key} (the result of job {job})"), reason: e.to_string() })
             })
             .transpose()
+    }
+
+    async fn results(&self, run: &RunId, jobs: &[JobId]) -> Result<Vec<Fetched>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One MGET: the keys share the run's hash tag, so a cluster serves it from one slot.
+        let keys: Vec<String> = jobs.iter().map(|job| self.key(run, &format!("result:{job}"))).collect();
+        let sealed: Vec<Option<Vec<u8>>> = self
+            .retry("results", |mut c| {
+                let keys = keys.clone();
+                async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await }
+            })
+            .await?;
+        if sealed.len() != jobs.len() {
+            return Err(StoreError::Operation {
+                op: "results",
+                reason: format!("MGET of {} keys answered {} values", jobs.len(), sealed.len()),
+            });
+        }
+        Ok(sealed
+            .into_iter()
+            .zip(keys.iter().zip(jobs))
+            .map(|(v, (key, job))| {
+                v.map(|v| {
+                    seal::open(&v)
+                        .map(<[u8]>::to_vec)
+                        .map_err(|e| StoreError::Corrupt { key: format!("{key} (the result of job {job})"), reason: e.to_string() })
+                })
+                .transpose()
+            })
+            .collect())
     }
 
     async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {

@@ -11,7 +11,7 @@ use crate::plan::Plan;
 use mll_common::artifact::safetensors_io::{self, TensorError};
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
-use mll_common::output::{decode_result, ClassCounts, Execution, JobOutput};
+use mll_common::output::{ClassCounts, Execution, JobOutput};
 use mll_common::{Job, JobId};
 use ndarray::{Array2, Axis};
 use safetensors::SafeTensors;
@@ -22,26 +22,20 @@ fn in_artifact<T>(sha: &str, r: Result<T, TensorError>) -> Result<T, AggregateEr
     r.map_err(|source| AggregateError::Tensor { sha256: sha.into(), source })
 }
 
-/// `top_nodes` (i32, n × K) as u32 lists, each checked to be a graph node, and
-/// their heads ([`crate::method::TopNodes`]), split in the same pass.
-fn top_nodes(st: &SafeTensors, sha: &str, graph_nodes: usize) -> Result<(Array2<u32>, Vec<u32>), AggregateError> {
+/// `top_nodes` (i32, n × K) as u32 lists, each checked to be a graph node.
+fn top_nodes(st: &SafeTensors, sha: &str, graph_nodes: usize) -> Result<Array2<u32>, AggregateError> {
     let bad = |reason: String| AggregateError::Artifact { sha256: sha.into(), reason };
     let ((n, k), values) = in_artifact(sha, safetensors_io::matrix::<i32>(st, "top_nodes"))?;
-    let mut lists = Vec::with_capacity(n * k);
-    let mut head = Vec::with_capacity(n * crate::method::TopNodes::head_width(k));
-    for (j, x) in values.into_iter().enumerate() {
-        if x < 0 || x as usize >= graph_nodes {
-            return Err(bad(format!(
+    let lists = values
+        .into_iter()
+        .map(|x| match u32::try_from(x) {
+            Ok(x) if (x as usize) < graph_nodes => Ok(x),
+            _ => Err(bad(format!(
                 "tensor 'top_nodes' names node {x} but the graph has {graph_nodes} nodes; the label artifacts do not belong to this graph"
-            )));
-        }
-        let x = x as u32;
-        if j % k < crate::method::TopNodes::head_width(k) {
-            head.push(x);
-        }
-        lists.push(x);
-    }
-    Ok((Array2::from_shape_vec((n, k), lists).expect("shape checked"), head))
+            ))),
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
+    Ok(Array2::from_shape_vec((n, k), lists).expect("shape checked"))
 }
 
 fn safetensors_of<'a>(bytes: &'a [u8], aref: &ArtifactRef) -> Result<SafeTensors<'a>, AggregateError> {
@@ -85,22 +79,16 @@ pub fn pool_rows(rows: &Array2<f32>, ranges: &[std::ops::Range<usize>]) -> Array
 /// Every committed output of the plan's jobs, in plan order (None = missing).
 pub struct Outputs {
     pub by_job: BTreeMap<JobId, JobOutput>,
-    /// How each evaluate job's execution went, where its result recorded it.
+    /// How each job's execution went, where its result recorded it (the
+    /// evaluate jobs' durations give the k sweep's reuse cost).
     pub executions: BTreeMap<JobId, Execution>,
 }
 
 impl Outputs {
     /// Damaged results are logged with their job and left out (as missing).
     pub async fn load(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Outputs> {
-        let (by_job, _damaged) = crate::records::load(&*ctl.store, plan).await?;
-        // Durations for the k sweep's reuse cost: evaluate records only.
-        let mut executions = BTreeMap::new();
-        for job in plan.jobs.iter().filter(|j| matches!(j.payload, JobPayload::Evaluate(_)) && by_job.contains_key(&j.id)) {
-            if let Some(x) = ctl.store.result(&plan.run, &job.id).await?.and_then(|b| decode_result(&b).ok()).and_then(|r| r.execution) {
-                executions.insert(job.id.clone(), x);
-            }
-        }
-        Ok(Outputs { by_job, executions })
+        let loaded = crate::records::load(&*ctl.store, plan).await?;
+        Ok(Outputs { by_job: loaded.outputs, executions: loaded.executions })
     }
 
     fn get(&self, job: &Job) -> Option<&JobOutput> {
@@ -283,94 +271,176 @@ pub fn label_sources(plan: &Plan, outs: &Outputs, model: &str) -> Option<LabelSo
     Some(LabelSources { shards: shards.into_iter().map(|(_, a)| a).collect(), node_texts: node_texts? })
 }
 
-pub fn model_labels(plan: &Plan, outs: &Outputs, artifacts: &ArtifactStore, model: &str) -> Result<Option<ModelLabels>, AggregateError> {
-    struct ShardLabels {
-        start: u64,
-        embeddings: Array2<f32>,
-        nodes: Vec<i64>,
-        top: Option<(Array2<u32>, Vec<u32>)>,
+/// Which of a model's graph images selection reads, and so which
+/// [`model_labels`] keeps: with `selected_images_only` the images of every
+/// dataset's V_sel ([`crate::method::HubSelection::selected_node_sets`]),
+/// else all. Of those, only the images whose best-node list holds no node of
+/// some V_sel keep their embedding (selection computes their S_m row), as the
+/// hub index loads them ([`crate::hub::index::HubIndex::labels_for`]).
+pub struct LabelScope<'a> {
+    pub node_sets: &'a [&'a [usize]],
+    pub selected_images_only: bool,
+}
+
+/// A model's labels on the graph as selection reads them (see [`LabelScope`]);
+/// None if a shard is missing. Every shard is read whole and its checksum
+/// verified, but only the kept images' nodes and lists and the fallback
+/// images' embeddings stay in memory: at the paper's scale a model's image
+/// embeddings are ~1 GB, of which selection computes a few percent.
+pub fn model_labels(
+    plan: &Plan,
+    outs: &Outputs,
+    artifacts: &ArtifactStore,
+    model: &str,
+    scope: &LabelScope,
+) -> Result<Option<ModelLabels>, AggregateError> {
+    match label_sources(plan, outs, model) {
+        Some(sources) => labels_from(&sources, artifacts, plan.graph_node_ids.len(), scope).map(Some).map_err(|e| match e {
+            AggregateError::Other(reason) => AggregateError::Other(format!("graph labels of {model}: {reason}; re-run its label jobs")),
+            e => e,
+        }),
+        None => Ok(None),
     }
-    let mut shards: Vec<ShardLabels> = Vec::new();
-    let mut texts = None;
-    for j in &plan.jobs {
-        if let JobPayload::Label(l) = &j.payload {
-            if l.model.key != model {
-                continue;
-            }
-            match outs.get(j) {
-                Some(JobOutput::Label(o)) => {
-                    let bytes = read(artifacts, &o.images)?;
-                    let st = safetensors_of(&bytes, &o.images)?;
-                    let sha = &o.images.sha256;
-                    shards.push(ShardLabels {
-                        start: l.shard.start,
-                        embeddings: matrix_of(&st, "image_embeddings", sha)?,
-                        nodes: in_artifact(sha, safetensors_io::values::<i64>(&st, "nodes"))?,
-                        top: if safetensors_io::has(&st, "top_nodes") {
-                            Some(top_nodes(&st, sha, plan.graph_node_ids.len())?)
-                        } else {
-                            None
-                        },
-                    });
-                    if let Some(t) = &o.node_texts {
-                        texts = Some(matrix(artifacts, t, "text_embeddings")?);
-                    }
+}
+
+/// [`model_labels`] from a model's label artifacts.
+pub fn labels_from(
+    sources: &LabelSources,
+    artifacts: &ArtifactStore,
+    graph_nodes: usize,
+    scope: &LabelScope,
+) -> Result<ModelLabels, AggregateError> {
+    let bad = AggregateError::Other;
+    let (shards, texts) = (&sources.shards, &sources.node_texts);
+    // Positions in each V_sel (usize::MAX: not in it), and the nodes whose images are kept.
+    let positions: Vec<Vec<usize>> = scope
+        .node_sets
+        .iter()
+        .map(|set| {
+            let mut p = vec![usize::MAX; graph_nodes];
+            for (j, &g) in set.iter().enumerate() {
+                if let Some(x) = p.get_mut(g) {
+                    *x = j;
                 }
-                _ => return Ok(None),
+            }
+            p
+        })
+        .collect();
+    let keep_node: Vec<bool> =
+        (0..graph_nodes).map(|g| !scope.selected_images_only || positions.iter().any(|p| p[g] != usize::MAX)).collect();
+
+    // The lists are used only when every shard has them with the same K; a
+    // first pass over the headers would cost a second read, so a mixed set of
+    // shards (artifacts of different releases) is found while reading and the
+    // read starts over without lists.
+    let mut use_lists = true;
+    'read: loop {
+        let mut k: Option<usize> = None;
+        let mut d: Option<usize> = None;
+        let mut nodes: Vec<usize> = Vec::new();
+        let mut lists: Vec<u32> = Vec::new();
+        // Per kept image, its row in `fallback` or u32::MAX.
+        let mut rows: Vec<u32> = Vec::new();
+        let mut fallback: Vec<f32> = Vec::new();
+        for (index, aref) in shards.iter().enumerate() {
+            let bytes = read(artifacts, aref)?;
+            let st = safetensors_of(&bytes, aref)?;
+            let sha = &aref.sha256;
+            let shard_nodes = in_artifact(sha, safetensors_io::values::<i64>(&st, "nodes"))?;
+            let ((n, width), emb) = in_artifact(sha, safetensors_io::matrix::<f32>(&st, "image_embeddings"))?;
+            if n != shard_nodes.len() || d.is_some_and(|d| d != width) {
+                return Err(bad(format!(
+                    "a shard has {n}x{width} image embeddings for {} images (other shards are {} wide)",
+                    shard_nodes.len(),
+                    d.unwrap_or(width)
+                )));
+            }
+            d = Some(width);
+            let top = match use_lists && safetensors_io::has(&st, "top_nodes") {
+                true => Some(top_nodes(&st, sha, graph_nodes)?),
+                false => None,
+            };
+            if let Some(t) = top.as_ref().filter(|t| t.nrows() != n) {
+                return Err(bad(format!("a shard has best-node lists for {} of its {n} images", t.nrows())));
+            }
+            let consistent = match (&top, k) {
+                (Some(t), None) => index == 0 && t.ncols() > 0,
+                (Some(t), Some(k)) => t.ncols() == k,
+                (None, _) => !use_lists,
+            };
+            if !consistent {
+                use_lists = false;
+                continue 'read;
+            }
+            if index == 0 {
+                k = top.as_ref().map(|t| t.ncols());
+            }
+            for (r, &g) in shard_nodes.iter().enumerate() {
+                if g < 0 || g as usize >= graph_nodes {
+                    return Err(bad(format!("an image's true node is {g} but the graph has {graph_nodes} nodes")));
+                }
+                let g = g as usize;
+                if !keep_node[g] {
+                    continue;
+                }
+                nodes.push(g);
+                // An S_m row is computed where the list holds no node of some V_sel.
+                let needs_row = match &top {
+                    Some(t) => {
+                        let list = t.row(r);
+                        lists.extend(list.iter());
+                        positions.iter().any(|p| list.iter().all(|&x| p[x as usize] == usize::MAX))
+                    }
+                    None => true,
+                };
+                if needs_row {
+                    rows.push((fallback.len() / width) as u32);
+                    fallback.extend_from_slice(&emb[r * width..(r + 1) * width]);
+                } else {
+                    rows.push(u32::MAX);
+                }
             }
         }
-    }
-    let Some(node_text_embeddings) = texts else { return Ok(None) };
-    shards.sort_by_key(|s| s.start);
-    // The lists are used only when every shard has them with the same K.
-    let k = shards.first().and_then(|s| s.top.as_ref().map(|t| t.0.ncols()));
-    let lists = k.is_some_and(|k| k > 0) && shards.iter().all(|s| s.top.as_ref().map(|t| t.0.ncols()) == k);
-    let k = if lists { k.unwrap_or(0) } else { 0 };
-    let d = node_text_embeddings.ncols();
-    let graph_nodes = plan.graph_node_ids.len();
-    let bad = |reason: String| AggregateError::Other(format!("graph labels of {model}: {reason}; re-run its label jobs"));
-    // Images go in true-node order (stable, so shard order within a node): selection
-    // then reads each node's images as one run of memory (ImagesByNode).
-    let mut offsets = vec![0usize; graph_nodes + 1];
-    for sh in &shards {
-        if sh.embeddings.ncols() != d || sh.embeddings.nrows() != sh.nodes.len() {
-            return Err(bad(format!(
-                "a shard has {}x{} image embeddings for {} images of width {d}",
-                sh.embeddings.nrows(),
-                sh.embeddings.ncols(),
-                sh.nodes.len()
-            )));
-        }
-        for &g in &sh.nodes {
-            if g < 0 || g as usize >= graph_nodes {
-                return Err(bad(format!("an image's true node is {g} but the graph has {graph_nodes} nodes")));
+        let d = d.unwrap_or(0);
+        let n = nodes.len();
+        // Images go in true-node order (stable, so shard order within a node): selection
+        // then reads each node's images as one run of memory (ImagesByNode).
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| nodes[i]);
+        let image_nodes: Vec<usize> = order.iter().map(|&i| nodes[i]).collect();
+        let image_rows: Vec<u32> = order.iter().map(|&i| rows[i]).collect();
+        let top_nodes = match k {
+            Some(k) => {
+                let mut sorted = Array2::<u32>::zeros((n, k));
+                for (slot, &i) in order.iter().enumerate() {
+                    sorted.row_mut(slot).assign(&ndarray::ArrayView1::from(&lists[i * k..(i + 1) * k]));
+                }
+                let h = crate::method::TopNodes::head_width(k);
+                let mut head = Vec::with_capacity(n * h);
+                for row in sorted.rows() {
+                    head.extend(row.iter().take(h));
+                }
+                Some(crate::method::TopNodes::from_checked_parts(sorted, head, graph_nodes))
             }
-            offsets[g as usize + 1] += 1;
-        }
-    }
-    for v in 0..graph_nodes {
-        offsets[v + 1] += offsets[v];
-    }
-    let n = offsets[graph_nodes];
-    let mut image_embeddings = Array2::<f32>::zeros((n, d));
-    let mut image_nodes = vec![0usize; n];
-    let mut top_lists = Array2::<u32>::zeros((if lists { n } else { 0 }, k));
-    let h = crate::method::TopNodes::head_width(k);
-    let mut head = vec![0u32; if lists { n * h } else { 0 }];
-    for sh in &shards {
-        for (r, &g) in sh.nodes.iter().enumerate() {
-            let slot = offsets[g as usize];
-            offsets[g as usize] += 1;
-            image_nodes[slot] = g as usize;
-            image_embeddings.row_mut(slot).assign(&sh.embeddings.row(r));
-            if let (true, Some((t, hd))) = (lists, &sh.top) {
-                top_lists.row_mut(slot).assign(&t.row(r));
-                head[slot * h..(slot + 1) * h].copy_from_slice(&hd[r * h..(r + 1) * h]);
+            None => None,
+        };
+        let image_embeddings = Array2::from_shape_vec((fallback.len() / d.max(1), d), fallback).expect("whole rows of width d");
+        // The node texts are read only when some S_m row is computed.
+        let node_text_embeddings = if image_embeddings.nrows() > 0 {
+            let t = matrix(artifacts, texts, "text_embeddings")?;
+            if t.ncols() != d || t.nrows() != graph_nodes {
+                return Err(bad(format!(
+                    "{}x{} node text embeddings for a graph of {graph_nodes} nodes and images {d} wide",
+                    t.nrows(),
+                    t.ncols()
+                )));
             }
-        }
+            t
+        } else {
+            Array2::zeros((0, d))
+        };
+        return Ok(ModelLabels { image_embeddings, image_nodes, image_rows: Some(image_rows), node_text_embeddings, top_nodes });
     }
-    let top_nodes = lists.then(|| crate::method::TopNodes::from_checked_parts(top_lists, head, graph_nodes));
-    Ok(Some(ModelLabels { image_embeddings, image_nodes, image_rows: None, node_text_embeddings, top_nodes }))
 }
 
 pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSummary> {
@@ -387,4 +457,74 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
         }
     }
     Some(DiagnosticSummary { planned: jobs.len() as u64, results, value_checksum: format!("{sum:016x}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::index::tests::{fixture, model, Fixture, V};
+    use crate::method::{HubSelection, SplitMix64};
+    use mll_common::spec::MethodOptions;
+
+    /// Labels loaded for what selection reads give the same selections as
+    /// whole labels, with and without `selected_images_only`, for lists that
+    /// often miss (fallback rows), complete lists (no embedding kept) and no
+    /// lists (every kept image's embedding).
+    #[test]
+    fn scoped_labels_select_as_whole_labels_do() {
+        let Fixture { _dir, store, models, node_emb, tasks } = fixture(11);
+        let e_t: Vec<_> = tasks.iter().map(|t| Some(t.view())).collect();
+        for selected_images_only in [true, false] {
+            let options = MethodOptions { k: vec![2], nodes_per_class: 3, selected_images_only, ..MethodOptions::default() };
+            let mut whole = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
+            let mut scoped = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
+            let sets: Vec<Vec<usize>> = scoped.selected_node_sets().into_iter().map(<[usize]>::to_vec).collect();
+            let sets: Vec<&[usize]> = sets.iter().map(Vec::as_slice).collect();
+            let scope = LabelScope { node_sets: &sets, selected_images_only };
+            for (sources, labels) in &models {
+                whole.add_model(labels).unwrap();
+                let part = labels_from(sources, &store, V, &scope).unwrap();
+                let kept = part.image_rows.as_ref().unwrap().iter().filter(|&&r| r != u32::MAX).count();
+                assert_eq!(kept, part.image_embeddings.nrows(), "a row per embedding kept");
+                match (part.top_nodes.as_ref().map(|t| t.lists().ncols()), selected_images_only) {
+                    (Some(V), _) => assert_eq!((kept, part.node_text_embeddings.nrows()), (0, 0), "complete lists never fall back"),
+                    (None, _) => assert_eq!(kept, part.image_nodes.len(), "without lists every image's row is computed"),
+                    _ => assert!(kept > 0, "short lists: some rows fall back"),
+                }
+                if selected_images_only {
+                    assert!(part.image_nodes.len() < labels.image_nodes.len(), "only the images of V_sel are kept");
+                } else {
+                    assert_eq!(part.image_nodes, labels.image_nodes);
+                }
+                scoped.add_model(&part).unwrap();
+            }
+            let (whole, scoped) = (whole.finish(), scoped.finish());
+            assert!(whole.iter().all(Option::is_some));
+            assert_eq!(whole, scoped, "selected_images_only = {selected_images_only}");
+        }
+    }
+
+    /// Shards of one model where one lacks the lists (artifacts of two
+    /// releases) are read without lists; a damaged shard names its checksum.
+    #[test]
+    fn mixed_shards_are_read_without_lists_and_damage_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let mut rng = SplitMix64::new(3);
+        let (mut with, _) = model(&mut rng, &store, &[20, 20], 3);
+        let (without, _) = model(&mut rng, &store, &[20], 0);
+        with.shards.push(without.shards[0].clone());
+        let all: Vec<usize> = (0..V).collect();
+        let scope = LabelScope { node_sets: &[&all], selected_images_only: true };
+        let labels = labels_from(&with, &store, V, &scope).unwrap();
+        assert!(labels.top_nodes.is_none());
+        assert_eq!((labels.image_nodes.len(), labels.image_embeddings.nrows()), (60, 60));
+        assert!(labels.image_nodes.is_sorted());
+        std::fs::write(store.path_of(&with.shards[1].sha256), b"garbage").unwrap();
+        let err = labels_from(&with, &store, V, &scope).unwrap_err();
+        assert_eq!(err.artifact(), Some(with.shards[1].sha256.as_str()), "{err}");
+        // Labels of another graph are refused.
+        let err = labels_from(&without, &store, V / 2, &scope).unwrap_err().to_string();
+        assert!(err.contains("nodes"), "{err}");
+    }
 }

@@ -9,7 +9,8 @@ pub mod truth;
 
 pub use crate::outcome::DiagnosticSummary;
 pub use load::{
-    diagnostic_summary, label_sources, model_labels, pair_result, pool_rows, source_embeddings, LabelSources, Outputs, PairResult,
+    diagnostic_summary, label_sources, model_labels, pair_result, pool_rows, source_embeddings, LabelScope, LabelSources, Outputs,
+    PairResult,
 };
 
 use crate::control::RunControl;
@@ -67,8 +68,9 @@ impl AggregateError {
 ///
 /// Memory stays at one model's labels plus one dataset's probabilities: MLL's
 /// matchings are made for every dataset first, then each model's labels are
-/// loaded once, counted against every matching and dropped; then each
-/// dataset's evaluate outputs are loaded, reported on and dropped.
+/// loaded once (only what selection reads: [`LabelScope`]), counted against
+/// every matching and dropped; then each dataset's evaluate outputs are
+/// loaded, reported on and dropped.
 pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Report> {
     build_with(ctl, plan, None).await
 }
@@ -102,9 +104,13 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         let have: Vec<bool> = spec.hub.iter().map(|m| load::labels_committed(plan, &outs, &m.key)).collect();
         // MLL runs only with every model's labels; otherwise the notes name the missing ones.
         if have.iter().all(|h| *h) {
+            // Only the images selection reads are kept (LabelScope).
+            let node_sets: Vec<Vec<usize>> = hub.selected_node_sets().into_iter().map(<[usize]>::to_vec).collect();
+            let node_sets: Vec<&[usize]> = node_sets.iter().map(Vec::as_slice).collect();
+            let scope = LabelScope { node_sets: &node_sets, selected_images_only: spec.method.selected_images_only };
             for (i, m) in spec.hub.iter().enumerate() {
                 let t0 = std::time::Instant::now();
-                let labels = model_labels(plan, &outs, arts, &m.key)?
+                let labels = model_labels(plan, &outs, arts, &m.key, &scope)?
                     .ok_or_else(|| anyhow::anyhow!("graph labels of {} disappeared while reading them", m.key))?;
                 // At full scale each model's labels are hundreds of MB (log.level = "debug" shows each).
                 tracing::debug!(
@@ -112,6 +118,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
                     index = i + 1,
                     of = spec.hub.len(),
                     images = labels.image_nodes.len(),
+                    embeddings = labels.image_embeddings.nrows(),
                     lists = labels.top_nodes.is_some(),
                     seconds = t0.elapsed().as_secs_f64(),
                     "aggregate: graph labels loaded; counting for every dataset"

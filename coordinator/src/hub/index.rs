@@ -314,15 +314,15 @@ impl HubIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::method::{HubSelection, SplitMix64};
     use mll_common::spec::MethodOptions;
 
-    const V: usize = 40;
+    pub(crate) const V: usize = 40;
     const D: usize = 8;
 
-    fn unit_rows(rng: &mut SplitMix64, n: usize, d: usize) -> Array2<f32> {
+    pub(crate) fn unit_rows(rng: &mut SplitMix64, n: usize, d: usize) -> Array2<f32> {
         let mut m = Array2::from_shape_fn((n, d), |_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5);
         for mut r in m.rows_mut() {
             let norm = r.dot(&r).sqrt();
@@ -334,7 +334,7 @@ mod tests {
     /// One model's label artifacts in `shards` shards (true nodes unsorted),
     /// with the true K best nodes per image when `k` > 0; and the same labels
     /// whole, sorted by node, as aggregation hands them to selection.
-    fn model(rng: &mut SplitMix64, store: &ArtifactStore, shards: &[usize], k: usize) -> (LabelSources, ModelLabels) {
+    pub(crate) fn model(rng: &mut SplitMix64, store: &ArtifactStore, shards: &[usize], k: usize) -> (LabelSources, ModelLabels) {
         let texts = unit_rows(rng, V, D);
         let node_texts =
             store.put(&st_io::encode(&[Named::new("text_embeddings", vec![V, D], texts.as_slice().unwrap())]).unwrap()).unwrap();
@@ -373,21 +373,36 @@ mod tests {
         (LabelSources { shards: refs, node_texts }, labels)
     }
 
-    #[test]
-    fn selection_through_the_index_equals_selection_on_whole_labels() {
+    /// Four models' label artifacts and two tasks over a graph of V nodes.
+    /// Short lists (K = 2, 3) leave many images with no matched node listed:
+    /// the fallback is exercised. Complete lists (K = V) never fall back: that
+    /// model's node texts are not read. One model has no lists.
+    pub(crate) struct Fixture {
+        pub _dir: tempfile::TempDir,
+        pub store: ArtifactStore,
+        pub models: Vec<(LabelSources, ModelLabels)>,
+        pub node_emb: Array2<f32>,
+        pub tasks: Vec<Array2<f32>>,
+    }
+
+    pub(crate) fn fixture(seed: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = ArtifactStore::new(dir.path());
-        let mut rng = SplitMix64::new(7);
-        // Short lists (K = 2) leave many images with no matched node listed: the fallback is exercised.
-        // Complete lists (K = V) never fall back: that model's node texts are not read.
-        let models = [
+        let mut rng = SplitMix64::new(seed);
+        let models = vec![
             model(&mut rng, &store, &[60, 45, 30], 3),
             model(&mut rng, &store, &[50], 0),
             model(&mut rng, &store, &[40, 40], 2),
             model(&mut rng, &store, &[35, 25], V),
         ];
         let node_emb = unit_rows(&mut rng, V, 6);
-        let tasks = [unit_rows(&mut rng, 3, 6), unit_rows(&mut rng, 2, 6)];
+        let tasks = vec![unit_rows(&mut rng, 3, 6), unit_rows(&mut rng, 2, 6)];
+        Fixture { _dir: dir, store, models, node_emb, tasks }
+    }
+
+    #[test]
+    fn selection_through_the_index_equals_selection_on_whole_labels() {
+        let Fixture { _dir: dir, store, models, node_emb, tasks } = fixture(7);
         let options = MethodOptions { k: vec![2], nodes_per_class: 3, ..MethodOptions::default() };
         let e_t: Vec<_> = tasks.iter().map(|t| Some(t.view())).collect();
 

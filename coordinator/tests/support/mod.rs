@@ -45,10 +45,9 @@ impl Cluster {
         let mut set = |k: &str, v: String| {
             env.insert(k.to_string(), v);
         };
-        set("MLL__BROKER__QUEUE", format!("{name}.jobs"));
-        set("MLL__BROKER__DEAD_LETTER_EXCHANGE", format!("{name}.dlx"));
-        set("MLL__BROKER__DEAD_LETTER_QUEUE", format!("{name}.dead"));
-        set("MLL__STORE__KEY_PREFIX", name.clone());
+        for (k, v) in mll_common::config::isolated_env(&name) {
+            set(k, v);
+        }
         set("MLL__ARTIFACTS__ROOT", dir.path().join("artifacts").display().to_string());
         set("MLL__DATA__ROOT", dir.path().display().to_string());
         set("MLL__WORKER__METRICS_ADDR", "127.0.0.1:0".into());
