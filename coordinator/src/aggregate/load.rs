@@ -384,12 +384,16 @@ pub fn labels_from(
                     continue;
                 }
                 nodes.push(g);
-                // An S_m row is computed where the list holds no node of some V_sel.
+                // An S_m row is computed where the list holds no node of a V_sel
+                // that reads this image: with selected images only, those holding
+                // its true node (whose list then rarely misses), else every one.
                 let needs_row = match &top {
                     Some(t) => {
                         let list = t.row(r);
                         lists.extend(list.iter());
-                        positions.iter().any(|p| list.iter().all(|&x| p[x as usize] == usize::MAX))
+                        positions.iter().any(|p| {
+                            (!scope.selected_images_only || p[g] != usize::MAX) && list.iter().all(|&x| p[x as usize] == usize::MAX)
+                        })
                     }
                     None => true,
                 };

@@ -200,7 +200,8 @@ impl HubIndex {
     /// (each ascending), for `model_node_counts` with selected images only:
     /// the images whose true node is in some V_sel, sorted by node, with their
     /// lists. Embeddings are read (from the label artifacts, by position) only
-    /// for images whose list holds no node of some V_sel, the rows selection
+    /// for images whose list holds no node of a V_sel that holds their true
+    /// node (only such a V_sel reads the image), the rows selection
     /// computes (`image_rows` says which), and the node texts only when there
     /// is such a row.
     pub fn labels_for(&self, node_sets: &[&[usize]], artifacts: &ArtifactStore) -> Result<ModelLabels, IndexError> {
@@ -240,7 +241,8 @@ impl HubIndex {
         } else {
             None
         };
-        // The rows selection will compute: no listed node in some V_sel.
+        // The rows selection will compute: no listed node in a V_sel that
+        // holds the image's true node (only those read the image).
         let positions: Vec<Vec<usize>> = node_sets
             .iter()
             .map(|set| {
@@ -253,7 +255,7 @@ impl HubIndex {
             .collect();
         let fallback: Vec<usize> = (0..n)
             .filter(|&i| match &top_nodes {
-                Some(top) => positions.iter().any(|p| top.first_selected(i, p).is_none()),
+                Some(top) => positions.iter().any(|p| p[image_nodes[i]] != usize::MAX && top.first_selected(i, p).is_none()),
                 None => true,
             })
             .collect();

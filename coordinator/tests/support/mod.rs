@@ -152,6 +152,19 @@ impl Cluster {
         status["stages"][stage]["done"].as_u64().unwrap_or(0)
     }
 
+    /// Waits until the log `file` in the cluster's folder (a worker's is
+    /// `worker-<label>.log`) holds `needle`; false after `timeout`.
+    pub fn wait_log(&self, file: &str, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(self.path(file)).is_ok_and(|t| t.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Every log file of this cluster, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = String::new();
