@@ -484,7 +484,10 @@ fn new_task() {
         for m in 0..hub {
             let (path, digest) = &paths[m % paths.len()];
             let w1 = Instant::now();
-            let labels = HubIndex::open(path, digest, v).unwrap().labels_for(&sel.selected_node_sets(), &store).unwrap();
+            let labels = HubIndex::open(path, digest, v)
+                .unwrap()
+                .labels_for(&sel.selected_node_sets(), options.selected_images_only, &store)
+                .unwrap();
             reading += w1.elapsed().as_secs_f64();
             images += labels.image_nodes.len();
             sel.add_model(&labels).expect("counts");

@@ -197,24 +197,34 @@ impl HubIndex {
     }
 
     /// The labels selection reads for matchings whose V_sel are `node_sets`
-    /// (each ascending), for `model_node_counts` with selected images only:
-    /// the images whose true node is in some V_sel, sorted by node, with their
+    /// (each ascending): with `selected_images_only` the images whose true
+    /// node is in some V_sel, else every image, sorted by node, with their
     /// lists. Embeddings are read (from the label artifacts, by position) only
-    /// for images whose list holds no node of a V_sel that holds their true
-    /// node (only such a V_sel reads the image), the rows selection
-    /// computes (`image_rows` says which), and the node texts only when there
-    /// is such a row.
-    pub fn labels_for(&self, node_sets: &[&[usize]], artifacts: &ArtifactStore) -> Result<ModelLabels, IndexError> {
+    /// for the rows selection computes (`image_rows` says which): images whose
+    /// list holds no node of a V_sel that reads them (with selected images
+    /// only, a V_sel holding their true node; else every V_sel); the node
+    /// texts only when there is such a row.
+    pub fn labels_for(
+        &self,
+        node_sets: &[&[usize]],
+        selected_images_only: bool,
+        artifacts: &ArtifactStore,
+    ) -> Result<ModelLabels, IndexError> {
         let v = self.graph_nodes;
-        let mut union: Vec<usize> = node_sets.iter().flat_map(|s| s.iter().copied()).collect();
-        union.sort_unstable();
-        union.dedup();
-        if let Some(&bad) = union.iter().find(|&&g| g >= v) {
+        if let Some(&bad) = node_sets.iter().flat_map(|s| s.iter()).find(|&&g| g >= v) {
             return Err(IndexError::Index {
                 path: self.file.path().display().to_string(),
                 reason: format!("node {bad} asked of a graph of {v} nodes"),
             });
         }
+        let union: Vec<usize> = if selected_images_only {
+            let mut union: Vec<usize> = node_sets.iter().flat_map(|s| s.iter().copied()).collect();
+            union.sort_unstable();
+            union.dedup();
+            union
+        } else {
+            (0..v).collect()
+        };
         // Slot ranges of the union's nodes, adjacent nodes merged into one read.
         let mut ranges: Vec<Range<usize>> = Vec::new();
         let mut image_nodes = Vec::new();
@@ -242,7 +252,7 @@ impl HubIndex {
             None
         };
         // The rows selection will compute: no listed node in a V_sel that
-        // holds the image's true node (only those read the image).
+        // reads the image.
         let positions: Vec<Vec<usize>> = node_sets
             .iter()
             .map(|set| {
@@ -255,7 +265,9 @@ impl HubIndex {
             .collect();
         let fallback: Vec<usize> = (0..n)
             .filter(|&i| match &top_nodes {
-                Some(top) => positions.iter().any(|p| p[image_nodes[i]] != usize::MAX && top.first_selected(i, p).is_none()),
+                Some(top) => positions
+                    .iter()
+                    .any(|p| (!selected_images_only || p[image_nodes[i]] != usize::MAX) && top.first_selected(i, p).is_none()),
                 None => true,
             })
             .collect();
@@ -402,46 +414,54 @@ pub(crate) mod tests {
         Fixture { _dir: dir, store, models, node_emb, tasks }
     }
 
+    /// With and without `selected_images_only`: the index reads what
+    /// selection needs (an embedding row it must compute but was not read
+    /// fails `add_model`) and selections equal those on whole labels.
     #[test]
     fn selection_through_the_index_equals_selection_on_whole_labels() {
-        let Fixture { _dir: dir, store, models, node_emb, tasks } = fixture(7);
-        let options = MethodOptions { k: vec![2], nodes_per_class: 3, ..MethodOptions::default() };
-        let e_t: Vec<_> = tasks.iter().map(|t| Some(t.view())).collect();
+        for selected_images_only in [true, false] {
+            let Fixture { _dir: dir, store, models, node_emb, tasks } = fixture(7);
+            let options = MethodOptions { k: vec![2], nodes_per_class: 3, selected_images_only, ..MethodOptions::default() };
+            let e_t: Vec<_> = tasks.iter().map(|t| Some(t.view())).collect();
 
-        let mut whole = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
-        let mut indexed = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
-        let run = RunId::new("hub-index-test").unwrap();
-        let mut read = 0;
-        for (sources, labels) in &models {
-            whole.add_model(labels).unwrap();
-            let digest = digest(sources, V);
-            let path = dir.path().join(name(&run, &digest));
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, build(&store, sources, V).unwrap()).unwrap();
-            let index = HubIndex::open(&path, &digest, V).unwrap();
-            assert_eq!(index.images(), labels.image_nodes.len());
-            let part = index.labels_for(&indexed.selected_node_sets(), &store).unwrap();
-            read += part.image_nodes.len();
-            // Embeddings were read for the rows selection computes, and only for those.
-            let rows_read = part.image_rows.as_ref().unwrap().iter().filter(|&&r| r != u32::MAX).count();
-            assert_eq!(rows_read, part.image_embeddings.nrows());
-            let complete = part.top_nodes.as_ref().is_some_and(|t| t.lists().ncols() == V);
-            if complete {
-                assert_eq!((rows_read, part.node_text_embeddings.nrows()), (0, 0));
-            } else {
-                // Short random lists: most matched images fall back here.
-                assert!(rows_read > 0, "no embedding row read");
+            let mut whole = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
+            let mut indexed = HubSelection::new(&e_t, node_emb.view(), &options).unwrap();
+            let run = RunId::new("hub-index-test").unwrap();
+            let mut read = 0;
+            for (sources, labels) in &models {
+                whole.add_model(labels).unwrap();
+                let digest = digest(sources, V);
+                let path = dir.path().join(name(&run, &digest));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, build(&store, sources, V).unwrap()).unwrap();
+                let index = HubIndex::open(&path, &digest, V).unwrap();
+                assert_eq!(index.images(), labels.image_nodes.len());
+                let part = index.labels_for(&indexed.selected_node_sets(), selected_images_only, &store).unwrap();
+                read += part.image_nodes.len();
+                // Embeddings were read for the rows selection computes, and only for those.
+                let rows_read = part.image_rows.as_ref().unwrap().iter().filter(|&&r| r != u32::MAX).count();
+                assert_eq!(rows_read, part.image_embeddings.nrows());
+                let complete = part.top_nodes.as_ref().is_some_and(|t| t.lists().ncols() == V);
+                if complete {
+                    assert_eq!((rows_read, part.node_text_embeddings.nrows()), (0, 0));
+                } else {
+                    // Short random lists: most matched images fall back here.
+                    assert!(rows_read > 0, "no embedding row read");
+                }
+                indexed.add_model(&part).unwrap();
+                // The index names what it indexes: another digest or graph size is refused.
+                assert!(matches!(HubIndex::open(&path, &"0".repeat(64), V), Err(IndexError::Index { .. })));
+                assert!(matches!(HubIndex::open(&path, &digest, V + 1), Err(IndexError::Index { .. })));
             }
-            indexed.add_model(&part).unwrap();
-            // The index names what it indexes: another digest or graph size is refused.
-            assert!(matches!(HubIndex::open(&path, &"0".repeat(64), V), Err(IndexError::Index { .. })));
-            assert!(matches!(HubIndex::open(&path, &digest, V + 1), Err(IndexError::Index { .. })));
+            let total: usize = models.iter().map(|m| m.1.image_nodes.len()).sum();
+            match selected_images_only {
+                true => assert!(read < total, "the index read {read} of {total} images"),
+                false => assert_eq!(read, total, "every image is counted"),
+            }
+            let (whole, indexed) = (whole.finish(), indexed.finish());
+            assert!(whole.iter().all(Option::is_some));
+            assert_eq!(whole, indexed, "selected_images_only = {selected_images_only}");
         }
-        let total: usize = models.iter().map(|m| m.1.image_nodes.len()).sum();
-        assert!(read < total, "the index read {read} of {total} images");
-        let (whole, indexed) = (whole.finish(), indexed.finish());
-        assert!(whole.iter().all(Option::is_some));
-        assert_eq!(whole, indexed);
     }
 
     #[test]

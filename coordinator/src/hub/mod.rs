@@ -226,14 +226,7 @@ impl Hub {
     pub fn selection_labels(&self, m: usize, node_sets: &[&[usize]]) -> anyhow::Result<ModelLabels> {
         let (path, digest) = &self.indexes[m];
         let index = index::HubIndex::open(path, digest, self.plan.graph_node_ids.len())?;
-        let all: Vec<usize>;
-        let sets = if self.plan.spec.method.selected_images_only {
-            node_sets
-        } else {
-            all = (0..self.plan.graph_node_ids.len()).collect();
-            &[all.as_slice()][..]
-        };
-        Ok(index.labels_for(sets, &self.ctl.artifacts)?)
+        Ok(index.labels_for(node_sets, self.plan.spec.method.selected_images_only, &self.ctl.artifacts)?)
     }
 
     /// Each model's GFLOPs per image as the spec gives them (hub order).
