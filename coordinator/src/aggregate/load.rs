@@ -5,7 +5,7 @@
 
 use super::AggregateError;
 use crate::control::RunControl;
-use crate::method::{ModelLabels, Predictions};
+use crate::method::{ModelLabels, Predictions, SelectionReads};
 use crate::outcome::DiagnosticSummary;
 use crate::plan::Plan;
 use mll_common::artifact::safetensors_io::{self, TensorError};
@@ -312,22 +312,7 @@ pub fn labels_from(
 ) -> Result<ModelLabels, AggregateError> {
     let bad = AggregateError::Other;
     let (shards, texts) = (&sources.shards, &sources.node_texts);
-    // Positions in each V_sel (usize::MAX: not in it), and the nodes whose images are kept.
-    let positions: Vec<Vec<usize>> = scope
-        .node_sets
-        .iter()
-        .map(|set| {
-            let mut p = vec![usize::MAX; graph_nodes];
-            for (j, &g) in set.iter().enumerate() {
-                if let Some(x) = p.get_mut(g) {
-                    *x = j;
-                }
-            }
-            p
-        })
-        .collect();
-    let keep_node: Vec<bool> =
-        (0..graph_nodes).map(|g| !scope.selected_images_only || positions.iter().any(|p| p[g] != usize::MAX)).collect();
+    let reads = SelectionReads::new(scope.node_sets, graph_nodes, scope.selected_images_only);
 
     // The lists are used only when every shard has them with the same K; a
     // first pass over the headers would cost a second read, so a mixed set of
@@ -380,24 +365,13 @@ pub fn labels_from(
                     return Err(bad(format!("an image's true node is {g} but the graph has {graph_nodes} nodes")));
                 }
                 let g = g as usize;
-                if !keep_node[g] {
+                if !reads.visits(g) {
                     continue;
                 }
                 nodes.push(g);
-                // An S_m row is computed where the list holds no node of a V_sel
-                // that reads this image: with selected images only, those holding
-                // its true node (whose list then rarely misses), else every one.
-                let needs_row = match &top {
-                    Some(t) => {
-                        let list = t.row(r);
-                        lists.extend(list.iter());
-                        positions.iter().any(|p| {
-                            (!scope.selected_images_only || p[g] != usize::MAX) && list.iter().all(|&x| p[x as usize] == usize::MAX)
-                        })
-                    }
-                    None => true,
-                };
-                if needs_row {
+                let list = top.as_ref().map(|t| t.row(r).to_slice().expect("a row of a standard-layout array"));
+                lists.extend_from_slice(list.unwrap_or_default());
+                if reads.computes_row(g, list) {
                     rows.push((fallback.len() / width) as u32);
                     fallback.extend_from_slice(&emb[r * width..(r + 1) * width]);
                 } else {

@@ -21,7 +21,7 @@
 //! is among the label artifacts), `lists` (U32, N × K, present when K > 0).
 
 use crate::aggregate::LabelSources;
-use crate::method::{ModelLabels, TopNodes};
+use crate::method::{ModelLabels, SelectionReads, TopNodes};
 use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
 use mll_common::artifact::tensors::{TensorFile, TensorFileError};
 use mll_common::artifact::{ArtifactError, ArtifactRef, ArtifactStore};
@@ -217,14 +217,8 @@ impl HubIndex {
                 reason: format!("node {bad} asked of a graph of {v} nodes"),
             });
         }
-        let union: Vec<usize> = if selected_images_only {
-            let mut union: Vec<usize> = node_sets.iter().flat_map(|s| s.iter().copied()).collect();
-            union.sort_unstable();
-            union.dedup();
-            union
-        } else {
-            (0..v).collect()
-        };
+        let reads = SelectionReads::new(node_sets, v, selected_images_only);
+        let union: Vec<usize> = (0..v).filter(|&g| reads.visits(g)).collect();
         // Slot ranges of the union's nodes, adjacent nodes merged into one read.
         let mut ranges: Vec<Range<usize>> = Vec::new();
         let mut image_nodes = Vec::new();
@@ -251,24 +245,11 @@ impl HubIndex {
         } else {
             None
         };
-        // The rows selection will compute: no listed node in a V_sel that
-        // reads the image.
-        let positions: Vec<Vec<usize>> = node_sets
-            .iter()
-            .map(|set| {
-                let mut p = vec![usize::MAX; v];
-                for (j, &g) in set.iter().enumerate() {
-                    p[g] = j;
-                }
-                p
-            })
-            .collect();
+        // The rows selection will compute.
         let fallback: Vec<usize> = (0..n)
-            .filter(|&i| match &top_nodes {
-                Some(top) => positions
-                    .iter()
-                    .any(|p| (!selected_images_only || p[image_nodes[i]] != usize::MAX) && top.first_selected(i, p).is_none()),
-                None => true,
+            .filter(|&i| {
+                let list = top_nodes.as_ref().map(|t| t.lists().row(i).to_slice().expect("a row of a standard-layout array"));
+                reads.computes_row(image_nodes[i], list)
             })
             .collect();
         let mut image_rows = vec![u32::MAX; n];

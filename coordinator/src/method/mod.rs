@@ -27,7 +27,7 @@ pub use reuse::{ensemble_accuracy, ensemble_predict, entropy, same_models_for_al
 pub use rng::SplitMix64;
 pub use selection::{
     check_labels, match_classes, mix, model_node_counts, pick_top_k, score, select, HubSelection, ImagesByNode, MatchedNode, Matching,
-    Mixed, NodeCounts, Selection,
+    Mixed, NodeCounts, Selection, SelectionReads,
 };
 
 /// What labeling one model on the semantic graph produced (SPEC §4.2): its

@@ -348,6 +348,53 @@ pub fn check_labels(m: usize, labels: &ModelLabels, v: usize) -> Result<(), Meth
     Ok(())
 }
 
+/// What [`model_node_counts`] reads of a model's labels for matchings whose
+/// V_sel are `node_sets`: the images it visits, and those of them whose S_m
+/// row it computes (the others are decided by their best-node lists). The
+/// loaders that keep only this (`aggregate::load`, the hub index) ask here,
+/// so the rule lives beside the loop it mirrors.
+pub struct SelectionReads {
+    /// Per V_sel, each graph node's position in it (usize::MAX: not in it).
+    positions: Vec<Vec<usize>>,
+    selected_images_only: bool,
+}
+
+impl SelectionReads {
+    /// Nodes of `node_sets` outside the graph are ignored (callers check them).
+    pub fn new(node_sets: &[&[usize]], graph_nodes: usize, selected_images_only: bool) -> Self {
+        let positions = node_sets
+            .iter()
+            .map(|set| {
+                let mut p = vec![usize::MAX; graph_nodes];
+                for (j, &g) in set.iter().enumerate() {
+                    if let Some(x) = p.get_mut(g) {
+                        *x = j;
+                    }
+                }
+                p
+            })
+            .collect();
+        SelectionReads { positions, selected_images_only }
+    }
+
+    /// Whether images of true node `node` are visited: with selected images
+    /// only, those of a node in some V_sel; else every image.
+    pub fn visits(&self, node: usize) -> bool {
+        !self.selected_images_only || self.positions.iter().any(|p| p[node] != usize::MAX)
+    }
+
+    /// Whether a visited image of true node `node` with best-node list `list`
+    /// (None: no lists) has its S_m row computed: its list holds no node of a
+    /// V_sel that visits it (with selected images only, one holding its true
+    /// node, whose list then rarely misses; else every V_sel).
+    pub fn computes_row(&self, node: usize, list: Option<&[u32]>) -> bool {
+        let Some(list) = list else { return true };
+        self.positions
+            .iter()
+            .any(|p| (!self.selected_images_only || p[node] != usize::MAX) && list.iter().all(|&x| p[x as usize] == usize::MAX))
+    }
+}
+
 /// Step c for one model: TP/FP/P per selected node. `labels` must have passed
 /// [`check_labels`] and `by_node` be built from its `image_nodes`.
 pub fn model_node_counts(
