@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""References for the worker's engine tests (worker/tests/engine_parity.rs).
+"""References for the worker's engine tests (worker/tests/engine/engine_parity.rs).
 
     engine_test_refs.py tokens MODEL < {"texts": [...]}        -> {"ids": [[...]], "cleaned": [...]}
     engine_test_refs.py clip-tokenizer OUT.json [--context-length N]

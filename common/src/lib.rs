@@ -1,7 +1,7 @@
 //! Shared vocabulary of the MLL evaluation cluster.
 //!
 //! One job's life, and where each step lives:
-//! 1. `spec` — a benchmark spec names the hub, the datasets and the graph;
+//! 1. a benchmark spec (the coordinator's `spec`) names the hub, the datasets and the graph;
 //! 2. `job` / `ids` — the coordinator plans it into jobs with deterministic ids;
 //! 3. `wire` — each job travels as a versioned, size-checked envelope;
 //! 4. `queue` — a broker backend (RabbitMQ, or in-process for local mode) delivers it;
@@ -10,23 +10,21 @@
 //!    and only then is the delivery acked;
 //! 7. the coordinator reads the done sets back, aggregates and reports.
 //!
-//! `config` and `telemetry` are the cross-cutting pieces both binaries share;
-//! `data` the dataset and graph readers both read; `catalog` the dataset catalog;
-//! `prob` holds the one formula both compute (a probability row's entropy);
+//! `config`, `telemetry` and `exit` (the exit-code policy) are the cross-cutting
+//! pieces both binaries share;
+//! `data` the dataset and graph readers both read;
 //! `backoff` the one retry delay policy (exponential, capped, jittered).
 
 pub mod artifact;
 pub mod backoff;
-pub mod catalog;
 pub mod config;
 pub mod data;
+pub mod exit;
 pub mod ids;
 pub mod job;
 pub mod output;
 pub mod paths;
-pub mod prob;
 pub mod queue;
-pub mod spec;
 pub mod stage;
 pub mod store;
 pub mod telemetry;

@@ -77,7 +77,7 @@ pub struct EvaluateOutput {
     /// Protocol the text classifier was built with (recorded in every result).
     pub protocol: String,
     /// safetensors with `probs` (f32, n × C, softmax of 100·cos), `labels`
-    /// (i64, n) and `entropy` (f64, n: [`crate::prob::entropy`] of each row, the
+    /// (i64, n) and `entropy` (f64, n: `mll_method::prob::entropy` of each row, the
     /// reuse weight's input) for the shard's samples in order.
     pub probabilities: Option<ArtifactRef>,
     pub images: u64,

@@ -14,7 +14,7 @@
 //! L2-normalised, `nodes` i64 n, `top_nodes` i32 n × K, and `text_embeddings`
 //! f32 V × D_m on shard 0; embed: `embeddings` f32 texts × 384) written through
 //! the `ArtifactStore`, results encoded as a worker encodes them
-//! (`output::encode_result`) and committed with `ResultStore::commit` to the
+//! (`output::encode_result`) and committed with `Ledger::commit` to the
 //! real Redis after the run is registered as `RunControl::submit` registers
 //! it (saved spec, meta, expected sets; nothing is published), and the
 //! aggregation itself.
@@ -56,14 +56,14 @@ use mll_common::ids::sha256_hex;
 use mll_common::job::{EmbedJob, EvaluateJob, LabelJob};
 use mll_common::output::{encode_result, ClassCounts, EmbedOutput, EvaluateOutput, Execution, JobOutput, LabelOutput};
 use mll_common::queue::memory::MemoryQueue;
-use mll_common::spec::{BenchmarkSpec, TargetDataset};
+use mll_coordinator::spec::{BenchmarkSpec, TargetDataset};
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{ResultStore, RunMeta, RunState};
+use mll_common::store::{Ledger, RunMeta, RunState};
 use mll_common::{Job, JobPayload, RunId};
 use mll_coordinator::aggregate::{self, Outputs};
 use mll_coordinator::control::{RunControl, Submission};
-use mll_coordinator::method::experiments::ExperimentOptions;
-use mll_coordinator::method::SplitMix64;
+use mll_method::experiments::ExperimentOptions;
+use mll_method::SplitMix64;
 use mll_coordinator::plan::{self, GraphJobs, Plan, PlannedDataset, TextLayout};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -438,7 +438,7 @@ impl<'a> Synth<'a> {
             counts.n[y] += 1;
             counts.top1[y] += u64::from(best == y);
             counts.top5[y] += u64::from(row.iter().filter(|&&p| p > row[y]).count() < 5);
-            entropy.push(mll_common::prob::entropy(row.iter().copied()));
+            entropy.push(mll_method::prob::entropy(row.iter().copied()));
             labels.push(y as i64);
         }
         let probabilities = Some(self.put(&[
@@ -784,7 +784,7 @@ async fn write_all(args: &Args, env: &HashMap<String, String>, root: &Path, cont
     Ok(t.elapsed().as_secs_f64())
 }
 
-fn check_complete(report: &mll_coordinator::outcome::Report, plan: &Plan) -> anyhow::Result<()> {
+fn check_complete(report: &mll_method::outcome::Report, plan: &Plan) -> anyhow::Result<()> {
     let mut problems: Vec<String> = report.notes.iter().filter(|n| n.contains("MLL was not run")).cloned().collect();
     if report.datasets.len() != plan.datasets.len() {
         problems.push(format!("{} datasets reported of {}", report.datasets.len(), plan.datasets.len()));

@@ -38,9 +38,9 @@ use mll_common::config::Settings;
 use mll_common::job::{DiagnosticBehavior, DiagnosticJob};
 use mll_common::queue::amqp::AmqpQueue;
 use mll_common::queue::{Consumer, DeadLettered, JobQueue, Outgoing, QueueError};
-use mll_common::spec::BenchmarkSpec;
+use mll_coordinator::spec::BenchmarkSpec;
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use mll_common::store::{CommitOutcome, JobCheck, Committer, RunMeta, RunState, StageProgress, StoreError};
 use mll_common::{wire, Job, JobId, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan;
@@ -97,26 +97,14 @@ struct CommitEvent {
 
 /// The real store, plus a timestamp per first commit.
 struct TimingStore {
-    inner: Arc<dyn ResultStore>,
+    inner: Arc<dyn Committer>,
     tx: mpsc::UnboundedSender<CommitEvent>,
 }
 
 #[async_trait]
-impl ResultStore for TimingStore {
-    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
-        self.inner.put_meta(run, meta).await
-    }
+impl Committer for TimingStore {
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
         self.inner.meta(run).await
-    }
-    async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
-        self.inner.set_state(run, state).await
-    }
-    async fn expect(&self, run: &RunId, stage: Stage, jobs: &[JobId]) -> Result<(), StoreError> {
-        self.inner.expect(run, stage, jobs).await
-    }
-    async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
-        self.inner.expected(run, stage).await
     }
     async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
         let out = self.inner.commit(run, stage, job, result).await?;
@@ -127,44 +115,14 @@ impl ResultStore for TimingStore {
         }
         Ok(out)
     }
-    async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
-        self.inner.discard(run, stage, job).await
-    }
-    async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
-        self.inner.runs().await
-    }
-    async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
-        self.inner.is_done(run, stage, job).await
-    }
     async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
         self.inner.check_job(run, stage, job).await
-    }
-    async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
-        self.inner.done(run, stage).await
-    }
-    async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.result(run, job).await
     }
     async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
         self.inner.record_failure(run, stage, job, reason).await
     }
-    async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError> {
-        self.inner.failures(run, stage).await
-    }
-    async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError> {
-        self.inner.clear_failures(run, stage).await
-    }
-    async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
-        self.inner.clear_failure(run, stage, job).await
-    }
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         self.inner.count_execution(run, job).await
-    }
-    async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError> {
-        self.inner.executions(run).await
-    }
-    async fn progress(&self, run: &RunId, stage: Stage) -> Result<StageProgress, StoreError> {
-        self.inner.progress(run, stage).await
     }
 }
 
@@ -288,7 +246,7 @@ impl Bench {
         for i in 0..self.args.workers {
             // Own connections per worker, like separate worker processes.
             let queue: Arc<dyn JobQueue> = Arc::new(AmqpQueue::connect(&self.settings.broker).await?);
-            let store: Arc<dyn ResultStore> =
+            let store: Arc<dyn Committer> =
                 Arc::new(TimingStore { inner: Arc::new(RedisStore::connect(&self.settings.store).await?), tx: self.store.tx.clone() });
             let ctx = ExecContext::new(ArtifactStore::new(self.dir.path().join("artifacts")), self.dir.path().to_path_buf());
             let w = &self.settings.worker;
@@ -512,7 +470,7 @@ async fn main() -> anyhow::Result<()> {
         }
         .status(&runs[1])
         .await?;
-        if status.state != "done" {
+        if status.state != RunState::Done {
             bail!("the benchmark run ended in state '{}', expected 'done': {status:?}", status.state);
         }
         anyhow::Ok((seconds, load, unloaded, status.duplicate_executions))

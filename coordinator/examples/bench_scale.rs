@@ -34,9 +34,9 @@ use mll_common::ids::sha256_hex;
 use mll_common::output::{ClassCounts, EvaluateOutput, JobOutput, LabelOutput};
 use mll_common::queue::amqp::AmqpQueue;
 use mll_common::queue::JobQueue;
-use mll_common::spec::{BenchmarkSpec, TargetDataset};
+use mll_coordinator::spec::{BenchmarkSpec, TargetDataset};
 use mll_common::store::redis::RedisStore;
-use mll_common::store::ResultStore;
+use mll_common::store::Ledger;
 use mll_common::{Job, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan::{self, GraphJobs, Plan, PlannedDataset};
@@ -197,7 +197,7 @@ fn settings_for(tag: &str) -> anyhow::Result<(Settings, HashMap<String, String>)
 async fn worker_process(index: usize, args: &Args) -> anyhow::Result<()> {
     let settings = Settings::load_with_env(None, None)?;
     let queue: Arc<dyn JobQueue> = Arc::new(AmqpQueue::connect(&settings.broker).await?);
-    let store: Arc<dyn ResultStore> = Arc::new(RedisStore::connect(&settings.store).await?);
+    let store: Arc<dyn Ledger> = Arc::new(RedisStore::connect(&settings.store).await?);
     let dir = tempfile::tempdir()?;
     let ctx = ExecContext::new(ArtifactStore::new(dir.path().join("artifacts")), dir.path().to_path_buf());
     let w = &settings.worker;
@@ -358,8 +358,8 @@ async fn bench(args: &Args, tag: &str, settings: &Settings, env: &HashMap<String
             let status = control.status(&run).await?;
             running_max = running_max.max(s0.elapsed().as_secs_f64() * 1000.0);
             let done: u64 = status.stages.values().map(|p| p.done + p.failed).sum();
-            if status.state != "running" {
-                if status.state != "done" {
+            if status.state != RunState::Running {
+                if status.state != RunState::Done {
                     bail!("the simulated run ended in state '{}': {:?}", status.state, status.failures.first());
                 }
                 break;

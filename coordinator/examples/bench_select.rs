@@ -31,12 +31,12 @@
 //! Single-threaded; times are process CPU time.
 
 use mll_common::output::ClassCounts;
-use mll_common::spec::MethodOptions;
-use mll_coordinator::method::assess::{build_dataset_report, summarise, DatasetData, DatasetInput};
-use mll_coordinator::method::experiments::{combine, dataset_experiments, ExperimentOptions};
-use mll_coordinator::method::{mix, Accuracy, HubSelection, ModelLabels, Predictions, SplitMix64, TopNodes};
-use mll_coordinator::outcome::{ModelInfo, Report};
-use mll_coordinator::report::{report_json, report_markdown};
+use mll_coordinator::spec::MethodOptions;
+use mll_method::assess::{build_dataset_report, summarise, DatasetData, DatasetInput};
+use mll_method::experiments::{combine, dataset_experiments, ExperimentOptions};
+use mll_method::{mix, Accuracy, HubSelection, ModelLabels, Predictions, SplitMix64, TopNodes};
+use mll_method::outcome::{ModelInfo, Report};
+use mll_method::report::{report_json, report_markdown};
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -181,7 +181,7 @@ fn main() {
                     r.mapv_inplace(|x| x / s);
                 }
                 // What the evaluate job stores next to the probabilities.
-                let h = p.rows().into_iter().map(|r| mll_common::prob::entropy(r.iter().copied())).collect();
+                let h = p.rows().into_iter().map(|r| mll_method::prob::entropy(r.iter().copied())).collect();
                 (p, h)
             })
             .collect();
@@ -202,7 +202,7 @@ fn main() {
                     k.top1[l] += (best == l) as u64;
                     k.top5[l] += ((0..*c).filter(|&j| r[j] > r[l]).count() < 5) as u64;
                 }
-                Some(Accuracy::from_counts(&k))
+                Some(Accuracy::from_counts(&k.n, &k.top1, &k.top5))
             })
             .collect();
         let d = DatasetInput {

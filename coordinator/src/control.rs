@@ -3,12 +3,12 @@
 //! result store (and the spec text in the artifact store, so a run can be
 //! resumed even after the store lost its data).
 
-use crate::exit::InputError;
+use mll_common::exit::InputError;
 use crate::plan::{Plan, PlanError};
 use mll_common::artifact::{ArtifactError, ArtifactStore};
 use mll_common::queue::{JobQueue, Outgoing, QueueError};
-use mll_common::spec::SpecError;
-use mll_common::store::{ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use crate::spec::SpecError;
+use mll_common::store::{Ledger, RunMeta, RunState, StageProgress, StoreError};
 use mll_common::telemetry::metrics;
 use mll_common::{wire, JobId, RunId, Stage};
 use serde::Serialize;
@@ -79,7 +79,7 @@ fn input(message: String) -> ControlError {
 #[derive(Clone)]
 pub struct RunControl {
     pub queue: Arc<dyn JobQueue>,
-    pub store: Arc<dyn ResultStore>,
+    pub store: Arc<dyn Ledger>,
     pub artifacts: ArtifactStore,
     pub publish_batch: usize,
 }
@@ -88,7 +88,7 @@ pub struct RunControl {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunStatus {
     pub run: String,
-    pub state: String,
+    pub state: RunState,
     pub stages: BTreeMap<String, StageProgress>,
     pub failures: Vec<FailureRecord>,
     /// Job executions beyond the first (at-least-once delivery at work).
@@ -170,7 +170,7 @@ impl Submission {
     /// [`Self::plan`]; `strict_captions` makes a class without captions an
     /// error whatever the spec says (`--strict-captions`).
     pub fn plan_strict(&self, strict_captions: bool) -> Result<Plan, ControlError> {
-        let spec = mll_common::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())?;
+        let spec = crate::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())?;
         let root = crate::plan::data_root_of(&spec, &self.spec_path);
         let opts = crate::plan::PlanOptions::for_spec_file(&self.spec_path, strict_captions);
         Ok(crate::plan::plan_with(&spec, &root, &opts)?)
@@ -261,7 +261,7 @@ impl RunControl {
     /// the backlog as many as have finished since (`status` is the run's
     /// progress just read). Returns how many it published.
     pub async fn top_up(&self, plan: &Plan, backlog: &mut Backlog, status: &RunStatus) -> Result<usize, ControlError> {
-        if backlog.pending.is_empty() || status.state != RunState::Running.as_str() {
+        if backlog.pending.is_empty() || status.state != RunState::Running {
             return Ok(0);
         }
         let open: u64 = status.stages.values().map(|p| p.expected.saturating_sub(p.done + p.failed)).sum();
@@ -444,13 +444,13 @@ impl RunControl {
             _ => RunState::Failed,
         };
         let duplicate_executions = self.store.duplicate_executions(run).await?;
-        Ok(RunStatus { run: run.to_string(), state: state.as_str().into(), stages, failures, duplicate_executions })
+        Ok(RunStatus { run: run.to_string(), state, stages, failures, duplicate_executions })
     }
 
     /// Cancels a running run; a finished or cancelled one is left as it is.
     pub async fn cancel(&self, run: &RunId) -> Result<(), ControlError> {
         let status = self.status(run).await?;
-        if status.state != RunState::Running.as_str() {
+        if status.state != RunState::Running {
             return Err(input(format!("run '{run}' is {} already; only a running run can be cancelled", status.state)));
         }
         self.store.set_state(run, RunState::Cancelled).await?;

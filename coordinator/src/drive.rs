@@ -63,7 +63,7 @@ pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions,
             }
             Err(e) => {
                 let vanished = e.chain().any(|c| {
-                    c.is::<crate::exit::InputError>()
+                    c.is::<mll_common::exit::InputError>()
                         || c.downcast_ref::<crate::control::ControlError>()
                             .is_some_and(|c| matches!(c, crate::control::ControlError::Input(_)))
                 });
@@ -115,7 +115,7 @@ pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions,
                 status.stages.iter().map(|(s, p)| format!("{s} {}/{} ({} failed)", p.done, p.expected, p.failed)).collect();
             info!(run = %plan.run, progress = %summary.join(", "), "waiting");
         }
-        if status.state != RunState::Running.as_str() {
+        if status.state != RunState::Running {
             for b in bars.values() {
                 b.finish();
             }
@@ -139,20 +139,20 @@ pub async fn wait_publishing_and_report(
     backlog: &mut Backlog,
 ) -> anyhow::Result<RunStatus> {
     let status = wait_publishing(ctl, plan, opts, backlog).await?;
-    if status.state == RunState::Cancelled.as_str() {
+    if status.state == RunState::Cancelled {
         info!(run = %plan.run, "run cancelled: no report");
         return Ok(status);
     }
-    let experiments = opts.experiments.then(crate::method::experiments::ExperimentOptions::default);
+    let experiments = opts.experiments.then(mll_method::experiments::ExperimentOptions::default);
     let report = match crate::aggregate::build_with(ctl, plan, experiments.as_ref()).await {
         Ok(r) => r,
         Err(e) => return Err(crate::verify::explain_report_error(ctl, plan, e).await),
     };
-    let written = crate::report::write_report(&report, out)?;
+    let written = mll_method::report::write_report(&report, out)?;
     for p in &written {
         info!(path = %p.display(), "wrote");
     }
-    let state = if status.state == RunState::Done.as_str() { RunState::Done } else { RunState::Failed };
+    let state = if status.state == RunState::Done { RunState::Done } else { RunState::Failed };
     ctl.store.set_state(&plan.run, state).await?;
     Ok(status)
 }

@@ -7,7 +7,7 @@
 
 use crate::captions;
 use crate::plan::{self, PlanError, PlanOptions};
-use mll_common::spec::{BenchmarkSpec, ExecutionOptions, MethodOptions};
+use crate::spec::{BenchmarkSpec, ExecutionOptions, MethodOptions};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;

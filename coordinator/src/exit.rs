@@ -1,48 +1,25 @@
-//! Exit codes of the coordinator, decided by walking the error chain:
-//! 2 = the input is wrong (configuration, spec, a path or file the spec names,
-//! a run id, a refused broker login): retrying cannot help, so Kubernetes' podFailurePolicy fails the
-//! Job at once; 130 = interrupted (Ctrl-C); 1 = anything else.
+//! The coordinator's exit codes: the shared policy ([`mll_common::exit`]) plus
+//! its own input errors (a spec, a plan, inputs missing at submit), looked for
+//! also inside run control's transparent wrappers.
 
 use crate::control::ControlError;
+use crate::inputs::InputCheckError;
 use crate::plan::PlanError;
-use mll_common::config::ConfigError;
-use mll_common::paths::OutsideRoot;
-use mll_common::queue::QueueError;
-use mll_common::spec::SpecError;
-
-pub const INPUT: i32 = 2;
-pub const INTERRUPTED: i32 = 130;
-
-/// An input the user must fix, found outside the typed layers (a run id, a
-/// command-line combination).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
-
-/// The run was interrupted by a signal; what was finished is saved.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Interrupted(pub String);
+use crate::spec::SpecError;
+pub use mll_common::exit::{InputError, Interrupted, INPUT, INTERRUPTED};
+use mll_common::exit::shared_code;
 
 pub fn code(e: &anyhow::Error) -> i32 {
-    for cause in e.chain() {
+    mll_common::exit::code(e, |cause| {
         // Run control's transparent variants stand for the error they wrap.
         let cause = cause.downcast_ref::<ControlError>().and_then(ControlError::wrapped).unwrap_or(cause);
-        if cause.is::<Interrupted>() {
-            return INTERRUPTED;
+        let input = cause.is::<SpecError>() || cause.is::<PlanError>() || cause.is::<InputCheckError>();
+        if input {
+            Some(INPUT)
+        } else {
+            shared_code(cause)
         }
-        if cause.is::<ConfigError>()
-            || cause.is::<SpecError>()
-            || cause.is::<PlanError>()
-            || cause.is::<OutsideRoot>()
-            || cause.is::<InputError>()
-            || cause.is::<crate::inputs::InputError>()
-            || cause.downcast_ref::<QueueError>().is_some_and(|q| matches!(q, QueueError::Auth { .. }))
-        {
-            return INPUT;
-        }
-    }
-    1
+    })
 }
 
 #[cfg(test)]

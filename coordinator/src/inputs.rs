@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub enum InputCheckError {
     #[error("inputs: model '{key}': {reason}")]
     Model { key: String, reason: String },
     #[error("inputs: embedder {path}: {reason}")]
@@ -68,26 +68,26 @@ pub fn listing_sha256(root: &Path) -> std::io::Result<String> {
     Ok(sha256_hex(text.as_bytes()))
 }
 
-fn read_manifest(root: &Path) -> Result<Option<Manifest>, InputError> {
+fn read_manifest(root: &Path) -> Result<Option<Manifest>, InputCheckError> {
     let path = root.join(MANIFEST);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| InputError::Manifest {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| InputCheckError::Manifest {
             path,
             reason: format!("{e} (written by scripts/prepare_data; run it again to rewrite it)"),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(InputError::Manifest { path, reason: e.to_string() }),
+        Err(e) => Err(InputCheckError::Manifest { path, reason: e.to_string() }),
     }
 }
 
 /// Checks the plan's inputs; the first problem found is returned.
-pub fn verify(plan: &Plan) -> Result<(), InputError> {
+pub fn verify(plan: &Plan) -> Result<(), InputCheckError> {
     let root = &plan.data_root;
     for m in &plan.spec.hub {
         let dir = root.join(&m.artifact);
         for file in ["module.pt", "model.json"] {
             if !dir.join(file).is_file() {
-                return Err(InputError::Model {
+                return Err(InputCheckError::Model {
                     key: m.key.clone(),
                     reason: format!(
                         "{} is missing (export the hub first: scripts/export_hub --benchmark SPEC --out DATA_ROOT)",
@@ -100,7 +100,7 @@ pub fn verify(plan: &Plan) -> Result<(), InputError> {
     if let Some(e) = &plan.spec.embedder {
         let dir = root.join(&e.path);
         if !dir.is_dir() {
-            return Err(InputError::Embedder { path: dir, reason: "the text embedder's folder is missing".into() });
+            return Err(InputCheckError::Embedder { path: dir, reason: "the text embedder's folder is missing".into() });
         }
     }
     let manifest = read_manifest(root)?;
@@ -109,7 +109,7 @@ pub fn verify(plan: &Plan) -> Result<(), InputError> {
         let listed = manifest.as_ref().and_then(|m| m.datasets.values().find(|e| e.path == d.spec.path));
         let Some(entry) = listed else {
             if let Some(c) = &d.spec.catalog {
-                return Err(InputError::Dataset {
+                return Err(InputCheckError::Dataset {
                     name,
                     reason: format!(
                         "catalog entry '{c}' is not in {} (prepare it: scripts/prepare_data --out DATA_ROOT --only {c})",
@@ -121,9 +121,9 @@ pub fn verify(plan: &Plan) -> Result<(), InputError> {
         };
         let dir = root.join(&d.spec.path);
         let got =
-            listing_sha256(&dir).map_err(|e| InputError::Dataset { name: name.clone(), reason: format!("{}: {e}", dir.display()) })?;
+            listing_sha256(&dir).map_err(|e| InputCheckError::Dataset { name: name.clone(), reason: format!("{}: {e}", dir.display()) })?;
         if got != entry.listing_sha256 {
-            return Err(InputError::Dataset {
+            return Err(InputCheckError::Dataset {
                 name,
                 reason: format!(
                     "{} does not match {} (files added, removed or resized since it was prepared); prepare it again \

@@ -1,5 +1,6 @@
 //! The coordinator: plan → publish → (workers) → aggregate → method → report.
 //!
+//! - `spec` — benchmark specs and the dataset catalog they reference;
 //! - `plan` — a benchmark spec becomes jobs with deterministic ids;
 //! - `captions` — class maps to caption keys, caption splitting, fallbacks;
 //! - `dry_run` — `coordinator plan`: a plan printed, nothing published;
@@ -7,12 +8,9 @@
 //! - `inputs` — model folders and prepared datasets checked before submit;
 //! - `drive` — follow a run to its end with progress bars, then build and write its report;
 //! - `aggregate` — committed results and artifacts (or a published accuracy
-//!   table) back into matrices, handed to the method;
-//! - `method` — the MLL method, reuse, metrics, baselines and the paper's
-//!   experiments (pure functions), assembled into the run's outcome;
-//! - `outcome` — that outcome as data (report.json's shape);
-//! - `report` — formatting and writing: report.json / report.md / CSV / charts;
-//! - `names` — dataset names across MLL, CLIP_benchmark and open_clip;
+//!   table) back into matrices, handed to the method (the `mll-method` crate:
+//!   selection, reuse, metrics, baselines, experiments, the outcome and the
+//!   report files);
 //! - `graph` — the WordNet semantic graph builder;
 //! - `local` — the embedded one-process mode (cargo feature `local`, on by
 //!   default: it runs the worker's executors in process, so it links libtorch);
@@ -32,12 +30,8 @@ pub mod hub;
 pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
-pub mod method;
-pub mod names;
-pub mod outcome;
 pub mod plan;
 pub mod records;
-pub mod report;
-pub mod spec_checks;
+pub mod spec;
 pub mod verify;
 pub mod world;

@@ -9,9 +9,9 @@ use crate::plan;
 use mll_common::artifact::ArtifactStore;
 use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
-use mll_common::spec::BenchmarkSpec;
+use crate::spec::BenchmarkSpec;
 use mll_common::store::embedded::EmbeddedStore;
-use mll_common::store::ResultStore;
+use mll_common::store::Ledger;
 use mll_worker::consume::{LoopStats, WorkerLoop};
 use mll_worker::executor::ExecContext;
 use std::path::Path;
@@ -36,7 +36,7 @@ pub struct LocalOptions<'a> {
 pub fn spawn_workers(
     settings: &Settings,
     queue: &MemoryQueue,
-    store: Arc<dyn ResultStore>,
+    store: Arc<dyn Ledger>,
     artifacts: &ArtifactStore,
     data_root: &Path,
     n: usize,
@@ -93,7 +93,7 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
     let mut sd = shutdown.clone();
     let result = tokio::select! {
         r = drive::wait_and_report(&ctl, &plan, opts.out, &drive_opts) => r,
-        _ = sd.wait_for(|v| *v) => Err(crate::exit::Interrupted(format!(
+        _ = sd.wait_for(|v| *v) => Err(mll_common::exit::Interrupted(format!(
             "interrupted: finished jobs are saved in {}; run the same command again to resume",
             opts.out.display()
         )).into()),

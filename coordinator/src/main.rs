@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mll_common::artifact::ArtifactStore;
 use mll_common::config::Settings;
 use mll_common::queue::amqp::AmqpQueue;
-use mll_common::spec::BenchmarkSpec;
+use crate::spec::BenchmarkSpec;
 use mll_common::store::redis::RedisStore;
 use mll_common::{JobId, RunId};
 use mll_coordinator::control::{read_submission, RunControl, RunStatus, Submission};
@@ -376,7 +376,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let ctl = cluster(&settings).await?;
             let run = run_id(&args.run)?;
             let job = match &args.job {
-                Some(j) => Some(JobId::parse(j).map_err(|e| mll_coordinator::exit::InputError(format!("--job '{j}': {e}")))?),
+                Some(j) => Some(JobId::parse(j).map_err(|e| mll_common::exit::InputError(format!("--job '{j}': {e}")))?),
                 None => None,
             };
             let submission = match &args.benchmark {
@@ -385,7 +385,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             };
             let p = plan_of(&submission, false)?;
             if p.run != run {
-                return Err(mll_coordinator::exit::InputError(format!("--benchmark names run '{}', not '{run}'", p.run)).into());
+                return Err(mll_common::exit::InputError(format!("--benchmark names run '{}', not '{run}'", p.run)).into());
             }
             if args.benchmark.is_some() {
                 ctl.save_submission(&run, &submission)?;
@@ -480,11 +480,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run_id(run: &str) -> anyhow::Result<RunId> {
-    RunId::new(run).map_err(|e| mll_coordinator::exit::InputError(format!("run id '{run}': {e}")).into())
+    RunId::new(run).map_err(|e| mll_common::exit::InputError(format!("run id '{run}': {e}")).into())
 }
 
 async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
-    let experiments = args.experiments.then(mll_coordinator::method::experiments::ExperimentOptions::default);
+    let experiments = args.experiments.then(mll_method::experiments::ExperimentOptions::default);
     let report = if let Some(truth) = &args.truth {
         let spec = BenchmarkSpec::load(args.benchmark.as_deref().expect("clap requires --benchmark"))?;
         mll_coordinator::aggregate::truth::report_from_truth_with(truth, &spec, experiments.as_ref())?
@@ -504,15 +504,15 @@ async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
     };
     match &args.out {
         Some(out) => {
-            for path in mll_coordinator::report::write_report(&report, out)? {
+            for path in mll_method::report::write_report(&report, out)? {
                 eprintln!("wrote {}", path.display());
             }
         }
         None => {
             let text = match args.format {
-                ReportFormat::Json => mll_coordinator::report::report_json(&report),
-                ReportFormat::Csv => mll_coordinator::report::accuracy_matrix_csv(&report),
-                ReportFormat::Markdown => mll_coordinator::report::report_markdown(&report),
+                ReportFormat::Json => mll_method::report::report_json(&report),
+                ReportFormat::Csv => mll_method::report::accuracy_matrix_csv(&report),
+                ReportFormat::Markdown => mll_method::report::report_markdown(&report),
             };
             print!("{text}");
         }
@@ -625,7 +625,7 @@ fn finish(status: &RunStatus, out: &Path, json: bool) -> anyhow::Result<()> {
             println!("report: {}", out.display());
         }
     }
-    if status.state == "failed" {
+    if status.state == RunState::Failed {
         anyhow::bail!("{} jobs failed for good; see the failures above and `coordinator resume RUN --retry-failed`", status.failures.len());
     }
     Ok(())

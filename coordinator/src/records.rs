@@ -7,7 +7,7 @@
 use crate::plan::Plan;
 use mll_common::job::JobPayload;
 use mll_common::output::{CommittedResult, Execution, JobOutput};
-use mll_common::store::{Fetched, ResultStore, StoreError};
+use mll_common::store::{Fetched, Ledger, StoreError};
 use mll_common::{Job, JobId, RunId};
 use std::collections::BTreeMap;
 
@@ -130,7 +130,7 @@ const READ_BATCH: usize = 512;
 /// Reads the results of `jobs` batch by batch, handing each job and its
 /// interpreted result to `each` in `jobs` order.
 async fn read_each<'a>(
-    store: &dyn ResultStore,
+    store: &dyn Ledger,
     run: &RunId,
     jobs: impl Iterator<Item = &'a Job>,
     mut each: impl FnMut(&'a Job, Result<Option<CommittedResult>, ReadError>) -> Result<(), StoreError>,
@@ -159,7 +159,7 @@ pub struct Loaded {
 
 /// Every usable result of the plan's jobs, their executions, and the damaged
 /// ones (each logged).
-pub async fn load(store: &dyn ResultStore, plan: &Plan) -> Result<Loaded, StoreError> {
+pub async fn load(store: &dyn Ledger, plan: &Plan) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
     read_each(store, &plan.run, plan.jobs.iter(), |job, read| {
         match read {
@@ -191,7 +191,7 @@ pub async fn load(store: &dyn ResultStore, plan: &Plan) -> Result<Loaded, StoreE
 
 /// Drops damaged results of the plan's done jobs from the store so they are
 /// published again. Returns what was dropped.
-pub async fn discard_damaged(store: &dyn ResultStore, plan: &Plan) -> Result<Vec<BadRecord>, StoreError> {
+pub async fn discard_damaged(store: &dyn Ledger, plan: &Plan) -> Result<Vec<BadRecord>, StoreError> {
     let mut dropped = Vec::new();
     for stage in plan.stages() {
         let done: std::collections::BTreeSet<JobId> = store.done(&plan.run, stage).await?.into_iter().collect();

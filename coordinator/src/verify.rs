@@ -251,7 +251,7 @@ pub async fn command(target: Target<'_>, run: &mll_common::RunId, repair_them: b
 fn local_control(out: &std::path::Path) -> anyhow::Result<RunControl> {
     let journal = out.join("state.journal");
     if !journal.is_file() {
-        return Err(crate::exit::InputError(format!(
+        return Err(mll_common::exit::InputError(format!(
             "{} has no state.journal: give the --out folder of a `coordinator run --local`",
             out.display()
         ))
@@ -284,7 +284,7 @@ mod tests {
     fn artifacts_are_checked_for_presence_checksum_shape_and_labels() {
         let dir = tempfile::tempdir().unwrap();
         let arts = ArtifactStore::new(dir.path());
-        let spec = mll_common::spec::BenchmarkSpec::from_toml("name = \"r\"\n[diagnostic]\njobs = 1\n", "t").unwrap();
+        let spec = crate::spec::BenchmarkSpec::from_toml("name = \"r\"\n[diagnostic]\njobs = 1\n", "t").unwrap();
         let plan = crate::plan::plan(&spec, dir.path()).unwrap();
         let job = crate::records::tests::evaluate_job();
         let out = |a: ArtifactRef| {

@@ -4,7 +4,7 @@
 //! output is up to date.
 
 use anyhow::Context;
-use mll_common::spec::BenchmarkSpec;
+use crate::spec::BenchmarkSpec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

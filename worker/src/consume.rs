@@ -2,7 +2,7 @@
 //! delivery to ack:
 //!
 //! decode (size-checked) → skip if the run is cancelled or the job is already
-//! done (one store read, [`ResultStore::check_job`]; held and retried while
+//! done (one store read, [`Committer::check_job`]; held and retried while
 //! the store is unreachable) → execute on a blocking thread under a hard
 //! timeout, counting the execution meanwhile → commit the result atomically
 //! → ack. Failures: transient ones are requeued after a backoff until
@@ -26,7 +26,7 @@
 
 use crate::executor::{ExecContext, ExecError, Executor};
 use mll_common::queue::{Consumer, DeadLetter, Delivery, JobQueue};
-use mll_common::store::{CommitOutcome, ResultStore, RunState};
+use mll_common::store::{CommitOutcome, Committer, RunState};
 use mll_common::telemetry::metrics;
 use mll_common::{wire, Job, Stage};
 use std::collections::HashMap;
@@ -104,7 +104,7 @@ enum Verdict {
 
 pub struct WorkerLoop {
     pub queue: Arc<dyn JobQueue>,
-    pub store: Arc<dyn ResultStore>,
+    pub store: Arc<dyn Committer>,
     pub executors: Executors,
     pub ctx: ExecContext,
     pub opts: LoopOptions,
@@ -519,22 +519,10 @@ mod tests {
     }
 
     #[async_trait]
-    impl ResultStore for Probe {
-        async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
-            self.inner.put_meta(run, meta).await
-        }
+    impl Committer for Probe {
         async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
             self.log("meta");
             self.inner.meta(run).await
-        }
-        async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
-            self.inner.set_state(run, state).await
-        }
-        async fn expect(&self, run: &RunId, stage: Stage, jobs: &[JobId]) -> Result<(), StoreError> {
-            self.inner.expect(run, stage, jobs).await
-        }
-        async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
-            self.inner.expected(run, stage).await
         }
         async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
             self.log("commit");
@@ -542,10 +530,6 @@ mod tests {
                 return Err(Probe::down("commit"));
             }
             self.inner.commit(run, stage, job, result).await
-        }
-        async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
-            self.log("is_done");
-            self.inner.is_done(run, stage, job).await
         }
         async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
             self.log("check_job");
@@ -560,40 +544,13 @@ mod tests {
             }
             Ok(c)
         }
-        async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
-            self.inner.done(run, stage).await
-        }
-        async fn result(&self, run: &RunId, job: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.result(run, job).await
-        }
-        async fn discard(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
-            self.inner.discard(run, stage, job).await
-        }
-        async fn runs(&self) -> Result<Vec<RunId>, StoreError> {
-            self.inner.runs().await
-        }
         async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
             self.log("record_failure");
             self.inner.record_failure(run, stage, job, reason).await
         }
-        async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError> {
-            self.inner.failures(run, stage).await
-        }
-        async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError> {
-            self.inner.clear_failures(run, stage).await
-        }
-        async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
-            self.inner.clear_failure(run, stage, job).await
-        }
         async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
             self.log("count_execution");
             self.inner.count_execution(run, job).await
-        }
-        async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError> {
-            self.inner.executions(run).await
-        }
-        async fn progress(&self, run: &RunId, stage: Stage) -> Result<StageProgress, StoreError> {
-            self.inner.progress(run, stage).await
         }
     }
 

@@ -20,7 +20,7 @@ variables (e.g. MLL__BROKER__URL, MLL__STORE__URL, MLL__DATA__ROOT, MLL__ARTIFAC
 )]
 struct Cli {
     /// Profile file layered over configs/default.toml (e.g. configs/cluster.toml).
-    #[arg(long, global = true, env = "MLL_CONFIG")]
+    #[arg(long, global = true, env = "MLL_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -52,9 +52,8 @@ async fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli).await {
         eprintln!("error: {}", mll_common::telemetry::error_report(&e));
-        // 2 = fix the configuration; Kubernetes' podFailurePolicy fails the Job at once on it.
-        let usage = e.downcast_ref::<mll_common::config::ConfigError>().is_some();
-        std::process::exit(if usage { 2 } else { 1 });
+        // The exit-code policy both binaries share (2 = fix the input).
+        std::process::exit(mll_common::exit::code(&e, |_| None));
     }
 }
 

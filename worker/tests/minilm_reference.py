@@ -1,4 +1,4 @@
-"""Reference for worker/tests/minilm_parity.rs: embeds texts with
+"""Reference for worker/tests/engine/minilm_parity.rs: embeds texts with
 sentence-transformers from the given all-MiniLM-L6-v2 folder (no network).
 
 stdin: {"folder": "...", "texts": ["...", ...]}

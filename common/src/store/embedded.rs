@@ -15,7 +15,7 @@
 //! - a damaged length field stops the replay with its byte offset: the records
 //!   after it cannot be located.
 use super::seal;
-use super::{CommitOutcome, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use super::{CommitOutcome, Committer, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
 use crate::wire::{decode_value, encode_value};
@@ -353,12 +353,31 @@ impl EmbeddedStore {
 }
 
 #[async_trait]
-impl ResultStore for EmbeddedStore {
-    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
-        self.write(Record::Meta(run.clone(), meta.clone())).map(|_| ())
-    }
+impl Committer for EmbeddedStore {
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
         Ok(self.read(run, |d| d.meta.clone()))
+    }
+    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
+        let changed = self.write(Record::Commit(run.clone(), stage, job.clone(), result.to_vec()))?;
+        Ok(if changed { CommitOutcome::Committed } else { CommitOutcome::Duplicate })
+    }
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+        // Both under one lock: the same answer as `meta` then `is_done`.
+        Ok(self.read(run, |d| JobCheck { meta: d.meta.clone(), done: d.done.get(&stage).is_some_and(|s| s.contains(job)) }))
+    }
+    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
+        self.write(Record::Failure(run.clone(), stage, job.clone(), reason.to_string())).map(|_| ())
+    }
+    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
+        self.write(Record::Execution(run.clone(), job.clone()))?;
+        Ok(self.read(run, |d| d.executions.get(job).copied().unwrap_or_default()))
+    }
+}
+
+#[async_trait]
+impl Ledger for EmbeddedStore {
+    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
+        self.write(Record::Meta(run.clone(), meta.clone())).map(|_| ())
     }
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
         self.write(Record::State(run.clone(), state)).map(|_| ())
@@ -369,16 +388,8 @@ impl ResultStore for EmbeddedStore {
     async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
         Ok(self.read(run, |d| d.expected.get(&stage).map(|s| s.iter().cloned().collect()).unwrap_or_default()))
     }
-    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
-        let changed = self.write(Record::Commit(run.clone(), stage, job.clone(), result.to_vec()))?;
-        Ok(if changed { CommitOutcome::Committed } else { CommitOutcome::Duplicate })
-    }
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
         Ok(self.read(run, |d| d.done.get(&stage).is_some_and(|s| s.contains(job))))
-    }
-    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
-        // Both under one lock: the same answer as `meta` then `is_done`.
-        Ok(self.read(run, |d| JobCheck { meta: d.meta.clone(), done: d.done.get(&stage).is_some_and(|s| s.contains(job)) }))
     }
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
         Ok(self.read(run, |d| d.done.get(&stage).map(|s| s.iter().cloned().collect()).unwrap_or_default()))
@@ -394,9 +405,6 @@ impl ResultStore for EmbeddedStore {
         runs.sort();
         Ok(runs)
     }
-    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
-        self.write(Record::Failure(run.clone(), stage, job.clone(), reason.to_string())).map(|_| ())
-    }
     async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError> {
         Ok(self.read(run, |d| d.failed.get(&stage).cloned().unwrap_or_default()))
     }
@@ -405,10 +413,6 @@ impl ResultStore for EmbeddedStore {
     }
     async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
         self.write(Record::ClearFailure(run.clone(), stage, job.clone()))
-    }
-    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
-        self.write(Record::Execution(run.clone(), job.clone()))?;
-        Ok(self.read(run, |d| d.executions.get(job).copied().unwrap_or_default()))
     }
     async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError> {
         Ok(self.read(run, |d| d.executions.clone()))

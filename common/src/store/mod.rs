@@ -46,6 +46,12 @@ impl RunState {
     }
 }
 
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageProgress {
     pub expected: u64,
@@ -75,7 +81,7 @@ pub struct RunMeta {
     pub spec_digest: String,
 }
 
-/// What a worker reads before it starts a job ([`ResultStore::check_job`]).
+/// What a worker reads before it starts a job ([`Committer::check_job`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobCheck {
     /// The run's metadata; `None` when it is missing (never a cancel: Redis
@@ -92,33 +98,46 @@ impl JobCheck {
     }
 }
 
-/// One job's committed result as [`ResultStore::results`] reads it: none yet,
+/// One job's committed result as [`Ledger::results`] reads it: none yet,
 /// its bytes, or `Err(StoreError::Corrupt)` when its checksum fails.
 pub type Fetched = Result<Option<Vec<u8>>, StoreError>;
 
+/// What a worker needs of the result store: the reads before a job, the
+/// commit after it, its execution count and its failure record. The worker
+/// holds `Arc<dyn Committer>`; test and benchmark wrappers implement these
+/// five methods only.
 #[async_trait]
-pub trait ResultStore: Send + Sync {
-    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError>;
+pub trait Committer: Send + Sync {
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError>;
+    /// Atomically stores the result and adds the id to the done set, unless it is
+    /// there already. Also clears a failure record of the job.
+    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError>;
+    /// [`meta`](Self::meta) and whether the job is in its stage's done set,
+    /// together: the reads a worker needs before it starts a job, in one
+    /// step (one round trip on Redis).
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError>;
+    /// Records that a job failed for good (dead-lettered), with the reason. A
+    /// later successful commit removes the record.
+    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError>;
+    /// Counts one execution start of a job (executions beyond one are the
+    /// duplicate executions that at-least-once delivery allows).
+    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError>;
+}
+
+/// What the coordinator needs of the result store beyond a worker's part:
+/// run metadata and state, the expected, done and failed sets, results read
+/// back, discards, execution counts and progress. Local mode's in-process
+/// worker and the coordinator share one store, so a ledger is a committer.
+#[async_trait]
+pub trait Ledger: Committer {
+    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError>;
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError>;
 
     /// Adds ids to the stage's expected set (idempotent).
     async fn expect(&self, run: &RunId, stage: Stage, jobs: &[JobId]) -> Result<(), StoreError>;
     async fn expected(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
 
-    /// Atomically stores the result and adds the id to the done set, unless it is
-    /// there already. Also clears a failure record of the job.
-    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError>;
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
-    /// [`meta`](Self::meta) and [`is_done`](Self::is_done) together: the
-    /// reads a worker needs before it starts a job. The backends answer it in
-    /// one step (one round trip on Redis); this default, for wrappers that do
-    /// not forward it, makes the two calls.
-    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
-        let meta = self.meta(run).await?;
-        let done = self.is_done(run, stage, job).await?;
-        Ok(JobCheck { meta, done })
-    }
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError>;
     /// A committed result. Every result is stored with a checksum
     /// ([`seal`]); a damaged one is `Err(StoreError::Corrupt)` naming the job.
@@ -146,9 +165,6 @@ pub trait ResultStore: Send + Sync {
     /// Ids of the runs this store knows (to say what exists when a run is not found).
     async fn runs(&self) -> Result<Vec<RunId>, StoreError>;
 
-    /// Records that a job failed for good (dead-lettered), with the reason. A
-    /// later successful commit removes the record.
-    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError>;
     async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError>;
     /// Forgets failure records so `resume --retry-failed` can try those jobs again.
     async fn clear_failures(&self, run: &RunId, stage: Stage) -> Result<(), StoreError>;
@@ -156,9 +172,6 @@ pub trait ResultStore: Send + Sync {
     /// when the job had none.
     async fn clear_failure(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError>;
 
-    /// Counts one execution start of a job (executions beyond one are the
-    /// duplicate executions that at-least-once delivery allows).
-    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError>;
     async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError>;
     /// Executions beyond each job's first, summed over the run (what `status`
     /// shows). Redis sums them where they are instead of sending one count

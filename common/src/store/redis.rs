@@ -19,7 +19,7 @@
 //! the multiplexed connection.
 
 use super::seal;
-use super::{CommitOutcome, Fetched, JobCheck, ResultStore, RunMeta, RunState, StageProgress, StoreError};
+use super::{CommitOutcome, Fetched, Committer, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
 use crate::config::{redact_url, StoreSettings};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;
@@ -275,17 +275,7 @@ fn parse_state(key: &str, s: &str) -> Result<RunState, StoreError> {
 }
 
 #[async_trait]
-impl ResultStore for RedisStore {
-    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
-        let key = self.key(run, "meta");
-        let fields = [("state", meta.state.as_str().to_string()), ("spec_digest", meta.spec_digest.clone())];
-        self.retry("put_meta", |mut c| {
-            let (key, fields) = (key.clone(), fields.clone());
-            async move { c.hset_multiple::<_, _, _, ()>(key, &fields).await }
-        })
-        .await
-    }
-
+impl Committer for RedisStore {
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError> {
         let key = self.key(run, "meta");
         let map: HashMap<String, String> = self
@@ -295,6 +285,69 @@ impl ResultStore for RedisStore {
             })
             .await?;
         parse_meta(&key, &map)
+    }
+
+    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
+        let keys =
+            [self.key(run, &format!("done:{stage}")), self.key(run, &format!("result:{job}")), self.key(run, &format!("failed:{stage}"))];
+        // A retry after a lost reply of a commit that did land reports
+        // Duplicate; either way the result is stored exactly once.
+        let sealed = seal::seal(result);
+        let result = sealed.as_slice();
+        let committed: i64 = self
+            .retry("commit", |mut c| {
+                let keys = keys.clone();
+                async move { COMMIT.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(job.as_str()).arg(result).invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(if committed == 1 { CommitOutcome::Committed } else { CommitOutcome::Duplicate })
+    }
+
+    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
+        let keys = [self.key(run, "meta"), self.key(run, &format!("done:{stage}"))];
+        // One pipeline, one round trip: both are reads, so a retry is safe.
+        let (map, done): (HashMap<String, String>, bool) = self
+            .retry("check_job", |mut c| {
+                let keys = keys.clone();
+                async move { redis::pipe().hgetall(&keys[0]).sismember(&keys[1], job.as_str()).query_async(&mut c).await }
+            })
+            .await?;
+        Ok(JobCheck { meta: parse_meta(&keys[0], &map)?, done })
+    }
+
+    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
+        let keys = [self.key(run, &format!("done:{stage}")), self.key(run, &format!("failed:{stage}"))];
+        let _: i64 = self
+            .retry("record_failure", |mut c| {
+                let keys = keys.clone();
+                async move { RECORD_FAILURE.key(&keys[0]).key(&keys[1]).arg(job.as_str()).arg(reason).invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
+        let keys = [self.key(run, "exec"), self.key(run, "dups")];
+        // Not idempotent: a retry after a lost reply counts one execution
+        // twice. It only feeds the duplicate-execution statistic.
+        self.retry("count_execution", |mut c| {
+            let keys = keys.clone();
+            async move { COUNT_EXECUTION.key(&keys[0]).key(&keys[1]).arg(job.as_str()).invoke_async(&mut c).await }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Ledger for RedisStore {
+    async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
+        let key = self.key(run, "meta");
+        let fields = [("state", meta.state.as_str().to_string()), ("spec_digest", meta.spec_digest.clone())];
+        self.retry("put_meta", |mut c| {
+            let (key, fields) = (key.clone(), fields.clone());
+            async move { c.hset_multiple::<_, _, _, ()>(key, &fields).await }
+        })
+        .await
     }
 
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError> {
@@ -325,22 +378,6 @@ impl ResultStore for RedisStore {
         self.job_set("expected", self.key(run, &format!("expected:{stage}"))).await
     }
 
-    async fn commit(&self, run: &RunId, stage: Stage, job: &JobId, result: &[u8]) -> Result<CommitOutcome, StoreError> {
-        let keys =
-            [self.key(run, &format!("done:{stage}")), self.key(run, &format!("result:{job}")), self.key(run, &format!("failed:{stage}"))];
-        // A retry after a lost reply of a commit that did land reports
-        // Duplicate; either way the result is stored exactly once.
-        let sealed = seal::seal(result);
-        let result = sealed.as_slice();
-        let committed: i64 = self
-            .retry("commit", |mut c| {
-                let keys = keys.clone();
-                async move { COMMIT.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(job.as_str()).arg(result).invoke_async(&mut c).await }
-            })
-            .await?;
-        Ok(if committed == 1 { CommitOutcome::Committed } else { CommitOutcome::Duplicate })
-    }
-
     async fn is_done(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<bool, StoreError> {
         let key = self.key(run, &format!("done:{stage}"));
         self.retry("is_done", |mut c| {
@@ -348,18 +385,6 @@ impl ResultStore for RedisStore {
             async move { c.sismember(key, job.as_str()).await }
         })
         .await
-    }
-
-    async fn check_job(&self, run: &RunId, stage: Stage, job: &JobId) -> Result<JobCheck, StoreError> {
-        let keys = [self.key(run, "meta"), self.key(run, &format!("done:{stage}"))];
-        // One pipeline, one round trip: both are reads, so a retry is safe.
-        let (map, done): (HashMap<String, String>, bool) = self
-            .retry("check_job", |mut c| {
-                let keys = keys.clone();
-                async move { redis::pipe().hgetall(&keys[0]).sismember(&keys[1], job.as_str()).query_async(&mut c).await }
-            })
-            .await?;
-        Ok(JobCheck { meta: parse_meta(&keys[0], &map)?, done })
     }
 
     async fn done(&self, run: &RunId, stage: Stage) -> Result<Vec<JobId>, StoreError> {
@@ -436,17 +461,6 @@ impl ResultStore for RedisStore {
         Ok(runs)
     }
 
-    async fn record_failure(&self, run: &RunId, stage: Stage, job: &JobId, reason: &str) -> Result<(), StoreError> {
-        let keys = [self.key(run, &format!("done:{stage}")), self.key(run, &format!("failed:{stage}"))];
-        let _: i64 = self
-            .retry("record_failure", |mut c| {
-                let keys = keys.clone();
-                async move { RECORD_FAILURE.key(&keys[0]).key(&keys[1]).arg(job.as_str()).arg(reason).invoke_async(&mut c).await }
-            })
-            .await?;
-        Ok(())
-    }
-
     async fn failures(&self, run: &RunId, stage: Stage) -> Result<BTreeMap<JobId, String>, StoreError> {
         Ok(self.job_hash("failures", self.key(run, &format!("failed:{stage}"))).await?.into_iter().collect())
     }
@@ -469,17 +483,6 @@ impl ResultStore for RedisStore {
             })
             .await?;
         Ok(removed > 0)
-    }
-
-    async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
-        let keys = [self.key(run, "exec"), self.key(run, "dups")];
-        // Not idempotent: a retry after a lost reply counts one execution
-        // twice. It only feeds the duplicate-execution statistic.
-        self.retry("count_execution", |mut c| {
-            let keys = keys.clone();
-            async move { COUNT_EXECUTION.key(&keys[0]).key(&keys[1]).arg(job.as_str()).invoke_async(&mut c).await }
-        })
-        .await
     }
 
     async fn executions(&self, run: &RunId) -> Result<BTreeMap<JobId, u64>, StoreError> {

@@ -18,9 +18,9 @@ use crate::aggregate::{pair_result, Outputs};
 use crate::control::{RunControl, Submission};
 use crate::drive::{self, DriveOptions};
 use crate::hub::{input_error, Hub};
-use crate::method::{entropy, Predictions, ReusePool};
+use mll_method::{entropy, Predictions, ReusePool};
 use mll_common::ids::sha256_hex;
-use mll_common::spec::{EnsembleWeight, TargetDataset};
+use crate::spec::{EnsembleWeight, TargetDataset};
 use mll_common::store::RunState;
 use ndarray::ArrayView2;
 use select::{derived_run, derived_spec, embed_classes, select_on_hub, union_of, SelectReport};
@@ -182,8 +182,8 @@ fn confidences(preds: &[usize], class_models: &[Vec<usize>], by_model: &[Option<
                 let p = by_model[m].expect("every selected model's predictions were loaded");
                 let h = p.entropy.as_ref().map_or_else(|| entropy(p.probs.row(x).iter().copied()), |h| h[x]);
                 // The same weight and floored term the reuse ensemble adds.
-                let wx = crate::method::reuse::weight(h, kind);
-                q += crate::method::reuse::term(wx, p.probs[[x, y]]);
+                let wx = mll_method::reuse::weight(h, kind);
+                q += mll_method::reuse::term(wx, p.probs[[x, y]]);
                 w += wx;
             }
             if w > 0.0 {
@@ -240,7 +240,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
     }
 
     let status = drive::wait(ctl, &plan, &o.drive).await?;
-    if status.state != RunState::Done.as_str() {
+    if status.state != RunState::Done {
         let reasons: Vec<String> = status.failures.iter().take(5).map(|f| f.reason.clone()).collect();
         anyhow::bail!(
             "adapt run {run} ended {} ({} jobs failed: {}); nothing was written. `coordinator status {run}` shows it; \

@@ -9,7 +9,7 @@ use crate::aggregate::{source_embeddings, Outputs};
 use crate::control::{RunControl, Submission};
 use crate::drive::{self, DriveOptions};
 use crate::hub::Hub;
-use crate::method::{HubSelection, Selection};
+use mll_method::{HubSelection, Selection};
 use crate::plan::{embed_jobs, Plan, TextLayout};
 use mll_common::ids::sha256_hex;
 use mll_common::store::RunState;
@@ -30,7 +30,7 @@ pub fn derived_run(hub: &RunId, what: &str, digest: &str) -> RunId {
 /// The hub's spec reduced to what a derived run needs: no models, datasets,
 /// graph or generator; its data root absolute, so the saved spec replans from
 /// anywhere.
-pub fn derived_spec(hub: &Hub, run: &RunId) -> mll_common::spec::BenchmarkSpec {
+pub fn derived_spec(hub: &Hub, run: &RunId) -> crate::spec::BenchmarkSpec {
     let mut spec = hub.spec().clone();
     spec.name = run.to_string();
     spec.description = format!("derived from hub {}", hub.run());
@@ -78,7 +78,7 @@ pub async fn embed_classes(ctl: &RunControl, hub: &Hub, classes: &ClassTexts, op
     };
     ctl.submit(&plan, &submission, false).await?;
     let status = drive::wait(ctl, &plan, opts).await?;
-    if status.state != RunState::Done.as_str() {
+    if status.state != RunState::Done {
         let reasons: Vec<String> = status.failures.iter().map(|f| f.reason.clone()).collect();
         anyhow::bail!(
             "embedding the task's classes (run {run}) ended {}: {}; fix the cause and run the command again",

@@ -5,8 +5,8 @@
 
 use super::AggregateError;
 use crate::control::RunControl;
-use crate::method::{ModelLabels, Predictions, SelectionReads};
-use crate::outcome::DiagnosticSummary;
+use mll_method::{ModelLabels, Predictions, SelectionReads};
+use mll_method::outcome::DiagnosticSummary;
 use crate::plan::Plan;
 use mll_common::artifact::safetensors_io::{self, TensorError};
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
@@ -273,7 +273,7 @@ pub fn label_sources(plan: &Plan, outs: &Outputs, model: &str) -> Option<LabelSo
 
 /// Which of a model's graph images selection reads, and so which
 /// [`model_labels`] keeps: with `selected_images_only` the images of every
-/// dataset's V_sel ([`crate::method::HubSelection::selected_node_sets`]),
+/// dataset's V_sel ([`mll_method::HubSelection::selected_node_sets`]),
 /// else all. Of those, only the images whose best-node list holds no node of
 /// some V_sel keep their embedding (selection computes their S_m row), as the
 /// hub index loads them ([`crate::hub::index::HubIndex::labels_for`]).
@@ -393,12 +393,12 @@ pub fn labels_from(
                 for (slot, &i) in order.iter().enumerate() {
                     sorted.row_mut(slot).assign(&ndarray::ArrayView1::from(&lists[i * k..(i + 1) * k]));
                 }
-                let h = crate::method::TopNodes::head_width(k);
+                let h = mll_method::TopNodes::head_width(k);
                 let mut head = Vec::with_capacity(n * h);
                 for row in sorted.rows() {
                     head.extend(row.iter().take(h));
                 }
-                Some(crate::method::TopNodes::from_checked_parts(sorted, head, graph_nodes))
+                Some(mll_method::TopNodes::from_checked_parts(sorted, head, graph_nodes))
             }
             None => None,
         };
@@ -441,8 +441,8 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
 mod tests {
     use super::*;
     use crate::hub::index::tests::{fixture, model, Fixture, V};
-    use crate::method::{HubSelection, SplitMix64};
-    use mll_common::spec::MethodOptions;
+    use mll_method::{HubSelection, SplitMix64};
+    use crate::spec::MethodOptions;
 
     /// Labels loaded for what selection reads give the same selections as
     /// whole labels, with and without `selected_images_only`, for lists that

@@ -7,17 +7,18 @@
 mod load;
 pub mod truth;
 
-pub use crate::outcome::DiagnosticSummary;
+pub use mll_method::outcome::DiagnosticSummary;
 pub use load::{
     diagnostic_summary, label_sources, model_labels, pair_result, pool_rows, source_embeddings, LabelScope, LabelSources, Outputs,
     PairResult,
 };
 
 use crate::control::RunControl;
-use crate::method::assess::{assess_dataset, experiment_notes, mll_notes, summarise, DatasetInput};
-use crate::method::experiments::{combine, ExperimentOptions};
-use crate::method::{Accuracy, HubSelection};
-use crate::outcome::{ModelInfo, Report, REPORT_FORMAT_VERSION};
+use mll_method::assess::{assess_dataset, experiment_notes, mll_notes, summarise, DatasetInput};
+use mll_method::experiments::{combine, ExperimentOptions};
+use mll_method::{Accuracy, HubSelection};
+use mll_method::outcome::{ModelInfo, Report, REPORT_FORMAT_VERSION};
+use crate::spec::HubModel;
 use crate::plan::Plan;
 use ndarray::ArrayView2;
 
@@ -82,7 +83,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
     let outs = Outputs::load(ctl, plan).await?;
     let arts = &ctl.artifacts;
     let spec = &plan.spec;
-    let models: Vec<ModelInfo> = spec.hub.iter().map(ModelInfo::from).collect();
+    let models: Vec<ModelInfo> = spec.hub.iter().map(HubModel::info).collect();
     let class_embeddings = plan
         .datasets
         .iter()
@@ -143,7 +144,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         let mut evaluate_seconds = Vec::new();
         for m in &spec.hub {
             let pr = pair_result(plan, &outs, arts, &m.key, &d.spec.name)?;
-            accuracy.push(pr.counts.as_ref().map(Accuracy::from_counts));
+            accuracy.push(pr.counts.as_ref().map(|c| Accuracy::from_counts(&c.n, &c.top1, &c.top5)));
             predictions.push(pr.predictions);
             evaluate_seconds.push(pr.seconds);
         }
@@ -176,7 +177,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
     Ok(Report {
         format_version: REPORT_FORMAT_VERSION,
         run: plan.run.to_string(),
-        spec_digest: crate::outcome::spec_digest(spec),
+        spec_digest: spec.digest(),
         source: "evaluate".into(),
         method: spec.method.clone(),
         notes: mll_notes(&models, labelled.as_deref())

@@ -7,16 +7,16 @@
 //! column (open_clip's `openclip_classification_results.csv`, MLL's
 //! `gt_open_clip.csv`, our own `accuracy_matrix.csv`), or a single `model`/`key`
 //! column holding `<architecture>/<pretrained>`. Dataset columns are matched to
-//! the spec's datasets by name through [`crate::names`]. Cells are fractions in
+//! the spec's datasets by name through [`mll_method::names`]. Cells are fractions in
 //! 0..=1; an empty cell (or `nan`) is a missing value, and a dataset with any
 //! missing model is reported as incomplete.
 
-use crate::method::assess::{build_report_with, DatasetInput, ReportInput};
-use crate::method::experiments::ExperimentOptions;
-use crate::method::Accuracy;
-use crate::names;
-use crate::outcome::{spec_digest, ModelInfo, Report, ReportError};
-use mll_common::spec::BenchmarkSpec;
+use mll_method::assess::{build_report_with, DatasetInput, ReportInput};
+use mll_method::experiments::ExperimentOptions;
+use mll_method::Accuracy;
+use mll_method::names;
+use mll_method::outcome::{Report, ReportError};
+use crate::spec::{BenchmarkSpec, HubModel};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -178,10 +178,10 @@ pub fn truth_input(table: &TruthTable, spec: &BenchmarkSpec) -> Result<(ReportIn
     }
     let input = ReportInput {
         run: spec.name.clone(),
-        spec_digest: spec_digest(spec),
+        spec_digest: spec.digest(),
         source: format!("truth:{}", table.origin),
         options: spec.method.clone(),
-        models: spec.hub.iter().map(ModelInfo::from).collect(),
+        models: spec.hub.iter().map(HubModel::info).collect(),
         datasets,
         graph: None,
     };

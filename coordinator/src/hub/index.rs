@@ -21,7 +21,7 @@
 //! is among the label artifacts), `lists` (U32, N × K, present when K > 0).
 
 use crate::aggregate::LabelSources;
-use crate::method::{ModelLabels, SelectionReads, TopNodes};
+use mll_method::{ModelLabels, SelectionReads, TopNodes};
 use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
 use mll_common::artifact::tensors::{TensorFile, TensorFileError};
 use mll_common::artifact::{ArtifactError, ArtifactRef, ArtifactStore};
@@ -311,8 +311,8 @@ impl HubIndex {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::method::{HubSelection, SplitMix64};
-    use mll_common::spec::MethodOptions;
+    use mll_method::{HubSelection, SplitMix64};
+    use crate::spec::MethodOptions;
 
     pub(crate) const V: usize = 40;
     const D: usize = 8;
@@ -341,7 +341,7 @@ pub(crate) mod tests {
             let mut lists = Vec::new();
             for r in emb.rows() {
                 let scores: Vec<f64> = texts.rows().into_iter().map(|t| t.dot(&r) as f64).collect();
-                let order = crate::method::order_desc(&scores);
+                let order = mll_method::order_desc(&scores);
                 lists.extend(order.iter().take(k).map(|&g| g as u32));
             }
             let signed: Vec<i32> = lists.iter().map(|&x| x as i32).collect();

@@ -13,17 +13,17 @@ pub mod index;
 
 use crate::aggregate::{self, Outputs};
 use crate::control::{RunControl, Submission};
-use crate::method::ModelLabels;
+use mll_method::ModelLabels;
 use crate::plan::Plan;
 use mll_common::job::JobPayload;
-use mll_common::spec::BenchmarkSpec;
+use crate::spec::BenchmarkSpec;
 use mll_common::{JobId, RunId, Stage};
 use ndarray::Array2;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
 /// Wrong input from the person running the command (exit code 2).
-pub use crate::exit::InputError;
+pub use mll_common::exit::InputError;
 
 pub fn input_error(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(InputError(message.into()))
@@ -101,7 +101,7 @@ pub async fn summarise(ctl: &RunControl, run: &RunId) -> anyhow::Result<HubSumma
     let plan = plan_of(&sub)?;
     let meta = ctl.store.meta(run).await?;
     let state = match &meta {
-        Some(_) => ctl.status(run).await?.state,
+        Some(_) => ctl.status(run).await?.state.to_string(),
         None => "unknown".to_string(),
     };
     let label_done: BTreeSet<JobId> = ctl.store.done(run, Stage::Label).await?.into_iter().collect();

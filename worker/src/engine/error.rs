@@ -1,7 +1,6 @@
 //! Errors of the inference engine. Each says what failed and what to do; the
 //! executors turn them into job failures ([`crate::executor::ExecError::Engine`]).
 
-use super::artifact::META_FILE;
 use std::path::PathBuf;
 use tch::TchError;
 
@@ -19,7 +18,7 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// model.json is not JSON of the expected fields.
-    #[error("model artifact {path}: invalid {META_FILE}: {source} (see docs/formats.md for the fields)")]
+    #[error("model artifact {path}: invalid model.json: {source} (see docs/formats.md for the fields)")]
     Meta {
         path: PathBuf,
         #[source]

@@ -99,7 +99,7 @@ impl EvalAccumulator {
         let probs = self.probs.as_ref()?;
         let n = self.labels.len();
         // Stored so reuse reads n weights instead of taking n × C logarithms per model.
-        let entropy: Vec<f64> = probs.chunks(self.classes.max(1)).map(|row| mll_common::prob::entropy(row.iter().copied())).collect();
+        let entropy: Vec<f64> = probs.chunks(self.classes.max(1)).map(|row| mll_method::prob::entropy(row.iter().copied())).collect();
         Some(
             safetensors_io::encode(&[
                 Named::new("probs", vec![n, self.classes], probs),
@@ -256,7 +256,7 @@ mod tests {
         assert!(p[0] > 0.999);
         assert_eq!(st.tensor("labels").unwrap().shape(), &[3]);
         let h: Vec<f64> = st.tensor("entropy").unwrap().data().chunks(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-        let expected: Vec<f64> = p.chunks(6).map(|row| mll_common::prob::entropy(row.iter().copied())).collect();
+        let expected: Vec<f64> = p.chunks(6).map(|row| mll_method::prob::entropy(row.iter().copied())).collect();
         assert_eq!(h, expected, "stored entropies are the shared formula's, bit for bit");
         assert!(h[0] < h[1], "the confident row has the lower entropy: {h:?}");
 

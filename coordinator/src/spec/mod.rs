@@ -1,0 +1,382 @@
+//! Benchmark specs (`configs/benchmarks/*.toml`): the hub, the target datasets,
+//! the semantic graph and the method options. A spec names a run; submitting it
+//! again continues that run.
+
+pub mod catalog;
+mod error;
+
+pub use error::SpecError;
+pub use mll_method::options::{EnsembleWeight, MethodOptions, MethodPreset, MicroWeights, NodeScore};
+
+use mll_common::job::{DatasetFormat, PromptProtocol};
+use mll_method::outcome::ModelInfo;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchmarkSpec {
+    /// Run name: 1 to 64 characters of a-z, 0-9, '.', '_', '-'.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Folder that relative paths in this spec start from; relative to the spec
+    /// file itself. Workers see the same layout under their data roots.
+    #[serde(default = "default_root")]
+    pub data_root: String,
+    #[serde(default)]
+    pub hub: Vec<HubModel>,
+    #[serde(default)]
+    pub datasets: Vec<TargetDataset>,
+    #[serde(default)]
+    pub graph: Option<GraphSpec>,
+    #[serde(default)]
+    pub embedder: Option<EmbedderSpec>,
+    #[serde(default)]
+    pub method: MethodOptions,
+    #[serde(default)]
+    pub execution: ExecutionOptions,
+    /// The run's share of the workers when runs share them (1 to 100):
+    /// `submit --wait` keeps `priority × coordinator.window` jobs queued.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// Queue-only diagnostic jobs (smoke tests, fault tests, queue benchmark).
+    #[serde(default)]
+    pub diagnostic: Option<DiagnosticSpec>,
+    /// A generator that writes the data root (e.g. the toy world); run by
+    /// `coordinator run` before planning.
+    #[serde(default)]
+    pub world: Option<WorldSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldSpec {
+    /// Script path relative to the spec file; called as `python SCRIPT --out DATA_ROOT --seed SEED`.
+    pub generator: String,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_root() -> String {
+    ".".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubModel {
+    /// `<architecture>/<pretrained>`, e.g. `ViT-B-32/laion2b_e16`.
+    pub key: String,
+    /// Folder of the exported artifact, relative to data_root.
+    pub artifact: String,
+    #[serde(default)]
+    pub params_m: Option<f64>,
+    #[serde(default)]
+    pub gflops: Option<f64>,
+    /// ImageNet-1k zero-shot top-1 (0..1), used by the INB baseline.
+    #[serde(default)]
+    pub imagenet_top1: Option<f64>,
+}
+
+impl HubModel {
+    /// The model as the report describes it.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo { key: self.key.clone(), params_m: self.params_m, gflops: self.gflops, imagenet_top1: self.imagenet_top1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDataset {
+    pub name: String,
+    #[serde(default)]
+    pub domain: String,
+    #[serde(default)]
+    pub task: String,
+    pub format: DatasetFormat,
+    /// Folder of the test split, relative to data_root.
+    pub path: String,
+    #[serde(default)]
+    pub split: String,
+    /// Class names in label order; when empty they are read from
+    /// `<path>/classnames.txt` (CLIP_benchmark layout).
+    #[serde(default)]
+    pub classnames: Vec<String>,
+    /// Prompt templates with `{c}`; when empty, read from
+    /// `<path>/zeroshot_classification_templates.txt`, else `a photo of a {c}.`.
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Captions per class for matching classes to graph nodes: a JSON file
+    /// `{class name: [caption, ...]}` relative to data_root; when absent the class
+    /// name itself is the caption.
+    #[serde(default)]
+    pub captions: Option<String>,
+    /// A TSV file, relative to this spec file, pairing the dataset's class
+    /// names (label order) with the caption file's keys (MLL's own class
+    /// names), e.g. `../catalog/class_maps/GTSRB.tsv`; a `catalog = "NAME"`
+    /// dataset gets its entry's. Without it captions are looked up by the
+    /// dataset's class names.
+    #[serde(default)]
+    pub class_map: Option<String>,
+    /// A dataset catalog entry (configs/catalog/datasets.toml) that filled the
+    /// keys this dataset leaves out (`catalog::resolve_references`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// graph.json written by `coordinator graph build`, relative to data_root.
+    pub path: String,
+    /// Label jobs also store each image's `label_top_nodes` best nodes by
+    /// S_m (its row of the model label, best first), so selection looks the
+    /// argmax over V_sel up instead of recomputing S_m rows; images whose list
+    /// holds no selected node fall back to the embeddings. 0 turns the lists off.
+    #[serde(default = "default_label_top_nodes")]
+    pub label_top_nodes: u32,
+}
+
+fn default_label_top_nodes() -> u32 {
+    32
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderSpec {
+    /// Folder with model.safetensors, tokenizer.json, config.json, relative to data_root.
+    pub path: String,
+    #[serde(default = "default_embed_chunk")]
+    pub chunk: usize,
+}
+
+fn default_embed_chunk() -> usize {
+    256
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionOptions {
+    pub protocol: PromptProtocol,
+    /// The dataset's class names or the caption keys in prompts.
+    pub prompt_names: PromptNames,
+    /// Samples per evaluate/label job; sized so a job ends well inside
+    /// RabbitMQ's consumer_timeout on the slowest model.
+    pub shard_size: u64,
+    /// Keep per-sample probabilities of evaluate jobs (reuse recombines them).
+    pub keep_probabilities: bool,
+}
+
+impl ExecutionOptions {
+    /// The execution options this preset stands for.
+    pub fn for_preset(preset: MethodPreset) -> ExecutionOptions {
+        let base = ExecutionOptions {
+            protocol: PromptProtocol::ClipBenchmark,
+            prompt_names: PromptNames::Dataset,
+            shard_size: 2000,
+            keep_probabilities: true,
+        };
+        match preset {
+            MethodPreset::ClipBenchmark => base,
+            // reuse.py tokenises the bare class names its loaders give, which
+            // are MLL's own names (the caption keys).
+            MethodPreset::Paper => ExecutionOptions { protocol: PromptProtocol::Bare, prompt_names: PromptNames::CaptionKeys, ..base },
+        }
+    }
+}
+
+/// Which class names go into the evaluate jobs' prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptNames {
+    /// The dataset's own class names (classnames.txt, CLIP_benchmark's names).
+    #[default]
+    Dataset,
+    /// The caption keys the dataset's `class_map` gives (MLL's own class
+    /// names, as the released code prompts with); the dataset's names where
+    /// it has no class map.
+    CaptionKeys,
+}
+
+impl PromptNames {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptNames::Dataset => "dataset",
+            PromptNames::CaptionKeys => "caption_keys",
+        }
+    }
+}
+
+impl Default for ExecutionOptions {
+    /// The default preset's options.
+    fn default() -> Self {
+        ExecutionOptions::for_preset(MethodPreset::default())
+    }
+}
+
+fn default_priority() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnosticSpec {
+    pub jobs: u32,
+    #[serde(default)]
+    pub work_ms: u64,
+    /// Indexes of jobs that fail on every attempt (poison jobs).
+    #[serde(default)]
+    pub poison: Vec<u32>,
+    /// Indexes of jobs that fail permanently at once.
+    #[serde(default)]
+    pub permanent_failures: Vec<u32>,
+}
+
+impl BenchmarkSpec {
+    /// The spec's digest (report.json `spec_digest`): SHA-256 of its canonical JSON form.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a spec serialises");
+        hex::encode(Sha256::digest(&json))
+    }
+
+    /// Parses a spec and resolves its preset: `[method]` and `[execution]`
+    /// keys the text leaves out take the preset's values.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, SpecError> {
+        let parse = |message: String| SpecError::Parse { path: origin.to_string(), message };
+        let mut table: toml::Table = match catalog::resolve_references(text, origin)? {
+            Some(resolved) => {
+                let _: BenchmarkSpec = resolved.clone().try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
+                match resolved {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(parse("the spec is not a TOML table".into())),
+                }
+            }
+            None => {
+                // A first typed parse for error messages with line numbers.
+                let _: BenchmarkSpec = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+                toml::from_str(text).map_err(|e| parse(e.to_string()))?
+            }
+        };
+        let preset: MethodPreset = match table.get("method").and_then(|m| m.get("preset")) {
+            Some(v) => v.clone().try_into().map_err(|e| parse(format!("method.preset: {e}")))?,
+            None => MethodPreset::default(),
+        };
+        fill_missing(&mut table, "method", &preset.method()).map_err(parse)?;
+        fill_missing(&mut table, "execution", &ExecutionOptions::for_preset(preset)).map_err(parse)?;
+        let spec: BenchmarkSpec = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
+        spec.validate(origin)?;
+        Ok(spec)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), SpecError> {
+        let invalid = |key: &str, message: String| SpecError::Invalid { path: origin.to_string(), key: key.to_string(), message };
+        mll_common::ids::RunId::new(&self.name).map_err(|m| invalid("name", m))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, m) in self.hub.iter().enumerate() {
+            if !m.key.contains('/') {
+                return Err(invalid(&format!("hub[{i}].key"), format!("'{}' is not <architecture>/<pretrained>", m.key)));
+            }
+            if !seen.insert(&m.key) {
+                return Err(invalid(&format!("hub[{i}].key"), format!("model '{}' is listed twice", m.key)));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, d) in self.datasets.iter().enumerate() {
+            if !seen.insert(&d.name) {
+                return Err(invalid(&format!("datasets[{i}].name"), format!("dataset '{}' is listed twice", d.name)));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.method.alpha) {
+            return Err(invalid("method.alpha", format!("{} is outside 0..=1", self.method.alpha)));
+        }
+        if self.method.k.is_empty() || self.method.k.contains(&0) {
+            return Err(invalid("method.k", "give at least one k, each >= 1".into()));
+        }
+        if self.method.nodes_per_class == 0 {
+            return Err(invalid("method.nodes_per_class", "must be >= 1".into()));
+        }
+        if !(1..=100).contains(&self.priority) {
+            return Err(invalid("priority", format!("{} is outside 1..=100", self.priority)));
+        }
+        if self.execution.shard_size == 0 {
+            return Err(invalid("execution.shard_size", "must be >= 1".into()));
+        }
+        if let Some(d) = &self.diagnostic {
+            if let Some(bad) = d.poison.iter().chain(&d.permanent_failures).find(|&&i| i >= d.jobs) {
+                return Err(invalid("diagnostic", format!("job index {bad} is not below jobs = {}", d.jobs)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Puts every key of `defaults` that `table[section]` lacks into it.
+fn fill_missing<T: Serialize>(table: &mut toml::Table, section: &str, defaults: &T) -> Result<(), String> {
+    let toml::Value::Table(defaults) = toml::Value::try_from(defaults).map_err(|e| format!("{section}: {e}"))? else {
+        return Err(format!("{section}: preset values are not a table"));
+    };
+    let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(given) = entry else {
+        return Err(format!("{section} must be a table ([{section}])"));
+    };
+    for (k, v) in defaults {
+        given.entry(k).or_insert(v);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_fill_what_the_spec_leaves_out() {
+        // No preset: the clip_benchmark protocol, as before presets existed.
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n", "t.toml").unwrap();
+        assert_eq!(s.method, MethodPreset::ClipBenchmark.method());
+        assert_eq!(s.method.ensemble_weight, EnsembleWeight::Entropy);
+        assert_eq!(s.execution.protocol, PromptProtocol::ClipBenchmark);
+        // paper: the released code's choices.
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n[method]\npreset = \"paper\"\n", "t.toml").unwrap();
+        assert_eq!(s.method.preset, MethodPreset::Paper);
+        assert_eq!(s.method.ensemble_weight, EnsembleWeight::InverseEntropy);
+        assert!(!s.method.alpha_mean_includes_self && s.method.node_text_definition_only && s.method.strict_captions);
+        assert!(s.method.micro_average && s.method.micro_weights == MicroWeights::Similarity);
+        assert_eq!(s.execution.protocol, PromptProtocol::Bare);
+        assert_eq!(s.execution.prompt_names, PromptNames::CaptionKeys);
+        assert_eq!(s.execution.shard_size, 2000);
+        // Explicit keys win, in either section.
+        let s = BenchmarkSpec::from_toml(
+            "name = \"x\"\n[method]\npreset = \"paper\"\nensemble_weight = \"entropy\"\nalpha = 0.5\n\
+             [execution]\nprotocol = \"clip_benchmark\"\nshard_size = 10\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(s.method.ensemble_weight, EnsembleWeight::Entropy);
+        assert_eq!(s.method.alpha, 0.5);
+        assert!(s.method.node_text_definition_only, "keys not given still come from the preset");
+        assert_eq!(s.execution.protocol, PromptProtocol::ClipBenchmark);
+        assert_eq!(s.execution.prompt_names, PromptNames::CaptionKeys);
+        assert_eq!(s.execution.shard_size, 10);
+        // The resolved options serialise with the preset's name (report.json's `method`).
+        let json = serde_json::to_value(&s.method).unwrap();
+        assert_eq!(json["preset"], "paper");
+        assert_eq!(json["ensemble_weight"], "entropy");
+        let err = BenchmarkSpec::from_toml("name = \"x\"\n[method]\npreset = \"papr\"\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("papr"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = BenchmarkSpec::from_toml("name = \"x\"\nbogus = 1\n", "t.toml").unwrap_err().to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let err = BenchmarkSpec::from_toml("name = \"x\"\n[method]\nalpha = 2.0\n", "t.toml").unwrap_err().to_string();
+        assert!(err.contains("method.alpha"), "{err}");
+    }
+}
