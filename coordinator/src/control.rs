@@ -170,10 +170,20 @@ impl Submission {
     /// [`Self::plan`]; `strict_captions` makes a class without captions an
     /// error whatever the spec says (`--strict-captions`).
     pub fn plan_strict(&self, strict_captions: bool) -> Result<Plan, ControlError> {
-        let spec = crate::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())?;
-        let root = crate::plan::data_root_of(&spec, &self.spec_path);
+        self.plan_spec(&self.spec()?, strict_captions)
+    }
+
+    /// The saved spec, parsed (presets resolved).
+    pub fn spec(&self) -> Result<crate::spec::BenchmarkSpec, SpecError> {
+        crate::spec::BenchmarkSpec::from_toml(&self.spec_text, &self.spec_path.display().to_string())
+    }
+
+    /// Plans `spec`, this submission's spec parsed (its data root is relative
+    /// to the spec file): the one way every command turns a spec into jobs.
+    pub fn plan_spec(&self, spec: &crate::spec::BenchmarkSpec, strict_captions: bool) -> Result<Plan, ControlError> {
+        let root = crate::plan::data_root_of(spec, &self.spec_path);
         let opts = crate::plan::PlanOptions::for_spec_file(&self.spec_path, strict_captions);
-        Ok(crate::plan::plan_with(&spec, &root, &opts)?)
+        Ok(crate::plan::plan_with(spec, &root, &opts)?)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The coordinator: plan → publish → (workers) → aggregate → method → report.
 //!
+//! - `cli` — the command line: one module per command family, `main.rs` only parses;
 //! - `spec` — benchmark specs and the dataset catalog they reference;
 //! - `plan` — a benchmark spec becomes jobs with deterministic ids;
 //! - `captions` — class maps to caption keys, caption splitting, fallbacks;
@@ -21,6 +22,7 @@
 pub mod adapt;
 pub mod aggregate;
 pub mod captions;
+pub mod cli;
 pub mod control;
 pub mod drive;
 pub mod dry_run;

@@ -5,11 +5,10 @@
 
 use crate::control::{RunControl, RunStatus, Submission};
 use crate::drive::{self, DriveOptions};
-use crate::plan;
+use crate::plan::Plan;
 use mll_common::artifact::ArtifactStore;
 use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
-use crate::spec::BenchmarkSpec;
 use mll_common::store::embedded::EmbeddedStore;
 use mll_common::store::Ledger;
 use mll_worker::consume::{LoopStats, WorkerLoop};
@@ -20,14 +19,14 @@ use std::time::Duration;
 use tracing::info;
 
 pub struct LocalOptions<'a> {
-    pub spec_path: &'a Path,
+    /// The spec as `coordinator submit` would save it, and its plan.
+    pub submission: &'a Submission,
+    pub plan: &'a Plan,
     pub out: &'a Path,
     pub workers: usize,
     pub progress: bool,
     /// Add the paper's experiments to the report.
     pub experiments: bool,
-    /// A class without captions is an error (`--strict-captions`).
-    pub strict_captions: bool,
 }
 
 /// `n` in-process workers (at least one) on `queue`, committing to `store`:
@@ -59,11 +58,8 @@ pub fn spawn_workers(
 }
 
 pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<RunStatus> {
-    let spec_text = std::fs::read_to_string(opts.spec_path)
-        .map_err(|e| anyhow::anyhow!("cannot read the benchmark spec {}: {e}", opts.spec_path.display()))?;
-    let spec = BenchmarkSpec::from_toml(&spec_text, &opts.spec_path.display().to_string())?;
-    let data_root = plan::data_root_of(&spec, opts.spec_path);
-    let plan = plan::plan_with(&spec, &data_root, &plan::PlanOptions::for_spec_file(opts.spec_path, opts.strict_captions))?;
+    let (plan, submission) = (opts.plan, opts.submission);
+    let data_root = plan.data_root.clone();
     std::fs::create_dir_all(opts.out)?;
 
     let store = Arc::new(EmbeddedStore::open(&opts.out.join("state.journal"))?);
@@ -75,10 +71,8 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         artifacts: artifacts.clone(),
         publish_batch: settings.coordinator.publish_batch,
     };
-    // Absolute, so hubs made in local mode resolve their data root from anywhere.
-    let spec_path = std::fs::canonicalize(opts.spec_path).unwrap_or_else(|_| opts.spec_path.to_path_buf());
-    let submission = Submission { spec_text, spec_path };
-    let published = ctl.submit(&plan, &submission, false).await?;
+    // The same registration and publishing as `coordinator submit`.
+    let published = ctl.submit(plan, submission, false).await?;
     info!(run = %plan.run, jobs = plan.jobs.len(), published, workers = opts.workers, "local run");
 
     let shutdown = mll_worker::service::shutdown_signal();
@@ -92,7 +86,7 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
     };
     let mut sd = shutdown.clone();
     let result = tokio::select! {
-        r = drive::wait_and_report(&ctl, &plan, opts.out, &drive_opts) => r,
+        r = drive::wait_and_report(&ctl, plan, opts.out, &drive_opts) => r,
         _ = sd.wait_for(|v| *v) => Err(mll_common::exit::Interrupted(format!(
             "interrupted: finished jobs are saved in {}; run the same command again to resume",
             opts.out.display()

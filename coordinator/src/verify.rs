@@ -27,7 +27,7 @@ pub struct Verification {
 }
 
 /// Checks every committed result of the plan and its artifacts.
-pub async fn verify(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification> {
+pub async fn check(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification> {
     let records::Loaded { outputs: good, mut bad, .. } = records::load(&*ctl.store, plan).await?;
     let checked = good.len() + bad.len();
     for job in &plan.jobs {
@@ -190,79 +190,6 @@ pub fn check_artifacts(plan: &Plan, job: &Job, out: &JobOutput, arts: &ArtifactS
         }
         _ => Ok(()),
     }
-}
-
-/// Where `verify` looks: the cluster (Redis + RabbitMQ) or a local run's output folder.
-pub enum Target<'a> {
-    Cluster(RunControl),
-    /// `coordinator run --local --out DIR`: its journal and artifacts.
-    Local(&'a std::path::Path),
-}
-
-/// `coordinator verify`: checks, prints, repairs. Fails (exit 1) when damaged
-/// results were found and not repaired.
-pub async fn command(target: Target<'_>, run: &mll_common::RunId, repair_them: bool, json: bool) -> anyhow::Result<()> {
-    let (ctl, local_out) = match target {
-        Target::Cluster(ctl) => (ctl, None),
-        Target::Local(out) => (local_control(out)?, Some(out)),
-    };
-    let submission = ctl.saved_submission(run)?;
-    let plan = submission.plan()?;
-    let mut v = verify(&ctl, &plan).await?;
-    if repair_them && !v.bad.is_empty() {
-        v.republished = Some(repair(&ctl, &plan, &v.bad, local_out.is_none()).await?);
-    }
-    if json {
-        println!("{}", serde_json::to_string(&v)?);
-    } else {
-        println!("run {}: {} committed results checked, {} bad", v.run, v.checked, v.bad.len());
-        for b in &v.bad {
-            println!(
-                "  bad {} job {} ({}; model {}; dataset {}): {}",
-                b.stage,
-                b.job,
-                b.what,
-                b.model.as_deref().unwrap_or("-"),
-                b.dataset.as_deref().unwrap_or("-"),
-                b.reason
-            );
-        }
-        match (v.republished, local_out) {
-            (Some(n), None) => println!("dropped {} bad results and republished {n} jobs", v.bad.len()),
-            (Some(_), Some(out)) => println!(
-                "dropped {} bad results; run `coordinator run --local --benchmark SPEC --out {}` again to compute them",
-                v.bad.len(),
-                out.display()
-            ),
-            (None, _) => {}
-        }
-    }
-    if !v.bad.is_empty() && v.republished.is_none() {
-        anyhow::bail!(
-            "{} damaged results in run {run}; `coordinator verify {run} --repair` drops them and computes them again",
-            v.bad.len()
-        );
-    }
-    Ok(())
-}
-
-/// A local run's journal and artifacts (no queue: its next `run --local`
-/// publishes what is missing).
-fn local_control(out: &std::path::Path) -> anyhow::Result<RunControl> {
-    let journal = out.join("state.journal");
-    if !journal.is_file() {
-        return Err(mll_common::exit::InputError(format!(
-            "{} has no state.journal: give the --out folder of a `coordinator run --local`",
-            out.display()
-        ))
-        .into());
-    }
-    Ok(RunControl {
-        queue: std::sync::Arc::new(mll_common::queue::memory::MemoryQueue::new(1)),
-        store: std::sync::Arc::new(mll_common::store::embedded::EmbeddedStore::open(&journal)?),
-        artifacts: ArtifactStore::new(out.join("artifacts")),
-        publish_batch: 1,
-    })
 }
 
 #[cfg(test)]

@@ -27,8 +27,7 @@ pub fn python_for(spec_path: &Path) -> PathBuf {
     PathBuf::from("python3")
 }
 
-pub fn ensure_for_spec(spec_path: &Path) -> anyhow::Result<()> {
-    let spec = BenchmarkSpec::load(spec_path)?;
+pub fn ensure_for_spec(spec: &BenchmarkSpec, spec_path: &Path) -> anyhow::Result<()> {
     let Some(world) = &spec.world else { return Ok(()) };
     let base = spec_path.parent().unwrap_or(Path::new("."));
     let generator = base.join(&world.generator);

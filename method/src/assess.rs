@@ -5,15 +5,15 @@
 
 use super::experiments::{dataset_experiments, DatasetExperiments, ExperimentOptions};
 use super::{
-    hub_average, imagenet_ranking, inb_models, metrics::ranking_metrics, oracle, order_desc, random_selection, same_models_for_all_classes,
-    Accuracy, HubSelection, MethodError, ModelLabels, Predictions, ReusePool, Selection,
+    hub_average, imagenet_ranking, inb_models, oracle, order_desc, random_selection, same_models_for_all_classes,
+    Accuracy, HubSelection, MethodError, ModelLabels, Selection,
 };
 use crate::input::classes_of;
 pub use crate::input::{mean_finite, DatasetData, DatasetInput, GraphInput, ReportInput};
 use crate::names;
 use crate::outcome::*;
 use crate::options::{EnsembleWeight, MethodOptions};
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use std::collections::BTreeMap;
 
 

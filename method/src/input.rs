@@ -2,9 +2,11 @@
 //! the whole run's; and [`DatasetData`], one dataset's inputs checked against
 //! each other, shared by the report (`assess`) and the experiments.
 
+use crate::metrics::ranking_metrics;
+use crate::options::{EnsembleWeight, MethodOptions};
 use crate::outcome::*;
-use crate::{Accuracy, ModelLabels, Predictions, ReusePool};
-use ndarray::Array2;
+use crate::{order_desc, Accuracy, ModelLabels, Predictions, ReusePool};
+use ndarray::{Array2, ArrayView2};
 
 /// One target dataset's collected results. Every per-model Vec is in hub order
 /// and as long as the hub (or empty, meaning "none for any model").

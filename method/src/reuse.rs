@@ -192,6 +192,27 @@ impl<'a> ReusePool<'a> {
         Ok(preds)
     }
 
+    /// Per sample x with prediction ŷ = `preds[x]`: the weighted mean of
+    /// P_m(ŷ|x) over the models that voted for ŷ (F_ŷ), i.e.
+    /// q_ŷ(x) / Σ_{m∈F_ŷ} w_m(x), with the same weights and floored terms the
+    /// ensemble adds (0 where the weights sum to 0).
+    pub fn confidences(&self, preds: &[usize], class_models: &[Vec<usize>]) -> Result<Vec<f64>, MethodError> {
+        preds
+            .iter()
+            .enumerate()
+            .map(|(x, &y)| {
+                let f = class_models.get(y).ok_or_else(|| MethodError::Input(format!("prediction {y} is not one of the {} classes", class_models.len())))?;
+                let (mut q, mut w) = (0.0, 0.0);
+                for &m in f {
+                    let (p, wm) = self.model(m)?;
+                    q += term(wm[x], p[[x, y]]);
+                    w += wm[x];
+                }
+                Ok(if w > 0.0 { q / w } else { 0.0 })
+            })
+            .collect()
+    }
+
     /// Predictions where sample x uses `models_per_sample[x·k..(x+1)·k]` for
     /// every class (the random baseline's per-sample subsets); same sums and
     /// ties as [`Self::predict`].

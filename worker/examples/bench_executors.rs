@@ -43,7 +43,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// The template used when the dataset has none (as `worker eval`).
-const DEFAULT_TEMPLATE: &str = "a photo of a {c}.";
+use mll_common::data::DEFAULT_TEMPLATE;
 /// The evaluate executor's images/s the issue asks for, against the bare forward.
 const GOAL: f64 = 0.95;
 /// Distinct random batches for the bare forward (cycled over the batch count).

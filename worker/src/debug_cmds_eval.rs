@@ -14,8 +14,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Used when the dataset has no zeroshot_classification_templates.txt.
-pub const DEFAULT_TEMPLATE: &str = "a photo of a {c}.";
+use mll_common::data::DEFAULT_TEMPLATE;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {

@@ -8,19 +8,15 @@
 //! sample, and its counts for such a task mean nothing (adapt reports no
 //! accuracy for it).
 
-use super::{file_samples, is_image_file, read_lines_opt, DataError, Dataset, SampleIter};
-use std::path::{Path, PathBuf};
+use super::{images_in, read_lines_opt, DataError, FileList};
+use std::path::Path;
 
+/// Opens unlabelled flat folders (scanned into a [`FileList`]).
 #[derive(Debug)]
-pub struct FlatFolder {
-    path: PathBuf,
-    classes: Vec<String>,
-    /// (label 0, file) in file-name order.
-    files: Vec<(i64, PathBuf)>,
-}
+pub struct FlatFolder;
 
 impl FlatFolder {
-    pub fn open(path: &Path) -> Result<Self, DataError> {
+    pub fn open(path: &Path) -> Result<FileList, DataError> {
         let classes = read_lines_opt(&path.join("classnames.txt"))?.ok_or_else(|| {
             DataError::Invalid(format!(
                 "unlabelled folder {} has no classnames.txt: write the task's class names there, one per line",
@@ -30,46 +26,21 @@ impl FlatFolder {
         if classes.is_empty() {
             return Err(DataError::Invalid(format!("{}/classnames.txt lists no class", path.display())));
         }
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(|e| DataError::io(path, e))? {
-            let p = entry.map_err(|e| DataError::io(path, e))?.path();
-            if is_image_file(&p) {
-                files.push(p);
-            }
-        }
+        let files = images_in(path)?;
         if files.is_empty() {
             return Err(DataError::Invalid(format!(
                 "unlabelled folder {} has no images (.jpg, .jpeg, .png, .webp) directly inside it",
                 path.display()
             )));
         }
-        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-        let files = files.into_iter().map(|f| (0, f)).collect();
-        Ok(FlatFolder { path: path.to_path_buf(), classes, files })
-    }
-}
-
-impl Dataset for FlatFolder {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn count(&self) -> Result<u64, DataError> {
-        Ok(self.files.len() as u64)
-    }
-
-    fn samples(&self, start: u64, end: u64) -> Result<SampleIter<'_>, DataError> {
-        file_samples(&self.path, &self.files, start, end)
-    }
-
-    fn classnames(&self) -> Option<Vec<String>> {
-        Some(self.classes.clone())
+        Ok(FileList::new(path, classes, files.into_iter().map(|f| (0, f)).collect()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Dataset;
 
     #[test]
     fn lists_images_by_name_with_label_zero() {

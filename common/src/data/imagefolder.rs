@@ -5,20 +5,16 @@
 //! (label, file name); file names compare as bytes, as Python's `sorted` does
 //! for ASCII names.
 
-use super::{file_samples, is_image_file, read_lines_opt, DataError, Dataset, SampleIter};
-use std::path::{Path, PathBuf};
+use super::{images_in, read_lines_opt, DataError, FileList};
+use std::path::Path;
 
+/// Opens ImageFolder datasets (scanned into a [`FileList`]).
 #[derive(Debug)]
-pub struct ImageFolder {
-    path: PathBuf,
-    classes: Vec<String>,
-    /// (label, file) in canonical order.
-    files: Vec<(i64, PathBuf)>,
-}
+pub struct ImageFolder;
 
 impl ImageFolder {
     /// Scans the tree once; the listing is fixed for the reader's life.
-    pub fn open(path: &Path) -> Result<Self, DataError> {
+    pub fn open(path: &Path) -> Result<FileList, DataError> {
         let listed = read_lines_opt(&path.join("classnames.txt"))?;
         let classes = match listed {
             Some(names) => {
@@ -54,45 +50,15 @@ impl ImageFolder {
         let mut files = Vec::new();
         for (label, class) in classes.iter().enumerate() {
             let dir = path.join(class);
-            let mut names: Vec<PathBuf> = Vec::new();
-            for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
-                let entry = entry.map_err(|e| DataError::io(&dir, e))?;
-                let p = entry.path();
-                if is_image_file(&p) {
-                    names.push(p);
-                }
-            }
+            let names = images_in(&dir)?;
             if names.is_empty() {
                 return Err(DataError::Invalid(format!(
                     "class folder {} has no images (.jpg, .jpeg, .png, .webp); remove the folder or add its images, since labels are folder positions",
                     dir.display()
                 )));
             }
-            names.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
             files.extend(names.into_iter().map(|p| (label as i64, p)));
         }
-        Ok(ImageFolder { path: path.to_path_buf(), classes, files })
-    }
-
-    pub fn classes(&self) -> &[String] {
-        &self.classes
-    }
-}
-
-impl Dataset for ImageFolder {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn count(&self) -> Result<u64, DataError> {
-        Ok(self.files.len() as u64)
-    }
-
-    fn samples(&self, start: u64, end: u64) -> Result<SampleIter<'_>, DataError> {
-        file_samples(&self.path, &self.files, start, end)
-    }
-
-    fn classnames(&self) -> Option<Vec<String>> {
-        Some(self.classes.clone())
+        Ok(FileList::new(path, classes, files))
     }
 }

@@ -20,6 +20,7 @@ use crate::job::DatasetFormat;
 use std::path::{Path, PathBuf};
 
 pub use flat::FlatFolder;
+
 pub use imagefolder::ImageFolder;
 pub use webdataset::WebDataset;
 
@@ -167,16 +168,66 @@ fn read_text_opt(path: &Path) -> Result<Option<String>, DataError> {
 
 /// Samples `start..end` of a list of (label, file) in canonical order, named
 /// by their path below `root` (ImageFolder and flat folders).
-pub(crate) fn file_samples<'a>(root: &'a Path, files: &'a [(i64, PathBuf)], start: u64, end: u64) -> Result<SampleIter<'a>, DataError> {
-    let count = files.len() as u64;
-    if start > end || end > count {
-        return Err(DataError::OutOfRange { path: root.to_path_buf(), start, end, count });
+/// A dataset that is a list of image files with their labels in canonical
+/// order: what an ImageFolder and an unlabelled flat folder both are once
+/// scanned (the listing is fixed for the reader's life).
+#[derive(Debug)]
+pub struct FileList {
+    path: PathBuf,
+    classes: Vec<String>,
+    /// (label, file) in canonical order.
+    files: Vec<(i64, PathBuf)>,
+}
+
+impl FileList {
+    pub(crate) fn new(path: &Path, classes: Vec<String>, files: Vec<(i64, PathBuf)>) -> Self {
+        FileList { path: path.to_path_buf(), classes, files }
     }
-    Ok(Box::new((start..end).map(move |i| {
-        let (label, file) = &files[i as usize];
-        let name = file.strip_prefix(root).unwrap_or(file).display().to_string();
-        Ok(Sample { index: i, label: *label, name, source: SampleSource::File(file.clone()) })
-    })))
+
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+}
+
+impl Dataset for FileList {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn count(&self) -> Result<u64, DataError> {
+        Ok(self.files.len() as u64)
+    }
+
+    fn samples(&self, start: u64, end: u64) -> Result<SampleIter<'_>, DataError> {
+        let (root, files) = (&self.path, &self.files);
+        let count = files.len() as u64;
+        if start > end || end > count {
+            return Err(DataError::OutOfRange { path: root.to_path_buf(), start, end, count });
+        }
+        Ok(Box::new((start..end).map(move |i| {
+            let (label, file) = &files[i as usize];
+            let name = file.strip_prefix(root).unwrap_or(file).display().to_string();
+            Ok(Sample { index: i, label: *label, name, source: SampleSource::File(file.clone()) })
+        })))
+    }
+
+    fn classnames(&self) -> Option<Vec<String>> {
+        Some(self.classes.clone())
+    }
+}
+
+/// The image files directly inside `dir`, sorted by file name (as bytes, as
+/// Python's `sorted` does for ASCII names).
+pub(crate) fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let p = entry.map_err(|e| DataError::io(dir, e))?.path();
+        if is_image_file(&p) {
+            files.push(p);
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
 }
 
 /// Whether `p` is a file with an image extension the readers accept.
@@ -186,7 +237,11 @@ pub(crate) fn is_image_file(p: &Path) -> bool {
 }
 
 /// Image file extensions the readers accept (lower case).
-pub(crate) const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+/// The prompt template when neither the spec nor the dataset gives any
+/// (`zeroshot_classification_templates.txt`).
+pub const DEFAULT_TEMPLATE: &str = "a photo of a {c}.";
 
 #[cfg(test)]
 mod classnames_tests {

@@ -9,7 +9,6 @@
 //! - `select` — embedding a task's classes and scoring the hub's models;
 //! - `write` — predictions.csv and adapt.json, written whole or not at all.
 
-pub mod cli;
 pub mod select;
 pub mod task;
 mod write;
@@ -170,31 +169,6 @@ pub fn whole_hub_rates(recorded: &[Option<f64>], gflops: &[Option<f64>]) -> (Vec
     (rates, basis)
 }
 
-/// Per sample: the weighted mean of P_m(ŷ|x) over the models that voted for
-/// the predicted class ŷ (F_ŷ), i.e. q_ŷ(x) / Σ_{m∈F_ŷ} w_m(x).
-fn confidences(preds: &[usize], class_models: &[Vec<usize>], by_model: &[Option<&Predictions>], kind: EnsembleWeight) -> Vec<f64> {
-    preds
-        .iter()
-        .enumerate()
-        .map(|(x, &y)| {
-            let (mut q, mut w) = (0.0, 0.0);
-            for &m in &class_models[y] {
-                let p = by_model[m].expect("every selected model's predictions were loaded");
-                let h = p.entropy.as_ref().map_or_else(|| entropy(p.probs.row(x).iter().copied()), |h| h[x]);
-                // The same weight and floored term the reuse ensemble adds.
-                let wx = mll_method::reuse::weight(h, kind);
-                q += mll_method::reuse::term(wx, p.probs[[x, y]]);
-                w += wx;
-            }
-            if w > 0.0 {
-                q / w
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
 pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &AdaptOptions) -> anyhow::Result<AdaptOutcome> {
     let k = k_for(hub, o.k)?;
     let task: TaskFolder = open_task(&o.task, &hub.plan.data_root)?;
@@ -281,8 +255,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
         preds.len(),
         task.keys.len()
     );
-    let by_model: Vec<Option<&Predictions>> = loaded.iter().map(Option::as_ref).collect();
-    let conf = confidences(&preds, class_models, &by_model, weighting);
+    let conf = pool.confidences(&preds, class_models).map_err(|e| anyhow::anyhow!("adapt run {run}: {e}"))?;
     let labels = &by_model[used[0]].expect("loaded").labels;
     let accuracy = task.labelled.then(|| preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / preds.len() as f64);
     let rows: Vec<PredictionRow> = preds

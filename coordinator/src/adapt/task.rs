@@ -5,7 +5,7 @@
 
 use crate::captions;
 use crate::hub::{input_error, InputError};
-use crate::plan::DEFAULT_TEMPLATE;
+use mll_common::data::DEFAULT_TEMPLATE;
 use mll_common::job::DatasetFormat;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

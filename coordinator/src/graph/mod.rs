@@ -30,10 +30,9 @@ pub mod draw;
 pub mod released;
 pub mod wordnet;
 
-use clap::Args;
 pub use mll_common::data::graph::{Graph, GraphBuild, GraphConstruction, GraphImage, GraphNode, GRAPH_FORMAT_VERSION};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -45,8 +44,6 @@ pub const DEFAULT_IMAGES_PER_DATASET: usize = 25;
 pub const DEFAULT_WORDNET_DIR: &str = "/usr/share/wordnet";
 /// The node count the paper reports for its graph.
 pub const PAPER_NODE_COUNT: usize = 9055;
-/// Extensions (lower-cased) of the files taken as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -78,65 +75,25 @@ pub enum GraphError {
     Write { path: String, source: std::io::Error },
 }
 
-fn construction_arg() -> clap::builder::ValueParser {
-    use clap::builder::TypedValueParser;
-    clap::builder::ValueParser::new(
-        clap::builder::PossibleValuesParser::new(GraphConstruction::ALL.map(GraphConstruction::name))
-            .map(|s| s.parse::<GraphConstruction>().expect("a possible value")),
-    )
-}
-
-/// `coordinator graph build` arguments.
-#[derive(Debug, Clone, Args)]
-pub struct GraphBuildArgs {
-    /// Sample dataset folder with one sub-folder per class named by wnid (e.g.
-    /// n01440764/), images inside; repeat for several datasets.
-    #[arg(long = "samples", value_name = "DIR", required = true)]
+/// What `coordinator graph build` asks for (the CLI's flags, `cli/graph.rs`).
+#[derive(Debug, Clone)]
+pub struct GraphBuildRequest {
+    /// Sample dataset folders, one sub-folder per class named by wnid.
     pub samples: Vec<PathBuf>,
     /// graph.json to write; image paths in it are relative to its folder.
-    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Which nodes: `released` (the released MLL code: every WordNet sense of every
-    /// synonym of each class, plus one level of hyponyms) or `ancestors` (the classes
-    /// plus all their hypernyms).
-    #[arg(long, value_name = "C", default_value = "released", value_parser = construction_arg())]
     pub construction: GraphConstruction,
-    /// Maximum images per node (a `released` hyponym takes ⌊N / its parents⌋ from each parent).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_NODE)]
+    /// Maximum images per node.
     pub images_per_node: usize,
     /// `released`: maximum images a node takes from one sample dataset.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_DATASET)]
     pub images_per_dataset: usize,
-    /// Seed of every random choice (recorded in the file).
-    #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
     /// JSON {node id or lemma: [caption, ...]} of node captions; otherwise generated.
-    #[arg(long, value_name = "FILE")]
     pub captions: Option<PathBuf>,
-    /// WordNet 3.0 dict folder (holding data.noun, index.noun, noun.exc, ... of every part of speech).
-    #[arg(long, value_name = "DIR", env = "MLL_WORDNET_DIR", default_value = DEFAULT_WORDNET_DIR)]
-    pub wordnet: PathBuf,
-    /// Node text is the definition alone instead of "{lemma}, which is {definition}".
-    #[arg(long)]
-    pub definition_only: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `coordinator graph count` arguments.
-#[derive(Debug, Clone, Args)]
-pub struct GraphCountArgs {
-    /// Text file of class wnids, one per line ('#' starts a comment), e.g.
-    /// configs/imagenet/imagenet1k_wnids.txt; repeat to pool several lists.
-    #[arg(long = "wnids", value_name = "FILE", required = true)]
-    pub wnids: Vec<PathBuf>,
     /// WordNet 3.0 dict folder.
-    #[arg(long, value_name = "DIR", env = "MLL_WORDNET_DIR", default_value = DEFAULT_WORDNET_DIR)]
     pub wordnet: PathBuf,
-    /// Print the counts as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Node text is the definition alone.
+    pub definition_only: bool,
 }
 
 /// Options of [`build_graph`].
@@ -241,7 +198,7 @@ fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String, GraphError> 
 }
 
 fn is_image(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+    name.rsplit_once('.').is_some_and(|(_, ext)| mll_common::data::IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 /// Sorted (name, path, is_dir) of a folder's visible entries; symlinks followed.
@@ -483,7 +440,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GraphError> {
 }
 
 /// The whole build: scan, read WordNet, build, write atomically.
-pub fn build_graph_file(args: &GraphBuildArgs) -> Result<GraphSummary, GraphError> {
+pub fn build_graph_file(args: &GraphBuildRequest) -> Result<GraphSummary, GraphError> {
     let opts = BuildOptions {
         construction: args.construction,
         images_per_node: args.images_per_node,
@@ -516,12 +473,8 @@ pub fn build_graph_file(args: &GraphBuildArgs) -> Result<GraphSummary, GraphErro
         nodes_without_images: g.nodes.len() - with_images.len(),
         nodes_dropped_without_images: built.nodes_dropped_without_images,
         nodes_with_file_captions: built.nodes_with_file_captions,
-        sha256: hex_digest(&bytes),
+        sha256: mll_common::ids::sha256_hex(&bytes),
     })
-}
-
-fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Node counts of a list of classes under each construction, every class
@@ -562,49 +515,6 @@ pub fn count_nodes(wn: &WordNet, classes: &BTreeMap<String, Vec<String>>) -> Res
         paper: PAPER_NODE_COUNT,
         closer_to_paper,
     })
-}
-
-/// `coordinator graph build`.
-pub fn run_graph_build(args: &GraphBuildArgs) -> anyhow::Result<()> {
-    let s = build_graph_file(args)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&s)?);
-    } else {
-        println!(
-            "wrote {}: {} graph, {} nodes ({} sample classes in {} sample datasets), {} images, \
-             {} nodes without images, {} left out without images, seed {}, sha256 {}",
-            s.out,
-            s.construction,
-            s.nodes,
-            s.sample_classes,
-            s.sample_datasets,
-            s.images,
-            s.nodes_without_images,
-            s.nodes_dropped_without_images,
-            s.seed,
-            s.sha256
-        );
-    }
-    Ok(())
-}
-
-/// `coordinator graph count`.
-pub fn run_graph_count(args: &GraphCountArgs) -> anyhow::Result<()> {
-    let classes = read_wnid_lists(&args.wnids)?;
-    let wn = WordNet::open(&args.wordnet)?;
-    let c = count_nodes(&wn, &classes)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&c)?);
-    } else {
-        println!("{} classes, WordNet at {}", c.classes, args.wordnet.display());
-        println!(
-            "released:  {} nodes ({} senses of the classes' synonyms + {} further hyponyms)",
-            c.released, c.released_senses, c.released_hyponyms
-        );
-        println!("ancestors: {} nodes ({} classes + {} hypernym ancestors)", c.ancestors, c.classes, c.ancestors_hypernyms);
-        println!("paper:     {} nodes; closer: {}", c.paper, c.closer_to_paper);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,8 +19,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The default prompt when neither the spec nor the dataset gives templates.
-pub const DEFAULT_TEMPLATE: &str = "a photo of a {c}.";
 
 /// Where each text of the embed stage sits: per source (`graph`,
 /// `dataset:<name>`), per item (node or class) the range of its caption rows in
@@ -328,7 +326,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
         let templates = if !d.templates.is_empty() {
             d.templates.clone()
         } else {
-            ds.templates().map_err(|e| derr(e.to_string()))?.unwrap_or_else(|| vec![DEFAULT_TEMPLATE.to_string()])
+            ds.templates().map_err(|e| derr(e.to_string()))?.unwrap_or_else(|| vec![mll_common::data::DEFAULT_TEMPLATE.to_string()])
         };
         if let Some(bad) = templates.iter().find(|t| !t.contains("{c}")) {
             return Err(derr(format!("template '{bad}' has no {{c}} for the class name")));

@@ -4,7 +4,7 @@
 //! construction is tested in graph_released.rs.
 
 use clap::Parser;
-use mll_coordinator::graph::{build_graph_file, Graph, GraphBuildArgs, GraphConstruction, GraphError, DEFAULT_WORDNET_DIR};
+use mll_coordinator::graph::{build_graph_file, Graph, GraphBuildRequest, GraphConstruction, GraphError, DEFAULT_WORDNET_DIR};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -56,8 +56,8 @@ fn sample_tree() -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
     (tmp, graph_dir, vec![a, b])
 }
 
-fn args(samples: &[PathBuf], out: &Path, n: usize, seed: u64) -> GraphBuildArgs {
-    GraphBuildArgs {
+fn args(samples: &[PathBuf], out: &Path, n: usize, seed: u64) -> GraphBuildRequest {
+    GraphBuildRequest {
         samples: samples.to_vec(),
         out: out.to_path_buf(),
         construction: GraphConstruction::Ancestors,
@@ -67,7 +67,6 @@ fn args(samples: &[PathBuf], out: &Path, n: usize, seed: u64) -> GraphBuildArgs 
         captions: None,
         wordnet: wordnet_dir(),
         definition_only: false,
-        json: false,
     }
 }
 
@@ -291,7 +290,7 @@ fn bad_folders_are_named_in_errors() {
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
-    args: GraphBuildArgs,
+    args: GraphBuildRequest,
 }
 
 #[test]

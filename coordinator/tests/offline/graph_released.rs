@@ -5,7 +5,7 @@
 
 use mll_coordinator::graph::wordnet::WordNet;
 use mll_coordinator::graph::{
-    build_graph_file, count_nodes, read_wnid_lists, Graph, GraphBuildArgs, GraphConstruction, DEFAULT_WORDNET_DIR,
+    build_graph_file, count_nodes, read_wnid_lists, Graph, GraphBuildRequest, GraphConstruction, DEFAULT_WORDNET_DIR,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -170,8 +170,8 @@ fn world() -> World {
     World { _tmp: tmp, wordnet, graph_dir, samples, ids }
 }
 
-fn args(w: &World, samples: &[PathBuf], out: &Path, seed: u64) -> GraphBuildArgs {
-    GraphBuildArgs {
+fn args(w: &World, samples: &[PathBuf], out: &Path, seed: u64) -> GraphBuildRequest {
+    GraphBuildRequest {
         samples: samples.to_vec(),
         out: out.to_path_buf(),
         construction: GraphConstruction::Released,
@@ -181,7 +181,6 @@ fn args(w: &World, samples: &[PathBuf], out: &Path, seed: u64) -> GraphBuildArgs
         captions: None,
         wordnet: w.wordnet.clone(),
         definition_only: false,
-        json: false,
     }
 }
 

@@ -2,17 +2,15 @@
 //! cluster's store, or a local-mode output folder) and where embed and
 //! evaluate jobs run (the cluster's queue, or in-process workers).
 
-use super::select::{embed_classes, render_text as select_text, report, select_on_hub};
-use super::task::{read_class_list, ClassTexts};
-use super::{adapt, k_for, render_text as adapt_text, AdaptOptions, AdaptOutcome};
+use super::context::{cluster, default_out, drive_options, local_control};
+use crate::adapt::select::{embed_classes, render_text as select_text, report, select_on_hub};
+use crate::adapt::task::{read_class_list, ClassTexts};
+use crate::adapt::{adapt as adapt_task, k_for, render_text as adapt_text, AdaptOptions, AdaptOutcome};
 use crate::control::RunControl;
-use crate::drive::DriveOptions;
 use crate::hub::{self, input_error, Hub};
 use clap::{Args, Subcommand};
-use mll_common::artifact::ArtifactStore;
 use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
-use mll_common::store::embedded::EmbeddedStore;
 use mll_common::RunId;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,23 +93,6 @@ pub struct AdaptArgs {
     pub json: bool,
 }
 
-fn local_control(settings: &Settings, dir: &Path, queue: &MemoryQueue) -> anyhow::Result<RunControl> {
-    let journal = dir.join("state.journal");
-    if !journal.is_file() {
-        return Err(input_error(format!(
-            "{} is not a local-mode run folder (no state.journal); `coordinator run --local --benchmark SPEC --out {}` makes one",
-            dir.display(),
-            dir.display()
-        )));
-    }
-    Ok(RunControl {
-        queue: Arc::new(queue.clone()),
-        store: Arc::new(EmbeddedStore::open(&journal)?),
-        artifacts: ArtifactStore::new(dir.join("artifacts")),
-        publish_batch: settings.coordinator.publish_batch,
-    })
-}
-
 /// Workers inside this process (cargo feature `local`): they run the embed
 /// job of a task's classes (MiniLM in process), and in local mode the
 /// evaluate jobs too.
@@ -155,17 +136,17 @@ struct Session {
     workers: Option<InProcess>,
 }
 
-async fn session(settings: &Settings, at: &HubLocation, cluster: Option<RunControl>) -> anyhow::Result<Session> {
+async fn session(settings: &Settings, at: &HubLocation) -> anyhow::Result<Session> {
     let run = RunId::new(&at.hub).map_err(input_error)?;
     if at.local {
-        let dir = at.hub_dir.clone().unwrap_or_else(|| PathBuf::from("out").join(run.as_str()));
+        let dir = at.hub_dir.clone().unwrap_or_else(|| default_out(run.as_str()));
         let queue = MemoryQueue::new(settings.broker.delivery_limit);
         let ctl = local_control(settings, &dir, &queue)?;
         let hub = Hub::open(&ctl, &run).await?;
         let workers = InProcess::start(settings, queue, &ctl, &hub.plan.data_root)?;
         return Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: Some(workers) });
     }
-    let ctl = cluster.expect("the caller connects to the cluster unless --local");
+    let ctl = cluster(settings).await?;
     let hub = Hub::open(&ctl, &run).await?;
     // With local mode built in, MiniLM runs here: no queue round trip for the
     // class texts; otherwise one embed job goes to the cluster's workers.
@@ -187,7 +168,7 @@ impl Session {
     }
 }
 
-pub async fn hub_list(settings: &Settings, args: &HubListArgs, cluster: Option<RunControl>) -> anyhow::Result<()> {
+pub async fn hub_list(settings: &Settings, args: &HubListArgs) -> anyhow::Result<()> {
     let mut hubs = Vec::new();
     if args.local {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&args.root)
@@ -206,8 +187,7 @@ pub async fn hub_list(settings: &Settings, args: &HubListArgs, cluster: Option<R
             }
         }
     } else {
-        let ctl = cluster.expect("the caller connects to the cluster unless --local");
-        hubs = hub::list(&ctl).await?;
+        hubs = hub::list(&cluster(settings).await?).await?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&hubs)?);
@@ -232,10 +212,11 @@ pub async fn hub_list(settings: &Settings, args: &HubListArgs, cluster: Option<R
     Ok(())
 }
 
-pub async fn select(settings: &Settings, args: &SelectArgs, drive: DriveOptions, cluster: Option<RunControl>) -> anyhow::Result<()> {
+pub async fn select(settings: &Settings, args: &SelectArgs) -> anyhow::Result<()> {
+    let drive = drive_options(settings);
     let names = read_class_list(&args.classes)?;
     let classes = ClassTexts::new(names, args.captions.as_deref())?;
-    let s = session(settings, &args.at, cluster).await?;
+    let s = session(settings, &args.at).await?;
     let result = async {
         let k = k_for(&s.hub, args.k)?;
         let started = std::time::Instant::now();
@@ -256,8 +237,9 @@ pub async fn select(settings: &Settings, args: &SelectArgs, drive: DriveOptions,
     Ok(())
 }
 
-pub async fn adapt_cmd(settings: &Settings, args: &AdaptArgs, drive: DriveOptions, cluster: Option<RunControl>) -> anyhow::Result<()> {
-    let s = session(settings, &args.at, cluster).await?;
+pub async fn adapt(settings: &Settings, args: &AdaptArgs) -> anyhow::Result<()> {
+    let drive = drive_options(settings);
+    let s = session(settings, &args.at).await?;
     let opts = AdaptOptions {
         task: args.task.clone(),
         k: args.k,
@@ -266,7 +248,7 @@ pub async fn adapt_cmd(settings: &Settings, args: &AdaptArgs, drive: DriveOption
         wait: args.wait || args.at.local,
         drive,
     };
-    let result = adapt(&s.ctl, &s.embed_ctl, &s.hub, &opts).await;
+    let result = adapt_task(&s.ctl, &s.embed_ctl, &s.hub, &opts).await;
     s.close().await;
     match result? {
         AdaptOutcome::Submitted { run, jobs, published } => {

@@ -1,0 +1,77 @@
+//! `report`: a run's report printed or written, or one built from a
+//! published accuracy table (`--truth`) without any run.
+
+use super::context::{cluster, run_id};
+use crate::control::read_submission;
+use crate::spec::BenchmarkSpec;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mll_common::config::Settings;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
+    Markdown,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Run id; not needed with --truth.
+    run: Option<String>,
+    /// Print this format to stdout (when --out is not given).
+    #[arg(long, value_enum, default_value = "markdown")]
+    format: ReportFormat,
+    /// Write every format into this folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// External accuracy table to use as ground truth (needs --benchmark).
+    #[arg(long, value_name = "FILE.csv", requires = "benchmark")]
+    truth: Option<PathBuf>,
+    /// Benchmark spec (for --truth, or to replan a run whose saved spec is gone).
+    #[arg(long, value_name = "FILE")]
+    benchmark: Option<PathBuf>,
+    /// Add the paper's experiments, computed from the committed results without
+    /// GPU work: α sweep (0.5–0.9), k sweep (1–6) with its reuse cost, hub growth
+    /// (30 seeded orders). With --truth only hub growth (INB, oracle) is possible.
+    #[arg(long)]
+    experiments: bool,
+}
+
+pub async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
+    let experiments = args.experiments.then(mll_method::experiments::ExperimentOptions::default);
+    let report = if let Some(truth) = &args.truth {
+        let spec = BenchmarkSpec::load(args.benchmark.as_deref().expect("clap requires --benchmark"))?;
+        mll_coordinator::aggregate::truth::report_from_truth_with(truth, &spec, experiments.as_ref())?
+    } else {
+        let run = args.run.as_deref().context("give a run id, or --truth FILE.csv --benchmark SPEC")?;
+        let run = run_id(run)?;
+        let ctl = cluster(settings).await?;
+        let submission = match &args.benchmark {
+            Some(path) => read_submission(path)?,
+            None => ctl.saved_submission(&run)?,
+        };
+        let p = submission.plan()?;
+        match mll_coordinator::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => return Err(mll_coordinator::verify::explain_report_error(&ctl, &p, e).await),
+        }
+    };
+    match &args.out {
+        Some(out) => {
+            for path in mll_method::report::write_report(&report, out)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => {
+            let text = match args.format {
+                ReportFormat::Json => mll_method::report::report_json(&report),
+                ReportFormat::Csv => mll_method::report::accuracy_matrix_csv(&report),
+                ReportFormat::Markdown => mll_method::report::report_markdown(&report),
+            };
+            print!("{text}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `verify`: check every committed result of a run and the artifacts it
+//! names; with `--repair`, drop the bad ones and compute exactly those again.
+
+use super::context::{cluster, default_out, local_control, run_id};
+use crate::verify::{check, repair};
+use clap::Args;
+use mll_common::config::Settings;
+use mll_common::queue::memory::MemoryQueue;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Run id (the spec's `name`).
+    run: String,
+    /// Drop the bad results and publish exactly those jobs again.
+    #[arg(long)]
+    repair: bool,
+    /// Print {run, checked, bad: [{job, stage, model, dataset, what, reason}], republished} as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Check a local run (`coordinator run --local`) instead: its --out folder.
+    #[arg(long, value_name = "DIR", requires = "local")]
+    out: Option<PathBuf>,
+    /// Local mode: read the journal and artifacts under --out (default out/<run>).
+    #[arg(long)]
+    local: bool,
+}
+
+/// `coordinator verify`: checks, prints, repairs. Fails (exit 1) when damaged
+/// results were found and not repaired.
+pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
+    let run = &run_id(&args.run)?;
+    let (repair_them, json) = (args.repair, args.json);
+    let local_out = args.local.then(|| args.out.clone().unwrap_or_else(|| default_out(run.as_str())));
+    let ctl = match &local_out {
+        // No queue consumer: the next `run --local` publishes what is missing.
+        Some(out) => local_control(settings, out, &MemoryQueue::new(1))?,
+        None => cluster(settings).await?,
+    };
+    let submission = ctl.saved_submission(run)?;
+    let plan = submission.plan()?;
+    let mut v = check(&ctl, &plan).await?;
+    if repair_them && !v.bad.is_empty() {
+        v.republished = Some(repair(&ctl, &plan, &v.bad, local_out.is_none()).await?);
+    }
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("run {}: {} committed results checked, {} bad", v.run, v.checked, v.bad.len());
+        for b in &v.bad {
+            println!(
+                "  bad {} job {} ({}; model {}; dataset {}): {}",
+                b.stage,
+                b.job,
+                b.what,
+                b.model.as_deref().unwrap_or("-"),
+                b.dataset.as_deref().unwrap_or("-"),
+                b.reason
+            );
+        }
+        match (v.republished, &local_out) {
+            (Some(n), None) => println!("dropped {} bad results and republished {n} jobs", v.bad.len()),
+            (Some(_), Some(out)) => println!(
+                "dropped {} bad results; run `coordinator run --local --benchmark SPEC --out {}` again to compute them",
+                v.bad.len(),
+                out.display()
+            ),
+            (None, _) => {}
+        }
+    }
+    if !v.bad.is_empty() && v.republished.is_none() {
+        anyhow::bail!(
+            "{} damaged results in run {run}; `coordinator verify {run} --repair` drops them and computes them again",
+            v.bad.len()
+        );
+    }
+    Ok(())
+}
