@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Evaluate throughput on CPU, the Python side (issue 3, "Benchmarks"):
+"""Evaluate throughput on CPU, the Python side (docs/benchmarks.md, "Evaluate on CPU"):
 open_clip's eval transform + torch.utils.data.DataLoader feeding the exported
 TorchScript module, with the same zero-shot classifier and top-1/top-5 counting
 as `worker eval` (clip_benchmark protocol: mean of the L2-normalised template

@@ -1,6 +1,5 @@
-//! Aggregation benchmark (issue 15): the report's aggregation
-//! (`aggregate::build_with`) on synthetic artifacts of the real names, dtypes
-//! and shapes, committed to the real Redis as workers commit them; time and
+//! Aggregation benchmark: the report's aggregation (`aggregate::build_with`)
+//! on synthetic artifacts of the real names, dtypes and shapes, committed to the real Redis as workers commit them; time and
 //! peak memory per dataset and per model's graph labels.
 //!
 //!     cargo run --release -p mll-coordinator --no-default-features --example bench_aggregate -- \
@@ -115,7 +114,9 @@ struct Args {
     writer_process: Option<usize>,
 }
 
-/// (name, classes, test samples) of the 17 target datasets (SPEC section 2).
+/// (name, classes, test samples) of the 17 target datasets (docs/method.md, "The
+/// benchmark"; Country211 at its 21,100-image test split, not the 10,550-image
+/// validation split the catalog prepares).
 const DATASETS: [(&str, usize, u64); 17] = [
     ("cifar100", 100, 10_000),
     ("country211", 211, 21_100),

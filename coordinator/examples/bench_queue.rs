@@ -1,5 +1,5 @@
-//! Queue-path benchmark (SPEC section 9, issue 2): no-op diagnostic jobs end to
-//! end — publish (with confirms), execute, commit to Redis, ack — on the real
+//! Queue-path benchmark (docs/benchmarks.md, "Queue path"): no-op diagnostic
+//! jobs end to end — publish (with confirms), execute, commit to Redis, ack — on the real
 //! RabbitMQ and Redis, with W workers.
 //!
 //!     cargo run --release -p mll-coordinator --example bench_queue -- --jobs 2000 --workers 2

@@ -1,4 +1,4 @@
-//! Scale benchmark (issue 15): a hub of `--models` models on `--datasets`
+//! Scale benchmark: a hub of `--models` models on `--datasets`
 //! target datasets, planned, published and run to completion through the real
 //! RabbitMQ and Redis by `--workers` simulated worker processes.
 //!
@@ -82,7 +82,9 @@ struct Args {
     worker_process: Option<usize>,
 }
 
-/// (classes, test samples) of the 17 target datasets (SPEC section 2).
+/// (classes, test samples) of the 17 target datasets (docs/method.md, "The
+/// benchmark"; Country211 at its 21,100-image test split, not the 10,550-image
+/// validation split the catalog prepares).
 const DATASET_SHAPES: [(usize, u64); 17] = [
     (100, 10_000),
     (211, 21_100),

@@ -12,8 +12,8 @@
 //! read whole, each indexed once (the hub index), and the 49-model selection
 //! read through the indexes, checked equal to the one on whole labels.
 //!
-//! Scale (defaults): V = 9,000 graph nodes (SPEC §2) with 384-d caption
-//! embeddings; 300,000 graph images per model (≤ 75 per node); the 17 datasets'
+//! Scale (defaults): V = 9,000 graph nodes (about the paper's count,
+//! docs/method.md, "The benchmark") with 384-d caption embeddings; 300,000 graph images per model (≤ 75 per node); the 17 datasets'
 //! real class counts and test-set sizes (`max_samples` caps them; 0 = real,
 //! ~222k samples); 49 hub models whose labels are 4 distinct synthetic label sets
 //! (D_m = 512, 768, 1024, 1280) referenced cyclically, each model counted

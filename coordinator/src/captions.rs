@@ -1,4 +1,5 @@
-//! Class captions for matching a task's classes to graph nodes (SPEC §4.3a).
+//! Class captions for matching a task's classes to graph nodes (docs/method.md,
+//! "Selection", step a).
 //!
 //! MLL's caption files are keyed by MLL's own class names, which are not the
 //! names a dataset folder carries (CLIP_benchmark's): a dataset's `class_map`

@@ -1,4 +1,4 @@
-//! Seeded soak (issue 14): the toy spec, run again and again through the real
+//! Seeded soak: the toy spec, run again and again through the real
 //! RabbitMQ and Redis with a few worker processes, under a schedule of faults
 //! drawn from a seed. Run by `scripts/soak --seed S --minutes M` (ignored by a
 //! plain `cargo test`: it takes minutes and restarts the shared broker).
@@ -19,9 +19,10 @@
 //! restart is data loss, which cluster_store_loss.rs covers (FLUSHALL then
 //! `coordinator resume`).
 //!
-//! Each round ends with the checker of SPEC §6 (expected = done for every
-//! stage, lost = 0, unexpected = 0, no failure, an empty dead-letter queue)
-//! and every file of the report byte-identical to an undisturbed local run.
+//! Each round ends with the checker (docs/operations.md, "Reliability
+//! semantics": expected = done for every stage, lost = 0, unexpected = 0, no
+//! failure, an empty dead-letter queue) and every file of the report
+//! byte-identical to an undisturbed local run.
 
 mod support;
 

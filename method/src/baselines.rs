@@ -1,5 +1,5 @@
-//! Baselines of SPEC §5: INB (ImageNet-best), oracle, hub average and random
-//! selection.
+//! Baselines (docs/method.md, "Metrics and baselines"): INB (ImageNet-best),
+//! oracle, hub average and random selection.
 
 use super::reuse::{same_models_for_all_classes, ReusePool};
 use super::rng::SplitMix64;

@@ -1,4 +1,5 @@
-//! The paper's experiments (SPEC §4.7) from committed results, no GPU work:
+//! The paper's experiments (docs/method.md, "Experiments") from committed
+//! results, no GPU work:
 //!
 //! - **α sweep**: steps f–h again with each α ([`mix`]) and reuse of the new
 //!   picks; at the method's α this is exactly the main report's MLL.

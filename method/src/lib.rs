@@ -47,10 +47,11 @@ pub use selection::{
     Mixed, NodeCounts, Selection, SelectionReads,
 };
 
-/// What labeling one model on the semantic graph produced (SPEC §4.2): its
-/// L2-normalised image embeddings of the graph images, the true node of each
-/// image, and its L2-normalised embeddings of every node's text. The label
-/// matrix S_m = 100 · images · textsᵀ is never materialised.
+/// What labeling one model on the semantic graph produced (docs/method.md,
+/// "Model labels"): its L2-normalised image embeddings of the graph images,
+/// the true node of each image, and its L2-normalised embeddings of every
+/// node's text. The label matrix S_m = 100 · images · textsᵀ is never
+/// materialised.
 #[derive(Debug, Clone)]
 pub struct ModelLabels {
     /// N_G × D_m, rows L2-normalised; with `image_rows`, only the rows of

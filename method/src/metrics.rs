@@ -1,5 +1,6 @@
 //! Accuracy from per-class counts, ground-truth rankings and ranking metrics
-//! (SPEC §5): R5, τ5, Kendall tau-b and scipy's weighted tau.
+//! (docs/method.md, "Metrics and baselines"): R5, τ5, Kendall tau-b and
+//! scipy's weighted tau.
 
 use super::order_desc;
 use serde::{Deserialize, Serialize};

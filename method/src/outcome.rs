@@ -166,8 +166,8 @@ pub struct DiagnosticSummary {
     pub value_checksum: String,
 }
 
-/// The paper's experiments (SPEC §4.7), from committed results, over the
-/// complete datasets (`coordinator report RUN --experiments`).
+/// The paper's experiments (docs/method.md, "Experiments"), from committed
+/// results, over the complete datasets (`coordinator report RUN --experiments`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Experiments {
     /// α sweep: MLL's reuse accuracy and ranking metrics per α; None without MLL.

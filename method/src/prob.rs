@@ -3,7 +3,8 @@
 //! (so reuse never recomputes n × C logarithms per model), and the coordinator
 //! computes the same value when an older artifact lacks it.
 
-/// Probabilities are clamped to at least this before logs and products (SPEC §4.4).
+/// Probabilities are clamped to at least this before logs and products
+/// (docs/method.md, "Reuse").
 pub const PROB_FLOOR: f32 = 1e-12;
 
 /// Shannon entropy (nats) of one probability row, each entry clamped ≥ 1e-12,

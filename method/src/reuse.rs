@@ -1,4 +1,4 @@
-//! Model reuse (SPEC §4.4): per class y, the ensemble score
+//! Model reuse (docs/method.md, "Reuse"): per class y, the ensemble score
 //! q_y(x) = Σ_{m ∈ F_y} w_m(x) · P_m(y|x), prediction argmax_y q_y(x).
 
 use super::{first_max, shape_err, MethodError};
@@ -38,7 +38,8 @@ fn row_major<'b>(p: &ArrayView2<'b, f32>) -> Cow<'b, [f32]> {
     }
 }
 
-/// The ensemble weight w_m(x) of a model with entropy `h` on a sample (SPEC §4.4).
+/// The ensemble weight w_m(x) of a model with entropy `h` on a sample
+/// (docs/method.md, "Reuse").
 pub(crate) fn weight(h: f64, kind: EnsembleWeight) -> f64 {
     match kind {
         EnsembleWeight::Entropy => h,

@@ -1,5 +1,6 @@
-//! MLL selection (SPEC §4.3): match a task's classes to graph nodes, score every
-//! model on the matched nodes from its graph labels, mix, and pick per class.
+//! MLL selection (docs/method.md, "Selection"): match a task's classes to
+//! graph nodes, score every model on the matched nodes from its graph labels,
+//! mix, and pick per class.
 //!
 //! Three phases, so a caller can stream models instead of holding every
 //! model's labels at once: [`match_classes`] (steps a–b, per dataset),
@@ -30,7 +31,8 @@ pub struct MatchedNode {
     pub similarity: f64,
 }
 
-/// Confusion counts of one model on one selected node (SPEC §4.3c).
+/// Confusion counts of one model on one selected node (docs/method.md,
+/// "Selection", step c).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCounts {
     /// Images of node v predicted as v.
@@ -42,7 +44,8 @@ pub struct NodeCounts {
 }
 
 impl NodeCounts {
-    /// The node score of SPEC §4.3d; 0 whenever its denominator is 0.
+    /// The node score of step d (docs/method.md, "Selection"); 0 whenever its
+    /// denominator is 0.
     pub fn score(&self, kind: NodeScore) -> f64 {
         score_of(kind, self.tp as f64, self.fp as f64, self.p as f64)
     }

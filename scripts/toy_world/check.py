@@ -112,9 +112,10 @@ class Model:
 
 
 def mll_reference(world: Path, graph, models, probs, ds_labels, weight="entropy", verbose=False, alpha=0.7, n_nodes=5) -> dict[str, float]:
-    """MLL as SPEC section 4 states it, k = 1: match class captions to node captions
-    with MiniLM, score each model per selected node by F1 of its graph labels,
-    pick the best model per class, reuse with entropy weights."""
+    """MLL as docs/method.md ("Selection", "Reuse") states it, with the
+    clip_benchmark preset's selection, k = 1: match class captions to node
+    captions with MiniLM, score each model per selected node by F1 of its graph
+    labels, pick the best model per class, reuse with entropy weights (or 1/H)."""
     from PIL import Image
     from sentence_transformers import SentenceTransformer
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A target dataset held out of the toy spec (issue 12): a sixth domain mixture
-for `coordinator adapt`, rendered by the toy world's own generator code.
+"""A target dataset held out of the toy spec (docs/toy-world.md, "A held-out
+task"): a sixth domain mixture for `coordinator adapt`, rendered by the toy
+world's own generator code.
 
     python scripts/toy_world/heldout.py --out out/toy-world/heldout/toy-heldout [--seed 0]
 

@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 pub const GRAPH_FORMAT_VERSION: u32 = 1;
 
-/// How the node set and its images were chosen (SPEC §4.1).
+/// How the node set and its images were chosen (docs/method.md, "Semantic graph").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GraphConstruction {

@@ -93,9 +93,9 @@ pub async fn embed_classes(ctl: &RunControl, hub: &Hub, classes: &ClassTexts, op
     Ok((e_t, run))
 }
 
-/// Steps a–h of SPEC §4.3 for the task against the hub, with the same
-/// streaming selection the benchmark's aggregation uses (one model's labels in
-/// memory at a time); `k` replaces the hub's list of k.
+/// Steps a–h of selection (docs/method.md, "Selection") for the task against
+/// the hub, with the same streaming selection the benchmark's aggregation uses
+/// (one model's labels in memory at a time); `k` replaces the hub's list of k.
 pub fn select_on_hub(hub: &Hub, class_embeddings: &Array2<f32>, k: usize) -> anyhow::Result<Selection> {
     let mut options = hub.spec().method.clone();
     options.k = vec![k];

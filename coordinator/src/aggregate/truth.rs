@@ -1,7 +1,7 @@
-//! Ground truth from an external accuracy table (issue 4, item 7): open_clip's
-//! results CSV shape, one row per model and one column per dataset, so published
-//! numbers give GT rankings and the INB / params / GFLOPs rankings' metrics
-//! without running any model.
+//! Ground truth from an external accuracy table in open_clip's results CSV
+//! shape, one row per model and one column per dataset, so published numbers
+//! give GT rankings and the INB / params / GFLOPs rankings' metrics without
+//! running any model.
 //!
 //! Accepted shapes: a model column named `name` or `model` plus a `pretrained`
 //! column (open_clip's `openclip_classification_results.csv`, MLL's

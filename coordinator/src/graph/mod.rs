@@ -1,6 +1,7 @@
-//! The semantic graph (SPEC §4.1): WordNet synsets chosen from the sample
-//! datasets' classes by one of two constructions, each node with up to N
-//! seeded images, a node text for the VLMs and captions for the text embedder.
+//! The semantic graph (docs/method.md, "Semantic graph"): WordNet synsets
+//! chosen from the sample datasets' classes by one of two constructions, each
+//! node with up to N seeded images, a node text for the VLMs and captions for
+//! the text embedder.
 //! Written as `graph.json` (`mll_common::data::graph`, docs/formats.md) by
 //! `coordinator graph build`; `coordinator graph count` gives the node counts
 //! of a wnid list without images.

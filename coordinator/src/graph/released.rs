@@ -32,9 +32,9 @@
 //!
 //! Where the code's effect is an accident, we follow its intent, and say so:
 //! - Step 2: the code's 75 cap walks the sense's own folder looking for
-//!   sub-folders, finds none, and never removes a file; SPEC §4.1 asks for
-//!   ≤ 75 per node, so with five sample datasets a node of ours holds 75 where
-//!   the code's held up to 125.
+//!   sub-folders, finds none, and never removes a file; we cap every node at
+//!   75 (docs/method.md, "Semantic graph"), so with five sample datasets a node
+//!   of ours holds 75 where the code's held up to 125.
 //! - Step 3: the code lists the parent's folder when it reaches the hyponym, so
 //!   a parent that is itself a hyponym and was handled earlier (in file-system
 //!   order) passes on what it received; we pass on the parent's own images.

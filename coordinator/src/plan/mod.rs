@@ -157,8 +157,9 @@ fn check_caption_fallbacks(spec: &BenchmarkSpec, datasets: &[PlannedDataset], op
     Ok(())
 }
 
-/// A graph built another way than the preset's (SPEC §4.1) is worth a warning,
-/// not an error: graphs are expensive and the choice may be deliberate.
+/// A graph built another way than the preset's (docs/method.md, "Semantic
+/// graph") is worth a warning, not an error: graphs are expensive and the
+/// choice may be deliberate.
 fn check_construction(spec: &BenchmarkSpec, construction: Option<&str>) {
     let expected = match spec.method.preset {
         MethodPreset::Paper => "released",

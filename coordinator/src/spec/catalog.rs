@@ -388,7 +388,8 @@ mod tests {
     }
 
     const TARGETS: [(&str, u64, u64); 17] = [
-        // (name, classes, samples): SPEC §2 for the classes; the catalog's cited sources for the samples.
+        // (name, classes, samples): docs/method.md, "The benchmark", for the classes;
+        // the catalog's cited sources for the samples.
         ("CIFAR100", 100, 10000),
         ("Country211", 211, 10550),
         ("DTD", 47, 1880),

@@ -1,4 +1,4 @@
-//! New tasks against a hub in RabbitMQ + Redis (issue 12): `hub list`,
+//! New tasks against a hub in RabbitMQ + Redis (README.md, "A new task"): `hub list`,
 //! `select` from class names, and `adapt` as an ordinary run whose only jobs
 //! are the selected models' evaluate jobs (published once, resumable, shown
 //! by `status`), with the benchmark report's MLL reuse accuracy; a hub whose

@@ -1,7 +1,7 @@
-//! Coordinator faults against the real RabbitMQ and Redis (issue 14): a
-//! coordinator killed in the middle of publishing, and two coordinators
-//! submitting the same spec at once. Both end with one set of results and
-//! the report an undisturbed run gives.
+//! Coordinator faults against the real RabbitMQ and Redis: a coordinator
+//! killed in the middle of publishing, and two coordinators submitting the
+//! same spec at once. Both end with one set of results and the report an
+//! undisturbed run gives (docs/operations.md, "Reliability semantics").
 
 use crate::support;
 

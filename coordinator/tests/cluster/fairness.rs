@@ -1,7 +1,7 @@
-//! Several runs on one cluster (issue 15): runs waited for together share
-//! the workers by their specs' `priority` instead of first come, first
-//! served, each run's `status` stays its own, and cancelling one leaves the
-//! other untouched. Real RabbitMQ, Redis, worker and coordinator processes.
+//! Several runs on one cluster (docs/operations.md, "Scale"): runs waited
+//! for together share the workers by their specs' `priority` instead of first
+//! come, first served, each run's `status` stays its own, and cancelling one
+//! leaves the other untouched. Real RabbitMQ, Redis, worker and coordinator processes.
 
 use crate::support;
 

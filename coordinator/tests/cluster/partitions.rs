@@ -1,8 +1,8 @@
 //! Partitions and slow services, through a TCP fault proxy between the
 //! processes and the real RabbitMQ / Redis (support/proxy.rs). Each test ends
-//! with the checker of SPEC §6: lost = published − done = ∅, unexpected =
-//! done − published = ∅, no dead letters, and the report equals that of an
-//! undisturbed local run.
+//! with the checker of docs/operations.md ("Reliability semantics"):
+//! lost = published − done = ∅, unexpected = done − published = ∅, no dead
+//! letters, and the report equals that of an undisturbed local run.
 
 use crate::support;
 

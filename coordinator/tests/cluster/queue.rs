@@ -1,5 +1,6 @@
 //! Queue semantics in cluster mode, against the real RabbitMQ and Redis, with
-//! real worker and coordinator processes (SPEC.md section 6).
+//! real worker and coordinator processes (docs/operations.md, "Reliability
+//! semantics").
 
 use crate::support;
 

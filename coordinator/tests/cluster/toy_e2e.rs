@@ -1,4 +1,4 @@
-//! The toy world end to end (issue 5): real TorchScript models, real image
+//! The toy world end to end (docs/toy-world.md): real TorchScript models, real image
 //! files, the real CLIP tokenizer and the real MiniLM embedder, through local
 //! mode twice (byte-identical reports) and through RabbitMQ and Redis with two
 //! worker processes (the same report as local mode). The world's structure

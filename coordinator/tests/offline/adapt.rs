@@ -1,4 +1,4 @@
-//! New tasks against the toy hub (issue 12), local mode: `adapt` on each toy
+//! New tasks against the toy hub (README.md, "A new task"), local mode: `adapt` on each toy
 //! dataset reproduces the benchmark report's MLL reuse exactly (accuracy and
 //! every per-sample prediction) while evaluating only the selected models; a
 //! held-out dataset; an unlabelled folder; bad input. One toy world and one

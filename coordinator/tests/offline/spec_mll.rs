@@ -28,7 +28,7 @@ fn spec_has_the_papers_hub_and_targets() {
         assert!(m.params_m.unwrap() >= 100.0 && m.params_m.unwrap() < 5000.0, "{}", m.key);
         assert!(m.gflops.unwrap() > 10.0, "{}", m.key);
     }
-    // SPEC §2: sizes from ~100M to 4.7B parameters; Σ GFLOPs ≈ 11,500.
+    // Sizes from ~100M to 4.7B parameters; Σ GFLOPs ≈ 11,500 (docs/method.md, "The benchmark").
     let gflops: f64 = s.hub.iter().map(|m| m.gflops.unwrap()).sum();
     assert!((11_000.0..12_000.0).contains(&gflops), "sum of GFLOPs {gflops}");
     let eva_e = s.hub.iter().find(|m| m.key == "EVA02-E-14/laion2b_s4b_b115k").unwrap();

@@ -1,4 +1,4 @@
-//! Reuse ensemble (SPEC §4.4) and the baselines built on it.
+//! Reuse ensemble (docs/method.md, "Reuse") and the baselines built on it.
 
 use mll_method::options::EnsembleWeight;
 use mll_method::{

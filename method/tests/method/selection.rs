@@ -1,4 +1,5 @@
-//! Hand-computed cases for every formula of SPEC §4.3.
+//! Hand-computed cases for every formula of selection (docs/method.md,
+//! "Selection").
 //!
 //! World: 4 graph nodes, 2 classes, caption embeddings in 2-D:
 //!   E_G: n0 = (1,0), n1 = (0.8,0.6), n2 = (0,1), n3 = (-1,0)

@@ -3,9 +3,10 @@
 //! nodes (`nodes` i64 [n]) and, when the job asks for K > 0, each image's K best
 //! nodes by cosine (`top_nodes` i32 [n, K], best first): selection then finds
 //! the argmax over its selected nodes by walking that list instead of
-//! recomputing the image's row of S_m (SPEC §4.2–4.3). With `encode_node_texts`
-//! (shard 0) the node texts' embeddings (`text_embeddings` f32 [V, D]) are
-//! stored as a second artifact; every shard encodes them when it needs the lists.
+//! recomputing the image's row of S_m (docs/method.md, "Model labels" and
+//! "Selection"). With `encode_node_texts` (shard 0) the node texts' embeddings
+//! (`text_embeddings` f32 [V, D]) are stored as a second artifact; every shard
+//! encodes them when it needs the lists.
 
 use super::evaluate::{data_error, encode_batches, tensor_f32};
 use super::model::ModelProvider;

@@ -1,7 +1,7 @@
 //! Rust preprocessing against open_clip's own eval transform (PIL +
 //! torchvision) on generated JPEG and PNG images of odd sizes: at most 5/255
-//! apart before normalisation (SPEC §7), for shortest+crop and squash, bicubic
-//! and bilinear.
+//! apart before normalisation (docs/formats.md, "Preprocessing and its parity
+//! with open_clip"), for shortest+crop and squash, bicubic and bilinear.
 
 use crate::support;
 
