@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     ap.add_argument("--world", required=True)
     ap.add_argument("--mll", action="store_true", help="also run a Python reference of MLL selection + reuse (k = 1)")
     ap.add_argument("--weight", choices=["entropy", "inverse_entropy"], default="entropy",
-                    help="MLL reuse weight: H (the paper, SPEC default) or 1/H (released code)")
+                    help="MLL reuse weight: H (the paper's text, the default) or 1/H (released code)")
     ap.add_argument("--verbose", action="store_true", help="print MLL's selected nodes and models per class")
     ap.add_argument("--spec", help="benchmark spec to compare with the world's (e.g. configs/benchmarks/toy.toml)")
     args = ap.parse_args(argv)
@@ -299,7 +299,7 @@ def main(argv=None) -> int:
         problems.append(f"INB ({inb}) is best on every dataset: selection would not matter")
     if args.mll:
         mll = mll_reference(world, graph, models, probs, ds_labels, args.weight, args.verbose)
-        print(f"\n## Python reference of MLL (SPEC section 4; k = 1, alpha = 0.7, 5 nodes per class, F1, {args.weight} weights)\n")
+        print(f"\n## Python reference of MLL (docs/method.md, "The method, step by step"; k = 1, alpha = 0.7, 5 nodes per class, F1, {args.weight} weights)\n")
         print("| dataset | MLL | INB | hub average | oracle |\n|---|---|---|---|---|")
         for d in dcols:
             print(f"| {d} | {mll[d]:.3f} | {acc[inb][d]:.3f} | {np.mean([acc[k][d] for k in keys]):.3f} | {acc[wins[d]][d]:.3f} |")
