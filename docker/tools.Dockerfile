@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The input tools for the cluster's prepare and export Jobs (CPU nodes):
-# scripts/prepare_data, scripts/export_hub (open_clip + torch, and the worker
-# binary for `worker check`) and scripts/wait_inputs.py. torch is PyPI's
+# scripts/prepare-data, scripts/export-hub (open_clip + torch, and the worker
+# binary for `worker check`) and scripts/data/wait_inputs.py. torch is PyPI's
 # torch==2.13.0, the libtorch the worker binary links, at the same path as in
 # the worker image. Build from the repository root:
 #   docker build -f docker/tools.Dockerfile -t mll-tools:0.1.0 .

@@ -76,7 +76,7 @@ impl ClassMap {
         let err = |reason: String| CaptionError::ClassMap { path: self.path.clone(), reason };
         if self.rows.len() != classnames.len() {
             return Err(err(format!(
-                "lists {} classes but the dataset has {}; regenerate the map (scripts/write_class_maps.py) for this dataset's classnames.txt",
+                "lists {} classes but the dataset has {}; regenerate the map (scripts/write-class-maps) for this dataset's classnames.txt",
                 self.rows.len(),
                 classnames.len()
             )));

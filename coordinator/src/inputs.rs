@@ -1,6 +1,6 @@
 //! Inputs checked at submit, before any job is published: a plan whose model
 //! folders are missing, or whose prepared datasets no longer match the
-//! manifest `scripts/prepare_data` wrote, fails here with the model or dataset
+//! manifest `scripts/prepare-data` wrote, fails here with the model or dataset
 //! named (exit 2), instead of as dead letters an hour into the run.
 //!
 //! - every hub model's artifact folder holds `module.pt` and `model.json`
@@ -9,7 +9,7 @@
 //!   the listing hash recorded there: sha256 over `relative path NUL size LF`
 //!   of its files in sorted order (cheap: names and sizes, no content read);
 //! - a dataset taken from the catalog (`catalog = "NAME"`) must be in that
-//!   manifest, i.e. prepared and verified by `prepare_data`.
+//!   manifest, i.e. prepared and verified by `scripts/prepare-data`.
 
 use crate::plan::Plan;
 use mll_common::ids::sha256_hex;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The manifest `scripts/prepare_data` writes at the data root.
+/// The manifest `scripts/prepare-data` writes at the data root.
 pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ fn read_manifest(root: &Path) -> Result<Option<Manifest>, InputCheckError> {
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| InputCheckError::Manifest {
             path,
-            reason: format!("{e} (written by scripts/prepare_data; run it again to rewrite it)"),
+            reason: format!("{e} (written by scripts/prepare-data; run it again to rewrite it)"),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(InputCheckError::Manifest { path, reason: e.to_string() }),
@@ -90,7 +90,7 @@ pub fn verify(plan: &Plan) -> Result<(), InputCheckError> {
                 return Err(InputCheckError::Model {
                     key: m.key.clone(),
                     reason: format!(
-                        "{} is missing (export the hub first: scripts/export_hub --benchmark SPEC --out DATA_ROOT)",
+                        "{} is missing (export the hub first: scripts/export-hub --benchmark SPEC --out DATA_ROOT)",
                         dir.join(file).display()
                     ),
                 });
@@ -112,7 +112,7 @@ pub fn verify(plan: &Plan) -> Result<(), InputCheckError> {
                 return Err(InputCheckError::Dataset {
                     name,
                     reason: format!(
-                        "catalog entry '{c}' is not in {} (prepare it: scripts/prepare_data --out DATA_ROOT --only {c})",
+                        "catalog entry '{c}' is not in {} (prepare it: scripts/prepare-data --out DATA_ROOT --only {c})",
                         root.join(MANIFEST).display()
                     ),
                 });
@@ -127,7 +127,7 @@ pub fn verify(plan: &Plan) -> Result<(), InputCheckError> {
                 name,
                 reason: format!(
                     "{} does not match {} (files added, removed or resized since it was prepared); prepare it again \
-                     (move the folder away, then scripts/prepare_data --out DATA_ROOT)",
+                     (move the folder away, then scripts/prepare-data --out DATA_ROOT)",
                     dir.display(),
                     root.join(MANIFEST).display()
                 ),

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Prepare the benchmark's datasets from the catalog (scripts/prepare_data runs this).
+"""Prepare the benchmark's datasets from the catalog (scripts/prepare-data runs this).
 
-    prepare_data --catalog FILE --out DIR [--only NAME ...] [--from-file NAME=PATH ...]
-                 [--manual-dir DIR] [--captions DIR] [--shard-size N] [--offline] [--no-progress]
+    scripts/prepare-data --catalog FILE --out DIR [--only NAME ...] [--from-file NAME=PATH ...]
+                         [--manual-dir DIR] [--captions DIR] [--shard-size N] [--offline] [--no-progress]
 
 For each catalog entry: take its sources in order of preference (official
 URL, torchvision, the public WebDataset mirror, a file you give with
@@ -394,7 +394,7 @@ def load_wnids(entry: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="prepare_data", description=__doc__,
+    ap = argparse.ArgumentParser(prog="prepare-data", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parents[2]
     ap.add_argument("--catalog", default=str(here / "configs/catalog/datasets.toml"), help="the dataset catalog (TOML)")
@@ -450,13 +450,13 @@ def main(argv=None) -> int:
                 entry["_wnids"] = load_wnids(entry)
             status = prepare_one(entry, args, given.get(name, []), manifest)
             results.append((name, status, time.time() - t0))
-            print(f"prepare_data: {name}: {status} ({entry['samples']} samples, {entry['classes']} classes) -> "
+            print(f"prepare-data: {name}: {status} ({entry['samples']} samples, {entry['classes']} classes) -> "
                   f"{out / entry['path']}", file=sys.stderr)
         except Failure as f:
             failures.append((name, str(f), f.hint))
-            print(f"prepare_data: {name}: FAILED: {f}", file=sys.stderr)
+            print(f"prepare-data: {name}: FAILED: {f}", file=sys.stderr)
         except Exception as e:  # an unexpected bug must not stop the other datasets
-            failures.append((name, f"{type(e).__name__}: {e}", "a bug in prepare_data: report it with this trace"))
+            failures.append((name, f"{type(e).__name__}: {e}", "a bug in prepare-data: report it with this trace"))
             traceback.print_exc()
     # The last run's failures, for whoever waits on this manifest (the coordinator's
     # wait-inputs step fails at once on a dataset it needs instead of timing out).
@@ -467,7 +467,7 @@ def main(argv=None) -> int:
     for name, msg, hint in failures:
         manifest["failures"][name] = {"path": entries[name]["path"], "message": msg, "hint": hint}
     write_manifest(out, manifest)
-    print("\nprepare_data summary:", file=sys.stderr)
+    print("\nprepare-data summary:", file=sys.stderr)
     for name, status, secs in results:
         print(f"  ok      {name:<32} {status} in {secs:.1f}s", file=sys.stderr)
     for name, msg, hint in failures:

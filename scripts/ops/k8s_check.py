@@ -345,7 +345,7 @@ def check_overlay(name: str, docs: list, cluster: dict) -> None:
 
 
 # The input Jobs (k8s/base/inputs.yaml): Python tools on CPU nodes, no --config, no /metrics.
-INPUT_ROLES = {"prepare": "scripts/data/prepare.py", "export": "scripts/export_hub.py"}
+INPUT_ROLES = {"prepare": "scripts/data/prepare.py", "export": "scripts/export/export_hub.py"}
 
 
 def check_input_job(where_: str, role: str, spec: dict, container: dict, pvcs: dict) -> None:
@@ -361,13 +361,13 @@ def check_input_job(where_: str, role: str, spec: dict, container: dict, pvcs: d
 
 
 def check_input_wait(o: str, docs: list) -> None:
-    """The coordinator waits for the inputs (an init container running scripts/wait_inputs.py)."""
+    """The coordinator waits for the inputs (an init container running scripts/data/wait_inputs.py)."""
     for label, tmpl, _ in pod_templates(docs):
         if tmpl["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "coordinator":
             continue
         inits = tmpl["spec"].get("initContainers", [])
-        if not any("/opt/mll/scripts/wait_inputs.py" in c.get("command", []) for c in inits):
-            problem(f"{o}: {label} has no init container running scripts/wait_inputs.py (it would start before "
+        if not any("/opt/mll/scripts/data/wait_inputs.py" in c.get("command", []) for c in inits):
+            problem(f"{o}: {label} has no init container running scripts/data/wait_inputs.py (it would start before "
                     f"the prepare and export Jobs finished)")
 
 

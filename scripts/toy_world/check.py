@@ -6,7 +6,7 @@ tokenizer.json, and prints zero-shot top-1 per (model, dataset) under the
 CLIP_benchmark protocol, the graph-node accuracy per (model, domain), and the best
 model per class of the mixed dataset.
 
-    python scripts/toy_world/check.py --world out/toy-world [--spec configs/benchmarks/toy.toml]
+    scripts/toy-world check --world out/toy-world [--spec configs/benchmarks/toy.toml]
 
 Exits non-zero when the world lacks the structure it is built for (a specialist
 not best on its domain, INB best everywhere, one model best on every mixed class,
@@ -177,7 +177,7 @@ def table(rows, cols, cells, fmt="{:.3f}") -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="toy-world check")
     ap.add_argument("--world", required=True)
     ap.add_argument("--mll", action="store_true", help="also run a Python reference of MLL selection + reuse (k = 1)")
     ap.add_argument("--weight", choices=["entropy", "inverse_entropy"], default="entropy",
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         try:
             if tomllib.loads(spec_toml(spec["data_root"], world)) != spec:
                 problems.append(f"{args.spec} does not match the world definition: regenerate it with "
-                                f"`python scripts/toy_world/generate.py --print-spec {spec['data_root']} > {args.spec}`")
+                                f"`scripts/toy-world generate --print-spec {spec['data_root']} > {args.spec}`")
         except GenerateError as e:
             problems.append(str(e))
 

@@ -2,7 +2,7 @@
 """Deterministic generator of the toy world: a small benchmark in the real formats
 (docs/formats.md) whose models' skills differ by domain by construction.
 
-    python scripts/toy_world/generate.py --out out/toy-world [--seed 0] [--force]
+    scripts/toy-world generate --out out/toy-world [--seed 0] [--force]
 
 Writes into --out (see docs/toy-world.md for the layout) and a stamp file with a
 hash of the generator's sources, the seed and the torch/open_clip versions; when
@@ -621,7 +621,7 @@ def read_imagenet_top1(world: Path) -> dict[str, float]:
     stamp = read_stamp(world)
     if stamp != {"generator_hash": generator_hash(0), "seed": 0}:
         raise GenerateError(f"the toy world in {world} is missing or out of date, so its measured imagenet_top1 "
-                            f"would be stale: run `python scripts/toy_world/generate.py --out {world}` first")
+                            f"would be stale: run `scripts/toy-world generate --out {world}` first")
     try:
         top1 = json.loads((world / W.IMAGENET_ANALOG_FILE).read_text())
     except (OSError, ValueError) as e:
@@ -640,7 +640,7 @@ def spec_toml(data_root: str, world: Path) -> str:
     lines = [
         "# The toy world: a small benchmark in the real formats whose models' skills differ",
         "# by domain by construction (docs/toy-world.md). `coordinator run --local` generates",
-        "# it when missing (see [world]); by hand: python scripts/toy_world/generate.py --out out/toy-world",
+        "# it when missing (see [world]); by hand: scripts/toy-world generate --out out/toy-world",
         'name = "toy"',
         'description = "toy world: 10 toy CLIP models x 5 target datasets, WordNet graph"',
         f"data_root = {q(data_root)}",
@@ -671,7 +671,7 @@ def spec_toml(data_root: str, world: Path) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="toy-world generate", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=False, help="folder to write the world into (outside git or git-ignored)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="regenerate even when the stamp is up to date")

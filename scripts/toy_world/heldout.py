@@ -3,7 +3,7 @@
 task"): a sixth domain mixture for `coordinator adapt`, rendered by the toy
 world's own generator code.
 
-    python scripts/toy_world/heldout.py --out out/toy-world/heldout/toy-heldout [--seed 0]
+    scripts/toy-world heldout --out out/toy-world/heldout/toy-heldout [--seed 0]
 
 Its classes are target classes of four spec datasets (pets, traffic, groceries
 and the tools of toy-mixed) in a new mixture, rendered in the "photo" style
@@ -81,7 +81,7 @@ def write(out: Path, seed: int) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="toy-world heldout", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="folder to write the held-out dataset into")
     ap.add_argument("--seed", type=int, default=0, help="the toy world's seed")
     args = ap.parse_args(argv)

@@ -1,5 +1,5 @@
 //! Preprocessing throughput on one thread (decode + resize + crop +
-//! normalise), for comparison with scripts/bench_preprocess.py on the same files.
+//! normalise), for comparison with scripts/bench-preprocess on the same files.
 //! A second timing runs the stages one by one (decode, resize + crop,
 //! normalise) and prints the milliseconds per image each takes.
 //!

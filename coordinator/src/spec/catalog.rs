@@ -1,6 +1,6 @@
 //! The dataset catalog (`configs/catalog/datasets.toml`, written by
-//! `scripts/write_catalog.py`): per dataset its split, where it lives under the
-//! data root, the converter `scripts/prepare_data` uses, the expected sample and
+//! `scripts/write-catalog`): per dataset its split, where it lives under the
+//! data root, the converter `scripts/prepare-data` uses, the expected sample and
 //! class counts (each with its source), class names in label order, templates,
 //! the MLL caption file and the download sources in order of preference.
 //!
@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use super::error::SpecError;
 
-/// The converters `scripts/prepare_data` implements (scripts/data/converters.py).
+/// The converters `scripts/prepare-data` implements (scripts/data/converters.py).
 pub const CONVERTERS: [&str; 11] = [
     "torchvision",
     "imagefolder_archive",
@@ -68,7 +68,7 @@ pub struct CatalogEntry {
     pub role: Role,
     /// The split MLL evaluates (Country211 `valid`, DTD `val`, resisc45 `all`).
     pub split: String,
-    /// Folder under the data root that `prepare_data` writes.
+    /// Folder under the data root that `scripts/prepare-data` writes.
     pub path: String,
     pub converter: String,
     pub samples: u64,
@@ -438,7 +438,7 @@ mod tests {
     }
 
     /// The paper's spec and the catalog agree on where each target lives, so
-    /// `prepare_data` fills exactly the folders the spec reads.
+    /// `scripts/prepare-data` fills exactly the folders the spec reads.
     #[test]
     fn the_papers_spec_reads_the_catalogs_folders() {
         let c = Catalog::load(&repo().join("configs/catalog/datasets.toml")).unwrap();

@@ -1,9 +1,9 @@
 //! `coordinator submit` checks its inputs before publishing (coordinator/src/inputs.rs):
 //! a missing model folder, a prepared dataset that no longer matches the
-//! manifest of scripts/prepare_data, and a catalog dataset that was never
+//! manifest of scripts/prepare-data, and a catalog dataset that was never
 //! prepared each fail at once with exit 2 and the model or dataset named.
 //! Real RabbitMQ and Redis, the real coordinator binary, digits prepared by
-//! the real scripts/prepare_data.
+//! the real scripts/prepare-data.
 
 use crate::support;
 
@@ -22,7 +22,7 @@ fn prepare_digits(out: &Path) {
         .args(["--out", out.to_str().unwrap(), "--only", "digits", "--no-progress", "--offline"])
         .output()
         .expect("run scripts/data/prepare.py");
-    assert!(out.status.success(), "prepare_data failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "prepare-data failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn submit(c: &Cluster, spec: &Path) -> (i32, String) {
@@ -47,7 +47,7 @@ fn submit_fails_with_exit_2_naming_a_missing_model_or_a_changed_dataset() {
     // The model folder is missing: nothing is published.
     let (code, err) = submit(&c, &spec);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("model 'tiny/v1'") && err.contains("module.pt is missing") && err.contains("export_hub"), "{err}");
+    assert!(err.contains("model 'tiny/v1'") && err.contains("module.pt is missing") && err.contains("export-hub"), "{err}");
     assert!(c.redis_set(&run, "expected:evaluate").is_empty());
 
     // With the model folder (presence is what submit checks; no worker runs here)
@@ -70,5 +70,5 @@ fn submit_fails_with_exit_2_naming_a_missing_model_or_a_changed_dataset() {
     std::fs::remove_file(c.path("manifest.json")).unwrap();
     let (code, err) = submit(&c, &spec);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("catalog entry 'digits' is not in") && err.contains("prepare_data"), "{err}");
+    assert!(err.contains("catalog entry 'digits' is not in") && err.contains("prepare-data"), "{err}");
 }

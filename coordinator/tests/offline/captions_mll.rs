@@ -83,7 +83,7 @@ fn every_class_map_is_a_bijection_onto_the_caption_keys() {
 fn minilm_tokenizer() -> tokenizers::Tokenizer {
     let python = std::env::var_os("MLL_VENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
     let out = std::process::Command::new(&python)
-        .arg(repo().join("scripts/embedder_folder.py"))
+        .arg(repo().join("scripts/export/embedder_folder.py"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python:?} ({e}): `source scripts/env.sh` first"));
     assert!(out.status.success(), "embedder_folder.py: {}", String::from_utf8_lossy(&out.stderr));

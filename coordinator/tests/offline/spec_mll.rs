@@ -100,7 +100,7 @@ fn inb_picks_vit_h_14_378_dfn5b() {
     assert_eq!(keys, ["ViT-H-14-378-quickgelu/dfn5b", "EVA02-E-14/laion2b_s4b_b115k", "ViT-L-14-quickgelu/dfn2b"]);
 }
 
-/// The committed spec is what scripts/write_mll_spec.py writes from the
+/// The committed spec is what scripts/write-mll-spec writes from the
 /// reference files (shared/reference beside the checkout; a missing one fails).
 #[test]
 fn spec_is_up_to_date_with_its_generator() {
@@ -111,7 +111,7 @@ fn spec_is_up_to_date_with_its_generator() {
         reference.display()
     );
     let out = std::process::Command::new("python3")
-        .arg(repo().join("scripts/write_mll_spec.py"))
+        .arg(repo().join("scripts/configs/write_mll_spec.py"))
         .arg("--reference")
         .arg(&reference)
         .arg("--check")

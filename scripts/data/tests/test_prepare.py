@@ -1,4 +1,4 @@
-"""scripts/prepare_data end to end: the real digits through the real path, every
+"""scripts/prepare-data end to end: the real digits through the real path, every
 converter on fixtures written in the real formats, and the failure paths.
 Run by scripts/test (`python -m pytest scripts/data/tests`)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""scripts/wait_inputs.py (the coordinator Job's wait for the prepare and export Jobs)."""
+"""scripts/data/wait_inputs.py (the coordinator Job's wait for the prepare and export Jobs)."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(HERE.parent))
 import prepare  # noqa: E402
 import wait_inputs  # noqa: E402
@@ -27,7 +25,7 @@ def test_waits_for_datasets_and_models_and_fails_on_recorded_failures(tmp_path, 
     (tmp_path / "models/a/module.pt").write_bytes(b"x")
     (tmp_path / "models/a/model.json").write_text("{}")
     assert wait_inputs.main(args) == 0
-    # A dataset prepare_data recorded as failed fails at once, with its hint.
+    # A dataset prepare-data recorded as failed fails at once, with its hint.
     spec.write_text(spec.read_text() + '[[datasets]]\nname = "FER2013"\nformat = "webdataset"\n'
                     'path = "datasets/wds_fer2013/test"\n')
     assert prepare.main(["--out", str(tmp_path), "--only", "FER2013", "--no-progress", "--offline"]) == 1

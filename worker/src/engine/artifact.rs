@@ -137,7 +137,7 @@ impl ModelArtifact {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, EngineError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(EngineError::artifact(dir, "is not a directory (expected an export of scripts/export_open_clip.py)"));
+            return Err(EngineError::artifact(dir, "is not a directory (expected an export of scripts/export-open-clip)"));
         }
         let meta_path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&meta_path).map_err(|source| EngineError::ArtifactRead { path: meta_path.clone(), source })?;

@@ -33,7 +33,7 @@ pub enum EngineError {
     },
     /// libtorch could not load module.pt (truncated, corrupt, wrong format);
     /// `source` is libtorch's error when it gave one.
-    #[error("cannot load TorchScript module {path}: {reason} (re-export it with scripts/export_open_clip.py)")]
+    #[error("cannot load TorchScript module {path}: {reason} (re-export it with scripts/export-open-clip)")]
     Load {
         path: PathBuf,
         reason: String,

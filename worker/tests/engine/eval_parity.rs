@@ -25,7 +25,7 @@ fn vit_b_32() -> PathBuf {
     }
     let tmp =
         Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let script = support::repo_root().join("scripts/export_open_clip.py");
+    let script = support::repo_root().join("scripts/export/export_open_clip.py");
     support::run_python(&[script.to_str().unwrap(), "ViT-B-32", "openai", tmp.to_str().unwrap(), "--random-weights", "--seed", "0"]);
     // Another test may have raced us; either copy is the same export.
     let _ = std::fs::rename(&tmp, &dir);

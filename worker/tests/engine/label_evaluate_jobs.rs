@@ -18,7 +18,7 @@ fn model_dir() -> std::path::PathBuf {
     let cache = std::env::var("MLL_CACHE_DIR").expect("source scripts/env.sh");
     let dir = Path::new(&cache).join("test-models/ViT-B-32-random-s0");
     if !dir.join("model.json").exists() {
-        let script = support::repo_root().join("scripts/export_open_clip.py");
+        let script = support::repo_root().join("scripts/export/export_open_clip.py");
         let tmp =
             Path::new(&cache).join(format!("test-models/ViT-B-32-random-s0.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
         support::run_python(&[script.to_str().unwrap(), "ViT-B-32", "openai", tmp.to_str().unwrap(), "--random-weights", "--seed", "0"]);

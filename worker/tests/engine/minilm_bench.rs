@@ -44,7 +44,8 @@ fn captions() -> Vec<String> {
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn minilm_throughput_cpu() {
     tch::set_num_threads(THREADS);
-    let out = Command::new(python()).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/embedder_folder.py")).output().unwrap();
+    let out =
+        Command::new(python()).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/export/embedder_folder.py")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let folder = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
     let texts = captions();

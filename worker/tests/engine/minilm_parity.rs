@@ -53,7 +53,7 @@ fn run_python(args: &[&str], stdin: Option<&str>) -> String {
 fn model_folder() -> &'static PathBuf {
     static F: OnceLock<PathBuf> = OnceLock::new();
     F.get_or_init(|| {
-        let script = repo().join("scripts/embedder_folder.py");
+        let script = repo().join("scripts/export/embedder_folder.py");
         PathBuf::from(run_python(&[script.to_str().unwrap()], None).trim())
     })
 }
@@ -171,7 +171,7 @@ fn embed_executor_writes_the_artifact_and_fails_clearly() {
     let err = exec.execute(&embed_job("embedders/nope", texts.clone()), &ctx).unwrap_err();
     assert!(err.is_permanent(), "expected a permanent error, got {err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("embedders/nope") && msg.contains("embedder_folder.py"), "unhelpful message: {msg}");
+    assert!(msg.contains("embedders/nope") && msg.contains("embedder-folder"), "unhelpful message: {msg}");
 
     // A corrupt weights file is permanent too, naming the file.
     let bad = data.path().join("embedders/bad");

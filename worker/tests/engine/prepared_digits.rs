@@ -1,5 +1,5 @@
 //! The smoke-test dataset end to end: scikit-learn's digits (real images)
-//! prepared by scripts/prepare_data into CLIP_benchmark WebDataset shards, then
+//! prepared by scripts/prepare-data into CLIP_benchmark WebDataset shards, then
 //! `worker eval` (the binary) on them with a tiny random model: the worker reads
 //! every shard, all 1,797 samples, with the labels scikit-learn gives.
 
@@ -24,7 +24,7 @@ fn worker_eval_reads_the_prepared_digits() {
         "500",
     ]);
     let model = dir.path().join("models/tiny");
-    support::run_python(&[root.join("scripts/data/tests/tiny_model.py").to_str().unwrap(), model.to_str().unwrap()]);
+    support::run_python(&[root.join("scripts/export/tests/tiny_model.py").to_str().unwrap(), model.to_str().unwrap()]);
     let dataset = dir.path().join("datasets/digits/all");
     assert_eq!(std::fs::read_to_string(dataset.join("nshards.txt")).unwrap().trim(), "4");
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_clip_tokenizer import build_clip_tokenizer_json  # noqa: E402
 
 SIZE, DIM, VOCAB, CTX = 32, 16, 49408, 77

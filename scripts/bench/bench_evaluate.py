@@ -7,8 +7,8 @@ embeddings per class, renormalised; logits = logit_scale * img @ W^T).
 Driven by scripts/bench-evaluate, which times `worker eval` on the same data.
 
 usage:
-  scripts/bench_evaluate.py make DIR [--count N] [--classes C]   # seeded ImageFolder of JPEGs (cached)
-  scripts/bench_evaluate.py run MODEL_DIR DATA_DIR [--threads 2] [--workers 2] [--batch-size 64] [--json OUT]
+  scripts/bench/bench_evaluate.py make DIR [--count N] [--classes C]   # seeded ImageFolder of JPEGs (cached)
+  scripts/bench/bench_evaluate.py run MODEL_DIR DATA_DIR [--threads 2] [--workers 2] [--batch-size 64] [--json OUT]
 """
 import argparse
 import json

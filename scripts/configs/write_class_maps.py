@@ -6,7 +6,7 @@ caption files (captions/<Dataset>.json) and the names the released reuse.py
 puts into its prompts.
 
 Usage:
-  scripts/write_class_maps.py [--reference DIR] [--clip-benchmark DIR] [--out DIR] [--check]
+  scripts/write-class-maps [--reference DIR] [--clip-benchmark DIR] [--out DIR] [--check]
 
 --reference: MLL reference folder with classnames/*.txt and captions/*.json
   (default: ../shared/reference/mll next to the repository).
@@ -39,7 +39,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # MLL dataset -> where the WebDataset folder's class names come from:
 # ("en", key): CLIP_benchmark's en_classnames.json[key];
@@ -198,7 +198,7 @@ def render(name: str, rows: list) -> str:
     out = [
         f"# {name}: the dataset's class names (label order, as its WebDataset folder's classnames.txt",
         "# lists them) -> MLL's class names, the keys of MLL's captions/" + name + ".json.",
-        "# Written by scripts/write_class_maps.py; edit that script, not this file.",
+        "# Written by scripts/write-class-maps (scripts/configs/write_class_maps.py); edit that script, not this file.",
         f"# Dataset side: {source}.",
         f"# Caption keys: MLL repository (github LAMDASZ-ML/MLL) classnames/{name}.txt and captions/{name}.json.",
         f"# Pairing used here: {', '.join(hows)} (see the script's docstring).",
@@ -213,7 +213,7 @@ def render(name: str, rows: list) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="write-class-maps", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", type=Path, default=REPO.parent / "shared" / "reference" / "mll")
     ap.add_argument("--clip-benchmark", type=Path,
                     default=Path("/work/ref-src/CLIP_benchmark/clip_benchmark/datasets"))
@@ -239,7 +239,7 @@ def main() -> None:
         path.write_text(text, encoding="utf-8")
     if args.check:
         if stale:
-            sys.exit(f"out of date (run scripts/write_class_maps.py): {', '.join(stale)}")
+            sys.exit(f"out of date (run scripts/write-class-maps): {', '.join(stale)}")
         print(f"{args.out}: {len(SOURCES)} class maps up to date")
     else:
         print(f"wrote {len(SOURCES)} class maps to {args.out}")

@@ -4,8 +4,8 @@ on one thread, for comparison with the Rust preprocessing
 (`cargo run --release -p mll-worker --example bench_preprocess -- DIR`).
 
 usage:
-  scripts/bench_preprocess.py make DIR [--count N]   # writes N seeded JPEGs of ImageNet-like sizes
-  scripts/bench_preprocess.py run DIR [--size 224] [--repeat 3]
+  scripts/bench-preprocess make DIR [--count N]   # writes N seeded JPEGs of ImageNet-like sizes
+  scripts/bench-preprocess run DIR [--size 224] [--repeat 3]
 
 Both sides read every file into memory first and time decode + resize + crop
 + to-tensor + normalise only; then each stage alone, in ms per image.
@@ -71,7 +71,7 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(prog="bench-preprocess")
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make")
     m.add_argument("dir")

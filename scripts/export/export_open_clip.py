@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Export an open_clip model as a model artifact folder (docs/formats.md).
 
-    export_open_clip.py MODEL PRETRAINED OUT_DIR [--random-weights] [--seed N]
-                        [--parity-out FILE.safetensors]
+    scripts/export-open-clip MODEL PRETRAINED OUT_DIR [--random-weights] [--seed N]
+                             [--parity-out FILE.safetensors]
 
 Writes OUT_DIR/module.pt (TorchScript, traced in fp32 on CPU, methods
 encode_image / encode_text, both L2-normalised), OUT_DIR/model.json and
@@ -55,7 +55,7 @@ class Wrapper(torch.nn.Module):
 
 
 def die(msg):
-    print(f"export_open_clip: error: {msg}", file=sys.stderr)
+    print(f"export-open-clip: error: {msg}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -89,7 +89,7 @@ def check_against_reference(model_name, tag, meta):
     ref_path = os.environ.get("MLL_PREPROCESS_REFERENCE")
     if not ref_path:
         here = os.path.dirname(os.path.abspath(__file__))
-        ref_path = os.path.join(here, "..", "..", "shared", "reference", "open_clip", "preprocess_configs.json")
+        ref_path = os.path.join(here, "..", "..", "..", "shared", "reference", "open_clip", "preprocess_configs.json")
     if not os.path.exists(ref_path):
         return
     with open(ref_path) as f:
@@ -101,7 +101,7 @@ def check_against_reference(model_name, tag, meta):
             mean_ok = all(abs(a - b) < 1e-6 for a, b in zip(meta["mean"], r["mean"]))
             std_ok = all(abs(a - b) < 1e-6 for a, b in zip(meta["std"], r["std"]))
             if got != want or not mean_ok or not std_ok:
-                print(f"export_open_clip: WARNING: preprocessing {got} mean={meta['mean']} std={meta['std']} "
+                print(f"export-open-clip: WARNING: preprocessing {got} mean={meta['mean']} std={meta['std']} "
                       f"differs from the reference {want} mean={r['mean']} std={r['std']} ({ref_path})",
                       file=sys.stderr)
             return
@@ -123,7 +123,7 @@ def hf_tokenizer_json(tokenizer, out_path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="export-open-clip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("pretrained", help="open_clip pretrained tag (e.g. openai, laion2b_s34b_b79k)")
     ap.add_argument("out_dir")
@@ -236,7 +236,7 @@ def main():
             die(f"{name}: traced output shape {tuple(got.shape)} != eager {tuple(eager.shape)}")
         cos = cosine_rows(got, eager).min().item()
         diff = (got - eager).abs().max().item()
-        print(f"export_open_clip: {name}: min cosine {cos:.7f}, max abs diff {diff:.2e}")
+        print(f"export-open-clip: {name}: min cosine {cos:.7f}, max abs diff {diff:.2e}")
         worst = min(worst, cos)
     if worst < MIN_COSINE:
         os.remove(tmp)
@@ -280,7 +280,7 @@ def main():
             "text_embeddings": wrapper.encode_text(check_tokens).contiguous(),
         }, args.parity_out, metadata={"texts": json.dumps(check_texts), "model_key": meta["model_key"]})
 
-    print(f"export_open_clip: wrote {args.out_dir} ({meta['model_key']}, D={embed_dim}, S={size}, "
+    print(f"export-open-clip: wrote {args.out_dir} ({meta['model_key']}, D={embed_dim}, S={size}, "
           f"build {build_s:.1f}s, trace {trace_s:.1f}s)")
 
 

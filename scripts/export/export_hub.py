@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Export every model of a benchmark spec's hub (scripts/export_hub runs this).
+"""Export every model of a benchmark spec's hub (scripts/export-hub runs this).
 
-    export_hub --benchmark FILE --out DIR [--jobs N] [--random-weights] [--worker BIN] [--only KEY ...]
+    scripts/export-hub --benchmark FILE --out DIR [--jobs N] [--random-weights] [--worker BIN] [--only KEY ...]
 
 Each hub entry `<arch>/<tag>` with artifact folder A is exported by
-scripts/export_open_clip.py into DIR/.tmp-export/, checked with `worker check`
+scripts/export/export_open_clip.py into DIR/.tmp-export/, checked with `worker check`
 and only then renamed to DIR/A (DIR is the data root the spec's artifact paths
 are relative to). An existing DIR/A is kept when its model.json names the same
 model (and the same --random-weights choice) and `worker check` passes.
@@ -31,7 +31,7 @@ import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parents[1]
 
 
 def find_worker(given: str | None) -> Path:
@@ -41,7 +41,7 @@ def find_worker(given: str | None) -> Path:
     for c in cands:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return Path(c)
-    sys.exit("export_hub: error: no worker binary to check exports with (tried --worker, $CARGO_TARGET_DIR/"
+    sys.exit("export-hub: error: no worker binary to check exports with (tried --worker, $CARGO_TARGET_DIR/"
              "{release,debug}/worker, PATH); build it (`cargo build -p mll-worker`) or pass --worker BIN")
 
 
@@ -112,7 +112,7 @@ def write_hub_manifest(out: Path, hub: list, results: dict):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="export_hub", description=__doc__,
+    ap = argparse.ArgumentParser(prog="export-hub", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmark", required=True, help="benchmark spec (TOML) whose [[hub]] to export")
     ap.add_argument("--out", required=True, help="data root the spec's artifact paths are relative to (e.g. /data)")
@@ -146,15 +146,15 @@ def main(argv=None) -> int:
                 results[key] = fut.result()
             except Exception as e:  # isolate: a bug on one model must not lose the others' results
                 results[key] = ("FAILED", f"{type(e).__name__}: {e}", 0.0)
-            print(f"export_hub: [{n}/{len(hub)}] {key}: {results[key][0]}", file=sys.stderr, flush=True)
-    print("\nexport_hub summary:", file=sys.stderr)
+            print(f"export-hub: [{n}/{len(hub)}] {key}: {results[key][0]}", file=sys.stderr, flush=True)
+    print("\nexport-hub summary:", file=sys.stderr)
     for m in hub:
         status, detail, secs = results[m["key"]]
         print(f"  {status:<8} {m['key']:<48} {secs:6.1f}s  {detail}", file=sys.stderr)
     write_hub_manifest(Path(args.out), hub, results)
     failed = [k for k, r in results.items() if r[0] == "FAILED"]
     counts = {s: sum(r[0] == s for r in results.values()) for s in ("exported", "kept", "FAILED")}
-    print(f"export_hub: {counts['exported']} exported, {counts['kept']} kept, {counts['FAILED']} failed", file=sys.stderr)
+    print(f"export-hub: {counts['exported']} exported, {counts['kept']} kept, {counts['FAILED']} failed", file=sys.stderr)
     return 1 if failed else 0
 
 

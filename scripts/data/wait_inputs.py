@@ -6,8 +6,8 @@
 Run before `coordinator submit` (the Kubernetes coordinator Job's init
 container) while the prepare and export Jobs fill the shared volume. Ready
 when every dataset of the spec is listed in <data root>/manifest.json
-(scripts/prepare_data) and every hub model's folder holds module.pt and
-model.json (scripts/export_hub renames a folder into place only after
+(scripts/prepare-data) and every hub model's folder holds module.pt and
+model.json (scripts/export-hub renames a folder into place only after
 `worker check` passed). Fails at once (exit 2) when a needed dataset or model
 is recorded as failed in manifest.json / hub-manifest.json, and after
 --timeout with the list of what is still missing. Standard library only.
@@ -41,7 +41,7 @@ def missing_inputs(spec: dict, root: Path) -> tuple[list[str], list[str]]:
             continue
         if path in failed_ds:
             n, f = failed_ds[path]
-            failed.append(f"dataset {d.get('name', n)} ({path}): prepare_data failed: {f.get('message')}; "
+            failed.append(f"dataset {d.get('name', n)} ({path}): prepare-data failed: {f.get('message')}; "
                           f"what to do: {f.get('hint')}")
         else:
             missing.append(f"dataset {d.get('name')} ({root / path}) is not in {root / 'manifest.json'}")
@@ -51,7 +51,7 @@ def missing_inputs(spec: dict, root: Path) -> tuple[list[str], list[str]]:
             continue
         rec = hub_manifest.get("models", {}).get(m["key"], {})
         if rec.get("status") == "FAILED":
-            failed.append(f"model {m['key']}: export_hub failed: {rec.get('detail')}")
+            failed.append(f"model {m['key']}: export-hub failed: {rec.get('detail')}")
         else:
             missing.append(f"model {m['key']}: {folder} has no module.pt/model.json yet")
     return missing, failed
