@@ -90,7 +90,7 @@ def sha256(p: Path) -> str:
 
 # ------------------------------------------------------------------ catalog
 def test_converter_names_agree_with_the_rust_catalog():
-    rust = (REPO / "common/src/catalog.rs").read_text()
+    rust = (REPO / "coordinator/src/spec/catalog.rs").read_text()
     block = re.search(r"pub const CONVERTERS: \[&str; \d+\] = \[(.*?)\];", rust, re.S).group(1)
     assert sorted(re.findall(r'"([a-z0-9_]+)"', block)) == sorted(converters.CONVERTERS)
     for e in catalog_entries().values():
