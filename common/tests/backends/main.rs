@@ -1,0 +1,6 @@
+//! The queue and store backends against the real RabbitMQ and Redis, one test
+//! binary: every test uses its own queue names or run name and removes them
+//! at the end, so tests running side by side do not see each other.
+
+mod amqp_queue;
+mod redis_store;
