@@ -48,7 +48,6 @@ pub fn code(e: &anyhow::Error, local: impl Fn(&(dyn Error + 'static)) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
 
     #[test]
     fn the_first_classified_cause_decides() {

@@ -38,17 +38,17 @@ use mll_common::config::Settings;
 use mll_common::job::{DiagnosticBehavior, DiagnosticJob};
 use mll_common::queue::amqp::AmqpQueue;
 use mll_common::queue::{Consumer, DeadLettered, JobQueue, Outgoing, QueueError};
-use mll_coordinator::spec::BenchmarkSpec;
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{CommitOutcome, JobCheck, Committer, RunMeta, RunState, StageProgress, StoreError};
+use mll_common::store::{CommitOutcome, Committer, JobCheck, RunMeta, RunState, StoreError};
 use mll_common::{wire, Job, JobId, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan;
+use mll_coordinator::spec::BenchmarkSpec;
 use mll_worker::consume::{Executors, LoopOptions, LoopStats, WorkerLoop};
 use mll_worker::executor::ExecContext;
 use mll_worker::executors::diagnostic::DiagnosticExecutor;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -289,7 +289,8 @@ impl Bench {
         let want: HashSet<JobId> = plan.jobs.iter().map(|j| j.id.clone()).collect();
         let control = RunControl {
             queue: self.queue.clone(),
-            store: self.store.clone(),
+            // The coordinator's side needs no timing: the real store.
+            store: Arc::new(self.redis.clone()),
             artifacts: ArtifactStore::new(self.dir.path().join("artifacts")),
             publish_batch: self.settings.coordinator.publish_batch,
         };
@@ -464,7 +465,7 @@ async fn main() -> anyhow::Result<()> {
         let unloaded = if bench.args.latency_jobs > 0 { Some(bench.unloaded(&mut rx, &runs[2]).await?) } else { None };
         let status = RunControl {
             queue: bench.queue.clone(),
-            store: bench.store.clone(),
+            store: Arc::new(bench.redis.clone()),
             artifacts: ArtifactStore::new(bench.dir.path().join("artifacts")),
             publish_batch: 1,
         }

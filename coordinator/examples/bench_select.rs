@@ -34,9 +34,9 @@ use mll_common::output::ClassCounts;
 use mll_coordinator::spec::MethodOptions;
 use mll_method::assess::{build_dataset_report, summarise, DatasetData, DatasetInput};
 use mll_method::experiments::{combine, dataset_experiments, ExperimentOptions};
-use mll_method::{mix, Accuracy, HubSelection, ModelLabels, Predictions, SplitMix64, TopNodes};
 use mll_method::outcome::{ModelInfo, Report};
 use mll_method::report::{report_json, report_markdown};
+use mll_method::{mix, Accuracy, HubSelection, ModelLabels, Predictions, SplitMix64, TopNodes};
 use ndarray::Array2;
 use std::time::Instant;
 

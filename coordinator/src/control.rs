@@ -3,11 +3,11 @@
 //! result store (and the spec text in the artifact store, so a run can be
 //! resumed even after the store lost its data).
 
-use mll_common::exit::InputError;
 use crate::plan::{Plan, PlanError};
-use mll_common::artifact::{ArtifactError, ArtifactStore};
-use mll_common::queue::{JobQueue, Outgoing, QueueError};
 use crate::spec::SpecError;
+use mll_common::artifact::{ArtifactError, ArtifactStore};
+use mll_common::exit::InputError;
+use mll_common::queue::{JobQueue, Outgoing, QueueError};
 use mll_common::store::{Ledger, RunMeta, RunState, StageProgress, StoreError};
 use mll_common::telemetry::metrics;
 use mll_common::{wire, JobId, RunId, Stage};

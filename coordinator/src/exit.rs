@@ -6,8 +6,8 @@ use crate::control::ControlError;
 use crate::inputs::InputCheckError;
 use crate::plan::PlanError;
 use crate::spec::SpecError;
-pub use mll_common::exit::{InputError, Interrupted, INPUT, INTERRUPTED};
 use mll_common::exit::shared_code;
+pub use mll_common::exit::{InputError, Interrupted, INPUT, INTERRUPTED};
 
 pub fn code(e: &anyhow::Error) -> i32 {
     mll_common::exit::code(e, |cause| {

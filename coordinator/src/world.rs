@@ -3,8 +3,8 @@
 //! planning; the generator itself keeps a stamp and returns at once when its
 //! output is up to date.
 
-use anyhow::Context;
 use crate::spec::BenchmarkSpec;
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -5,17 +5,16 @@
 
 use super::experiments::{dataset_experiments, DatasetExperiments, ExperimentOptions};
 use super::{
-    hub_average, imagenet_ranking, inb_models, oracle, order_desc, random_selection, same_models_for_all_classes,
-    Accuracy, HubSelection, MethodError, ModelLabels, Selection,
+    hub_average, imagenet_ranking, inb_models, oracle, order_desc, random_selection, same_models_for_all_classes, Accuracy, HubSelection,
+    MethodError, ModelLabels, Selection,
 };
 use crate::input::classes_of;
 pub use crate::input::{mean_finite, DatasetData, DatasetInput, GraphInput, ReportInput};
 use crate::names;
-use crate::outcome::*;
 use crate::options::{EnsembleWeight, MethodOptions};
+use crate::outcome::*;
 use ndarray::ArrayView2;
 use std::collections::BTreeMap;
-
 
 /// Builds the whole report from in-memory inputs: selection for every dataset
 /// (when the graph has every model's labels), then each dataset, then the summary.
@@ -114,7 +113,6 @@ pub fn mll_notes(models: &[ModelInfo], labelled: Option<&[bool]>) -> Vec<String>
         }
     }
 }
-
 
 /// One dataset's part of the report. `node_ids` is the graph's (None: no
 /// graph); `selection` is MLL's for this dataset when it ran.
@@ -354,7 +352,6 @@ fn class_selections(data: &DatasetData, sel: &Selection, node_ids: &[String]) ->
         })
         .collect()
 }
-
 
 /// Means over the complete datasets. A method missing on a complete dataset is
 /// listed in `missing` and left out of its mean; NaN metric values are skipped.

@@ -14,11 +14,11 @@
 //! probabilities are in memory) and combined at the end ([`combine`]).
 //! Everything is deterministic: fixed orders from the seed, ties by hub order.
 
-use crate::input::{mean_finite, DatasetData};
 use super::reuse::term;
 use super::{first_max, inb_models, mix, pick_top_k, same_models_for_all_classes, MethodError, Selection, SplitMix64};
-use crate::outcome::*;
+use crate::input::{mean_finite, DatasetData};
 use crate::options::MethodOptions;
+use crate::outcome::*;
 use std::collections::BTreeMap;
 
 /// What the experiments sweep.

@@ -79,7 +79,8 @@ impl MethodPreset {
                 ..base
             },
         }
-    }}
+    }
+}
 
 /// With `micro_average`: how each matched node's counts enter the pooled counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

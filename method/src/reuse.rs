@@ -202,7 +202,9 @@ impl<'a> ReusePool<'a> {
             .iter()
             .enumerate()
             .map(|(x, &y)| {
-                let f = class_models.get(y).ok_or_else(|| MethodError::Input(format!("prediction {y} is not one of the {} classes", class_models.len())))?;
+                let f = class_models
+                    .get(y)
+                    .ok_or_else(|| MethodError::Input(format!("prediction {y} is not one of the {} classes", class_models.len())))?;
                 let (mut q, mut w) = (0.0, 0.0);
                 for &m in f {
                     let (p, wm) = self.model(m)?;

@@ -477,9 +477,8 @@ mod tests {
     use mll_common::queue::memory::MemoryQueue;
     use mll_common::queue::Outgoing;
     use mll_common::store::embedded::EmbeddedStore;
-    use mll_common::store::{JobCheck, RunMeta, StageProgress, StoreError};
+    use mll_common::store::{JobCheck, Ledger, RunMeta, StoreError};
     use mll_common::{JobId, JobPayload, RunId};
-    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicBool, AtomicU32};
     use std::sync::Mutex;
 
@@ -570,7 +569,7 @@ mod tests {
                 dir: tempfile::tempdir().unwrap(),
                 run: RunId::new("consume-test").unwrap(),
             };
-            w.store.put_meta(&w.run, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
+            w.store.inner.put_meta(&w.run, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
             let mut ids = Vec::new();
             let mut out = Vec::new();
             for index in 0..n {
@@ -580,7 +579,7 @@ mod tests {
                 out.push(Outgoing { job_id: id.to_string(), body: wire::encode(&job).unwrap() });
                 ids.push(id);
             }
-            w.store.expect(&w.run, Stage::Diagnostic, &ids).await.unwrap();
+            w.store.inner.expect(&w.run, Stage::Diagnostic, &ids).await.unwrap();
             w.queue.publish(&out).await.unwrap();
             (w, ids)
         }
@@ -614,9 +613,9 @@ mod tests {
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { committed: 3, ..LoopStats::default() });
         assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "every delivery was acked");
-        let executions = w.store.executions(&w.run).await.unwrap();
+        let executions = w.store.inner.executions(&w.run).await.unwrap();
         for id in &ids {
-            assert!(w.store.result(&w.run, id).await.unwrap().is_some());
+            assert!(w.store.inner.result(&w.run, id).await.unwrap().is_some());
             assert_eq!(executions.get(id), Some(&1));
         }
         // One pre-execution read per job (meta and done-ness together), and
@@ -630,15 +629,15 @@ mod tests {
         w.store.commit(&w.run, Stage::Diagnostic, &ids[0], b"first").await.unwrap();
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { committed: 1, duplicates: 1, ..LoopStats::default() });
-        assert_eq!(w.store.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]), "the first result stands");
-        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), None, "a done job does not run again");
+        assert_eq!(w.store.inner.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]), "the first result stands");
+        assert_eq!(w.store.inner.executions(&w.run).await.unwrap().get(&ids[0]), None, "a done job does not run again");
 
         let (w, _) = World::new(2, 0, DiagnosticBehavior::Succeed).await;
-        w.store.set_state(&w.run, RunState::Cancelled).await.unwrap();
+        w.store.inner.set_state(&w.run, RunState::Cancelled).await.unwrap();
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { cancelled: 2, ..LoopStats::default() });
         assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "a cancelled run's jobs are dropped");
-        assert!(w.store.executions(&w.run).await.unwrap().is_empty());
+        assert!(w.store.inner.executions(&w.run).await.unwrap().is_empty());
         assert_eq!(w.store.calls(), ["check_job", "check_job"]);
     }
 
@@ -649,7 +648,7 @@ mod tests {
         let fresh = World { store: Arc::new(Probe::new()), ..w };
         let stats = fresh.drain().await;
         assert_eq!(stats.committed, 1);
-        assert!(fresh.store.result(&fresh.run, &ids[0]).await.unwrap().is_some());
+        assert!(fresh.store.inner.result(&fresh.run, &ids[0]).await.unwrap().is_some());
     }
 
     #[tokio::test]
@@ -660,7 +659,7 @@ mod tests {
         // Held and retried in hand, not requeued: no delivery was used up.
         assert_eq!(stats, LoopStats { committed: 1, ..LoopStats::default() });
         assert_eq!(w.store.calls().iter().filter(|c| **c == "check_job").count(), 4);
-        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1));
+        assert_eq!(w.store.inner.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1));
     }
 
     #[tokio::test]
@@ -675,7 +674,7 @@ mod tests {
         let stats = run.await.unwrap();
         assert_eq!(stats, LoopStats { requeued: 1, ..LoopStats::default() });
         assert_eq!(w.queue.depths().await.unwrap(), (1, 0), "the job is back in the queue");
-        assert!(w.store.executions(&w.run).await.unwrap().is_empty(), "it never started");
+        assert!(w.store.inner.executions(&w.run).await.unwrap().is_empty(), "it never started");
     }
 
     #[tokio::test]
@@ -706,9 +705,9 @@ mod tests {
         w.store.hide_done.store(true, Ordering::SeqCst);
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { duplicates: 1, ..LoopStats::default() });
-        assert_eq!(w.store.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]));
+        assert_eq!(w.store.inner.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]));
         assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "the duplicate is acked");
-        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1), "it ran, and that run was counted");
+        assert_eq!(w.store.inner.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1), "it ran, and that run was counted");
     }
 
     #[tokio::test]
@@ -720,7 +719,7 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert!(dead[0].reason.contains("fails permanently"), "{}", dead[0].reason);
         assert_eq!(dead[0].job_id.as_deref(), Some(ids[0].as_str()));
-        let failures = w.store.failures(&w.run, Stage::Diagnostic).await.unwrap();
+        let failures = w.store.inner.failures(&w.run, Stage::Diagnostic).await.unwrap();
         assert!(failures[&ids[0]].contains("fails permanently"), "{failures:?}");
     }
 
@@ -732,7 +731,7 @@ mod tests {
         assert_eq!(stats, LoopStats { requeued: u64::from(attempts) - 1, dead_lettered: 1, ..LoopStats::default() });
         let dead = w.queue.drain_dead_letters().await.unwrap();
         assert!(dead[0].reason.contains(&format!("failed on {attempts} of {attempts} attempts")), "{}", dead[0].reason);
-        assert_eq!(w.store.executions(&w.run).await.unwrap().get(&ids[0]), Some(&u64::from(attempts)));
+        assert_eq!(w.store.inner.executions(&w.run).await.unwrap().get(&ids[0]), Some(&u64::from(attempts)));
     }
 
     #[tokio::test]
@@ -743,11 +742,11 @@ mod tests {
         let started = Instant::now();
         let run = tokio::spawn(async move { worker.run(rx).await.unwrap() });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        w.store.set_state(&w.run, RunState::Cancelled).await.unwrap();
+        w.store.inner.set_state(&w.run, RunState::Cancelled).await.unwrap();
         let stats = run.await.unwrap();
         assert_eq!(stats, LoopStats { cancelled: 1, ..LoopStats::default() });
         assert!(started.elapsed() < Duration::from_secs(5), "stopped within about a poll period: {:?}", started.elapsed());
-        assert_eq!(w.store.result(&w.run, &ids[0]).await.unwrap(), None, "nothing committed");
+        assert_eq!(w.store.inner.result(&w.run, &ids[0]).await.unwrap(), None, "nothing committed");
         assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "dropped");
     }
 }

@@ -19,7 +19,7 @@
 //! the multiplexed connection.
 
 use super::seal;
-use super::{CommitOutcome, Fetched, Committer, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
+use super::{CommitOutcome, Committer, Fetched, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
 use crate::config::{redact_url, StoreSettings};
 use crate::ids::{JobId, RunId};
 use crate::stage::Stage;

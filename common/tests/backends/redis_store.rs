@@ -3,7 +3,7 @@
 
 use mll_common::config::{Settings, StoreSettings};
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{CommitOutcome, JobCheck, Ledger, RunMeta, RunState, StageProgress};
+use mll_common::store::{CommitOutcome, Committer, JobCheck, Ledger, RunMeta, RunState, StageProgress};
 use mll_common::{JobId, RunId, Stage};
 
 fn settings() -> StoreSettings {

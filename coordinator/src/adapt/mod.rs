@@ -17,10 +17,10 @@ use crate::aggregate::{pair_result, Outputs};
 use crate::control::{RunControl, Submission};
 use crate::drive::{self, DriveOptions};
 use crate::hub::{input_error, Hub};
-use mll_method::{entropy, Predictions, ReusePool};
-use mll_common::ids::sha256_hex;
 use crate::spec::{EnsembleWeight, TargetDataset};
+use mll_common::ids::sha256_hex;
 use mll_common::store::RunState;
+use mll_method::{Predictions, ReusePool};
 use ndarray::ArrayView2;
 use select::{derived_run, derived_spec, embed_classes, select_on_hub, union_of, SelectReport};
 use serde::Serialize;
@@ -256,7 +256,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
         task.keys.len()
     );
     let conf = pool.confidences(&preds, class_models).map_err(|e| anyhow::anyhow!("adapt run {run}: {e}"))?;
-    let labels = &by_model[used[0]].expect("loaded").labels;
+    let labels = &loaded[used[0]].as_ref().expect("loaded").labels;
     let accuracy = task.labelled.then(|| preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / preds.len() as f64);
     let rows: Vec<PredictionRow> = preds
         .iter()

@@ -9,11 +9,11 @@ use crate::aggregate::{source_embeddings, Outputs};
 use crate::control::{RunControl, Submission};
 use crate::drive::{self, DriveOptions};
 use crate::hub::Hub;
-use mll_method::{HubSelection, Selection};
 use crate::plan::{embed_jobs, Plan, TextLayout};
 use mll_common::ids::sha256_hex;
 use mll_common::store::RunState;
 use mll_common::RunId;
+use mll_method::{HubSelection, Selection};
 use ndarray::Array2;
 use serde::Serialize;
 

@@ -5,14 +5,14 @@
 
 use super::AggregateError;
 use crate::control::RunControl;
-use mll_method::{ModelLabels, Predictions, SelectionReads};
-use mll_method::outcome::DiagnosticSummary;
 use crate::plan::Plan;
 use mll_common::artifact::safetensors_io::{self, TensorError};
 use mll_common::artifact::{ArtifactRef, ArtifactStore};
 use mll_common::job::JobPayload;
 use mll_common::output::{ClassCounts, Execution, JobOutput};
 use mll_common::{Job, JobId};
+use mll_method::outcome::DiagnosticSummary;
+use mll_method::{ModelLabels, Predictions, SelectionReads};
 use ndarray::{Array2, Axis};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
@@ -441,8 +441,8 @@ pub fn diagnostic_summary(plan: &Plan, outs: &Outputs) -> Option<DiagnosticSumma
 mod tests {
     use super::*;
     use crate::hub::index::tests::{fixture, model, Fixture, V};
-    use mll_method::{HubSelection, SplitMix64};
     use crate::spec::MethodOptions;
+    use mll_method::{HubSelection, SplitMix64};
 
     /// Labels loaded for what selection reads give the same selections as
     /// whole labels, with and without `selected_images_only`, for lists that

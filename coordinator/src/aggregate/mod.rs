@@ -7,19 +7,19 @@
 mod load;
 pub mod truth;
 
-pub use mll_method::outcome::DiagnosticSummary;
 pub use load::{
     diagnostic_summary, label_sources, model_labels, pair_result, pool_rows, source_embeddings, LabelScope, LabelSources, Outputs,
     PairResult,
 };
+pub use mll_method::outcome::DiagnosticSummary;
 
 use crate::control::RunControl;
+use crate::plan::Plan;
+use crate::spec::HubModel;
 use mll_method::assess::{assess_dataset, experiment_notes, mll_notes, summarise, DatasetInput};
 use mll_method::experiments::{combine, ExperimentOptions};
-use mll_method::{Accuracy, HubSelection};
 use mll_method::outcome::{ModelInfo, Report, REPORT_FORMAT_VERSION};
-use crate::spec::HubModel;
-use crate::plan::Plan;
+use mll_method::{Accuracy, HubSelection};
 use ndarray::ArrayView2;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,12 +11,12 @@
 //! 0..=1; an empty cell (or `nan`) is a missing value, and a dataset with any
 //! missing model is reported as incomplete.
 
+use crate::spec::{BenchmarkSpec, HubModel};
 use mll_method::assess::{build_report_with, DatasetInput, ReportInput};
 use mll_method::experiments::ExperimentOptions;
-use mll_method::Accuracy;
 use mll_method::names;
 use mll_method::outcome::{Report, ReportError};
-use crate::spec::{BenchmarkSpec, HubModel};
+use mll_method::Accuracy;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]

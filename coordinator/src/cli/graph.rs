@@ -1,8 +1,9 @@
 //! `graph build` and `graph count`: the semantic graph from sample dataset
 //! folders and WordNet 3.0 (the builder is `crate::graph`).
 
+use crate::graph::wordnet::WordNet;
 use crate::graph::{
-    build_graph_file, count_nodes, read_wnid_lists, GraphBuildRequest, GraphConstruction, WordNet, DEFAULT_IMAGES_PER_DATASET,
+    build_graph_file, count_nodes, read_wnid_lists, GraphBuildRequest, GraphConstruction, DEFAULT_IMAGES_PER_DATASET,
     DEFAULT_IMAGES_PER_NODE, DEFAULT_WORDNET_DIR,
 };
 use clap::{Args, Subcommand};
@@ -141,4 +142,56 @@ fn count(args: &GraphCountArgs) -> anyhow::Result<()> {
         println!("paper:     {} nodes; closer: {}", c.paper, c.closer_to_paper);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GraphBuildArgs,
+    }
+
+    #[test]
+    fn cli_flags_and_defaults() {
+        let cli = Cli::try_parse_from(["graph-build", "--samples", "s1", "--samples", "s2", "--out", "g/graph.json"]).unwrap();
+        assert_eq!(cli.args.samples, [PathBuf::from("s1"), PathBuf::from("s2")]);
+        assert_eq!(cli.args.out, PathBuf::from("g/graph.json"));
+        assert_eq!(cli.args.construction, GraphConstruction::Released, "the default is the construction closer to the paper");
+        assert_eq!((cli.args.images_per_node, cli.args.images_per_dataset), (75, 25));
+        assert_eq!(cli.args.seed, 0);
+        assert!(cli.args.captions.is_none() && !cli.args.definition_only && !cli.args.json);
+        let cli = Cli::try_parse_from([
+            "graph-build",
+            "--samples",
+            "s",
+            "--out",
+            "o.json",
+            "--images-per-node",
+            "10",
+            "--seed",
+            "3",
+            "--captions",
+            "c.json",
+            "--wordnet",
+            "/wn",
+            "--definition-only",
+            "--json",
+            "--construction",
+            "ancestors",
+            "--images-per-dataset",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!((cli.args.images_per_node, cli.args.images_per_dataset, cli.args.seed), (10, 5, 3));
+        assert_eq!(cli.args.construction, GraphConstruction::Ancestors);
+        let err = Cli::try_parse_from(["graph-build", "--samples", "s", "--out", "o.json", "--construction", "all"]).err().unwrap();
+        assert!(err.to_string().contains("released"), "{err}");
+        assert_eq!(cli.args.wordnet, PathBuf::from("/wn"));
+        assert!(cli.args.definition_only && cli.args.json);
+        assert!(Cli::try_parse_from(["graph-build", "--out", "o.json"]).is_err(), "--samples is required");
+    }
 }

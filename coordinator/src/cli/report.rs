@@ -43,7 +43,7 @@ pub async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()>
     let experiments = args.experiments.then(mll_method::experiments::ExperimentOptions::default);
     let report = if let Some(truth) = &args.truth {
         let spec = BenchmarkSpec::load(args.benchmark.as_deref().expect("clap requires --benchmark"))?;
-        mll_coordinator::aggregate::truth::report_from_truth_with(truth, &spec, experiments.as_ref())?
+        crate::aggregate::truth::report_from_truth_with(truth, &spec, experiments.as_ref())?
     } else {
         let run = args.run.as_deref().context("give a run id, or --truth FILE.csv --benchmark SPEC")?;
         let run = run_id(run)?;
@@ -53,9 +53,9 @@ pub async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()>
             None => ctl.saved_submission(&run)?,
         };
         let p = submission.plan()?;
-        match mll_coordinator::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {
+        match crate::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {
             Ok(r) => r,
-            Err(e) => return Err(mll_coordinator::verify::explain_report_error(&ctl, &p, e).await),
+            Err(e) => return Err(crate::verify::explain_report_error(&ctl, &p, e).await),
         }
     };
     match &args.out {

@@ -49,10 +49,7 @@ pub async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Result<()> 
     if args.json {
         println!("{}", serde_json::json!({"run": run.as_str(), "cleared": outcome.cleared, "published": outcome.published}));
     } else if outcome.cleared.is_empty() {
-        println!(
-            "run {run}: no failed jobs{}; nothing published",
-            args.stage.map(|s| format!(" in stage {s}")).unwrap_or_default()
-        );
+        println!("run {run}: no failed jobs{}; nothing published", args.stage.map(|s| format!(" in stage {s}")).unwrap_or_default());
     } else {
         for c in &outcome.cleared {
             println!("  {} job {} (had failed: {})", c.stage, c.job, c.reason);

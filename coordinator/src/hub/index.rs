@@ -21,12 +21,12 @@
 //! is among the label artifacts), `lists` (U32, N × K, present when K > 0).
 
 use crate::aggregate::LabelSources;
-use mll_method::{ModelLabels, SelectionReads, TopNodes};
 use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
 use mll_common::artifact::tensors::{TensorFile, TensorFileError};
 use mll_common::artifact::{ArtifactError, ArtifactRef, ArtifactStore};
 use mll_common::ids::sha256_hex;
 use mll_common::RunId;
+use mll_method::{ModelLabels, SelectionReads, TopNodes};
 use ndarray::Array2;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -311,8 +311,8 @@ impl HubIndex {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use mll_method::{HubSelection, SplitMix64};
     use crate::spec::MethodOptions;
+    use mll_method::{HubSelection, SplitMix64};
 
     pub(crate) const V: usize = 40;
     const D: usize = 8;

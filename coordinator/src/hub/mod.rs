@@ -13,11 +13,11 @@ pub mod index;
 
 use crate::aggregate::{self, Outputs};
 use crate::control::{RunControl, Submission};
-use mll_method::ModelLabels;
 use crate::plan::Plan;
-use mll_common::job::JobPayload;
 use crate::spec::BenchmarkSpec;
+use mll_common::job::JobPayload;
 use mll_common::{JobId, RunId, Stage};
+use mll_method::ModelLabels;
 use ndarray::Array2;
 use serde::Serialize;
 use std::collections::BTreeSet;

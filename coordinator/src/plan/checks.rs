@@ -6,8 +6,8 @@
 //! dead-lettered job by job an hour later.
 
 use super::error::PlanError;
-use mll_common::paths::confine;
 use crate::spec::BenchmarkSpec;
+use mll_common::paths::confine;
 use std::path::Path;
 
 fn input(key: impl Into<String>, reason: impl Into<String>) -> PlanError {

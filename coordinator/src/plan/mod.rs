@@ -9,16 +9,15 @@ mod error;
 pub use error::PlanError;
 
 use crate::captions::{self, CaptionError, ClassMap, DatasetCaptions};
+use crate::spec::{BenchmarkSpec, MethodPreset, PromptNames, TargetDataset};
 use mll_common::data::graph::Graph;
 use mll_common::ids::sha256_hex;
 use mll_common::job::*;
-use crate::spec::{BenchmarkSpec, MethodPreset, PromptNames, TargetDataset};
 use mll_common::{Job, JobId, RunId, Stage};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
 
 /// Where each text of the embed stage sits: per source (`graph`,
 /// `dataset:<name>`), per item (node or class) the range of its caption rows in

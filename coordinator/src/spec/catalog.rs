@@ -9,10 +9,10 @@
 //! names, templates and captions from the entry before the spec is parsed
 //! (keys the spec gives itself win).
 
+use super::error::SpecError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use super::error::SpecError;
 
 /// The converters `scripts/prepare-data` implements (scripts/data/converters.py).
 pub const CONVERTERS: [&str; 11] = [
@@ -338,7 +338,6 @@ fn class_map_from_spec(catalog: &Path, spec_origin: &str, class_map: &str) -> St
 /// Returns None when the spec has no catalog reference (it is then parsed as
 /// written, keeping toml's line numbers in errors).
 pub fn resolve_references(text: &str, origin: &str) -> Result<Option<toml::Value>, SpecError> {
-
     let mut value: toml::Value = toml::from_str(text).map_err(|e| SpecError::Parse { path: origin.to_string(), message: e.to_string() })?;
     let Some(datasets) = value.get_mut("datasets").and_then(|d| d.as_array_mut()) else { return Ok(None) };
     if !datasets.iter().any(|d| d.get("catalog").is_some()) {

@@ -9,10 +9,10 @@ use crate::support;
 
 use mll_common::artifact::ArtifactStore;
 use mll_common::queue::memory::MemoryQueue;
-use mll_coordinator::spec::BenchmarkSpec;
 use mll_common::store::embedded::EmbeddedStore;
 use mll_coordinator::aggregate::{pair_result, Outputs};
 use mll_coordinator::control::RunControl;
+use mll_coordinator::spec::BenchmarkSpec;
 use mll_method::ReusePool;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -9,9 +9,9 @@
 //! The reference folder is `../shared/reference` next to the repository, or
 //! `$MLL_REFERENCE`; these tests fail when it is missing.
 
-use mll_coordinator::spec::BenchmarkSpec;
 use mll_coordinator::captions::{self, ClassMap};
 use mll_coordinator::plan::{self, PlanOptions};
+use mll_coordinator::spec::BenchmarkSpec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

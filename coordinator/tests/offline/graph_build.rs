@@ -3,7 +3,6 @@
 //! scripts/setup; or MLL_WORDNET_DIR), and the CLI's flags. The `released`
 //! construction is tested in graph_released.rs.
 
-use clap::Parser;
 use mll_coordinator::graph::{build_graph_file, Graph, GraphBuildRequest, GraphConstruction, GraphError, DEFAULT_WORDNET_DIR};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -285,50 +284,4 @@ fn bad_folders_are_named_in_errors() {
 
     let msg = build_graph_file(&args(&samples, &out, 0, 0)).unwrap_err().to_string();
     assert!(msg.contains("--images-per-node"), "{msg}");
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: GraphBuildRequest,
-}
-
-#[test]
-fn cli_flags_and_defaults() {
-    let cli = Cli::try_parse_from(["graph-build", "--samples", "s1", "--samples", "s2", "--out", "g/graph.json"]).unwrap();
-    assert_eq!(cli.args.samples, [PathBuf::from("s1"), PathBuf::from("s2")]);
-    assert_eq!(cli.args.out, PathBuf::from("g/graph.json"));
-    assert_eq!(cli.args.construction, GraphConstruction::Released, "the default is the construction closer to the paper");
-    assert_eq!((cli.args.images_per_node, cli.args.images_per_dataset), (75, 25));
-    assert_eq!(cli.args.seed, 0);
-    assert!(cli.args.captions.is_none() && !cli.args.definition_only && !cli.args.json);
-    let cli = Cli::try_parse_from([
-        "graph-build",
-        "--samples",
-        "s",
-        "--out",
-        "o.json",
-        "--images-per-node",
-        "10",
-        "--seed",
-        "3",
-        "--captions",
-        "c.json",
-        "--wordnet",
-        "/wn",
-        "--definition-only",
-        "--json",
-        "--construction",
-        "ancestors",
-        "--images-per-dataset",
-        "5",
-    ])
-    .unwrap();
-    assert_eq!((cli.args.images_per_node, cli.args.images_per_dataset, cli.args.seed), (10, 5, 3));
-    assert_eq!(cli.args.construction, GraphConstruction::Ancestors);
-    let err = Cli::try_parse_from(["graph-build", "--samples", "s", "--out", "o.json", "--construction", "all"]).err().unwrap();
-    assert!(err.to_string().contains("released"), "{err}");
-    assert_eq!(cli.args.wordnet, PathBuf::from("/wn"));
-    assert!(cli.args.definition_only && cli.args.json);
-    assert!(Cli::try_parse_from(["graph-build", "--out", "o.json"]).is_err(), "--samples is required");
 }

@@ -5,11 +5,11 @@
 //! $MLL_REFERENCE; the tests that need it fail without it).
 
 use mll_common::job::{JobPayload, PromptProtocol};
-use mll_coordinator::spec::BenchmarkSpec;
 use mll_common::Stage;
 use mll_coordinator::captions::ClassMap;
 use mll_coordinator::dry_run::{dry_run, render};
 use mll_coordinator::plan::{plan_with, PlanError, PlanOptions};
+use mll_coordinator::spec::BenchmarkSpec;
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {

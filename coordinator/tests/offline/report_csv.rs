@@ -3,9 +3,9 @@
 
 use mll_coordinator::aggregate::truth::TruthTable;
 use mll_method::assess::{build_report, DatasetInput, ReportInput};
-use mll_method::Accuracy;
 use mll_method::outcome::ModelInfo;
 use mll_method::report::accuracy_matrix_csv;
+use mll_method::Accuracy;
 
 fn model(key: &str) -> ModelInfo {
     ModelInfo { key: key.into(), params_m: None, gflops: None, imagenet_top1: Some(0.5) }

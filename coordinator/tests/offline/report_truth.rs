@@ -2,8 +2,8 @@
 //! place, never copied): the hub is built from MLL's model_hub_info.csv.
 
 use mll_common::job::DatasetFormat;
-use mll_coordinator::spec::{BenchmarkSpec, HubModel, MethodOptions, TargetDataset};
 use mll_coordinator::aggregate::truth::{report_from_truth, TruthTable};
+use mll_coordinator::spec::{BenchmarkSpec, HubModel, MethodOptions, TargetDataset};
 use mll_method::report::write_report;
 use std::path::PathBuf;
 

@@ -77,7 +77,7 @@ fn spec_has_the_papers_hub_and_targets() {
     assert_eq!(s.embedder.as_ref().unwrap().path, "models/all-MiniLM-L6-v2");
     // The `paper` preset, with nothing overridden.
     assert_eq!(s.method, mll_coordinator::spec::MethodPreset::Paper.method());
-    assert_eq!(s.execution, mll_coordinator::spec::MethodPreset::Paper.execution());
+    assert_eq!(s.execution, mll_coordinator::spec::ExecutionOptions::for_preset(mll_coordinator::spec::MethodPreset::Paper));
 }
 
 #[test]

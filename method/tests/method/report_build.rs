@@ -1,11 +1,11 @@
 //! The report on a tiny synthetic world: values by hand, completeness, and
 //! byte-identical output across builds.
 
-use mll_method::options::MethodOptions;
 use mll_method::assess::{build_report, DatasetInput, GraphInput, ReportInput};
-use mll_method::{Accuracy, ModelLabels, Predictions};
+use mll_method::options::MethodOptions;
 use mll_method::outcome::ModelInfo;
 use mll_method::report::{report_json, write_report};
+use mll_method::{Accuracy, ModelLabels, Predictions};
 use ndarray::Array2;
 
 // Counts as an evaluate job would produce them (shared with the experiment tests).

@@ -3,7 +3,6 @@
 //! with a legend entry per series whose swatch is visible in the rendered
 //! image, and a title inside the canvas.
 
-
 use mll_method::assess::build_report_with;
 use mll_method::experiments::ExperimentOptions;
 use mll_method::report::write_report;

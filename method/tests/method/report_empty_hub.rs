@@ -1,8 +1,8 @@
 //! A report over an empty hub (e.g. `report --truth` with a spec whose hub is
 //! empty) still renders well-formed Markdown tables.
 
-use mll_method::options::MethodOptions;
 use mll_method::assess::{build_report, DatasetInput, ReportInput};
+use mll_method::options::MethodOptions;
 use mll_method::report::report_markdown;
 
 #[test]

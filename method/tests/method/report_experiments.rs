@@ -1,14 +1,13 @@
 //! The paper's experiments (α sweep, k sweep with reuse cost, hub growth)
 //! against the main report and against brute force on a seeded synthetic world.
 
-
-use mll_method::options::EnsembleWeight;
+use crate::support_world::{world, CLASSES};
 use mll_method::assess::{build_report, build_report_with, select_in_memory, DatasetData};
 use mll_method::experiments::{distinct_models, gpu_seconds, hub_orders, mll_k1_growth, ExperimentOptions};
-use mll_method::{order_desc, pick_top_k};
+use mll_method::options::EnsembleWeight;
 use mll_method::report::report_json;
+use mll_method::{order_desc, pick_top_k};
 use ndarray::array;
-use crate::support_world::{world, CLASSES};
 
 fn exp() -> ExperimentOptions {
     ExperimentOptions::default()

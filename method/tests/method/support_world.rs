@@ -2,11 +2,10 @@
 //! chart tests: `models` models of different skills, 12 graph nodes, three
 //! datasets of 4 classes (the third missing one model's result when asked).
 
-
-use mll_method::options::MethodOptions;
 use mll_method::assess::{DatasetInput, GraphInput, ReportInput};
-use mll_method::{Accuracy, ModelLabels, Predictions, SplitMix64};
+use mll_method::options::MethodOptions;
 use mll_method::outcome::ModelInfo;
+use mll_method::{Accuracy, ModelLabels, Predictions, SplitMix64};
 use ndarray::Array2;
 
 pub const NODES: usize = 12;
