@@ -18,6 +18,16 @@ impl Job {
     pub fn stage(&self) -> Stage {
         self.payload.stage()
     }
+
+    /// The model the job loads (label and evaluate jobs), which decides its
+    /// lane (`queue::lanes`).
+    pub fn model(&self) -> Option<&ModelRef> {
+        match &self.payload {
+            JobPayload::Label(j) => Some(&j.model),
+            JobPayload::Evaluate(j) => Some(&j.model),
+            JobPayload::Embed(_) | JobPayload::Diagnostic(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

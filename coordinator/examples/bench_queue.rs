@@ -37,10 +37,10 @@ use mll_common::artifact::ArtifactStore;
 use mll_common::config::Settings;
 use mll_common::job::{DiagnosticBehavior, DiagnosticJob};
 use mll_common::queue::amqp::AmqpQueue;
-use mll_common::queue::{Consumer, DeadLettered, JobQueue, Outgoing, QueueError};
+use mll_common::queue::{Consumer, DeadLettered, JobQueue, Lane, LaneLoad, Outgoing, QueueError};
 use mll_common::store::redis::RedisStore;
 use mll_common::store::{CommitOutcome, Committer, JobCheck, RunMeta, RunState, StoreError};
-use mll_common::{wire, Job, JobId, JobPayload, RunId, Stage};
+use mll_common::{Job, JobId, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan;
 use mll_coordinator::spec::BenchmarkSpec;
@@ -124,6 +124,9 @@ impl Committer for TimingStore {
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         self.inner.count_execution(run, job).await
     }
+    async fn lanes(&self) -> Result<Vec<Lane>, StoreError> {
+        self.inner.lanes().await
+    }
 }
 
 /// The real queue, plus the start time of the publish call that carried each job.
@@ -150,8 +153,11 @@ impl JobQueue for TimingQueue {
     async fn drain_dead_letters(&self) -> Result<Vec<DeadLettered>, QueueError> {
         self.inner.drain_dead_letters().await
     }
-    async fn depths(&self) -> Result<(u64, u64), QueueError> {
-        self.inner.depths().await
+    async fn depths(&self, lanes: &[Lane]) -> Result<(u64, u64), QueueError> {
+        self.inner.depths(lanes).await
+    }
+    async fn lane_loads(&self, lanes: &[Lane]) -> Result<Vec<LaneLoad>, QueueError> {
+        self.inner.lane_loads(lanes).await
     }
 }
 
@@ -222,7 +228,7 @@ fn diagnostic_job(run: &RunId, phase: &str, index: u32) -> anyhow::Result<(JobId
         run: run.clone(),
         payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms: 0, behavior: DiagnosticBehavior::Succeed }),
     };
-    Ok((id.clone(), Outgoing { job_id: id.to_string(), body: wire::encode(&job)? }))
+    Ok((id.clone(), Outgoing::for_job(&job)?))
 }
 
 struct Bench {
@@ -258,6 +264,7 @@ impl Bench {
                 retry_backoff: Duration::from_millis(w.retry_backoff_ms),
                 shutdown_grace: Duration::from_secs(5),
                 exit_when_idle: None,
+                ..LoopOptions::default()
             };
             let executors = Executors::default().with(Stage::Diagnostic, Arc::new(DiagnosticExecutor));
             let wl = WorkerLoop { queue, store, executors, ctx, opts };
@@ -401,7 +408,7 @@ async fn floor(settings: &Settings, n: u32) -> anyhow::Result<()> {
         anyhow::Ok((published, acked))
     }
     .await;
-    let deleted = queue.delete_topology().await;
+    let deleted = queue.delete_topology(&[]).await;
     let (published, acked) = amqp?;
     deleted?;
     println!(
@@ -482,7 +489,7 @@ async fn main() -> anyhow::Result<()> {
     // re-declare the deleted queues), then the queues and the keys.
     let stats = stop_workers(workers).await;
     let mut cleanup_errors = Vec::new();
-    if let Err(e) = amqp.delete_topology().await {
+    if let Err(e) = amqp.delete_topology(&[]).await {
         cleanup_errors.push(format!("deleting queues {tag}.*: {e}"));
     }
     for run in &runs {

@@ -35,7 +35,7 @@ use mll_common::output::{ClassCounts, EvaluateOutput, JobOutput, LabelOutput};
 use mll_common::queue::amqp::AmqpQueue;
 use mll_common::queue::JobQueue;
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{Ledger, RunState};
+use mll_common::store::{Committer, Ledger, RunState};
 use mll_common::{Job, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan::{self, GraphJobs, Plan, PlannedDataset};
@@ -211,6 +211,7 @@ async fn worker_process(index: usize, args: &Args) -> anyhow::Result<()> {
         retry_backoff: Duration::from_millis(w.retry_backoff_ms),
         shutdown_grace: Duration::from_secs(5),
         exit_when_idle: None,
+        ..LoopOptions::default()
     };
     let sim: Arc<dyn Executor> = Arc::new(SimExecutor { work: Duration::from_millis(args.work_ms) });
     let executors = Executors::default().with(Stage::Label, sim.clone()).with(Stage::Evaluate, sim);
@@ -443,7 +444,8 @@ async fn main() -> anyhow::Result<()> {
     let outcome = bench(&args, &tag, &settings, &env, &control).await;
     // Tear down whatever happened: the queues and the run's keys.
     let mut cleanup = Vec::new();
-    if let Err(e) = amqp.delete_topology().await {
+    let lanes = redis.lanes().await.unwrap_or_default();
+    if let Err(e) = amqp.delete_topology(&lanes).await {
         cleanup.push(format!("deleting queues {tag}.*: {e}"));
     }
     if let Err(e) = redis.delete_run(&RunId::new("scale-bench").map_err(anyhow::Error::msg)?).await {

@@ -7,7 +7,7 @@ use crate::plan::{Plan, PlanError};
 use crate::spec::SpecError;
 use mll_common::artifact::{ArtifactError, ArtifactStore};
 use mll_common::exit::InputError;
-use mll_common::queue::{JobQueue, Outgoing, QueueError};
+use mll_common::queue::{JobQueue, Lane, Outgoing, QueueError};
 use mll_common::store::{Ledger, RunMeta, RunState, StageProgress, StoreError};
 use mll_common::telemetry::metrics;
 use mll_common::{wire, JobId, RunId, Stage};
@@ -290,6 +290,15 @@ impl RunControl {
         Ok(())
     }
 
+    /// Records the lanes of `batch` in the store before it is published, so a
+    /// worker looking for work finds every lane that has some.
+    pub async fn register_lanes(&self, batch: &[Outgoing]) -> Result<(), ControlError> {
+        let mut lanes: Vec<Lane> = batch.iter().filter_map(|m| m.lane.clone()).collect();
+        lanes.sort();
+        lanes.dedup();
+        Ok(self.store.add_lanes(&lanes).await?)
+    }
+
     /// Publishes `jobs` (all of `stage`) in confirmed batches; `before` is
     /// how many this command published already (for the error message).
     async fn publish_jobs(&self, run: &RunId, stage: Stage, jobs: &[&mll_common::Job], before: usize) -> Result<usize, ControlError> {
@@ -298,11 +307,9 @@ impl RunControl {
         // Encoded a batch at a time: a hub's jobs encoded at once would hold
         // every message body in memory (GBs at 10^5 jobs).
         for chunk in jobs.chunks(self.publish_batch.max(1)) {
-            let batch: Vec<Outgoing> = chunk
-                .iter()
-                .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
-                .collect::<Result<_, wire::WireError>>()?;
+            let batch: Vec<Outgoing> = chunk.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<_, wire::WireError>>()?;
             m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
+            self.register_lanes(&batch).await?;
             if let Err(e) = self.queue.publish(&batch).await {
                 if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
                     m.coordinator_returned.inc();

@@ -39,6 +39,11 @@ pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions,
     let mut last_log = Instant::now();
     // Since when reading the run fails; each trouble is logged once, not per poll.
     let mut trouble: Option<Instant> = None;
+    // The run's lanes, for the queue-depth gauge (ready jobs in all of them).
+    let mut lanes: Vec<mll_common::queue::Lane> =
+        plan.jobs.iter().filter_map(|j| j.model()).map(|m| mll_common::queue::Lane::of_model(&m.artifact)).collect();
+    lanes.sort();
+    lanes.dedup();
     loop {
         // The broker or the store may be restarting: a failed poll is retried
         // (the run itself lives on in the store and the queue) for up to the
@@ -93,7 +98,7 @@ pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions,
                 continue;
             }
         };
-        if let Ok((ready, dead)) = ctl.queue.depths().await {
+        if let Ok((ready, dead)) = ctl.queue.depths(&lanes).await {
             let m = mll_common::telemetry::metrics();
             m.queue_depth.with_label_values(&["work"]).set(ready as i64);
             m.queue_depth.with_label_values(&["dead_letter"]).set(dead as i64);

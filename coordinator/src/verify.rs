@@ -53,11 +53,9 @@ pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: b
     if !publish || jobs.is_empty() {
         return Ok(0);
     }
-    let outgoing = jobs
-        .iter()
-        .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))
-        .collect::<Result<Vec<_>, wire::WireError>>()?;
+    let outgoing = jobs.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<Vec<_>, wire::WireError>>()?;
     for batch in outgoing.chunks(ctl.publish_batch.max(1)) {
+        ctl.register_lanes(batch).await?;
         ctl.queue.publish(batch).await?;
     }
     Ok(outgoing.len())

@@ -136,6 +136,10 @@ def render(ref: Path) -> str:
     out.append("# `coordinator plan --benchmark THIS_FILE` prints the resolved values")
     out.append('preset = "paper"\n')
     out.append("[execution]")
+    out.append("# Cost-aware shards: each model's jobs take about 60 s on the reference GPU")
+    out.append("# (125 effective TFLOP/s) by its gflops; shard_size serves models without gflops.")
+    out.append("shard_seconds = 60")
+    out.append("reference_tflops = 125")
     out.append("shard_size = 2000")
     out.append("keep_probabilities = true")
     return "\n".join(out) + "\n"

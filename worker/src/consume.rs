@@ -23,9 +23,15 @@
 //! counting the job ahead of it (so prefetch × `worker.job_timeout_s` must stay
 //! below it), and is a job an idle worker cannot take meanwhile. Hence 1, the
 //! default, for GPU jobs of minutes; 2 pays off for pools of short jobs.
+//!
+//! Placement (`mll_common::queue::lanes`): the loop consumes one lane at a
+//! time, its model's jobs, and stays while deliveries come. After
+//! [`LoopOptions::lane_idle`] without one it asks the store for the lanes and
+//! the broker for their loads, and moves to the lane [`lanes::choose`] names
+//! (backing off while there is no work anywhere).
 
 use crate::executor::{ExecContext, ExecError, Executor};
-use mll_common::queue::{Consumer, DeadLetter, Delivery, JobQueue};
+use mll_common::queue::{lanes, Consumer, DeadLetter, Delivery, JobQueue};
 use mll_common::store::{CommitOutcome, Committer, RunState};
 use mll_common::telemetry::metrics;
 use mll_common::{wire, Job, Stage};
@@ -69,6 +75,9 @@ pub struct LoopOptions {
     pub shutdown_grace: Duration,
     /// Exit when no delivery arrived for this long (queue-driven batch pods).
     pub exit_when_idle: Option<Duration>,
+    /// No delivery for this long on the lane in hand: look for a better one
+    /// (doubling up to 4× while no lane has work).
+    pub lane_idle: Duration,
 }
 
 impl Default for LoopOptions {
@@ -81,6 +90,7 @@ impl Default for LoopOptions {
             retry_backoff: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(60),
             exit_when_idle: None,
+            lane_idle: Duration::from_millis(500),
         }
     }
 }
@@ -117,10 +127,13 @@ impl WorkerLoop {
         let mut consumer: Box<dyn Consumer> = self.queue.consumer(&self.opts.consumer_tag).await?;
         let mut stats = LoopStats::default();
         info!(tag = %self.opts.consumer_tag, "worker consuming");
+        self.place(consumer.as_mut()).await;
+        let mut last_job = tokio::time::Instant::now();
+        let mut look_after = self.opts.lane_idle;
         loop {
             let idle = async {
                 match self.opts.exit_when_idle {
-                    Some(d) => tokio::time::sleep(d).await,
+                    Some(d) => tokio::time::sleep_until(last_job + d).await,
                     None => std::future::pending().await,
                 }
             };
@@ -128,8 +141,16 @@ impl WorkerLoop {
                 biased;
                 _ = wait_true(&mut shutdown) => { info!("shutdown requested: no new jobs"); break; }
                 _ = idle => { info!("no job for {:?}: exiting", self.opts.exit_when_idle.unwrap_or_default()); break; }
+                _ = tokio::time::sleep(look_after) => {
+                    // Nothing on this lane for a while: is there work elsewhere?
+                    let moved = self.place(consumer.as_mut()).await;
+                    look_after = if moved { self.opts.lane_idle } else { (look_after * 2).min(self.opts.lane_idle * 4) };
+                    continue;
+                }
                 n = consumer.next() => n,
             };
+            last_job = tokio::time::Instant::now();
+            look_after = self.opts.lane_idle;
             let delivery = match next {
                 None => break,
                 Some(Err(e)) => {
@@ -143,6 +164,40 @@ impl WorkerLoop {
         }
         let _ = consumer.cancel().await;
         Ok(stats)
+    }
+
+    /// Moves `consumer` to the lane with the most ready work per worker;
+    /// whether it moved. A store or broker error leaves it where it is.
+    async fn place(&self, consumer: &mut dyn Consumer) -> bool {
+        let lanes = match self.store.lanes().await {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(error = %e, "cannot read the lanes; staying");
+                return false;
+            }
+        };
+        let loads = match self.queue.lane_loads(&lanes).await {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(error = %e, "cannot read the lanes' loads; staying");
+                return false;
+            }
+        };
+        let current = consumer.lane().cloned();
+        match lanes::choose(&current, &loads) {
+            Some(next) if next != current => {
+                let name = |l: &Option<lanes::Lane>| l.as_ref().map_or_else(|| "main".to_string(), |l| l.to_string());
+                info!(from = %name(&current), to = %name(&next), "moving to the lane with the most work per worker");
+                match consumer.switch_to(next).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(error = %e, "could not move to another lane; staying");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        }
     }
 
     async fn handle(&self, delivery: Box<dyn Delivery>, shutdown: &mut watch::Receiver<bool>, stats: &mut LoopStats) {
@@ -551,6 +606,9 @@ mod tests {
             self.log("count_execution");
             self.inner.count_execution(run, job).await
         }
+        async fn lanes(&self) -> Result<Vec<mll_common::queue::Lane>, StoreError> {
+            self.inner.lanes().await
+        }
     }
 
     struct World {
@@ -576,7 +634,7 @@ mod tests {
                 let id = JobId::derive(&w.run, &["diagnostic", &index.to_string()]);
                 let job =
                     Job { id: id.clone(), run: w.run.clone(), payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms, behavior }) };
-                out.push(Outgoing { job_id: id.to_string(), body: wire::encode(&job).unwrap() });
+                out.push(Outgoing::for_job(&job).unwrap());
                 ids.push(id);
             }
             w.store.inner.expect(&w.run, Stage::Diagnostic, &ids).await.unwrap();
@@ -612,7 +670,7 @@ mod tests {
         let (w, ids) = World::new(3, 0, DiagnosticBehavior::Succeed).await;
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { committed: 3, ..LoopStats::default() });
-        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "every delivery was acked");
+        assert_eq!(w.queue.depths(&[]).await.unwrap(), (0, 0), "every delivery was acked");
         let executions = w.store.inner.executions(&w.run).await.unwrap();
         for id in &ids {
             assert!(w.store.inner.result(&w.run, id).await.unwrap().is_some());
@@ -636,7 +694,7 @@ mod tests {
         w.store.inner.set_state(&w.run, RunState::Cancelled).await.unwrap();
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { cancelled: 2, ..LoopStats::default() });
-        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "a cancelled run's jobs are dropped");
+        assert_eq!(w.queue.depths(&[]).await.unwrap(), (0, 0), "a cancelled run's jobs are dropped");
         assert!(w.store.inner.executions(&w.run).await.unwrap().is_empty());
         assert_eq!(w.store.calls(), ["check_job", "check_job"]);
     }
@@ -673,7 +731,7 @@ mod tests {
         tx.send(true).unwrap();
         let stats = run.await.unwrap();
         assert_eq!(stats, LoopStats { requeued: 1, ..LoopStats::default() });
-        assert_eq!(w.queue.depths().await.unwrap(), (1, 0), "the job is back in the queue");
+        assert_eq!(w.queue.depths(&[]).await.unwrap(), (1, 0), "the job is back in the queue");
         assert!(w.store.inner.executions(&w.run).await.unwrap().is_empty(), "it never started");
     }
 
@@ -694,7 +752,7 @@ mod tests {
         let stats = run.await.unwrap();
         assert_eq!(stats.committed, 0);
         assert!(stats.requeued >= 1, "{stats:?}");
-        let (ready, dead) = w.queue.depths().await.unwrap();
+        let (ready, dead) = w.queue.depths(&[]).await.unwrap();
         assert_eq!((ready, dead), (1, 0), "the job stays with the queue: {stats:?}");
     }
 
@@ -706,7 +764,7 @@ mod tests {
         let stats = w.drain().await;
         assert_eq!(stats, LoopStats { duplicates: 1, ..LoopStats::default() });
         assert_eq!(w.store.inner.result(&w.run, &ids[0]).await.unwrap().as_deref(), Some(&b"first"[..]));
-        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "the duplicate is acked");
+        assert_eq!(w.queue.depths(&[]).await.unwrap(), (0, 0), "the duplicate is acked");
         assert_eq!(w.store.inner.executions(&w.run).await.unwrap().get(&ids[0]), Some(&1), "it ran, and that run was counted");
     }
 
@@ -747,6 +805,6 @@ mod tests {
         assert_eq!(stats, LoopStats { cancelled: 1, ..LoopStats::default() });
         assert!(started.elapsed() < Duration::from_secs(5), "stopped within about a poll period: {:?}", started.elapsed());
         assert_eq!(w.store.inner.result(&w.run, &ids[0]).await.unwrap(), None, "nothing committed");
-        assert_eq!(w.queue.depths().await.unwrap(), (0, 0), "dropped");
+        assert_eq!(w.queue.depths(&[]).await.unwrap(), (0, 0), "dropped");
     }
 }

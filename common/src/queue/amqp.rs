@@ -4,7 +4,10 @@
 //! work queue with a dead-letter exchange and a delivery limit; a direct
 //! dead-letter exchange; a quorum dead-letter queue bound to it with the work
 //! queue's name as routing key (the key both the broker's and our own
-//! dead-letters carry).
+//! dead-letters carry). Each model's lane (`lanes`) is a quorum queue
+//! `<queue>.lane.<hash>` with the same arguments, declared before the first
+//! publish to it, whose broker-side dead letters carry the work queue's name
+//! as routing key too.
 //!
 //! Reliability choices:
 //! - every publish is persistent and `mandatory`, on a channel in confirm mode;
@@ -16,7 +19,7 @@
 //! - a delivery from a dead channel acks as `Ok(false)`: the broker requeues
 //!   everything unacked on a closed channel, so the job comes back.
 
-use super::{Consumer, DeadLetter, DeadLettered, Delivery, JobQueue, Outgoing, QueueError};
+use super::{Consumer, DeadLetter, DeadLettered, Delivery, JobQueue, Lane, LaneLoad, Outgoing, QueueError};
 use crate::config::{redact_url, BrokerSettings};
 use crate::telemetry::metrics;
 use async_trait::async_trait;
@@ -28,6 +31,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -60,6 +64,8 @@ pub struct AmqpQueue {
     settings: BrokerSettings,
     uri: String,
     publisher: Mutex<Option<Link>>,
+    /// Lane queues declared by this publisher (durable: once is enough).
+    declared: Mutex<HashSet<Lane>>,
 }
 
 impl AmqpQueue {
@@ -67,19 +73,20 @@ impl AmqpQueue {
     pub async fn connect(settings: &BrokerSettings) -> Result<Self, QueueError> {
         let uri = connection_uri(settings)?;
         let link = open_publisher(settings, &uri).await?;
-        Ok(AmqpQueue { settings: settings.clone(), uri, publisher: Mutex::new(Some(link)) })
+        Ok(AmqpQueue { settings: settings.clone(), uri, publisher: Mutex::new(Some(link)), declared: Mutex::default() })
     }
 
     pub fn settings(&self) -> &BrokerSettings {
         &self.settings
     }
 
-    /// Deletes the work queue, the dead-letter queue and the dead-letter
-    /// exchange (tests and `coordinator` clean-up of throw-away queues).
-    pub async fn delete_topology(&self) -> Result<(), QueueError> {
+    /// Deletes the work queue, the given lanes' queues, the dead-letter queue
+    /// and the dead-letter exchange (tests and clean-up of throw-away queues).
+    pub async fn delete_topology(&self, lanes: &[Lane]) -> Result<(), QueueError> {
         let link = self.temp_channel().await?;
         let s = &self.settings;
-        for q in [&s.queue, &s.dead_letter_queue] {
+        let lane_queues: Vec<String> = lanes.iter().map(|l| l.queue_name(&s.queue)).collect();
+        for q in [&s.queue, &s.dead_letter_queue].into_iter().chain(&lane_queues) {
             link.channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.map_err(|e| op_err("queue.delete", e))?;
         }
         link.channel
@@ -114,14 +121,29 @@ impl AmqpQueue {
     }
 
     async fn publish_once(&self, channel: &Channel, messages: &[Outgoing]) -> Result<(), QueueError> {
+        // Every lane queue exists before anything is routed to it (a message
+        // to a missing queue would come back unroutable).
+        {
+            let mut declared = self.declared.lock().await;
+            for lane in messages.iter().filter_map(|m| m.lane.as_ref()) {
+                if !declared.contains(lane) {
+                    declare_lane(channel, &self.settings, lane).await?;
+                    declared.insert(lane.clone());
+                }
+            }
+        }
         let mut pending = Vec::with_capacity(messages.len());
         // Pipeline: send everything, then wait for the confirms.
         for m in messages {
             let props = BasicProperties::default().with_delivery_mode(2).with_message_id(ShortString::from(m.job_id.as_str()));
+            let routing_key = match &m.lane {
+                Some(lane) => lane.queue_name(&self.settings.queue),
+                None => self.settings.queue.clone(),
+            };
             let confirm = channel
                 .basic_publish(
                     "".into(),
-                    self.settings.queue.as_str().into(),
+                    routing_key.as_str().into(),
                     BasicPublishOptions { mandatory: true, ..Default::default() },
                     &m.body,
                     props,
@@ -136,7 +158,8 @@ impl AmqpQueue {
                 Ok(Confirmation::Ack(None)) => Ok(()),
                 Ok(Confirmation::Ack(Some(_returned))) => {
                     metrics().coordinator_returned.inc();
-                    Err(QueueError::Unroutable { job: m.job_id.clone(), queue: self.settings.queue.clone() })
+                    let queue = m.lane.as_ref().map_or_else(|| self.settings.queue.clone(), |l| l.queue_name(&self.settings.queue));
+                    Err(QueueError::Unroutable { job: m.job_id.clone(), queue })
                 }
                 Ok(Confirmation::Nack(_)) => Err(QueueError::Nacked { job: m.job_id.clone() }),
                 Ok(Confirmation::NotRequested) => Err(QueueError::Publish {
@@ -189,13 +212,16 @@ impl JobQueue for AmqpQueue {
     }
 
     async fn consumer(&self, tag: &str) -> Result<Box<dyn Consumer>, QueueError> {
-        let session = Session::open(&self.settings, &self.uri, tag).await?;
+        let session = Session::open(&self.settings, &self.uri, tag, None, 0).await?;
         Ok(Box::new(AmqpConsumer {
             settings: self.settings.clone(),
             uri: self.uri.clone(),
             tag: tag.to_string(),
             session: Some(session),
             cancelled: false,
+            lane: None,
+            subscription: 0,
+            pending: VecDeque::new(),
         }))
     }
 
@@ -230,22 +256,34 @@ impl JobQueue for AmqpQueue {
         Ok(out)
     }
 
-    async fn depths(&self) -> Result<(u64, u64), QueueError> {
+    async fn depths(&self, lanes: &[Lane]) -> Result<(u64, u64), QueueError> {
+        let loads = self.lane_loads(lanes).await?;
         let link = self.temp_channel().await?;
-        let mut counts = [0u64; 2];
-        for (i, q) in [&self.settings.queue, &self.settings.dead_letter_queue].into_iter().enumerate() {
-            let declared = link
-                .channel
-                .queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
-                .await
-                .map_err(|e| QueueError::Operation {
-                    op: "queue.declare (passive)",
-                    reason: format!("queue '{q}': {e} (does it exist?)"),
-                })?;
-            counts[i] = u64::from(declared.message_count());
-        }
+        let q = &self.settings.dead_letter_queue;
+        let declared = link
+            .channel
+            .queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .await
+            .map_err(|e| QueueError::Operation { op: "queue.declare (passive)", reason: format!("queue '{q}': {e} (does it exist?)") })?;
         let _ = link.channel.close(200, "depths".into()).await;
-        Ok((counts[0], counts[1]))
+        Ok((loads.iter().map(|l| l.ready).sum(), u64::from(declared.message_count())))
+    }
+
+    async fn lane_loads(&self, lanes: &[Lane]) -> Result<Vec<LaneLoad>, QueueError> {
+        let link = self.temp_channel().await?;
+        let mut out = Vec::with_capacity(lanes.len() + 1);
+        for lane in std::iter::once(None).chain(lanes.iter().cloned().map(Some)) {
+            // A full declare (not passive): it answers for a lane queue that
+            // does not exist yet by creating it empty, where a passive one
+            // would close the channel.
+            let declared = match &lane {
+                None => work_queue(&link.channel, &self.settings).await?,
+                Some(l) => declare_lane(&link.channel, &self.settings, l).await?,
+            };
+            out.push(LaneLoad { lane, ready: u64::from(declared.message_count()), consumers: declared.consumer_count() });
+        }
+        let _ = link.channel.close(200, "lane loads".into()).await;
+        Ok(out)
     }
 }
 
@@ -294,20 +332,46 @@ fn connect_error(url: &str, e: lapin::Error) -> QueueError {
 }
 
 /// Declares the work queue, the dead-letter exchange and queue, and the binding.
-async fn declare_topology(channel: &Channel, s: &BrokerSettings) -> Result<(), QueueError> {
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    let mut work_args = FieldTable::default();
-    work_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
-    work_args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(s.dead_letter_exchange.as_str().into()));
-    work_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(s.delivery_limit)));
-    let mismatch = |what: &str, name: &str, e: lapin::Error| QueueError::Operation {
+/// The arguments of the work queue and of every lane queue: quorum, dead
+/// letters to the dead-letter exchange, and the delivery limit. A lane's dead
+/// letters carry the work queue's name as routing key (the dead-letter
+/// queue's binding); the work queue's carry it anyway, and its arguments stay
+/// as older releases declared them.
+fn work_args(s: &BrokerSettings, lane: bool) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(s.dead_letter_exchange.as_str().into()));
+    if lane {
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(s.queue.as_str().into()));
+    }
+    args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(s.delivery_limit)));
+    args
+}
+
+fn mismatch(what: &str, name: &str, e: lapin::Error) -> QueueError {
+    QueueError::Operation {
         op: "declare",
         reason: format!(
             "{what} '{name}': {e} (if it exists with other arguments, e.g. a changed broker.delivery_limit, \
              delete it or pick another name)"
         ),
-    };
-    channel.queue_declare(s.queue.as_str().into(), durable, work_args).await.map_err(|e| mismatch("work queue", &s.queue, e))?;
+    }
+}
+
+async fn work_queue(channel: &Channel, s: &BrokerSettings) -> Result<lapin::Queue, QueueError> {
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    channel.queue_declare(s.queue.as_str().into(), durable, work_args(s, false)).await.map_err(|e| mismatch("work queue", &s.queue, e))
+}
+
+async fn declare_lane(channel: &Channel, s: &BrokerSettings, lane: &Lane) -> Result<lapin::Queue, QueueError> {
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let name = lane.queue_name(&s.queue);
+    channel.queue_declare(name.as_str().into(), durable, work_args(s, true)).await.map_err(|e| mismatch("lane queue", &name, e))
+}
+
+async fn declare_topology(channel: &Channel, s: &BrokerSettings) -> Result<(), QueueError> {
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    work_queue(channel, s).await?;
     channel
         .exchange_declare(
             s.dead_letter_exchange.as_str().into(),
@@ -379,21 +443,48 @@ struct Session {
 }
 
 impl Session {
-    async fn open(s: &BrokerSettings, uri: &str, tag: &str) -> Result<Session, QueueError> {
+    /// Connects and consumes `lane` (None: the work queue) as subscription
+    /// number `n` of this consumer.
+    async fn open(s: &BrokerSettings, uri: &str, tag: &str, lane: Option<&Lane>, n: u64) -> Result<Session, QueueError> {
         let conn = open_connection(s, uri, &format!("mll-consumer:{}:{tag}", s.queue)).await?;
         let channel = conn.create_channel().await.map_err(|e| op_err("channel.open", e))?;
         declare_topology(&channel, s).await?;
         // Per-consumer prefetch (global = false), set before consuming and on
         // every new channel, so a reconnect never comes back unlimited.
         channel.basic_qos(s.prefetch, BasicQosOptions { global: false }).await.map_err(|e| op_err("basic.qos", e))?;
-        let stream = channel
-            .basic_consume(s.queue.as_str().into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
-            .await
-            .map_err(|e| op_err("basic.consume", e))?;
+        let stream = subscribe(&channel, s, tag, lane, n).await?;
         let dl_channel = conn.create_channel().await.map_err(|e| op_err("channel.open", e))?;
         dl_channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| op_err("confirm.select", e))?;
         Ok(Session { conn: Arc::new(conn), channel, dl_channel, stream })
     }
+}
+
+/// The consumer tag of subscription `n` (a tag is not reused after a move).
+fn subscription_tag(tag: &str, n: u64) -> String {
+    if n == 0 {
+        tag.to_string()
+    } else {
+        format!("{tag}.{n}")
+    }
+}
+
+async fn subscribe(channel: &Channel, s: &BrokerSettings, tag: &str, lane: Option<&Lane>, n: u64) -> Result<lapin::Consumer, QueueError> {
+    let queue = match lane {
+        Some(l) => {
+            declare_lane(channel, s, l).await?;
+            l.queue_name(&s.queue)
+        }
+        None => s.queue.clone(),
+    };
+    channel
+        .basic_consume(
+            queue.as_str().into(),
+            subscription_tag(tag, n).as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| op_err("basic.consume", e))
 }
 
 pub struct AmqpConsumer {
@@ -402,6 +493,11 @@ pub struct AmqpConsumer {
     tag: String,
     session: Option<Session>,
     cancelled: bool,
+    /// The lane consumed (None: the work queue) and its subscription number.
+    lane: Option<Lane>,
+    subscription: u64,
+    /// Deliveries the broker sent on a lane this consumer has left.
+    pending: VecDeque<AmqpDelivery>,
 }
 
 impl AmqpConsumer {
@@ -413,7 +509,8 @@ impl AmqpConsumer {
             attempt += 1;
             let delay = backoff(attempt, self.settings.reconnect_max_backoff_ms);
             tokio::time::sleep(delay).await;
-            match Session::open(&self.settings, &self.uri, &self.tag).await {
+            self.subscription += 1;
+            match Session::open(&self.settings, &self.uri, &self.tag, self.lane.as_ref(), self.subscription).await {
                 Ok(s) => {
                     metrics().reconnects.with_label_values(&["broker"]).inc();
                     tracing::info!(consumer = %self.tag, attempt, "consumer reconnected to the broker");
@@ -443,6 +540,9 @@ impl AmqpConsumer {
 #[async_trait]
 impl Consumer for AmqpConsumer {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, QueueError>> {
+        if let Some(d) = self.pending.pop_front() {
+            return Some(Ok(Box::new(d)));
+        }
         loop {
             if self.cancelled {
                 return None;
@@ -475,12 +575,63 @@ impl Consumer for AmqpConsumer {
         if let Some(s) = &self.session {
             if s.channel.status().connected() {
                 s.channel
-                    .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+                    .basic_cancel(subscription_tag(&self.tag, self.subscription).as_str().into(), BasicCancelOptions::default())
                     .await
                     .map_err(|e| op_err("basic.cancel", e))?;
             }
         }
         Ok(())
+    }
+
+    fn lane(&self) -> Option<&Lane> {
+        self.lane.as_ref()
+    }
+
+    async fn switch_to(&mut self, lane: Option<Lane>) -> Result<(), QueueError> {
+        if self.cancelled || lane == self.lane {
+            return Ok(());
+        }
+        let old_tag = subscription_tag(&self.tag, self.subscription);
+        self.lane = lane;
+        self.subscription += 1;
+        let Some(session) = self.session.as_mut() else {
+            // Disconnected: the reconnect consumes the new lane.
+            return Ok(());
+        };
+        let moved = async {
+            // cancel-ok comes after every delivery sent on the old
+            // subscription, so once it is in, those deliveries are buffered
+            // in its stream: keep them, then stop reading it.
+            session
+                .channel
+                .basic_cancel(old_tag.as_str().into(), BasicCancelOptions::default())
+                .await
+                .map_err(|e| op_err("basic.cancel", e))?;
+            let mut left = Vec::new();
+            while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_millis(50), session.stream.next()).await {
+                left.push(d);
+            }
+            let stream = subscribe(&session.channel, &self.settings, &self.tag, self.lane.as_ref(), self.subscription).await?;
+            Ok::<_, QueueError>((left, stream))
+        }
+        .await;
+        match moved {
+            Ok((left, stream)) => {
+                let session = self.session.as_mut().expect("checked above");
+                session.stream = stream;
+                let session = self.session.as_ref().expect("checked above");
+                let wrapped: Vec<AmqpDelivery> = left.into_iter().map(|d| self.wrap(session, d)).collect();
+                self.pending.extend(wrapped);
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever went wrong, a fresh session on the new lane puts
+                // things right: the broker requeues what the old channel held.
+                tracing::warn!(consumer = %self.tag, error = %e, "moving to another lane failed; reconnecting");
+                self.session = None;
+                Ok(())
+            }
+        }
     }
 }
 

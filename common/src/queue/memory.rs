@@ -2,10 +2,11 @@
 //! semantics the worker loop relies on: a delivery stays in hand until acked,
 //! requeued or dead-lettered; requeued messages count their deliveries; past
 //! the delivery limit a message is dead-lettered, as a quorum queue does.
+//! Lanes (`lanes`) are separate FIFO queues, each with its consumer count.
 
-use super::{Consumer, DeadLetter, DeadLettered, Delivery, JobQueue, Outgoing, QueueError};
+use super::{Consumer, DeadLetter, DeadLettered, Delivery, JobQueue, Lane, LaneLoad, Outgoing, QueueError};
 use async_trait::async_trait;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -13,11 +14,14 @@ struct Message {
     job_id: String,
     body: Vec<u8>,
     deliveries: u32,
+    lane: Option<Lane>,
 }
 
 #[derive(Default)]
 struct State {
-    ready: VecDeque<Message>,
+    /// Ready messages per lane (None: the main queue).
+    ready: BTreeMap<Option<Lane>, VecDeque<Message>>,
+    consumers: BTreeMap<Option<Lane>, u32>,
     dead: Vec<DeadLettered>,
     closed: bool,
 }
@@ -49,10 +53,11 @@ impl MemoryQueue {
                 body: msg.body,
             });
         } else {
-            st.ready.push_back(msg);
+            st.ready.entry(msg.lane.clone()).or_default().push_back(msg);
         }
         drop(st);
-        self.notify.notify_one();
+        // Every consumer re-checks its own lane.
+        self.notify.notify_waiters();
     }
 }
 
@@ -116,7 +121,30 @@ impl Delivery for MemoryDelivery {
 
 struct MemoryConsumer {
     queue: MemoryQueue,
+    lane: Option<Lane>,
     cancelled: bool,
+}
+
+impl MemoryConsumer {
+    fn new(queue: MemoryQueue, lane: Option<Lane>) -> Self {
+        *queue.state.lock().unwrap().consumers.entry(lane.clone()).or_default() += 1;
+        MemoryConsumer { queue, lane, cancelled: false }
+    }
+
+    fn leave(&mut self) {
+        if !self.cancelled {
+            let mut st = self.queue.state.lock().unwrap();
+            if let Some(n) = st.consumers.get_mut(&self.lane) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Drop for MemoryConsumer {
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 #[async_trait]
@@ -132,7 +160,7 @@ impl Consumer for MemoryConsumer {
                 if st.closed {
                     return None;
                 }
-                if let Some(mut m) = st.ready.pop_front() {
+                if let Some(mut m) = st.ready.get_mut(&self.lane).and_then(VecDeque::pop_front) {
                     let previous = m.deliveries;
                     m.deliveries += 1;
                     let body = m.body.clone();
@@ -144,7 +172,23 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn cancel(&mut self) -> Result<(), QueueError> {
+        self.leave();
         self.cancelled = true;
+        Ok(())
+    }
+
+    fn lane(&self) -> Option<&Lane> {
+        self.lane.as_ref()
+    }
+
+    async fn switch_to(&mut self, lane: Option<Lane>) -> Result<(), QueueError> {
+        if self.cancelled {
+            return Ok(());
+        }
+        // Nothing is delivered ahead in memory: the move is immediate.
+        self.leave();
+        *self.queue.state.lock().unwrap().consumers.entry(lane.clone()).or_default() += 1;
+        self.lane = lane;
         Ok(())
     }
 }
@@ -154,7 +198,8 @@ impl JobQueue for MemoryQueue {
     async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
         let mut st = self.state.lock().unwrap();
         for m in messages {
-            st.ready.push_back(Message { job_id: m.job_id.clone(), body: m.body.clone(), deliveries: 0 });
+            let msg = Message { job_id: m.job_id.clone(), body: m.body.clone(), deliveries: 0, lane: m.lane.clone() };
+            st.ready.entry(m.lane.clone()).or_default().push_back(msg);
         }
         drop(st);
         self.notify.notify_waiters();
@@ -162,16 +207,26 @@ impl JobQueue for MemoryQueue {
     }
 
     async fn consumer(&self, _tag: &str) -> Result<Box<dyn Consumer>, QueueError> {
-        Ok(Box::new(MemoryConsumer { queue: self.clone(), cancelled: false }))
+        Ok(Box::new(MemoryConsumer::new(self.clone(), None)))
     }
 
     async fn drain_dead_letters(&self) -> Result<Vec<DeadLettered>, QueueError> {
         Ok(std::mem::take(&mut self.state.lock().unwrap().dead))
     }
 
-    async fn depths(&self) -> Result<(u64, u64), QueueError> {
+    async fn depths(&self, _lanes: &[Lane]) -> Result<(u64, u64), QueueError> {
         let st = self.state.lock().unwrap();
-        Ok((st.ready.len() as u64, st.dead.len() as u64))
+        Ok((st.ready.values().map(|q| q.len() as u64).sum(), st.dead.len() as u64))
+    }
+
+    async fn lane_loads(&self, lanes: &[Lane]) -> Result<Vec<LaneLoad>, QueueError> {
+        let st = self.state.lock().unwrap();
+        let load = |lane: Option<Lane>| LaneLoad {
+            ready: st.ready.get(&lane).map_or(0, |q| q.len() as u64),
+            consumers: st.consumers.get(&lane).copied().unwrap_or(0),
+            lane,
+        };
+        Ok(std::iter::once(None).chain(lanes.iter().cloned().map(Some)).map(load).collect())
     }
 }
 
@@ -180,7 +235,7 @@ mod tests {
     use super::*;
 
     fn out(id: &str) -> Outgoing {
-        Outgoing { job_id: id.into(), body: id.as_bytes().to_vec() }
+        Outgoing { job_id: id.into(), body: id.as_bytes().to_vec(), lane: None }
     }
 
     #[tokio::test]
@@ -196,7 +251,7 @@ mod tests {
         let dead = q.drain_dead_letters().await.unwrap();
         assert_eq!(dead.len(), 1);
         assert!(dead[0].reason.contains("delivery limit"), "{}", dead[0].reason);
-        assert_eq!(q.depths().await.unwrap(), (0, 0));
+        assert_eq!(q.depths(&[]).await.unwrap(), (0, 0));
     }
 
     #[tokio::test]
@@ -209,6 +264,28 @@ mod tests {
         assert_eq!(d.previous_deliveries(), 1);
         assert!(d.ack().await.unwrap());
         assert!(!d.ack().await.unwrap());
-        assert_eq!(q.depths().await.unwrap(), (0, 0));
+        assert_eq!(q.depths(&[]).await.unwrap(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn lanes_are_separate_queues_with_their_consumers() {
+        let q = MemoryQueue::new(5);
+        let a = Lane::of_model("a");
+        let mut m = out("x");
+        m.lane = Some(a.clone());
+        q.publish(&[m, out("y")]).await.unwrap();
+        let mut c = q.consumer("t").await.unwrap();
+        let loads = q.lane_loads(std::slice::from_ref(&a)).await.unwrap();
+        assert_eq!((loads[0].ready, loads[0].consumers, loads[1].ready, loads[1].consumers), (1, 1, 1, 0));
+        assert_eq!(c.next().await.unwrap().unwrap().body(), b"y", "the main queue's message only");
+        c.switch_to(Some(a.clone())).await.unwrap();
+        assert_eq!(c.lane(), Some(&a));
+        let d = c.next().await.unwrap().unwrap();
+        assert_eq!(d.body(), b"x");
+        assert!(d.requeue().await.unwrap(), "a requeued lane message goes back to its lane");
+        let loads = q.lane_loads(std::slice::from_ref(&a)).await.unwrap();
+        assert_eq!((loads[0].consumers, loads[1].ready, loads[1].consumers), (0, 1, 1));
+        drop(c);
+        assert_eq!(q.lane_loads(&[a]).await.unwrap()[1].consumers, 0);
     }
 }

@@ -7,7 +7,10 @@
 //! once the broker has taken responsibility for the message.
 
 pub mod amqp;
+pub mod lanes;
 pub mod memory;
+
+pub use lanes::{Lane, LaneLoad};
 
 use async_trait::async_trait;
 
@@ -37,11 +40,21 @@ impl QueueError {
 }
 
 /// A message to publish: the encoded envelope plus the job id it carries (used
-/// as the AMQP message id and in error messages).
+/// as the AMQP message id and in error messages), and the lane it travels in
+/// (its model's; None: the main work queue).
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub job_id: String,
     pub body: Vec<u8>,
+    pub lane: Option<Lane>,
+}
+
+impl Outgoing {
+    /// A job's message: its envelope, in the lane of the model it loads (a
+    /// worker caches models by their artifact folder, so the lane follows it).
+    pub fn for_job(job: &crate::Job) -> Result<Outgoing, crate::wire::WireError> {
+        Ok(Outgoing { job_id: job.id.to_string(), body: crate::wire::encode(job)?, lane: job.model().map(|m| Lane::of_model(&m.artifact)) })
+    }
 }
 
 /// Why a delivery is being dead-lettered; recorded with the message.
@@ -74,6 +87,12 @@ pub trait Consumer: Send {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, QueueError>>;
     /// Stops taking new deliveries (SIGTERM); deliveries in hand stay valid.
     async fn cancel(&mut self) -> Result<(), QueueError>;
+    /// The lane this consumer takes deliveries from (None: the main queue).
+    fn lane(&self) -> Option<&Lane>;
+    /// Moves to another lane: stops taking deliveries from the current one,
+    /// then consumes `lane`. Deliveries the broker sent before the move are
+    /// still returned by [`next`](Self::next), so none is left unacked.
+    async fn switch_to(&mut self, lane: Option<Lane>) -> Result<(), QueueError>;
 }
 
 /// A message found in the dead-letter queue.
@@ -92,6 +111,10 @@ pub trait JobQueue: Send + Sync {
     /// Takes every message now in the dead-letter queue (acked after the caller
     /// has seen it, so call this only when the caller records them durably).
     async fn drain_dead_letters(&self) -> Result<Vec<DeadLettered>, QueueError>;
-    /// Messages ready in the work queue, and in the dead-letter queue.
-    async fn depths(&self) -> Result<(u64, u64), QueueError>;
+    /// Messages ready in the work queue and the given lanes together, and in
+    /// the dead-letter queue.
+    async fn depths(&self, lanes: &[Lane]) -> Result<(u64, u64), QueueError>;
+    /// Ready messages and consumers of the main queue (first) and of each of
+    /// `lanes` (a lane never published to reads as empty).
+    async fn lane_loads(&self, lanes: &[Lane]) -> Result<Vec<LaneLoad>, QueueError>;
 }

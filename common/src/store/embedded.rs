@@ -17,6 +17,7 @@
 use super::seal;
 use super::{CommitOutcome, Committer, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
 use crate::ids::{JobId, RunId};
+use crate::queue::Lane;
 use crate::stage::Stage;
 use crate::wire::{decode_value, encode_value};
 use async_trait::async_trait;
@@ -152,6 +153,9 @@ impl Data {
 }
 
 pub struct EmbeddedStore {
+    /// The lanes published to (`Ledger::add_lanes`); not journaled: a resumed
+    /// run publishes, and so registers, its lanes again.
+    lanes: Mutex<BTreeSet<Lane>>,
     data: Mutex<Data>,
     journal: Option<Mutex<File>>,
     path: Option<PathBuf>,
@@ -247,7 +251,7 @@ fn io_err(op: &'static str, e: impl std::fmt::Display) -> StoreError {
 impl EmbeddedStore {
     /// A store that lives only in memory (tests, throwaway runs).
     pub fn in_memory() -> Self {
-        EmbeddedStore { data: Mutex::default(), journal: None, path: None, damaged: Vec::new() }
+        EmbeddedStore { lanes: Mutex::default(), data: Mutex::default(), journal: None, path: None, damaged: Vec::new() }
     }
 
     /// Opens (or creates) the journal at `path` and replays it.
@@ -309,6 +313,7 @@ impl EmbeddedStore {
             f.write_all(JOURNAL_MAGIC).map_err(|e| io_err("write the journal header", e))?;
         }
         Ok(EmbeddedStore {
+            lanes: Mutex::default(),
             data: Mutex::new(replay.data),
             journal: Some(Mutex::new(file)),
             path: Some(path.to_path_buf()),
@@ -372,10 +377,17 @@ impl Committer for EmbeddedStore {
         self.write(Record::Execution(run.clone(), job.clone()))?;
         Ok(self.read(run, |d| d.executions.get(job).copied().unwrap_or_default()))
     }
+    async fn lanes(&self) -> Result<Vec<Lane>, StoreError> {
+        Ok(self.lanes.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect())
+    }
 }
 
 #[async_trait]
 impl Ledger for EmbeddedStore {
+    async fn add_lanes(&self, lanes: &[Lane]) -> Result<(), StoreError> {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).extend(lanes.iter().cloned());
+        Ok(())
+    }
     async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
         self.write(Record::Meta(run.clone(), meta.clone())).map(|_| ())
     }

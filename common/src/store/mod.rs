@@ -10,6 +10,7 @@ pub mod redis;
 pub mod seal;
 
 use crate::ids::{JobId, RunId};
+use crate::queue::Lane;
 use crate::stage::Stage;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -103,11 +104,15 @@ impl JobCheck {
 pub type Fetched = Result<Option<Vec<u8>>, StoreError>;
 
 /// What a worker needs of the result store: the reads before a job, the
-/// commit after it, its execution count and its failure record. The worker
+/// commit after it, its execution count and its failure record, and the
+/// lanes to choose from. The worker
 /// holds `Arc<dyn Committer>`; test and benchmark wrappers implement these
 /// five methods only.
 #[async_trait]
 pub trait Committer: Send + Sync {
+    /// Every lane jobs were published to (`queue::lanes`), for a worker
+    /// choosing where to consume next.
+    async fn lanes(&self) -> Result<Vec<Lane>, StoreError>;
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError>;
     /// Atomically stores the result and adds the id to the done set, unless it is
     /// there already. Also clears a failure record of the job.
@@ -130,6 +135,8 @@ pub trait Committer: Send + Sync {
 /// worker and the coordinator share one store, so a ledger is a committer.
 #[async_trait]
 pub trait Ledger: Committer {
+    /// Records lanes about to be published to (idempotent), so workers find them.
+    async fn add_lanes(&self, lanes: &[Lane]) -> Result<(), StoreError>;
     async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError>;
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError>;
 

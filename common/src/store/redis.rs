@@ -22,6 +22,7 @@ use super::seal;
 use super::{CommitOutcome, Committer, Fetched, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
 use crate::config::{redact_url, StoreSettings};
 use crate::ids::{JobId, RunId};
+use crate::queue::Lane;
 use crate::stage::Stage;
 use crate::telemetry::metrics;
 use async_trait::async_trait;
@@ -148,6 +149,12 @@ impl RedisStore {
             }
         };
         Ok(RedisStore { conn, prefix: settings.key_prefix.clone(), retries: settings.retries, url })
+    }
+
+    /// The set of lanes published to: one for every run under this prefix
+    /// (runs of the same model share its lane).
+    fn lanes_key(&self) -> String {
+        format!("{}:lanes", self.prefix)
     }
 
     fn key(&self, run: &RunId, rest: &str) -> String {
@@ -326,6 +333,19 @@ impl Committer for RedisStore {
         Ok(())
     }
 
+    async fn lanes(&self) -> Result<Vec<Lane>, StoreError> {
+        let key = self.lanes_key();
+        let names: Vec<String> = self
+            .retry("lanes", |mut c| {
+                let key = key.clone();
+                async move { c.smembers(key).await }
+            })
+            .await?;
+        let mut lanes: Vec<Lane> = names.iter().filter_map(|n| Lane::parse(n)).collect();
+        lanes.sort();
+        Ok(lanes)
+    }
+
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         let keys = [self.key(run, "exec"), self.key(run, "dups")];
         // Not idempotent: a retry after a lost reply counts one execution
@@ -340,6 +360,18 @@ impl Committer for RedisStore {
 
 #[async_trait]
 impl Ledger for RedisStore {
+    async fn add_lanes(&self, lanes: &[Lane]) -> Result<(), StoreError> {
+        if lanes.is_empty() {
+            return Ok(());
+        }
+        let key = self.lanes_key();
+        let names: Vec<String> = lanes.iter().map(|l| l.as_str().to_string()).collect();
+        self.retry("add_lanes", |mut c| {
+            let (key, names) = (key.clone(), names.clone());
+            async move { c.sadd::<_, _, ()>(key, names).await }
+        })
+        .await
+    }
     async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError> {
         let key = self.key(run, "meta");
         let fields = [("state", meta.state.as_str().to_string()), ("spec_digest", meta.spec_digest.clone())];

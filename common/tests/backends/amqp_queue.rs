@@ -40,7 +40,7 @@ impl Drop for Leftovers {
 }
 
 fn msg(i: usize) -> Outgoing {
-    Outgoing { job_id: format!("{i:032x}"), body: format!("job body {i}").into_bytes() }
+    Outgoing { job_id: format!("{i:032x}"), body: format!("job body {i}").into_bytes(), lane: None }
 }
 
 async fn next_within(c: &mut Box<dyn Consumer>, secs: u64) -> Option<Box<dyn Delivery>> {
@@ -90,7 +90,7 @@ async fn publish_consume_ack() {
     let q = AmqpQueue::connect(&s).await.unwrap();
     let guard = Leftovers::of(&s);
     q.publish(&[msg(1), msg(2), msg(3)]).await.unwrap();
-    assert_eq!(q.depths().await.unwrap(), (3, 0));
+    assert_eq!(q.depths(&[]).await.unwrap(), (3, 0));
     let mut c = q.consumer("basic").await.unwrap();
     let mut bodies = Vec::new();
     for _ in 0..3 {
@@ -103,8 +103,8 @@ async fn publish_consume_ack() {
     assert_eq!(bodies, ["job body 1", "job body 2", "job body 3"]);
     c.cancel().await.unwrap();
     assert!(c.next().await.is_none(), "a cancelled consumer ends");
-    assert_eq!(q.depths().await.unwrap(), (0, 0));
-    q.delete_topology().await.unwrap();
+    assert_eq!(q.depths(&[]).await.unwrap(), (0, 0));
+    q.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 
@@ -113,7 +113,7 @@ async fn publish_to_a_missing_queue_is_unroutable() {
     let s = settings("unroutable");
     let q = AmqpQueue::connect(&s).await.unwrap();
     let guard = Leftovers::of(&s);
-    q.delete_topology().await.unwrap();
+    q.delete_topology(&[]).await.unwrap();
     let before = metrics().coordinator_returned.get();
     let err = q.publish(&[msg(7)]).await.unwrap_err();
     assert!(matches!(err, QueueError::Unroutable { ref job, .. } if job == &format!("{:032x}", 7)), "{err}");
@@ -122,8 +122,8 @@ async fn publish_to_a_missing_queue_is_unroutable() {
     // The channel stays usable: reconnecting declares the topology again.
     let q2 = AmqpQueue::connect(&s).await.unwrap();
     q2.publish(&[msg(8)]).await.unwrap();
-    assert_eq!(q2.depths().await.unwrap(), (1, 0));
-    q2.delete_topology().await.unwrap();
+    assert_eq!(q2.depths(&[]).await.unwrap(), (1, 0));
+    q2.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 
@@ -133,11 +133,11 @@ async fn oversized_messages_are_refused_before_publishing() {
     s.max_message_bytes = 16;
     let q = AmqpQueue::connect(&s).await.unwrap();
     let guard = Leftovers::of(&s);
-    let big = Outgoing { job_id: "big".into(), body: vec![0; 17] };
+    let big = Outgoing { job_id: "big".into(), body: vec![0; 17], lane: None };
     let err = q.publish(&[msg(1), big]).await.unwrap_err();
     assert!(err.to_string().contains("max_message_bytes"), "{err}");
-    assert_eq!(q.depths().await.unwrap(), (0, 0), "nothing of the batch was sent");
-    q.delete_topology().await.unwrap();
+    assert_eq!(q.depths(&[]).await.unwrap(), (0, 0), "nothing of the batch was sent");
+    q.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 
@@ -153,15 +153,15 @@ async fn dead_letter_carries_the_reason() {
     assert!(d.dead_letter(DeadLetter { job_id: Some("feedbeef".into()), reason: reason.into() }).await.unwrap());
     let d2 = next_within(&mut c, 10).await.unwrap();
     assert!(d2.ack().await.unwrap());
-    assert_eq!(q.depths().await.unwrap(), (0, 1));
+    assert_eq!(q.depths(&[]).await.unwrap(), (0, 1));
     let dead = q.drain_dead_letters().await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].reason, reason);
     assert_eq!(dead[0].job_id.as_deref(), Some("feedbeef"));
     assert_eq!(dead[0].body, b"job body 1");
-    assert_eq!(q.depths().await.unwrap(), (0, 0), "drained messages are acked");
+    assert_eq!(q.depths(&[]).await.unwrap(), (0, 0), "drained messages are acked");
     assert!(q.drain_dead_letters().await.unwrap().is_empty());
-    q.delete_topology().await.unwrap();
+    q.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 
@@ -186,7 +186,7 @@ async fn broker_dead_letters_after_the_delivery_limit() {
     assert_eq!(dead[0].job_id.as_deref(), Some(format!("{:032x}", 42).as_str()), "job id from message_id");
     assert!(dead[0].reason.starts_with("delivery limit exceeded: delivered 3 times"), "{}", dead[0].reason);
     assert!(dead[0].reason.contains("crash or hang"), "{}", dead[0].reason);
-    q.delete_topology().await.unwrap();
+    q.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 
@@ -222,7 +222,7 @@ async fn prefetch_is_honoured_and_reapplied_after_a_reconnect() {
     }
     assert_eq!(left, 2);
     c.cancel().await.unwrap();
-    q.delete_topology().await.unwrap();
+    q.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 
@@ -236,8 +236,8 @@ async fn publisher_reconnects_after_its_connection_is_closed() {
     assert_eq!(close_connections_named(&format!("mll-publisher:{}", s.queue)), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     q.publish(&[msg(2)]).await.expect("publish after the connection was closed");
-    assert_eq!(q.depths().await.unwrap(), (2, 0));
-    q.delete_topology().await.unwrap();
+    assert_eq!(q.depths(&[]).await.unwrap(), (2, 0));
+    q.delete_topology(&[]).await.unwrap();
     guard.disarm();
 }
 

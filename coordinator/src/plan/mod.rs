@@ -9,7 +9,7 @@ mod error;
 pub use error::PlanError;
 
 use crate::captions::{self, CaptionError, ClassMap, DatasetCaptions};
-use crate::spec::{BenchmarkSpec, MethodPreset, PromptNames, TargetDataset};
+use crate::spec::{BenchmarkSpec, ExecutionOptions, HubModel, MethodPreset, PromptNames, TargetDataset};
 use mll_common::data::graph::Graph;
 use mll_common::ids::sha256_hex;
 use mll_common::job::*;
@@ -214,6 +214,19 @@ pub struct GraphJobs {
     pub digest: String,
 }
 
+/// Samples per job of model `m`: as many as take `shard_seconds` on the
+/// reference GPU at the model's `gflops` per image (at least 1), or
+/// `shard_size` when cost-aware shards are off or the model has no `gflops`.
+pub fn shard_size_for(ex: &ExecutionOptions, m: &HubModel) -> u64 {
+    match m.gflops {
+        Some(g) if ex.shard_seconds > 0.0 && g > 0.0 => {
+            let images = ex.shard_seconds * ex.reference_tflops * 1e3 / g;
+            (images.round() as u64).max(1)
+        }
+        _ => ex.shard_size,
+    }
+}
+
 /// The hub's jobs: per model, label jobs over the graph's image shards and
 /// evaluate jobs over each dataset's sample shards. Split out of
 /// [`plan_with`] so that `bench_scale` plans hubs of any size without data on disk.
@@ -237,10 +250,11 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
         .collect();
     for m in &spec.hub {
         let model = ModelRef { key: m.key.clone(), artifact: m.artifact.clone() };
+        let shard_size = shard_size_for(ex, m);
         // Label jobs: model × graph image shards.
         if let (Some(g), Some(graph)) = (&spec.graph, graph) {
             let definition_only = spec.method.node_text_definition_only;
-            for shard in shards(graph.images, ex.shard_size) {
+            for shard in shards(graph.images, shard_size) {
                 let range = format!("{}..{}", shard.start, shard.end);
                 let top = format!("top{}", g.label_top_nodes);
                 let mut parts: Vec<&str> = vec!["label", &m.key, &m.artifact, &g.path, &graph.digest, &range, &top];
@@ -265,7 +279,7 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
         }
         // Evaluate jobs: model × dataset × shards.
         for (d, p) in datasets.iter().zip(&prompts) {
-            for shard in shards(d.samples, ex.shard_size) {
+            for shard in shards(d.samples, shard_size) {
                 let id = JobId::derive(
                     run,
                     &[
@@ -409,6 +423,20 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn cost_aware_shards_follow_each_models_gflops() {
+        use crate::spec::{ExecutionOptions, HubModel, MethodPreset};
+        let ex = ExecutionOptions::for_preset(MethodPreset::Paper);
+        let model = |gflops: Option<f64>| HubModel { key: "m".into(), artifact: "a".into(), params_m: None, gflops, imagenet_top1: None };
+        // 60 s at 125 TFLOP/s = 7.5e15 FLOPs: 1,000,000 images of 7.5 GFLOPs, 6,818 of 1,100.
+        assert_eq!(shard_size_for(&ex, &model(Some(7.5))), 1_000_000);
+        assert_eq!(shard_size_for(&ex, &model(Some(1100.0))), 6_818);
+        assert_eq!(shard_size_for(&ex, &model(None)), ex.shard_size, "no gflops: the fixed size");
+        let fixed = ExecutionOptions { shard_seconds: 0.0, ..ex };
+        assert_eq!(shard_size_for(&fixed, &model(Some(7.5))), fixed.shard_size);
+    }
+
     use super::*;
 
     #[test]

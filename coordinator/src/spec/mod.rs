@@ -161,9 +161,19 @@ pub struct ExecutionOptions {
     pub protocol: PromptProtocol,
     /// The dataset's class names or the caption keys in prompts.
     pub prompt_names: PromptNames,
-    /// Samples per evaluate/label job; sized so a job ends well inside
-    /// RabbitMQ's consumer_timeout on the slowest model.
+    /// Samples per evaluate/label job when a job's size is not derived from
+    /// its model's cost (`shard_seconds` = 0, or a model without `gflops`).
     pub shard_size: u64,
+    /// Cost-aware shards: each model's jobs hold as many samples as take about
+    /// this many seconds on the reference GPU (`reference_tflops`), from the
+    /// model's `gflops` per image, so a big model's jobs are no longer than a
+    /// small one's (no tail at many workers) and a small model's jobs are
+    /// not drowned in per-job overhead. 0 turns it off; so does a spec that
+    /// gives `shard_size` and not `shard_seconds`.
+    pub shard_seconds: f64,
+    /// Effective inference throughput of the reference GPU, TFLOP/s (what
+    /// `shard_seconds` is measured against).
+    pub reference_tflops: f64,
     /// Keep per-sample probabilities of evaluate jobs (reuse recombines them).
     pub keep_probabilities: bool,
 }
@@ -175,6 +185,8 @@ impl ExecutionOptions {
             protocol: PromptProtocol::ClipBenchmark,
             prompt_names: PromptNames::Dataset,
             shard_size: 2000,
+            shard_seconds: 60.0,
+            reference_tflops: 125.0,
             keep_probabilities: true,
         };
         match preset {
@@ -263,7 +275,14 @@ impl BenchmarkSpec {
             None => MethodPreset::default(),
         };
         fill_missing(&mut table, "method", &preset.method()).map_err(parse)?;
-        fill_missing(&mut table, "execution", &ExecutionOptions::for_preset(preset)).map_err(parse)?;
+        let mut execution = ExecutionOptions::for_preset(preset);
+        // A spec that sets `shard_size` and not `shard_seconds` asked for
+        // fixed shards of that size.
+        let given = |key: &str| table.get("execution").and_then(|e| e.get(key)).is_some();
+        if given("shard_size") && !given("shard_seconds") {
+            execution.shard_seconds = 0.0;
+        }
+        fill_missing(&mut table, "execution", &execution).map_err(parse)?;
         let spec: BenchmarkSpec = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
         spec.validate(origin)?;
         Ok(spec)
@@ -306,6 +325,15 @@ impl BenchmarkSpec {
         }
         if self.execution.shard_size == 0 {
             return Err(invalid("execution.shard_size", "must be >= 1".into()));
+        }
+        if !(self.execution.shard_seconds.is_finite() && (0.0..=86_400.0).contains(&self.execution.shard_seconds)) {
+            return Err(invalid(
+                "execution.shard_seconds",
+                format!("{} is outside 0..=86400 (0 turns cost-aware shards off)", self.execution.shard_seconds),
+            ));
+        }
+        if !(self.execution.reference_tflops.is_finite() && self.execution.reference_tflops > 0.0) {
+            return Err(invalid("execution.reference_tflops", format!("{} must be a positive number", self.execution.reference_tflops)));
         }
         if let Some(d) = &self.diagnostic {
             if let Some(bad) = d.poison.iter().chain(&d.permanent_failures).find(|&&i| i >= d.jobs) {
@@ -364,6 +392,13 @@ mod tests {
         assert_eq!(s.execution.protocol, PromptProtocol::ClipBenchmark);
         assert_eq!(s.execution.prompt_names, PromptNames::CaptionKeys);
         assert_eq!(s.execution.shard_size, 10);
+        assert_eq!(s.execution.shard_seconds, 0.0, "a spec giving shard_size alone asked for fixed shards");
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_size = 10\nshard_seconds = 30\n", "t.toml").unwrap();
+        assert_eq!((s.execution.shard_size, s.execution.shard_seconds), (10, 30.0));
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n", "t.toml").unwrap();
+        assert_eq!(s.execution.shard_seconds, 60.0, "cost-aware shards by default");
+        let err = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_seconds = -1\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("execution.shard_seconds"), "{err}");
         // The resolved options serialise with the preset's name (report.json's `method`).
         let json = serde_json::to_value(&s.method).unwrap();
         assert_eq!(json["preset"], "paper");

@@ -15,6 +15,7 @@ mod coordinators;
 mod damaged_results;
 mod fairness;
 mod partitions;
+mod placement;
 mod queue;
 mod submit_inputs;
 mod toy_e2e;

@@ -213,8 +213,11 @@ fn malformed_deliveries_are_dead_lettered_and_the_worker_keeps_consuming() {
     let mut wrong_version = b"MLLJ\x63\x00".to_vec();
     wrong_version.extend_from_slice(&[0; 40]);
     let oversized = vec![b'x'; settings.broker.max_message_bytes + 10];
-    let msgs =
-        [("junk", junk), ("version", wrong_version), ("oversized", oversized)].map(|(id, body)| Outgoing { job_id: id.into(), body });
+    let msgs = [("junk", junk), ("version", wrong_version), ("oversized", oversized)].map(|(id, body)| Outgoing {
+        job_id: id.into(),
+        body,
+        lane: None,
+    });
     rt.block_on(queue.publish(&msgs)).unwrap();
 
     let mut w = c.spawn_worker("1");

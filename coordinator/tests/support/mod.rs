@@ -216,12 +216,15 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for q in ["jobs", "dead"] {
-            let _ = Command::new("rabbitmqctl")
-                .args(["-q", "delete_queue", &format!("{}.{q}", self.name)])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        // The work and dead-letter queues, and the lanes of every model the
+        // test published to (`<name>.jobs.lane.<hash>`).
+        let mut queues: Vec<String> = ["jobs", "dead"].iter().map(|q| format!("{}.{q}", self.name)).collect();
+        if let Ok(out) = Command::new("rabbitmqctl").args(["-q", "list_queues", "name"]).output() {
+            let lanes = format!("{}.jobs.lane.", self.name);
+            queues.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| l.starts_with(&lanes)).map(String::from));
+        }
+        for q in queues {
+            let _ = Command::new("rabbitmqctl").args(["-q", "delete_queue", &q]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         let keys = self.redis(&["--scan", "--pattern", &format!("{}:*", self.name)]);
         for k in keys.lines().filter(|l| !l.is_empty()) {
