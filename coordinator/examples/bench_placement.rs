@@ -61,6 +61,9 @@ struct Args {
     /// How long a worker waits on an empty lane before it looks for another.
     #[arg(long, default_value_t = 0.5)]
     lane_idle_s: f64,
+    /// Lanes weigh each move's load time (what the workers do); off: ready work per worker alone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    load_aware: bool,
     /// Write the rows as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -262,11 +265,21 @@ fn simulate(policy: Policy, jobs: &[SimJob], hub: &Hub, workers: usize, args: &A
                 let mut start = now;
                 if !has_work {
                     // What the broker would report: ready messages and consumers per lane.
-                    let loads_now: Vec<LaneLoad> = std::iter::once(LaneLoad { lane: None, ready: 0, consumers: consumers[&None] })
-                        .chain(lanes.iter().map(|l| LaneLoad {
-                            lane: Some(l.clone()),
-                            ready: queues[l].len() as u64,
-                            consumers: consumers.get(&Some(l.clone())).copied().unwrap_or(0),
+                    // The worker's estimate of a move: the model's load time
+                    // over its lane's job time, 0 for a model it holds.
+                    let loads_now: Vec<LaneLoad> = std::iter::once(LaneLoad::new(None, 0, consumers[&None]))
+                        .chain(lanes.iter().map(|l| {
+                            let mut load = LaneLoad::new(
+                                Some(l.clone()),
+                                queues[l].len() as u64,
+                                consumers.get(&Some(l.clone())).copied().unwrap_or(0),
+                            );
+                            if let Some(j) = queues[l].front() {
+                                if args.load_aware && !caches[w].held.contains(&j.model) && j.seconds > 0.0 {
+                                    load.load_cost = load_s(j.model) / j.seconds;
+                                }
+                            }
+                            load
                         }))
                         .collect();
                     match choose(&current[w], &loads_now) {

@@ -124,7 +124,7 @@ impl Committer for TimingStore {
     async fn count_execution(&self, run: &RunId, job: &JobId) -> Result<u64, StoreError> {
         self.inner.count_execution(run, job).await
     }
-    async fn lanes(&self) -> Result<Vec<Lane>, StoreError> {
+    async fn lanes(&self) -> Result<Vec<(Lane, String)>, StoreError> {
         self.inner.lanes().await
     }
 }

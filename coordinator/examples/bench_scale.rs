@@ -444,7 +444,7 @@ async fn main() -> anyhow::Result<()> {
     let outcome = bench(&args, &tag, &settings, &env, &control).await;
     // Tear down whatever happened: the queues and the run's keys.
     let mut cleanup = Vec::new();
-    let lanes = redis.lanes().await.unwrap_or_default();
+    let lanes: Vec<_> = redis.lanes().await.unwrap_or_default().into_iter().map(|(l, _)| l).collect();
     if let Err(e) = amqp.delete_topology(&lanes).await {
         cleanup.push(format!("deleting queues {tag}.*: {e}"));
     }

@@ -290,10 +290,12 @@ impl RunControl {
         Ok(())
     }
 
-    /// Records the lanes of `batch` in the store before it is published, so a
-    /// worker looking for work finds every lane that has some.
-    pub async fn register_lanes(&self, batch: &[Outgoing]) -> Result<(), ControlError> {
-        let mut lanes: Vec<Lane> = batch.iter().filter_map(|m| m.lane.clone()).collect();
+    /// Records the lanes of `jobs` (with their models' artifact folders) in
+    /// the store before they are published, so a worker looking for work
+    /// finds every lane that has some.
+    pub async fn register_lanes(&self, jobs: &[&mll_common::Job]) -> Result<(), ControlError> {
+        let mut lanes: Vec<(Lane, String)> =
+            jobs.iter().filter_map(|j| j.model()).map(|m| (Lane::of_model(&m.artifact), m.artifact.clone())).collect();
         lanes.sort();
         lanes.dedup();
         Ok(self.store.add_lanes(&lanes).await?)
@@ -309,7 +311,7 @@ impl RunControl {
         for chunk in jobs.chunks(self.publish_batch.max(1)) {
             let batch: Vec<Outgoing> = chunk.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<_, wire::WireError>>()?;
             m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
-            self.register_lanes(&batch).await?;
+            self.register_lanes(chunk).await?;
             if let Err(e) = self.queue.publish(&batch).await {
                 if matches!(e, mll_common::queue::QueueError::Unroutable { .. }) {
                     m.coordinator_returned.inc();

@@ -54,8 +54,8 @@ pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: b
         return Ok(0);
     }
     let outgoing = jobs.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<Vec<_>, wire::WireError>>()?;
+    ctl.register_lanes(&jobs).await?;
     for batch in outgoing.chunks(ctl.publish_batch.max(1)) {
-        ctl.register_lanes(batch).await?;
         ctl.queue.publish(batch).await?;
     }
     Ok(outgoing.len())

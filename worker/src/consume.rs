@@ -31,6 +31,7 @@
 //! (backing off while there is no work anywhere).
 
 use crate::executor::{ExecContext, ExecError, Executor};
+use crate::placement::PlacementMemory;
 use mll_common::queue::{lanes, Consumer, DeadLetter, Delivery, JobQueue};
 use mll_common::store::{CommitOutcome, Committer, RunState};
 use mll_common::telemetry::metrics;
@@ -78,6 +79,10 @@ pub struct LoopOptions {
     /// No delivery for this long on the lane in hand: look for a better one
     /// (doubling up to 4× while no lane has work).
     pub lane_idle: Duration,
+    /// The model cache's size (what a move to a model held costs nothing).
+    pub model_cache_bytes: u64,
+    /// Model load rate from the data root, to weigh a move's load time.
+    pub load_bytes_per_s: f64,
 }
 
 impl Default for LoopOptions {
@@ -91,6 +96,8 @@ impl Default for LoopOptions {
             shutdown_grace: Duration::from_secs(60),
             exit_when_idle: None,
             lane_idle: Duration::from_millis(500),
+            model_cache_bytes: 8 << 30,
+            load_bytes_per_s: 1.5e9,
         }
     }
 }
@@ -127,7 +134,8 @@ impl WorkerLoop {
         let mut consumer: Box<dyn Consumer> = self.queue.consumer(&self.opts.consumer_tag).await?;
         let mut stats = LoopStats::default();
         info!(tag = %self.opts.consumer_tag, "worker consuming");
-        self.place(consumer.as_mut()).await;
+        let mut memory = PlacementMemory::new(self.ctx.data_root.clone(), self.opts.model_cache_bytes, self.opts.load_bytes_per_s);
+        self.place(consumer.as_mut(), &mut memory).await;
         let mut last_job = tokio::time::Instant::now();
         let mut look_after = self.opts.lane_idle;
         loop {
@@ -140,10 +148,18 @@ impl WorkerLoop {
             let next = tokio::select! {
                 biased;
                 _ = wait_true(&mut shutdown) => { info!("shutdown requested: no new jobs"); break; }
-                _ = idle => { info!("no job for {:?}: exiting", self.opts.exit_when_idle.unwrap_or_default()); break; }
+                _ = idle => {
+                    // Idle here, but another lane may have work: exit only when none has.
+                    if self.place(consumer.as_mut(), &mut memory).await {
+                        last_job = tokio::time::Instant::now();
+                        continue;
+                    }
+                    info!("no job for {:?}: exiting", self.opts.exit_when_idle.unwrap_or_default());
+                    break;
+                }
                 _ = tokio::time::sleep(look_after) => {
                     // Nothing on this lane for a while: is there work elsewhere?
-                    let moved = self.place(consumer.as_mut()).await;
+                    let moved = self.place(consumer.as_mut(), &mut memory).await;
                     look_after = if moved { self.opts.lane_idle } else { (look_after * 2).min(self.opts.lane_idle * 4) };
                     continue;
                 }
@@ -160,7 +176,11 @@ impl WorkerLoop {
                 }
                 Some(Ok(d)) => d,
             };
+            let started = Instant::now();
             self.handle(delivery, &mut shutdown, &mut stats).await;
+            if let Some(lane) = consumer.lane() {
+                memory.served(lane, started.elapsed().as_secs_f64());
+            }
         }
         let _ = consumer.cancel().await;
         Ok(stats)
@@ -168,7 +188,7 @@ impl WorkerLoop {
 
     /// Moves `consumer` to the lane with the most ready work per worker;
     /// whether it moved. A store or broker error leaves it where it is.
-    async fn place(&self, consumer: &mut dyn Consumer) -> bool {
+    async fn place(&self, consumer: &mut dyn Consumer, memory: &mut PlacementMemory) -> bool {
         let lanes = match self.store.lanes().await {
             Ok(l) => l,
             Err(e) => {
@@ -176,13 +196,16 @@ impl WorkerLoop {
                 return false;
             }
         };
-        let loads = match self.queue.lane_loads(&lanes).await {
+        memory.learn(&lanes);
+        let lanes: Vec<lanes::Lane> = lanes.into_iter().map(|(l, _)| l).collect();
+        let mut loads = match self.queue.lane_loads(&lanes).await {
             Ok(l) => l,
             Err(e) => {
                 debug!(error = %e, "cannot read the lanes' loads; staying");
                 return false;
             }
         };
+        memory.weigh(&mut loads);
         let current = consumer.lane().cloned();
         match lanes::choose(&current, &loads) {
             Some(next) if next != current => {
@@ -530,6 +553,7 @@ mod tests {
     use mll_common::artifact::ArtifactStore;
     use mll_common::job::{DiagnosticBehavior, DiagnosticJob};
     use mll_common::queue::memory::MemoryQueue;
+    use mll_common::queue::Lane;
     use mll_common::queue::Outgoing;
     use mll_common::store::embedded::EmbeddedStore;
     use mll_common::store::{JobCheck, Ledger, RunMeta, StoreError};
@@ -606,7 +630,7 @@ mod tests {
             self.log("count_execution");
             self.inner.count_execution(run, job).await
         }
-        async fn lanes(&self) -> Result<Vec<mll_common::queue::Lane>, StoreError> {
+        async fn lanes(&self) -> Result<Vec<(mll_common::queue::Lane, String)>, StoreError> {
             self.inner.lanes().await
         }
     }
@@ -697,6 +721,35 @@ mod tests {
         assert_eq!(w.queue.depths(&[]).await.unwrap(), (0, 0), "a cancelled run's jobs are dropped");
         assert!(w.store.inner.executions(&w.run).await.unwrap().is_empty());
         assert_eq!(w.store.calls(), ["check_job", "check_job"]);
+    }
+
+    #[tokio::test]
+    async fn a_worker_moves_between_lanes_until_every_lane_is_drained() {
+        let (w, _) = World::new(0, 0, DiagnosticBehavior::Succeed).await;
+        let lanes = [Lane::of_model("models/a"), Lane::of_model("models/b")];
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        for index in 0..6u32 {
+            let id = JobId::derive(&w.run, &["diagnostic", &index.to_string()]);
+            let job = Job {
+                id: id.clone(),
+                run: w.run.clone(),
+                payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms: 0, behavior: DiagnosticBehavior::Succeed }),
+            };
+            let mut m = Outgoing::for_job(&job).unwrap();
+            // Four jobs in lane a, two in b.
+            m.lane = Some(lanes[usize::from(index >= 4)].clone());
+            out.push(m);
+            ids.push(id);
+        }
+        w.store.inner.expect(&w.run, Stage::Diagnostic, &ids).await.unwrap();
+        w.store.inner.add_lanes(&[(lanes[0].clone(), "models/a".into()), (lanes[1].clone(), "models/b".into())]).await.unwrap();
+        w.queue.publish(&out).await.unwrap();
+        let stats = w.drain().await;
+        assert_eq!(stats.committed, 6, "{stats:?}");
+        assert_eq!(w.queue.depths(&lanes).await.unwrap(), (0, 0), "both lanes drained");
+        let loads = w.queue.lane_loads(&lanes).await.unwrap();
+        assert!(loads.iter().all(|l| l.consumers == 0), "the worker left when it stopped: {loads:?}");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The worker: takes jobs from the queue, runs them, commits results, acks.
 //!
 //! - `consume` — the loop: decode, execute off the async runtime, commit, ack;
+//! - `placement` — what the loop remembers to weigh a move to another lane;
 //! - `executor` — the contract executors implement;
 //! - `executors` — one executor per job kind;
 //! - `engine` — open_clip models on libtorch: artifacts, preprocessing, tokenizers;
@@ -13,4 +14,5 @@ pub mod debug_cmds_eval;
 pub mod engine;
 pub mod executor;
 pub mod executors;
+pub mod placement;
 pub mod service;

@@ -22,6 +22,7 @@ pub fn loop_options(settings: &Settings, tag: String, exit_when_idle: Option<Dur
         retry_backoff: Duration::from_millis(w.retry_backoff_ms),
         shutdown_grace: Duration::from_secs(w.shutdown_grace_s),
         exit_when_idle,
+        model_cache_bytes: w.model_cache_mb << 20,
         ..LoopOptions::default()
     }
 }

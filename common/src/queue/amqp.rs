@@ -280,7 +280,7 @@ impl JobQueue for AmqpQueue {
                 None => work_queue(&link.channel, &self.settings).await?,
                 Some(l) => declare_lane(&link.channel, &self.settings, l).await?,
             };
-            out.push(LaneLoad { lane, ready: u64::from(declared.message_count()), consumers: declared.consumer_count() });
+            out.push(LaneLoad::new(lane, u64::from(declared.message_count()), declared.consumer_count()));
         }
         let _ = link.channel.close(200, "lane loads".into()).await;
         Ok(out)

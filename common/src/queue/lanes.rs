@@ -47,27 +47,44 @@ impl std::fmt::Display for Lane {
     }
 }
 
-/// What the broker reports of one lane (None: the main work queue).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the broker reports of one lane (None: the main work queue), and
+/// what moving there would cost the worker asking.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LaneLoad {
     pub lane: Option<Lane>,
     /// Messages ready (not delivered to anyone).
     pub ready: u64,
     /// Workers consuming it now.
     pub consumers: u32,
+    /// Loading the lane's model, in jobs' time (load seconds over a job's
+    /// seconds): 0 when the worker holds the model or has no estimate.
+    pub load_cost: f64,
+}
+
+impl LaneLoad {
+    /// A lane as the broker reports it, with no load cost known.
+    pub fn new(lane: Option<Lane>, ready: u64, consumers: u32) -> Self {
+        LaneLoad { lane, ready, consumers, load_cost: 0.0 }
+    }
 }
 
 /// Where a worker consuming `current` goes next: the lane with the most
 /// ready messages per worker once it joins (`ready / (others + 1)`, where
-/// `others` leaves the worker itself out of its own lane's consumers). Ties
-/// keep the current lane, then go to the main queue, then to the lowest lane
-/// name, so every worker decides the same way from the same numbers. None
-/// when no lane has a ready message: the worker stays where it is.
+/// `others` leaves the worker itself out of its own lane's consumers), less
+/// the time the move would spend loading the lane's model. A lane whose own
+/// workers will have taken its ready messages before this one could load the
+/// model (`ready / others <= load_cost`) is left to them. Ties keep the
+/// current lane, then go to the main queue, then to the lowest lane name, so
+/// every worker decides the same way from the same numbers. None when no
+/// lane is worth moving to: the worker stays where it is.
 pub fn choose(current: &Option<Lane>, loads: &[LaneLoad]) -> Option<Option<Lane>> {
     let mut best: Option<(&LaneLoad, f64)> = None;
     for l in loads.iter().filter(|l| l.ready > 0) {
         let others = if l.lane == *current { l.consumers.saturating_sub(1) } else { l.consumers };
-        let score = l.ready as f64 / (f64::from(others) + 1.0);
+        if others > 0 && l.load_cost > 0.0 && l.ready as f64 / f64::from(others) <= l.load_cost {
+            continue;
+        }
+        let score = l.ready as f64 / (f64::from(others) + 1.0) - l.load_cost;
         let better = match best {
             None => true,
             Some((b, s)) => score > s || (score == s && rank(l, current) < rank(b, current)),
@@ -95,7 +112,7 @@ mod tests {
     use super::*;
 
     fn load(lane: Option<&str>, ready: u64, consumers: u32) -> LaneLoad {
-        LaneLoad { lane: lane.map(Lane::of_model), ready, consumers }
+        LaneLoad::new(lane.map(Lane::of_model), ready, consumers)
     }
 
     #[test]
@@ -117,6 +134,22 @@ mod tests {
         assert_eq!(choose(&Some(Lane::of_model("a")), &loads), Some(Some(Lane::of_model("b"))));
         // Nothing ready anywhere: stay.
         assert_eq!(choose(&None, &[load(Some("a"), 0, 2), load(None, 0, 0)]), None);
+    }
+
+    #[test]
+    fn a_load_costs_its_time_and_a_lane_its_workers_will_drain_is_left_to_them() {
+        let cached = load(Some("a"), 10, 2);
+        let big = LaneLoad { load_cost: 2.0, ..load(Some("b"), 12, 1) };
+        // 10 / 3 = 3.3 for the held model against 12 / 2 - 2 = 4 for the big one.
+        assert_eq!(choose(&None, &[cached.clone(), big.clone()]), Some(Some(Lane::of_model("b"))));
+        let big = LaneLoad { load_cost: 3.0, ..big };
+        assert_eq!(choose(&None, &[cached, big.clone()]), Some(Some(Lane::of_model("a"))));
+        // 2 ready for 1 worker, 3 jobs' time to load: its worker takes them first.
+        let tail = LaneLoad { ready: 2, ..big.clone() };
+        assert_eq!(choose(&None, &[tail]), None);
+        // Nobody on it: it is taken whatever the cost, or it would be stranded.
+        let alone = LaneLoad { consumers: 0, ready: 1, ..big };
+        assert_eq!(choose(&None, &[alone]), Some(Some(Lane::of_model("b"))));
     }
 
     #[test]

@@ -221,10 +221,9 @@ impl JobQueue for MemoryQueue {
 
     async fn lane_loads(&self, lanes: &[Lane]) -> Result<Vec<LaneLoad>, QueueError> {
         let st = self.state.lock().unwrap();
-        let load = |lane: Option<Lane>| LaneLoad {
-            ready: st.ready.get(&lane).map_or(0, |q| q.len() as u64),
-            consumers: st.consumers.get(&lane).copied().unwrap_or(0),
-            lane,
+        let load = |lane: Option<Lane>| {
+            let ready = st.ready.get(&lane).map_or(0, |q| q.len() as u64);
+            LaneLoad::new(lane.clone(), ready, st.consumers.get(&lane).copied().unwrap_or(0))
         };
         Ok(std::iter::once(None).chain(lanes.iter().cloned().map(Some)).map(load).collect())
     }

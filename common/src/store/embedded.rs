@@ -155,7 +155,7 @@ impl Data {
 pub struct EmbeddedStore {
     /// The lanes published to (`Ledger::add_lanes`); not journaled: a resumed
     /// run publishes, and so registers, its lanes again.
-    lanes: Mutex<BTreeSet<Lane>>,
+    lanes: Mutex<BTreeMap<Lane, String>>,
     data: Mutex<Data>,
     journal: Option<Mutex<File>>,
     path: Option<PathBuf>,
@@ -377,14 +377,14 @@ impl Committer for EmbeddedStore {
         self.write(Record::Execution(run.clone(), job.clone()))?;
         Ok(self.read(run, |d| d.executions.get(job).copied().unwrap_or_default()))
     }
-    async fn lanes(&self) -> Result<Vec<Lane>, StoreError> {
-        Ok(self.lanes.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect())
+    async fn lanes(&self) -> Result<Vec<(Lane, String)>, StoreError> {
+        Ok(self.lanes.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(l, a)| (l.clone(), a.clone())).collect())
     }
 }
 
 #[async_trait]
 impl Ledger for EmbeddedStore {
-    async fn add_lanes(&self, lanes: &[Lane]) -> Result<(), StoreError> {
+    async fn add_lanes(&self, lanes: &[(Lane, String)]) -> Result<(), StoreError> {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner()).extend(lanes.iter().cloned());
         Ok(())
     }

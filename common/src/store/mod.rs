@@ -110,9 +110,9 @@ pub type Fetched = Result<Option<Vec<u8>>, StoreError>;
 /// five methods only.
 #[async_trait]
 pub trait Committer: Send + Sync {
-    /// Every lane jobs were published to (`queue::lanes`), for a worker
-    /// choosing where to consume next.
-    async fn lanes(&self) -> Result<Vec<Lane>, StoreError>;
+    /// Every lane jobs were published to (`queue::lanes`) with its model's
+    /// artifact folder, for a worker choosing where to consume next.
+    async fn lanes(&self) -> Result<Vec<(Lane, String)>, StoreError>;
     async fn meta(&self, run: &RunId) -> Result<Option<RunMeta>, StoreError>;
     /// Atomically stores the result and adds the id to the done set, unless it is
     /// there already. Also clears a failure record of the job.
@@ -135,8 +135,9 @@ pub trait Committer: Send + Sync {
 /// worker and the coordinator share one store, so a ledger is a committer.
 #[async_trait]
 pub trait Ledger: Committer {
-    /// Records lanes about to be published to (idempotent), so workers find them.
-    async fn add_lanes(&self, lanes: &[Lane]) -> Result<(), StoreError>;
+    /// Records lanes about to be published to, each with its model's artifact
+    /// folder (idempotent), so workers find them.
+    async fn add_lanes(&self, lanes: &[(Lane, String)]) -> Result<(), StoreError>;
     async fn put_meta(&self, run: &RunId, meta: &RunMeta) -> Result<(), StoreError>;
     async fn set_state(&self, run: &RunId, state: RunState) -> Result<(), StoreError>;
 

@@ -151,8 +151,8 @@ impl RedisStore {
         Ok(RedisStore { conn, prefix: settings.key_prefix.clone(), retries: settings.retries, url })
     }
 
-    /// The set of lanes published to: one for every run under this prefix
-    /// (runs of the same model share its lane).
+    /// The lanes published to, each with its model's artifact folder: one
+    /// hash for every run under this prefix (runs of a model share its lane).
     fn lanes_key(&self) -> String {
         format!("{}:lanes", self.prefix)
     }
@@ -333,15 +333,15 @@ impl Committer for RedisStore {
         Ok(())
     }
 
-    async fn lanes(&self) -> Result<Vec<Lane>, StoreError> {
+    async fn lanes(&self) -> Result<Vec<(Lane, String)>, StoreError> {
         let key = self.lanes_key();
-        let names: Vec<String> = self
+        let entries: Vec<(String, String)> = self
             .retry("lanes", |mut c| {
                 let key = key.clone();
-                async move { c.smembers(key).await }
+                async move { c.hgetall(key).await }
             })
             .await?;
-        let mut lanes: Vec<Lane> = names.iter().filter_map(|n| Lane::parse(n)).collect();
+        let mut lanes: Vec<(Lane, String)> = entries.into_iter().filter_map(|(n, a)| Some((Lane::parse(&n)?, a))).collect();
         lanes.sort();
         Ok(lanes)
     }
@@ -360,15 +360,15 @@ impl Committer for RedisStore {
 
 #[async_trait]
 impl Ledger for RedisStore {
-    async fn add_lanes(&self, lanes: &[Lane]) -> Result<(), StoreError> {
+    async fn add_lanes(&self, lanes: &[(Lane, String)]) -> Result<(), StoreError> {
         if lanes.is_empty() {
             return Ok(());
         }
         let key = self.lanes_key();
-        let names: Vec<String> = lanes.iter().map(|l| l.as_str().to_string()).collect();
+        let fields: Vec<(String, String)> = lanes.iter().map(|(l, a)| (l.as_str().to_string(), a.clone())).collect();
         self.retry("add_lanes", |mut c| {
-            let (key, names) = (key.clone(), names.clone());
-            async move { c.sadd::<_, _, ()>(key, names).await }
+            let (key, fields) = (key.clone(), fields.clone());
+            async move { c.hset_multiple::<_, _, _, ()>(key, &fields).await }
         })
         .await
     }

@@ -3,7 +3,7 @@
 
 use mll_common::config::{BrokerSettings, Settings};
 use mll_common::queue::amqp::AmqpQueue;
-use mll_common::queue::{Consumer, DeadLetter, Delivery, JobQueue, Outgoing, QueueError};
+use mll_common::queue::{Consumer, DeadLetter, Delivery, JobQueue, Lane, LaneLoad, Outgoing, QueueError};
 use mll_common::telemetry::metrics;
 use std::process::Command;
 use std::time::Duration;
@@ -273,4 +273,61 @@ async fn a_wrong_password_says_authentication_failed() {
     assert!(text.contains("authentication failed for user guest"), "{text}");
     assert!(!text.contains("not-the-password"), "the password is redacted: {text}");
     assert!(!err.is_transient());
+}
+
+/// Lanes: each lane is its own queue with its own ready count and consumers;
+/// a consumer moves between them, also with a delivery in hand (acked on the
+/// old lane afterwards), and a lane's broker-side dead letters reach the
+/// dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_are_queues_a_consumer_moves_between() {
+    let mut s = settings("lanes");
+    s.delivery_limit = 1;
+    let (a, b) = (Lane::of_model("models/a"), Lane::of_model("models/b"));
+    let q = AmqpQueue::connect(&s).await.unwrap();
+    let mut guard = Leftovers::of(&s);
+    guard.0.extend([a.queue_name(&s.queue), b.queue_name(&s.queue)]);
+    let in_lane = |i: usize, lane: &Lane| Outgoing { lane: Some(lane.clone()), ..msg(i) };
+    q.publish(&[in_lane(1, &a), in_lane(2, &a), in_lane(3, &a), in_lane(4, &b), in_lane(5, &b), msg(6)]).await.unwrap();
+    let ready = |loads: &[LaneLoad]| loads.iter().map(|l| (l.ready, l.consumers)).collect::<Vec<_>>();
+    let lanes = [a.clone(), b.clone()];
+    assert_eq!(ready(&q.lane_loads(&lanes).await.unwrap()), [(1, 0), (3, 0), (2, 0)]);
+    assert_eq!(q.depths(&lanes).await.unwrap(), (6, 0));
+
+    let mut c = q.consumer("lanes").await.unwrap();
+    assert_eq!(c.lane(), None);
+    let d = next_within(&mut c, 10).await.expect("the main queue's message");
+    assert_eq!(d.body(), b"job body 6");
+    assert!(d.ack().await.unwrap());
+    c.switch_to(Some(a.clone())).await.unwrap();
+    assert_eq!(c.lane(), Some(&a));
+    let held = next_within(&mut c, 10).await.expect("lane a's first message");
+    assert_eq!(held.body(), b"job body 1");
+    assert_eq!(ready(&q.lane_loads(&lanes).await.unwrap())[1], (2, 1), "two ready in a, one consumer");
+    // Move with a delivery in hand: it stays valid and is acked after.
+    c.switch_to(Some(b.clone())).await.unwrap();
+    assert!(held.ack().await.unwrap(), "a delivery from the old lane is still acked");
+    for want in ["job body 4", "job body 5"] {
+        let d = next_within(&mut c, 10).await.expect("lane b's message");
+        assert_eq!(d.body(), want.as_bytes());
+        assert!(d.ack().await.unwrap());
+    }
+    assert_eq!(ready(&q.lane_loads(&lanes).await.unwrap()), [(0, 0), (2, 0), (0, 1)]);
+    // Back to a: a requeue past the delivery limit dead-letters from the lane.
+    c.switch_to(Some(a.clone())).await.unwrap();
+    let d = next_within(&mut c, 10).await.expect("lane a's second message");
+    assert!(d.requeue().await.unwrap());
+    let d = next_within(&mut c, 10).await.expect("redelivered or the next");
+    assert!(d.ack().await.unwrap());
+    let mut left = 0;
+    while let Some(d) = next_within(&mut c, 3).await {
+        assert!(d.ack().await.unwrap());
+        left += 1;
+    }
+    c.cancel().await.unwrap();
+    let dead = q.drain_dead_letters().await.unwrap();
+    assert_eq!(dead.len() + left + 1, 2, "lane a's last two messages: acked, or dead-lettered past the limit ({dead:?})");
+    assert_eq!(q.depths(&lanes).await.unwrap(), (0, 0));
+    q.delete_topology(&lanes).await.unwrap();
+    guard.disarm();
 }

@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn cost_aware_shards_follow_each_models_gflops() {
         use crate::spec::{ExecutionOptions, HubModel, MethodPreset};
-        let ex = ExecutionOptions::for_preset(MethodPreset::Paper);
+        let ex = ExecutionOptions { shard_seconds: 60.0, ..ExecutionOptions::for_preset(MethodPreset::Paper) };
         let model = |gflops: Option<f64>| HubModel { key: "m".into(), artifact: "a".into(), params_m: None, gflops, imagenet_top1: None };
         // 60 s at 125 TFLOP/s = 7.5e15 FLOPs: 1,000,000 images of 7.5 GFLOPs, 6,818 of 1,100.
         assert_eq!(shard_size_for(&ex, &model(Some(7.5))), 1_000_000);

@@ -185,7 +185,7 @@ impl ExecutionOptions {
             protocol: PromptProtocol::ClipBenchmark,
             prompt_names: PromptNames::Dataset,
             shard_size: 2000,
-            shard_seconds: 60.0,
+            shard_seconds: 10.0,
             reference_tflops: 125.0,
             keep_probabilities: true,
         };
@@ -396,7 +396,7 @@ mod tests {
         let s = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_size = 10\nshard_seconds = 30\n", "t.toml").unwrap();
         assert_eq!((s.execution.shard_size, s.execution.shard_seconds), (10, 30.0));
         let s = BenchmarkSpec::from_toml("name = \"x\"\n", "t.toml").unwrap();
-        assert_eq!(s.execution.shard_seconds, 60.0, "cost-aware shards by default");
+        assert_eq!(s.execution.shard_seconds, 10.0, "cost-aware shards by default");
         let err = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_seconds = -1\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("execution.shard_seconds"), "{err}");
         // The resolved options serialise with the preset's name (report.json's `method`).
