@@ -69,26 +69,9 @@ struct Args {
     json: Option<PathBuf>,
 }
 
-/// The 17 targets' (classes, test samples), in the spec's order.
-const DATASET_SHAPES: [(usize, u64); 17] = [
-    (100, 10_000),
-    (211, 21_100),
-    (47, 1_880),
-    (7, 7_178),
-    (102, 6_149),
-    (101, 25_250),
-    (43, 12_630),
-    (10, 10_000),
-    (37, 3_669),
-    (2, 32_768),
-    (2, 1_821),
-    (10, 8_000),
-    (196, 8_041),
-    (101, 3_783),
-    (6, 15_000),
-    (6, 22_735),
-    (45, 31_500),
-];
+#[path = "support/targets.rs"]
+mod targets;
+use targets::DATASET_SHAPES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 enum Policy {
