@@ -131,19 +131,103 @@ pub struct Submission {
 /// throughput is its queued jobs over the common waiting time.
 #[derive(Debug, Clone, Default)]
 pub struct Backlog {
-    /// Positions in `plan.jobs`, in publishing order.
+    /// Positions in `plan.jobs`, in publishing order ([`interleave_lanes`]).
     pending: std::collections::VecDeque<usize>,
+    /// The same positions by lane (None: the main queue), each in plan order.
+    by_lane: BTreeMap<Option<Lane>, std::collections::VecDeque<usize>>,
+    /// Positions published already (through either order).
+    published: std::collections::HashSet<usize>,
+    left: usize,
     window: usize,
 }
 
 impl Backlog {
+    fn new(jobs: &[mll_common::Job], pending: Vec<usize>, window: usize) -> Self {
+        let mut by_lane: BTreeMap<Option<Lane>, std::collections::VecDeque<usize>> = BTreeMap::new();
+        let mut in_plan_order = pending.clone();
+        in_plan_order.sort_unstable();
+        for i in in_plan_order {
+            by_lane.entry(jobs[i].model().map(|m| Lane::of_model(&m.artifact))).or_default().push_back(i);
+        }
+        let left = pending.len();
+        Backlog { pending: pending.into(), by_lane, published: Default::default(), left, window }
+    }
+
     /// Jobs not published yet.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.left
     }
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.left == 0
     }
+
+    /// Takes the next job of `from` not published yet.
+    fn pop(published: &mut std::collections::HashSet<usize>, from: &mut std::collections::VecDeque<usize>) -> Option<usize> {
+        while let Some(i) = from.pop_front() {
+            if published.insert(i) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Takes up to `n` of `lane`'s next jobs.
+    fn take_lane(&mut self, lane: &Option<Lane>, n: usize) -> Vec<usize> {
+        let Some(q) = self.by_lane.get_mut(lane) else { return Vec::new() };
+        let got: Vec<usize> = std::iter::from_fn(|| Self::pop(&mut self.published, q)).take(n).collect();
+        self.left -= got.len();
+        got
+    }
+
+    /// Takes up to `n` jobs in publishing order.
+    fn take_next(&mut self, n: usize) -> Vec<usize> {
+        let got: Vec<usize> = std::iter::from_fn(|| Self::pop(&mut self.published, &mut self.pending)).take(n).collect();
+        self.left -= got.len();
+        got
+    }
+
+    /// Lanes with jobs not published yet.
+    fn lanes(&mut self) -> Vec<Lane> {
+        for q in self.by_lane.values_mut() {
+            while q.front().is_some_and(|i| self.published.contains(i)) {
+                q.pop_front();
+            }
+        }
+        self.by_lane.iter().filter(|(l, q)| l.is_some() && !q.is_empty()).filter_map(|(l, _)| l.clone()).collect()
+    }
+}
+
+/// The publishing order of a run's missing jobs (positions in `plan.jobs`):
+/// jobs without a model first, then every lane's jobs in plan order,
+/// interleaved in proportion to each lane's share (job k of a lane of n
+/// comes at (k + ½) / n). A run whose window holds only part of it then has
+/// work in every lane at once, so its workers spread over the models and
+/// stay there as the window refills, instead of all moving from one model to
+/// the next (model-major plan order would make every worker load every model).
+pub fn interleave_lanes(jobs: &[mll_common::Job], positions: Vec<usize>) -> Vec<usize> {
+    let lane = |i: usize| jobs[i].model().map(|m| m.artifact.as_str());
+    let mut sizes: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for &i in &positions {
+        if let Some(l) = lane(i) {
+            *sizes.entry(l).or_default() += 1;
+        }
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut keyed: Vec<(f64, usize, usize)> = positions
+        .iter()
+        .enumerate()
+        .map(|(order, &i)| match lane(i) {
+            None => (0.0, order, i),
+            Some(l) => {
+                let k = seen.entry(l).or_default();
+                let key = (*k as f64 + 0.5) / sizes[l] as f64;
+                *k += 1;
+                (key, order, i)
+            }
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, _, i)| i).collect()
 }
 
 /// What `coordinator retry` did.
@@ -221,8 +305,8 @@ impl RunControl {
         }
         // Damaged results count as missing: drop them so they are published again.
         crate::records::discard_damaged(&*self.store, plan).await?;
-        let missing = self.missing(plan, retry_failed).await?;
-        let mut backlog = Backlog { pending: missing.into(), window };
+        let missing = interleave_lanes(&plan.jobs, self.missing(plan, retry_failed).await?);
+        let mut backlog = Backlog::new(&plan.jobs, missing, window);
         let published = self.publish_next(plan, &mut backlog, window).await?;
         Ok((published, backlog))
     }
@@ -230,7 +314,7 @@ impl RunControl {
     /// Publishes the jobs of the plan that have no committed result (and, unless
     /// `retry_failed`, no failure record).
     pub async fn publish_missing(&self, plan: &Plan, retry_failed: bool) -> Result<usize, ControlError> {
-        let mut backlog = Backlog { pending: self.missing(plan, retry_failed).await?.into(), window: usize::MAX };
+        let mut backlog = Backlog::new(&plan.jobs, self.missing(plan, retry_failed).await?, usize::MAX);
         self.publish_next(plan, &mut backlog, usize::MAX).await
     }
 
@@ -256,10 +340,27 @@ impl RunControl {
         Ok(todo)
     }
 
-    /// Publishes up to `count` jobs from the front of the backlog.
+    /// Publishes up to `count` jobs from the front of the backlog (grouped
+    /// by stage for the publish batches; each lane's jobs keep their order).
     async fn publish_next(&self, plan: &Plan, backlog: &mut Backlog, count: usize) -> Result<usize, ControlError> {
-        let take = count.min(backlog.pending.len());
-        let chosen: Vec<&mll_common::Job> = backlog.pending.drain(..take).map(|i| &plan.jobs[i]).collect();
+        let mut positions = Vec::new();
+        if count < backlog.len() {
+            // A top-up: first keep the lanes that have workers supplied (two
+            // ready jobs per worker), so no worker leaves a lane whose jobs
+            // are only held back; then the rest in publishing order, so idle
+            // workers find every lane.
+            if let Ok(loads) = self.queue.lane_loads(&backlog.lanes()).await {
+                for l in loads.iter().filter(|l| l.lane.is_some() && l.consumers > 0) {
+                    let want = (2 * u64::from(l.consumers)).saturating_sub(l.ready) as usize;
+                    let room = count - positions.len();
+                    positions.extend(backlog.take_lane(&l.lane, want.min(room)));
+                }
+            }
+        }
+        let room = count - positions.len();
+        positions.extend(backlog.take_next(room));
+        let mut chosen: Vec<&mll_common::Job> = positions.iter().map(|&i| &plan.jobs[i]).collect();
+        chosen.sort_by_key(|j| j.stage());
         let mut published = 0;
         for group in chosen.chunk_by(|a, b| a.stage() == b.stage()) {
             published += self.publish_jobs(&plan.run, group[0].stage(), group, published).await?;
@@ -271,11 +372,11 @@ impl RunControl {
     /// the backlog as many as have finished since (`status` is the run's
     /// progress just read). Returns how many it published.
     pub async fn top_up(&self, plan: &Plan, backlog: &mut Backlog, status: &RunStatus) -> Result<usize, ControlError> {
-        if backlog.pending.is_empty() || status.state != RunState::Running {
+        if backlog.is_empty() || status.state != RunState::Running {
             return Ok(0);
         }
         let open: u64 = status.stages.values().map(|p| p.expected.saturating_sub(p.done + p.failed)).sum();
-        let in_queue = (open as usize).saturating_sub(backlog.pending.len());
+        let in_queue = (open as usize).saturating_sub(backlog.len());
         let room = backlog.window.saturating_sub(in_queue);
         if room == 0 {
             return Ok(0);
@@ -488,5 +589,39 @@ impl RunControl {
             ))
         })?;
         serde_json::from_slice(&bytes).map_err(|source| ControlError::Submission { run: run.clone(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{hub_jobs, PlannedDataset};
+    use crate::spec::BenchmarkSpec;
+
+    #[test]
+    fn a_window_spans_every_lane_in_proportion() {
+        // Model a: 4 jobs, model b: 2 (shards of 1 sample over 4 and 2 samples).
+        let toml = "name = \"r\"\n[execution]\nshard_size = 1\n\
+                    [[hub]]\nkey = \"a/x\"\nartifact = \"models/a\"\n[[hub]]\nkey = \"b/x\"\nartifact = \"models/b\"\n\
+                    [[datasets]]\nname = \"d\"\nformat = \"imagefolder\"\npath = \"d\"\n";
+        let spec = BenchmarkSpec::from_toml(toml, "t.toml").unwrap();
+        let d = PlannedDataset {
+            spec: spec.datasets[0].clone(),
+            classnames: vec!["x".into()],
+            prompt_names: vec!["x".into()],
+            templates: vec!["{c}".into()],
+            samples: 4,
+            caption_fallbacks: Vec::new(),
+        };
+        let mut jobs = hub_jobs(&RunId::new("r").unwrap(), &spec, None, &[d]);
+        // b's dataset is smaller: drop two of its jobs to give the lanes 4 and 2.
+        jobs.truncate(6);
+        let lanes: Vec<&str> = jobs.iter().map(|j| j.model().unwrap().artifact.as_str()).collect();
+        assert_eq!(lanes, ["models/a"; 4].iter().chain(&["models/b"; 2]).copied().collect::<Vec<_>>(), "plan order is model-major");
+        let order = interleave_lanes(&jobs, (0..6).collect());
+        let got: Vec<&str> = order.iter().map(|&i| lanes[i]).collect();
+        // a at 1/8, 3/8, 5/8, 7/8; b at 1/4, 3/4.
+        assert_eq!(got, ["models/a", "models/b", "models/a", "models/a", "models/b", "models/a"]);
+        assert_eq!(order.iter().filter(|&&i| lanes[i] == "models/a").copied().collect::<Vec<_>>(), [0, 1, 2, 3], "a lane keeps its order");
     }
 }
