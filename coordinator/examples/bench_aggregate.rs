@@ -223,6 +223,7 @@ fn make_plan(args: &Args) -> anyhow::Result<(Plan, String)> {
         data_root: std::env::temp_dir(),
         datasets,
         graph_node_ids: (0..args.nodes).map(|v| format!("n{v:08}")).collect(),
+        graph_node_names: (0..args.nodes).map(|v| format!("node {v}")).collect(),
         graph_nodes: args.nodes,
         graph_images: args.graph_images,
         graph_construction: None,

@@ -259,6 +259,7 @@ async fn bench(args: &Args, tag: &str, settings: &Settings, env: &HashMap<String
         data_root: std::env::temp_dir(),
         datasets,
         graph_node_ids: Vec::new(),
+        graph_node_names: Vec::new(),
         graph_nodes: 9000,
         graph_images: args.graph_images,
         graph_construction: None,

@@ -44,7 +44,10 @@ pub enum ControlError {
         #[source]
         source: QueueError,
     },
-    #[error("run '{run}' was cancelled; submit it under another name, or delete its keys first")]
+    #[error(
+        "run '{run}' was cancelled, and a cancelled run's jobs are not published again: `coordinator delete {run}` removes it \
+         (its results and saved spec), then the same command starts it afresh; or submit the spec under another name"
+    )]
     Cancelled { run: RunId },
     /// The saved submission of a run cannot be written or read back.
     #[error("the saved spec of run '{run}' ({}) cannot be read or written as JSON", submission_artifact_name(run))]
@@ -100,6 +103,12 @@ pub struct FailureRecord {
     pub stage: String,
     pub job: String,
     pub reason: String,
+}
+
+/// A run `select` or `adapt` made to embed a task's class texts
+/// (`<hub>.embed-<16 hex>`): internal, left out of the runs a message lists.
+pub fn is_internal_run(run: &str) -> bool {
+    run.rsplit_once(".embed-").is_some_and(|(_, h)| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 pub fn submission_artifact_name(run: &RunId) -> String {
@@ -439,7 +448,8 @@ impl RunControl {
             None => return Err(self.unknown_run(run).await),
             Some(m) if m.state == RunState::Cancelled => {
                 return Err(input(format!(
-                    "run '{run}' was cancelled; its jobs are not published again (submit the spec under another name)"
+                    "run '{run}' was cancelled; its jobs are not published again: `coordinator delete {run}` removes it, \
+                     then submit the spec again (or under another name)"
                 )))
             }
             Some(_) => {}
@@ -514,8 +524,15 @@ impl RunControl {
             ));
         }
         let stored = self.store.runs().await.unwrap_or_default();
-        let list =
-            |v: &[RunId]| if v.is_empty() { "none".to_string() } else { v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ") };
+        // The embed runs of `select` and `adapt` are internal: not listed.
+        let list = |v: &[RunId]| {
+            let shown: Vec<&str> = v.iter().map(|r| r.as_str()).filter(|r| !is_internal_run(r)).collect();
+            if shown.is_empty() {
+                "none".to_string()
+            } else {
+                shown.join(", ")
+            }
+        };
         input(format!(
             "run '{run}' is not in the store and no spec of it is saved under {} (never submitted with these settings?). \
              Runs in the store: {}. Runs with a saved spec: {}. Submit it with `coordinator submit --benchmark FILE`",
@@ -580,7 +597,7 @@ impl RunControl {
     /// Reads what was saved at submit time.
     pub fn saved_submission(&self, run: &RunId) -> Result<Submission, ControlError> {
         let bytes = self.artifacts.get_named(&submission_artifact_name(run))?.ok_or_else(|| {
-            let saved = self.saved_runs();
+            let saved: Vec<RunId> = self.saved_runs().into_iter().filter(|r| !is_internal_run(r.as_str())).collect();
             input(format!(
                 "no saved spec for run '{run}' under {} (was it submitted with this artifacts.root?); pass --benchmark FILE. \
                  Runs with a saved spec there: {}",

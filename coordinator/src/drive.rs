@@ -1,12 +1,12 @@
 //! `--wait`: watch a run until every stage is finished, recording dead letters
 //! as they arrive and publishing the run's held-back jobs as its window frees
-//! (see [`Backlog`]), with a progress bar per stage; then aggregate and report.
+//! (see [`Backlog`]), showing its progress ([`crate::progress`]); then
+//! aggregate and report.
 
 use crate::control::{Backlog, RunControl, RunStatus};
 use crate::plan::Plan;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use crate::progress::Progress;
 use mll_common::store::RunState;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -16,7 +16,7 @@ pub struct DriveOptions {
     /// How long reading the run may keep failing (store or broker away, the
     /// run gone from the store) before `wait` gives up (coordinator.patience_s).
     pub patience: Duration,
-    /// Progress bars on a terminal (they hide themselves elsewhere).
+    /// The progress block on a terminal; without one, a progress line every few seconds.
     pub progress: bool,
     /// Add the paper's experiments to the report.
     pub experiments: bool,
@@ -31,12 +31,7 @@ pub async fn wait(ctl: &RunControl, plan: &Plan, opts: &DriveOptions) -> anyhow:
 /// [`wait`] that also publishes the run's `backlog` as its window allows
 /// (`RunControl::top_up` after each poll).
 pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions, backlog: &mut Backlog) -> anyhow::Result<RunStatus> {
-    let multi = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40.cyan/blue}] {pos}/{len} {msg} ({eta} left)")
-        .expect("valid template")
-        .progress_chars("=> ");
-    let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
-    let mut last_log = Instant::now();
+    let mut progress = Progress::new(plan.run.as_str(), opts.progress);
     // Since when reading the run fails; each trouble is logged once, not per poll.
     let mut trouble: Option<Instant> = None;
     // The run's lanes, for the queue-depth gauge (ready jobs in all of them).
@@ -103,27 +98,8 @@ pub async fn wait_publishing(ctl: &RunControl, plan: &Plan, opts: &DriveOptions,
             m.queue_depth.with_label_values(&["work"]).set(ready as i64);
             m.queue_depth.with_label_values(&["dead_letter"]).set(dead as i64);
         }
-        for (stage, p) in &status.stages {
-            let bar = bars.entry(stage.clone()).or_insert_with(|| {
-                let b = if opts.progress { multi.add(ProgressBar::new(p.expected)) } else { ProgressBar::hidden() };
-                b.set_style(style.clone());
-                b.set_prefix(stage.clone());
-                b
-            });
-            bar.set_length(p.expected);
-            bar.set_position(p.done + p.failed);
-            bar.set_message(if p.failed > 0 { format!("{} failed", p.failed) } else { String::new() });
-        }
-        if last_log.elapsed() > Duration::from_secs(30) {
-            last_log = Instant::now();
-            let summary: Vec<String> =
-                status.stages.iter().map(|(s, p)| format!("{s} {}/{} ({} failed)", p.done, p.expected, p.failed)).collect();
-            info!(run = %plan.run, progress = %summary.join(", "), "waiting");
-        }
+        progress.update(&status);
         if status.state != RunState::Running {
-            for b in bars.values() {
-                b.finish();
-            }
             return Ok(status);
         }
         tokio::time::sleep(opts.poll).await;
@@ -154,9 +130,7 @@ pub async fn wait_publishing_and_report(
         Err(e) => return Err(crate::verify::explain_report_error(ctl, plan, e).await),
     };
     let written = mll_method::report::write_report(&report, out)?;
-    for p in &written {
-        info!(path = %p.display(), "wrote");
-    }
+    info!(run = %plan.run, out = %out.display(), files = written.len(), "wrote the report");
     let state = if status.state == RunState::Done { RunState::Done } else { RunState::Failed };
     ctl.store.set_state(&plan.run, state).await?;
     Ok(status)

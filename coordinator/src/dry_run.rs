@@ -1,9 +1,11 @@
 //! `coordinator plan`: a spec planned without publishing anything. It prints
 //! the jobs per stage, the resolved method options, the graph (node count,
-//! construction) and every class without captions. Where the data root lacks
-//! something (no dataset folder, caption file or graph yet), it plans what it
-//! can, says what is missing, and still reports caption coverage from the
-//! datasets' class maps.
+//! construction) and every class without captions, and checks the inputs
+//! `submit` checks (model folders, the embedder, prepared datasets against
+//! the manifest). Where the data root lacks something (a dataset folder, a
+//! caption file, the graph, model exports), it plans what it can, lists each
+//! problem once with its resolved path and the command that makes what is
+//! missing, and still reports caption coverage from the datasets' class maps.
 
 use crate::captions;
 use crate::plan::{self, PlanError, PlanOptions};
@@ -15,10 +17,13 @@ use std::path::Path;
 #[derive(Debug, Clone, Serialize)]
 pub struct DryRun {
     pub run: String,
-    /// True when the full plan was made (every input present).
+    /// True when the full plan was made and every input is present.
     pub complete: bool,
-    /// What kept the plan from being complete.
+    /// What kept the plan from being complete: one entry per problem, with
+    /// its resolved path and the command that fixes it.
     pub missing: Vec<String>,
+    /// Hub models whose export (module.pt, model.json) is missing.
+    pub missing_models: Vec<String>,
     /// Jobs per stage (complete plans only).
     pub jobs: BTreeMap<String, usize>,
     pub datasets: Vec<DatasetDryRun>,
@@ -57,14 +62,60 @@ pub struct GraphDryRun {
 /// Errors only for what a real plan would refuse on present data (a class map
 /// that does not fit its dataset, missing captions under strict captions).
 pub fn dry_run(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<DryRun, PlanError> {
-    match plan::plan_with(spec, data_root, opts) {
-        Ok(p) => Ok(from_plan(&p)),
-        Err(e @ (PlanError::MissingCaptions(_) | PlanError::ClassMap { .. } | PlanError::Spec(_))) => Err(e),
+    let data_root = &plan::resolved(data_root);
+    let opts = &PlanOptions { quiet_fallbacks: true, ..opts.clone() };
+    let (mut d, input_problems) = match plan::plan_with(spec, data_root, opts) {
+        Ok(p) => (from_plan(&p), crate::inputs::problems(&p)),
+        Err(e @ (PlanError::MissingCaptions(_) | PlanError::ClassMap { .. } | PlanError::Spec(_))) => return Err(e),
         Err(e) => {
             let mut d = survey(spec, data_root, opts)?;
-            d.missing.insert(0, e.to_string());
-            Ok(d)
+            // The survey names every missing dataset input; the planner only the first.
+            if d.missing.is_empty() {
+                d.missing.push(e.to_string());
+            }
+            (d, crate::inputs::model_problems(spec, data_root))
         }
+    };
+    let spec_file = opts.spec_file.as_ref().map_or("SPEC".to_string(), |p| p.display().to_string());
+    let mut models = Vec::new();
+    for problem in input_problems {
+        match problem {
+            crate::inputs::InputCheckError::Model { key, reason } => models.push((key, reason)),
+            // A dataset whose folder is missing is listed already; the manifest only adds to a present one.
+            crate::inputs::InputCheckError::Dataset { name, .. } if d.missing.iter().any(|m| m.starts_with(&format!("{name}: "))) => {}
+            other => d.missing.push(other.to_string().trim_start_matches("inputs: ").to_string()),
+        }
+    }
+    if models.len() > 3 {
+        let names: Vec<&str> = models.iter().take(3).map(|(k, _)| k.as_str()).collect();
+        d.missing.push(format!(
+            "hub models: {} of {} not exported ({}, … ; --json lists them): no module.pt and model.json in their folders under {}; \
+             `scripts/export-hub --benchmark {spec_file} --out {}`",
+            models.len(),
+            spec.hub.len(),
+            names.join(", "),
+            data_root.join("models").display(),
+            data_root.display()
+        ));
+    } else {
+        d.missing.extend(models.iter().map(|(key, reason)| format!("model '{key}': {}", reason.replace("SPEC", &spec_file))));
+    }
+    d.missing_models = models.into_iter().map(|(k, _)| k).collect();
+    d.complete = d.missing.is_empty();
+    Ok(d)
+}
+
+/// The command that makes a catalog dataset's folder (and, with `--captions
+/// DIR`, copies its caption file).
+fn prepare_command(d: &crate::spec::TargetDataset, data_root: &Path) -> Option<String> {
+    d.catalog.as_ref().map(|c| format!("scripts/prepare-data --only {c} --out {}", data_root.display()))
+}
+
+/// What to do about a dataset's missing folder.
+fn prepare_hint(d: &crate::spec::TargetDataset, data_root: &Path) -> String {
+    match prepare_command(d, data_root) {
+        Some(cmd) => format!("`{cmd}`"),
+        None => "check the dataset's `path` in the spec, and the data root (--data-root DIR, or the spec's data_root)".to_string(),
     }
 }
 
@@ -105,6 +156,7 @@ fn from_plan(p: &plan::Plan) -> DryRun {
         run: p.run.to_string(),
         complete: true,
         missing: vec![],
+        missing_models: vec![],
         jobs,
         caption_fallbacks: datasets.iter().filter_map(|d| d.caption_fallbacks.as_ref()).map(Vec::len).sum(),
         datasets,
@@ -122,7 +174,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
         let mut problems = Vec::new();
         let map = plan::dataset_class_map(d, None, opts)?;
         let folder = data_root.join(&d.path);
-        let opened = mll_common::data::open(&folder, d.format);
+        let opened = if folder.is_dir() { Some(mll_common::data::open(&folder, d.format)) } else { None };
         let (mut classnames, mut from, mut samples) = (None, None, None);
         if !d.classnames.is_empty() {
             classnames = Some(d.classnames.clone());
@@ -130,7 +182,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
             from = Some(if d.catalog.is_some() { "catalog" } else { "spec" }.to_string());
         }
         match &opened {
-            Ok(ds) => {
+            Some(Ok(ds)) => {
                 if classnames.is_none() {
                     classnames = ds.classnames();
                     from = classnames.as_ref().map(|_| "dataset".to_string());
@@ -140,7 +192,9 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
                     Err(e) => problems.push(format!("cannot count samples: {e}")),
                 }
             }
-            Err(e) => problems.push(format!("dataset folder {}: {e}", folder.display())),
+            Some(Err(e)) => problems.push(format!("dataset folder {}: {e}", folder.display())),
+            // Said below, with the caption file when that is missing too (one command makes both).
+            None => {}
         }
         if classnames.is_none() {
             if let Some(m) = &map {
@@ -152,16 +206,40 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
             m.check_classes(names).map_err(|source| PlanError::ClassMap { dataset: d.name.clone(), source })?;
         }
         let mut fallbacks = None;
+        let mut captions_missing = None;
         if let Some(names) = &classnames {
             match &d.captions {
-                Some(rel) => match captions::read_captions(&data_root.join(rel)) {
-                    Ok(file) => fallbacks = Some(captions::resolve(names, map.as_ref(), Some(&file)).fallbacks),
-                    Err(e) => problems.push(e.to_string()),
-                },
+                Some(rel) => {
+                    let file = data_root.join(rel);
+                    match captions::read_captions(&file) {
+                        Ok(read) => fallbacks = Some(captions::resolve(names, map.as_ref(), Some(&read)).fallbacks),
+                        Err(_) if !file.exists() => captions_missing = Some(file),
+                        Err(e) => problems.push(e.to_string()),
+                    }
+                }
                 None => fallbacks = Some(captions::resolve(names, map.as_ref(), None).fallbacks),
             }
         } else {
             problems.push("no class names: no dataset folder, no `classnames` in the spec and no class_map".into());
+        }
+        // One message per missing thing, and one for a folder and its caption file when one command makes both.
+        match (opened.is_none(), captions_missing, prepare_command(d, data_root)) {
+            (true, Some(file), Some(cmd)) => problems.push(format!(
+                "dataset folder {} and caption file {} do not exist; `{cmd} --captions DIR` makes both",
+                folder.display(),
+                file.display()
+            )),
+            (folder_missing, file, cmd) => {
+                if folder_missing {
+                    problems.push(format!("dataset folder {} does not exist; {}", folder.display(), prepare_hint(d, data_root)));
+                }
+                if let Some(file) = file {
+                    problems.push(match cmd {
+                        Some(cmd) => format!("caption file {} does not exist; `{cmd} --captions DIR` copies it", file.display()),
+                        None => format!("caption file {} does not exist; check the dataset's `captions` in the spec", file.display()),
+                    });
+                }
+            }
         }
         missing.extend(problems.iter().map(|p| format!("{}: {p}", d.name)));
         datasets.push(DatasetDryRun {
@@ -178,7 +256,18 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
     let graph = spec.graph.as_ref().map(|g| {
         let path = data_root.join(&g.path);
         let head = std::fs::read_to_string(&path)
-            .map_err(|e| format!("graph {}: {e} (build it with `coordinator graph build`)", path.display()))
+            .map_err(|e| {
+                if path.exists() {
+                    format!("graph {}: {e}", path.display())
+                } else {
+                    format!(
+                        "graph {} does not exist; build it: `coordinator graph build --out {} --samples DIR ...` \
+                         (README.md, \"The paper's 49 × 17 benchmark\", step 4)",
+                        path.display(),
+                        path.display()
+                    )
+                }
+            })
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| format!("graph {}: {e}", path.display())));
         match head {
             Ok(v) => GraphDryRun {
@@ -206,6 +295,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
         run: spec.name.clone(),
         complete: false,
         missing,
+        missing_models: vec![],
         jobs: BTreeMap::new(),
         caption_fallbacks: known.iter().map(|(_, f)| f.len()).sum(),
         datasets,
@@ -219,7 +309,11 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
 pub fn render(d: &DryRun) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let state = if d.complete { "complete plan" } else { "INCOMPLETE plan (inputs missing, see below)" };
+    let state = if d.complete {
+        "complete plan, every input present".to_string()
+    } else {
+        format!("plan incomplete, {} input problem(s) listed at the end (exit code 3)", d.missing.len())
+    };
     let _ = writeln!(s, "run {}: {state}; nothing was published", d.run);
     let _ = writeln!(s, "\njobs per stage:");
     if d.jobs.is_empty() {
@@ -244,7 +338,7 @@ pub fn render(d: &DryRun) -> String {
                 );
             }
             None => {
-                let _ = writeln!(s, "  {}: MISSING ({})", g.path, g.problem.as_deref().unwrap_or("unreadable"));
+                let _ = writeln!(s, "  {}: missing (see the end)", g.path);
             }
         },
     }
@@ -290,9 +384,15 @@ pub fn render(d: &DryRun) -> String {
         }
     }
     if !d.missing.is_empty() {
-        let _ = writeln!(s, "\nmissing:");
+        let _ = writeln!(s, "\nmissing ({}):", d.missing.len());
         for m in &d.missing {
             let _ = writeln!(s, "  - {m}");
+        }
+        if d.missing.iter().any(|m| m.contains("--captions DIR")) {
+            let _ = writeln!(
+                s,
+                "  (--captions DIR: a folder of MLL's caption files <Dataset>.json, the paper repository's MLL/caption_gen/captions/)"
+            );
         }
     }
     s

@@ -12,6 +12,7 @@
 //!   manifest, i.e. prepared and verified by `scripts/prepare-data`.
 
 use crate::plan::Plan;
+use crate::spec::BenchmarkSpec;
 use mll_common::ids::sha256_hex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -82,59 +83,90 @@ fn read_manifest(root: &Path) -> Result<Option<Manifest>, InputCheckError> {
 
 /// Checks the plan's inputs; the first problem found is returned.
 pub fn verify(plan: &Plan) -> Result<(), InputCheckError> {
-    let root = &plan.data_root;
-    for m in &plan.spec.hub {
+    match problems(plan).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Every problem with the plan's inputs: [`model_problems`], then the
+/// prepared datasets against the manifest.
+pub fn problems(plan: &Plan) -> Vec<InputCheckError> {
+    let mut out = model_problems(&plan.spec, &plan.data_root);
+    out.extend(dataset_problems(plan));
+    out
+}
+
+/// Every hub model whose artifact folder lacks `module.pt` or `model.json`,
+/// and a missing embedder folder (what `submit` refuses, `plan` lists).
+pub fn model_problems(spec: &BenchmarkSpec, root: &Path) -> Vec<InputCheckError> {
+    let mut out = Vec::new();
+    for m in &spec.hub {
         let dir = root.join(&m.artifact);
-        for file in ["module.pt", "model.json"] {
-            if !dir.join(file).is_file() {
-                return Err(InputCheckError::Model {
-                    key: m.key.clone(),
-                    reason: format!(
-                        "{} is missing (export the hub first: scripts/export-hub --benchmark SPEC --out DATA_ROOT)",
-                        dir.join(file).display()
-                    ),
-                });
-            }
+        if let Some(file) = ["module.pt", "model.json"].into_iter().find(|f| !dir.join(f).is_file()) {
+            out.push(InputCheckError::Model {
+                key: m.key.clone(),
+                reason: format!(
+                    "{} is missing (export the hub first: scripts/export-hub --benchmark SPEC --out {})",
+                    dir.join(file).display(),
+                    root.display()
+                ),
+            });
         }
     }
-    if let Some(e) = &plan.spec.embedder {
+    if let Some(e) = &spec.embedder {
         let dir = root.join(&e.path);
         if !dir.is_dir() {
-            return Err(InputCheckError::Embedder { path: dir, reason: "the text embedder's folder is missing".into() });
+            out.push(InputCheckError::Embedder {
+                reason: format!("the text embedder's folder is missing (scripts/embedder-folder --copy {})", dir.display()),
+                path: dir,
+            });
         }
     }
-    let manifest = read_manifest(root)?;
+    out
+}
+
+fn dataset_problems(plan: &Plan) -> Vec<InputCheckError> {
+    let root = &plan.data_root;
+    let manifest = match read_manifest(root) {
+        Ok(m) => m,
+        Err(e) => return vec![e],
+    };
+    let mut out = Vec::new();
     for d in &plan.datasets {
         let name = d.spec.name.clone();
         let listed = manifest.as_ref().and_then(|m| m.datasets.values().find(|e| e.path == d.spec.path));
         let Some(entry) = listed else {
             if let Some(c) = &d.spec.catalog {
-                return Err(InputCheckError::Dataset {
+                out.push(InputCheckError::Dataset {
                     name,
                     reason: format!(
-                        "catalog entry '{c}' is not in {} (prepare it: scripts/prepare-data --out DATA_ROOT --only {c})",
-                        root.join(MANIFEST).display()
+                        "catalog entry '{c}' is not in {} (prepare it: scripts/prepare-data --only {c} --out {})",
+                        root.join(MANIFEST).display(),
+                        root.display()
                     ),
                 });
             }
             continue;
         };
         let dir = root.join(&d.spec.path);
-        let got =
-            listing_sha256(&dir).map_err(|e| InputCheckError::Dataset { name: name.clone(), reason: format!("{}: {e}", dir.display()) })?;
-        if got != entry.listing_sha256 {
-            return Err(InputCheckError::Dataset {
+        match listing_sha256(&dir) {
+            Err(e) => out.push(InputCheckError::Dataset { name, reason: format!("{}: {e}", dir.display()) }),
+            Ok(got) if got != entry.listing_sha256 => out.push(InputCheckError::Dataset {
                 name,
                 reason: format!(
                     "{} does not match {} (files added, removed or resized since it was prepared); prepare it again \
-                     (move the folder away, then scripts/prepare-data --out DATA_ROOT)",
+                     (move the folder away, then scripts/prepare-data --only {} --out {})",
                     dir.display(),
-                    root.join(MANIFEST).display()
+                    root.join(MANIFEST).display(),
+                    d.spec.catalog.as_deref().unwrap_or("NAME"),
+                    root.display()
                 ),
-            });
+            }),
+            Ok(_) => {}
         }
     }
-    Ok(())
+    out
 }
 
 #[cfg(test)]

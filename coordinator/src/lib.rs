@@ -7,7 +7,9 @@
 //! - `dry_run` — `coordinator plan`: a plan printed, nothing published;
 //! - `control` — register, publish what is missing, record dead letters, status, cancel;
 //! - `inputs` — model folders and prepared datasets checked before submit;
-//! - `drive` — follow a run to its end with progress bars, then build and write its report;
+//! - `drive` — follow a run to its end, then build and write its report;
+//!   `progress` — the progress block on a terminal, a line every few seconds
+//!   elsewhere; `logs` — where log lines go (above the block; run.log in local mode);
 //! - `aggregate` — committed results and artifacts (or a published accuracy
 //!   table) back into matrices, handed to the method (the `mll-method` crate:
 //!   selection, reuse, metrics, baselines, experiments, the outcome and the
@@ -32,7 +34,9 @@ pub mod hub;
 pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod logs;
 pub mod plan;
+pub mod progress;
 pub mod records;
 pub mod spec;
 pub mod verify;

@@ -53,8 +53,12 @@ HEADER = """\
 #   pretrained.json; params_m ("params (M)"), gflops ("FLOPs (B)", GFLOPs per
 #   image) and imagenet_top1 ("ImageNet", zero-shot top-1 as a fraction) from
 #   model_hub_info.csv, which equals open_clip's published results table
-#   (docs/openclip_classification_results.csv). INB picks the highest
-#   imagenet_top1: ViT-H-14-378-quickgelu/dfn5b (0.8437).
+#   (its docs/openclip_classification_results.csv, shipped here as
+#   docs/published/openclip_classification_results.csv, source in
+#   docs/published/README.md). INB picks the highest imagenet_top1:
+#   ViT-H-14-378-quickgelu/dfn5b (0.8437). Published accuracies as the
+#   ground truth, no GPU: coordinator report --truth
+#   docs/published/openclip_classification_results.csv --benchmark THIS_FILE
 # - datasets: names, domains and tasks from datasets.json ("natrual" spelled
 #   "natural"); everything else from the dataset catalog entry each one
 #   names (configs/catalog/datasets.toml, scripts/write-catalog): MLL's

@@ -13,12 +13,13 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
     /// Model artifact folder (module.pt, model.json, tokenizer.json).
+    #[arg(value_name = "DIR")]
     pub model_dir: PathBuf,
     /// auto, cpu or cuda.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// fp32 or fp16 (CUDA autocast).
-    #[arg(long, default_value = "fp32")]
+    #[arg(long, value_name = "PRECISION", default_value = "fp32")]
     pub precision: String,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -19,27 +19,28 @@ use mll_common::data::DEFAULT_TEMPLATE;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
     /// Exported model folder (module.pt, model.json, tokenizer.json).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// Dataset split folder (ImageFolder tree or WebDataset shards).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub dataset: PathBuf,
     /// imagefolder or webdataset; detected from nshards.txt when left out.
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<DatasetFormat>,
     /// clip_benchmark (mean over templates), mll (first template only) or bare (the class name alone).
-    #[arg(long, default_value = "clip_benchmark", value_parser = parse_protocol)]
+    #[arg(long, value_name = "PROTOCOL", default_value = "clip_benchmark", value_parser = parse_protocol)]
     pub protocol: PromptProtocol,
-    #[arg(long, default_value_t = 64)]
+    /// Images per inference batch.
+    #[arg(long, value_name = "N", default_value_t = 64)]
     pub batch_size: usize,
     /// Image decode threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub decode_threads: usize,
     /// auto, cpu or cuda.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// fp32, or fp16 (CUDA autocast).
-    #[arg(long, default_value = "fp32")]
+    #[arg(long, value_name = "PRECISION", default_value = "fp32")]
     pub precision: String,
     /// Print the result as JSON.
     #[arg(long)]

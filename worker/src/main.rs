@@ -29,17 +29,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Consume jobs until SIGTERM (or until idle, with --exit-when-idle).
+    #[command(
+        after_help = "Example (a second worker on this host, metrics on any free port):\n  MLL__WORKER__METRICS_ADDR=127.0.0.1:0 worker run --exit-when-idle 60"
+    )]
     Run {
         /// Exit after this many seconds without a job (for queue-driven batch pods).
         #[arg(long, value_name = "SECONDS")]
         exit_when_idle: Option<u64>,
     },
     /// Load a model artifact folder, run a tiny batch and print its metadata.
+    #[command(after_help = "Example:\n  worker check out/toy-world/models/toy-animals/v1 --json")]
     Check(mll_worker::debug_cmds::CheckArgs),
     /// Evaluate a model on a dataset folder directly (no broker, no store):
     /// per-class counts and accuracy.
+    #[command(
+        after_help = "Example:\n  worker eval --model out/toy-world/models/toy-animals/v1 --dataset out/toy-world/datasets/toy-pets"
+    )]
     Eval(mll_worker::debug_cmds_eval::EvalArgs),
     /// Print the effective configuration (passwords redacted) and exit.
+    #[command(after_help = "Example:\n  MLL__WORKER__BATCH_SIZE=32 worker config --json")]
     Config {
         /// As JSON.
         #[arg(long)]
@@ -72,4 +80,37 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// The rules `coordinator`'s help follows too (its cli module tests them):
+    /// every option and argument has a help line, every subcommand's help ends
+    /// with an example, value names are one of a few upper-case words.
+    #[test]
+    fn every_option_has_help_and_every_command_an_example() {
+        const VALUE_NAMES: &[&str] = &["FILE", "DIR", "N", "SECONDS", "FORMAT", "PROTOCOL", "DEVICE", "PRECISION"];
+        let cmd = Cli::command();
+        let mut gaps = Vec::new();
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = sub.get_name();
+            if !sub.get_after_help().is_some_and(|h| h.to_string().contains("Example")) {
+                gaps.push(format!("worker {name}: no example at the end of its help"));
+            }
+            for a in sub.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                if a.get_help().is_none() {
+                    gaps.push(format!("worker {name} {}: no help line", a.get_id()));
+                }
+                for v in a.get_value_names().into_iter().flatten().filter(|_| a.get_action().takes_values()) {
+                    if !VALUE_NAMES.contains(&v.as_str()) {
+                        gaps.push(format!("worker {name} {}: value name {v} is not one of {VALUE_NAMES:?}", a.get_id()));
+                    }
+                }
+            }
+        }
+        assert!(gaps.is_empty(), "{}", gaps.join("\n"));
+    }
 }

@@ -61,7 +61,15 @@ pub async fn run(settings: Settings, executors: Executors, exit_when_idle: Optio
     let ctx = ExecContext::new(ArtifactStore::new(&settings.artifacts.root), settings.data.root.clone());
     let wl = WorkerLoop { queue, store, executors, ctx, opts: loop_options(&settings, tag, exit_when_idle) };
     let stats = wl.run(shutdown_signal()).await?;
-    info!(?stats, "worker stopped");
+    info!(
+        committed = stats.committed,
+        duplicates = stats.duplicates,
+        requeued = stats.requeued,
+        dead_lettered = stats.dead_lettered,
+        cancelled = stats.cancelled,
+        ack_false = stats.ack_false,
+        "worker stopped"
+    );
     Ok(stats)
 }
 

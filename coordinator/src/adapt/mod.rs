@@ -129,13 +129,24 @@ fn cost(hub: &Hub, used: &[usize], samples: u64, seconds_used: Option<f64>) -> C
     let gflop_whole_hub = sum(&mut (0..g.len()));
     let (per_image, basis) = whole_hub_rates(&hub.evaluate_seconds_per_image(), &g);
     let estimate = |ms: &mut dyn Iterator<Item = usize>| ms.map(|m| per_image[m]).sum::<Option<f64>>().map(|x| x * samples as f64);
+    // Six decimals, as report.json: sums of floats would print as 7871.999999999999.
+    let r = |x: Option<f64>| x.map(round6);
     Cost {
-        gflop_used,
-        gflop_whole_hub,
-        gpu_seconds_used: seconds_used,
-        gpu_seconds_whole_hub_estimate: estimate(&mut (0..g.len())),
-        gpu_seconds_used_estimate: estimate(&mut used.iter().copied()),
+        gflop_used: r(gflop_used),
+        gflop_whole_hub: r(gflop_whole_hub),
+        gpu_seconds_used: r(seconds_used),
+        gpu_seconds_whole_hub_estimate: r(estimate(&mut (0..g.len()))),
+        gpu_seconds_used_estimate: r(estimate(&mut used.iter().copied())),
         estimate_basis: basis,
+    }
+}
+
+/// Rounded to 6 decimals (the precision of every output file).
+fn round6(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1e6).round() / 1e6
+    } else {
+        x
     }
 }
 
@@ -257,7 +268,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
     );
     let conf = pool.confidences(&preds, class_models).map_err(|e| anyhow::anyhow!("adapt run {run}: {e}"))?;
     let labels = &loaded[used[0]].as_ref().expect("loaded").labels;
-    let accuracy = task.labelled.then(|| preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / preds.len() as f64);
+    let accuracy = task.labelled.then(|| round6(preds.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / preds.len() as f64));
     let rows: Vec<PredictionRow> = preds
         .iter()
         .enumerate()
@@ -317,7 +328,7 @@ pub fn render_text(r: &AdaptReport, out: &Path) -> String {
     }
     if let (Some(u), Some(a)) = (c.gpu_seconds_used_estimate, c.gpu_seconds_whole_hub_estimate) {
         s.push_str(&format!(
-            "GPU-seconds at the hub's recorded rates: {u:.1} for the models run, {a:.1} for the whole hub{}\n",
+            "worker seconds at the hub's recorded rates (GPU-seconds on GPU workers): {u:.1} for the models run, {a:.1} for the whole hub{}\n",
             c.gpu_seconds_used.map(|x| format!(" (this run's jobs recorded {x:.1})")).unwrap_or_default()
         ));
     }

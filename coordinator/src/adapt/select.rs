@@ -65,6 +65,7 @@ pub async fn embed_classes(ctl: &RunControl, hub: &Hub, classes: &ClassTexts, op
         data_root: hub.plan.data_root.clone(),
         datasets: Vec::new(),
         graph_node_ids: Vec::new(),
+        graph_node_names: Vec::new(),
         graph_nodes: 0,
         graph_images: 0,
         graph_construction: None,
@@ -141,7 +142,10 @@ pub struct ClassChoice {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NodeMatch {
+    /// The node's id (a WordNet synset's wnid, e.g. n02084071).
     pub node: String,
+    /// Its name (the synset's lemma, e.g. dog).
+    pub name: String,
     pub similarity: f64,
 }
 
@@ -162,13 +166,17 @@ pub fn union_of(selection: &Selection, k: usize) -> Vec<usize> {
 pub fn report(hub: &Hub, classes: &ClassTexts, selection: &Selection, k: usize, embed_run: &RunId) -> SelectReport {
     let key = |m: usize| hub.spec().hub[m].key.clone();
     let node_id = |v: usize| hub.plan.graph_node_ids.get(v).cloned().unwrap_or_else(|| v.to_string());
+    let node_name = |v: usize| hub.plan.graph_node_names.get(v).cloned().unwrap_or_default();
     let choices = classes
         .names
         .iter()
         .enumerate()
         .map(|(y, name)| ClassChoice {
             class: name.clone(),
-            nodes: selection.matched[y].iter().map(|n| NodeMatch { node: node_id(n.node), similarity: n.similarity }).collect(),
+            nodes: selection.matched[y]
+                .iter()
+                .map(|n| NodeMatch { node: node_id(n.node), name: node_name(n.node), similarity: n.similarity })
+                .collect(),
             models: selection.top_k[&k][y].iter().map(|&m| ModelScore { model: key(m), score: selection.mixed_scores[[m, y]] }).collect(),
         })
         .collect();

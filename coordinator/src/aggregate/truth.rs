@@ -21,12 +21,24 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TruthError {
-    #[error("truth table {path}: cannot read it: {source}")]
+    /// The file cannot be read (exit 2, like every input the person must fix).
+    #[error("truth table {path}: cannot read it: {source}{}", if source.kind() == std::io::ErrorKind::NotFound { TRUTH_HINT } else { "" })]
     Read { path: String, source: std::io::Error },
     #[error("truth table {path}, line {line}: {message}")]
     Parse { path: String, line: usize, message: String },
     #[error(transparent)]
     Report(#[from] ReportError),
+}
+
+/// Where the published table is, for a missing file's message.
+const TRUTH_HINT: &str = "; open_clip's published table ships as docs/published/openclip_classification_results.csv";
+
+impl TruthError {
+    /// A table that cannot be read or parsed is the person's to fix (exit 2);
+    /// a report that cannot be built from it is not.
+    pub fn is_input(&self) -> bool {
+        matches!(self, TruthError::Read { .. } | TruthError::Parse { .. })
+    }
 }
 
 /// A parsed truth table.

@@ -12,8 +12,12 @@ use std::path::PathBuf;
 #[derive(Subcommand)]
 pub enum GraphCommand {
     /// Build graph.json from wnid-named sample dataset folders and WordNet 3.0.
+    #[command(
+        after_help = "Example (the paper's graph from the five ImageNet sample sets; README.md, step 4):\n  coordinator graph build --out /data/graph/graph.json --samples /data/graph/samples/imagenet-val \\\n    --samples /data/graph/samples/imagenet-sketch --samples /data/graph/samples/imagenet-r"
+    )]
     Build(GraphBuildArgs),
     /// Print each construction's node count for a list of class wnids (no images needed).
+    #[command(after_help = "Example:\n  coordinator graph count --wnids configs/imagenet/imagenet1k_wnids.txt")]
     Count(GraphCountArgs),
 }
 
@@ -45,7 +49,7 @@ pub struct GraphBuildArgs {
     /// Which nodes: `released` (the released MLL code: every WordNet sense of every
     /// synonym of each class, plus one level of hyponyms) or `ancestors` (the classes
     /// plus all their hypernyms).
-    #[arg(long, value_name = "C", default_value = "released", value_parser = construction_arg())]
+    #[arg(long, value_name = "CONSTRUCTION", default_value = "released", value_parser = construction_arg())]
     pub construction: GraphConstruction,
     /// Maximum images per node (a `released` hyponym takes ⌊N / its parents⌋ from each parent).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_NODE)]
@@ -54,7 +58,7 @@ pub struct GraphBuildArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_DATASET)]
     pub images_per_dataset: usize,
     /// Seed of every random choice (recorded in the file).
-    #[arg(long, value_name = "S", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
     /// JSON {node id or lemma: [caption, ...]} of node captions; otherwise generated.
     #[arg(long, value_name = "FILE")]

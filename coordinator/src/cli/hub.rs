@@ -2,7 +2,7 @@
 //! cluster's store, or a local-mode output folder) and where embed and
 //! evaluate jobs run (the cluster's queue, or in-process workers).
 
-use super::context::{cluster, default_out, drive_options, local_control};
+use super::context::{cluster, cluster_miss_hint, drive_options, local_control, local_dir, local_run, local_runs, locate, Located, Place};
 use crate::adapt::select::{embed_classes, render_text as select_text, report, select_on_hub};
 use crate::adapt::task::{read_class_list, ClassTexts};
 use crate::adapt::{adapt as adapt_task, k_for, render_text as adapt_text, AdaptOptions, AdaptOutcome};
@@ -19,17 +19,27 @@ use std::sync::Arc;
 pub enum HubCommand {
     /// List the runs of the store as hubs: models, graph size, and whether
     /// `select` and `adapt` accept them (graph labels and graph embeddings committed).
+    #[command(after_help = hub_list_help())]
     List(HubListArgs),
+}
+
+fn hub_list_help() -> String {
+    format!(
+        "{}\n\nExamples:\n  coordinator hub list                 # the local runs under out/ (no broker configured)\n  coordinator hub list --cluster --json",
+        super::context::WHERE_RUNS_ARE
+    )
 }
 
 #[derive(Args)]
 pub struct HubListArgs {
-    /// Local-mode hubs: every `<root>/<folder>` with a state.journal (from `coordinator run --local`).
-    #[arg(long)]
-    pub local: bool,
-    /// With --local: the folder whose sub-folders are local runs.
-    #[arg(long, value_name = "DIR", default_value = "out")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub place: Place,
+    /// Local runs: the folder whose sub-folders are run folders (each with a
+    /// state.journal from `coordinator run --local`); implies --local.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print the hubs as a JSON array: [{run, dir (local runs), state, usable, reason, models,
+    /// labelled_models, graph_nodes, graph_images, datasets, embedder}].
     #[arg(long)]
     pub json: bool,
 }
@@ -37,14 +47,12 @@ pub struct HubListArgs {
 /// Where the hub is.
 #[derive(Args, Clone)]
 pub struct HubLocation {
-    /// The hub: a finished run's id (`coordinator hub list`).
+    /// The hub: a finished run's id (`coordinator hub list` shows them).
     #[arg(long, value_name = "RUN")]
     pub hub: String,
-    /// The hub is a local-mode run: its output folder holds the state and the
-    /// artifacts (default out/<RUN>); jobs run in this process.
-    #[arg(long)]
-    pub local: bool,
-    /// With --local: the hub run's output folder (default out/<RUN>).
+    #[command(flatten)]
+    pub place: Place,
+    /// The hub run's local output folder (default out/<RUN>); implies --local.
     #[arg(long, value_name = "DIR")]
     pub hub_dir: Option<PathBuf>,
 }
@@ -63,6 +71,7 @@ pub struct SelectArgs {
     /// Models per class (default: the hub spec's first k).
     #[arg(long, value_name = "N")]
     pub k: Option<usize>,
+    /// Print the selection as JSON: {hub, k, classes: [{class, models, scores, nodes}], ranking, ...}.
     #[arg(long)]
     pub json: bool,
 }
@@ -134,29 +143,32 @@ struct Session {
     embed_ctl: RunControl,
     hub: Hub,
     workers: Option<InProcess>,
+    /// The hub is a local run (its jobs run in this process).
+    local: bool,
 }
 
-async fn session(settings: &Settings, at: &HubLocation) -> anyhow::Result<Session> {
+async fn session(settings: &Settings, config: Option<&Path>, at: &HubLocation) -> anyhow::Result<Session> {
     let run = RunId::new(&at.hub).map_err(input_error)?;
-    if at.local {
-        let dir = at.hub_dir.clone().unwrap_or_else(|| default_out(run.as_str()));
+    let located = locate(&at.place, config, at.hub_dir.as_ref().map(|_| "--hub-dir"))?;
+    if located.is_local() {
+        let dir = local_dir(run.as_str(), at.hub_dir.as_deref());
         let queue = MemoryQueue::new(settings.broker.delivery_limit);
-        let ctl = local_control(settings, &dir, &queue)?;
+        let ctl = local_run(settings, run.as_str(), &dir, &located, &queue)?;
         let hub = Hub::open(&ctl, &run).await?;
         let workers = InProcess::start(settings, queue, &ctl, &hub.plan.data_root)?;
-        return Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: Some(workers) });
+        return Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: Some(workers), local: true });
     }
     let ctl = cluster(settings).await?;
-    let hub = Hub::open(&ctl, &run).await?;
+    let hub = Hub::open(&ctl, &run).await.map_err(|e| cluster_miss_hint(e, run.as_str(), &located))?;
     // With local mode built in, MiniLM runs here: no queue round trip for the
     // class texts; otherwise one embed job goes to the cluster's workers.
     if cfg!(feature = "local") {
         let queue = MemoryQueue::new(settings.broker.delivery_limit);
         let embed_ctl = RunControl { queue: Arc::new(queue.clone()), ..ctl.clone() };
         let workers = InProcess::start(settings, queue, &embed_ctl, &hub.plan.data_root)?;
-        Ok(Session { ctl, embed_ctl, hub, workers: Some(workers) })
+        Ok(Session { ctl, embed_ctl, hub, workers: Some(workers), local: false })
     } else {
-        Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: None })
+        Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: None, local: false })
     }
 }
 
@@ -168,21 +180,19 @@ impl Session {
     }
 }
 
-pub async fn hub_list(settings: &Settings, args: &HubListArgs) -> anyhow::Result<()> {
+pub async fn hub_list(settings: &Settings, config: Option<&Path>, args: &HubListArgs) -> anyhow::Result<()> {
+    let located = locate(&args.place, config, args.root.as_ref().map(|_| "--root"))?;
     let mut hubs = Vec::new();
-    if args.local {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&args.root)
-            .map_err(|e| input_error(format!("cannot list {}: {e}", args.root.display())))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("state.journal").is_file())
-            .collect();
-        dirs.sort();
-        for dir in dirs {
+    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("out"));
+    if located.is_local() {
+        if args.root.is_some() && !root.is_dir() {
+            return Err(input_error(format!("--root {}: no such folder", root.display())));
+        }
+        for dir in local_runs(&root) {
             let ctl = local_control(settings, &dir, &MemoryQueue::new(settings.broker.delivery_limit))?;
             for mut h in hub::list(&ctl).await? {
-                // Local runs are addressed by folder: say which.
-                h.run = format!("{} (--local --hub-dir {})", h.run, dir.display());
+                // Local runs are found by folder: say which.
+                h.dir = Some(dir.display().to_string());
                 hubs.push(h);
             }
         }
@@ -194,12 +204,18 @@ pub async fn hub_list(settings: &Settings, args: &HubListArgs) -> anyhow::Result
         return Ok(());
     }
     if hubs.is_empty() {
-        println!("no runs found");
+        println!("{}", no_hubs(&located, &root));
     }
     for h in &hubs {
         let what = if h.usable { "usable".to_string() } else { format!("not usable: {}", h.reason.as_deref().unwrap_or("?")) };
+        let default_dir = local_dir(&h.run, None).display().to_string();
+        let place = match &h.dir {
+            Some(d) if *d == default_dir => format!(" (local: {d})"),
+            Some(d) => format!(" (local: {d}; pass --hub-dir {d})"),
+            None => String::new(),
+        };
         println!(
-            "{}  [{}] {} models ({} labelled), graph {} nodes / {} images, {} datasets: {what}",
+            "{}{place}  [{}] {} models ({} labelled), graph {} nodes / {} images, {} datasets: {what}",
             h.run,
             h.state,
             h.models.len(),
@@ -212,11 +228,29 @@ pub async fn hub_list(settings: &Settings, args: &HubListArgs) -> anyhow::Result
     Ok(())
 }
 
-pub async fn select(settings: &Settings, args: &SelectArgs) -> anyhow::Result<()> {
+/// What `hub list` says when it found nothing: where it looked, and why there.
+fn no_hubs(located: &Located, root: &Path) -> String {
+    if located.is_local() {
+        format!(
+            "no hubs among the local runs in {} (looked there because {}): a hub is a run whose spec has a graph; \
+             `coordinator run --local --benchmark SPEC` makes one, --cluster lists the runs on RabbitMQ and Redis",
+            root.display(),
+            located.why
+        )
+    } else {
+        format!(
+            "no hubs in the cluster's store (looked there because {}): a hub is a run whose spec has a graph; \
+             --local lists the local runs under out/",
+            located.why
+        )
+    }
+}
+
+pub async fn select(settings: &Settings, config: Option<&Path>, args: &SelectArgs) -> anyhow::Result<()> {
     let drive = drive_options(settings);
     let names = read_class_list(&args.classes)?;
     let classes = ClassTexts::new(names, args.captions.as_deref())?;
-    let s = session(settings, &args.at).await?;
+    let s = session(settings, config, &args.at).await?;
     let result = async {
         let k = k_for(&s.hub, args.k)?;
         let started = std::time::Instant::now();
@@ -237,15 +271,15 @@ pub async fn select(settings: &Settings, args: &SelectArgs) -> anyhow::Result<()
     Ok(())
 }
 
-pub async fn adapt(settings: &Settings, args: &AdaptArgs) -> anyhow::Result<()> {
+pub async fn adapt(settings: &Settings, config: Option<&Path>, args: &AdaptArgs) -> anyhow::Result<()> {
     let drive = drive_options(settings);
-    let s = session(settings, &args.at).await?;
+    let s = session(settings, config, &args.at).await?;
     let opts = AdaptOptions {
         task: args.task.clone(),
         k: args.k,
         captions: args.captions.clone(),
         out: args.out.clone(),
-        wait: args.wait || args.at.local,
+        wait: args.wait || s.local,
         drive,
     };
     let result = adapt_task(&s.ctl, &s.embed_ctl, &s.hub, &opts).await;

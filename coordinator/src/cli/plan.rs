@@ -10,18 +10,20 @@ pub struct PlanArgs {
     /// Benchmark spec (TOML).
     #[arg(long, value_name = "FILE")]
     benchmark: PathBuf,
-    /// Use this data root instead of the spec's `data_root`.
+    /// Use this data root instead of the spec's `data_root` (relative to the current folder).
     #[arg(long, value_name = "DIR")]
     data_root: Option<PathBuf>,
     /// A class without captions is an error (exit 2), whatever the spec says.
     #[arg(long)]
     strict_captions: bool,
-    /// Print the result as JSON.
+    /// Print the result as JSON: {run, complete, missing, missing_models, jobs, datasets,
+    /// caption_fallbacks, graph, method, execution}.
     #[arg(long)]
     json: bool,
 }
 
-/// `coordinator plan`: plans and prints, publishes nothing, needs no broker or store.
+/// `coordinator plan`: plans and prints, publishes nothing, needs no broker or
+/// store. Inputs missing: exit 3 ([`crate::exit::PlanIncomplete`]) after the output.
 pub fn dry_run(args: &PlanArgs) -> anyhow::Result<()> {
     let spec = BenchmarkSpec::load(&args.benchmark)?;
     let root = match &args.data_root {
@@ -34,6 +36,9 @@ pub fn dry_run(args: &PlanArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         print!("{}", crate::dry_run::render(&d));
+    }
+    if !d.complete {
+        return Err(crate::exit::PlanIncomplete(d.missing.len()).into());
     }
     Ok(())
 }

@@ -1,13 +1,14 @@
 //! `report`: a run's report printed or written, or one built from a
 //! published accuracy table (`--truth`) without any run.
 
-use super::context::{cluster, run_id};
+use super::context::{cluster, cluster_miss_hint, local_dir, local_run, locate, run_id, Place};
 use crate::control::read_submission;
 use crate::spec::BenchmarkSpec;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use mll_common::config::Settings;
-use std::path::PathBuf;
+use mll_common::queue::memory::MemoryQueue;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ReportFormat {
@@ -19,15 +20,22 @@ enum ReportFormat {
 #[derive(Args)]
 pub struct ReportArgs {
     /// Run id; not needed with --truth.
+    #[arg(value_name = "RUN")]
     run: Option<String>,
+    #[command(flatten)]
+    place: Place,
+    /// The local run's output folder (default out/<RUN>); implies --local.
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
     /// Print this format to stdout (when --out is not given).
-    #[arg(long, value_enum, default_value = "markdown")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "markdown")]
     format: ReportFormat,
     /// Write every format into this folder.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// External accuracy table to use as ground truth (needs --benchmark).
-    #[arg(long, value_name = "FILE.csv", requires = "benchmark")]
+    /// External accuracy table (CSV) to use as ground truth (needs --benchmark); a missing
+    /// or malformed file exits 2.
+    #[arg(long, value_name = "FILE", requires = "benchmark")]
     truth: Option<PathBuf>,
     /// Benchmark spec (for --truth, or to replan a run whose saved spec is gone).
     #[arg(long, value_name = "FILE")]
@@ -39,7 +47,7 @@ pub struct ReportArgs {
     experiments: bool,
 }
 
-pub async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()> {
+pub async fn report(settings: &Settings, config: Option<&Path>, args: ReportArgs) -> anyhow::Result<()> {
     let experiments = args.experiments.then(mll_method::experiments::ExperimentOptions::default);
     let report = if let Some(truth) = &args.truth {
         let spec = BenchmarkSpec::load(args.benchmark.as_deref().expect("clap requires --benchmark"))?;
@@ -47,10 +55,15 @@ pub async fn report(settings: &Settings, args: ReportArgs) -> anyhow::Result<()>
     } else {
         let run = args.run.as_deref().context("give a run id, or --truth FILE.csv --benchmark SPEC")?;
         let run = run_id(run)?;
-        let ctl = cluster(settings).await?;
+        let at = locate(&args.place, config, args.run_dir.as_ref().map(|_| "--run-dir"))?;
+        let ctl = if at.is_local() {
+            local_run(settings, run.as_str(), &local_dir(run.as_str(), args.run_dir.as_deref()), &at, &MemoryQueue::new(1))?
+        } else {
+            cluster(settings).await?
+        };
         let submission = match &args.benchmark {
             Some(path) => read_submission(path)?,
-            None => ctl.saved_submission(&run)?,
+            None => ctl.saved_submission(&run).map_err(|e| cluster_miss_hint(e.into(), run.as_str(), &at))?,
         };
         let p = submission.plan()?;
         match crate::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {

@@ -5,6 +5,7 @@ use super::context::default_out;
 use super::status::finish;
 use crate::control::{read_submission, Submission};
 use crate::plan::Plan;
+use anyhow::Context;
 use clap::Args;
 use mll_common::config::Settings;
 #[cfg(feature = "local")]
@@ -16,6 +17,7 @@ pub struct RunArgs {
     /// Embedded mode: in-process queue and store, no RabbitMQ or Redis.
     #[arg(long, required = true)]
     local: bool,
+    /// Benchmark spec (TOML), e.g. configs/benchmarks/toy.toml.
     #[arg(long, value_name = "FILE")]
     benchmark: PathBuf,
     /// Output folder: report, artifacts and the resumable state (default: out/<run>).
@@ -24,6 +26,7 @@ pub struct RunArgs {
     /// In-process workers.
     #[arg(long, default_value_t = 1, value_name = "N")]
     workers: usize,
+    /// Print the final status as one JSON object (as `status --json`) instead of the summary.
     #[arg(long)]
     json: bool,
     /// Add the paper's experiments to the report (see `report --experiments`).
@@ -45,6 +48,13 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     // Generates the toy world when a spec that uses it is run and the world is missing.
     crate::world::ensure_for_spec(&spec, &submission.spec_path)?;
     let plan = submission.plan_spec(&spec, args.strict_captions)?;
+    // Every log line goes to run.log; the terminal shows warnings and the progress.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating the output folder {}", out.display()))?;
+    let log = out.join("run.log");
+    match crate::logs::log_to_file(&log) {
+        Ok(()) => eprintln!("run {}: logs in {}", spec.name, log.display()),
+        Err(e) => tracing::warn!(path = %log.display(), error = %e, "cannot write the run's log file; its lines are dropped"),
+    }
     let status = run_local(settings, args, Some((&submission, &plan, &out))).await?;
     finish(&status, &out, args.json)
 }

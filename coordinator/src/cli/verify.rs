@@ -1,16 +1,17 @@
 //! `verify`: check every committed result of a run and the artifacts it
 //! names; with `--repair`, drop the bad ones and compute exactly those again.
 
-use super::context::{cluster, default_out, local_control, run_id};
+use super::context::{cluster, cluster_miss_hint, local_dir, local_run, locate, run_id, Place};
 use crate::verify::{check, repair};
 use clap::Args;
 use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct VerifyArgs {
     /// Run id (the spec's `name`).
+    #[arg(value_name = "RUN")]
     run: String,
     /// Drop the bad results and publish exactly those jobs again.
     #[arg(long)]
@@ -18,26 +19,26 @@ pub struct VerifyArgs {
     /// Print {run, checked, bad: [{job, stage, model, dataset, what, reason}], republished} as JSON.
     #[arg(long)]
     json: bool,
-    /// Check a local run (`coordinator run --local`) instead: its --out folder.
-    #[arg(long, value_name = "DIR", requires = "local")]
-    out: Option<PathBuf>,
-    /// Local mode: read the journal and artifacts under --out (default out/<run>).
-    #[arg(long)]
-    local: bool,
+    #[command(flatten)]
+    place: Place,
+    /// The local run's output folder, the --out of `run --local` (default out/<RUN>); implies --local.
+    #[arg(long, value_name = "DIR", alias = "out")]
+    run_dir: Option<PathBuf>,
 }
 
 /// `coordinator verify`: checks, prints, repairs. Fails (exit 1) when damaged
 /// results were found and not repaired.
-pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<()> {
+pub async fn verify(settings: &Settings, config: Option<&Path>, args: &VerifyArgs) -> anyhow::Result<()> {
     let run = &run_id(&args.run)?;
     let (repair_them, json) = (args.repair, args.json);
-    let local_out = args.local.then(|| args.out.clone().unwrap_or_else(|| default_out(run.as_str())));
+    let at = locate(&args.place, config, args.run_dir.as_ref().map(|_| "--run-dir"))?;
+    let local_out = at.is_local().then(|| local_dir(run.as_str(), args.run_dir.as_deref()));
     let ctl = match &local_out {
         // No queue consumer: the next `run --local` publishes what is missing.
-        Some(out) => local_control(settings, out, &MemoryQueue::new(1))?,
+        Some(out) => local_run(settings, run.as_str(), out, &at, &MemoryQueue::new(1))?,
         None => cluster(settings).await?,
     };
-    let submission = ctl.saved_submission(run)?;
+    let submission = ctl.saved_submission(run).map_err(|e| cluster_miss_hint(e.into(), run.as_str(), &at))?;
     let plan = submission.plan()?;
     let mut v = check(&ctl, &plan).await?;
     if repair_them && !v.bad.is_empty() {

@@ -33,6 +33,9 @@ pub fn input_error(message: impl Into<String>) -> anyhow::Error {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HubSummary {
     pub run: String,
+    /// A local run's output folder (`hub list` of local runs); absent for the cluster's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
     /// The run's state (`running`, `done`, `failed`, `cancelled`), or `unknown`
     /// when the store has no record of it.
     pub state: String,
@@ -132,6 +135,7 @@ pub async fn summarise(ctl: &RunControl, run: &RunId) -> anyhow::Result<HubSumma
         None
     };
     Ok(HubSummary {
+        dir: None,
         run: run.to_string(),
         state,
         usable: reason.is_none(),
@@ -163,6 +167,7 @@ pub async fn list(ctl: &RunControl) -> anyhow::Result<Vec<HubSummary>> {
         match summarise(ctl, &run).await {
             Ok(s) => out.push(s),
             Err(e) => out.push(HubSummary {
+                dir: None,
                 run: run.to_string(),
                 state: "unknown".into(),
                 usable: false,

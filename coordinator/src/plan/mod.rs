@@ -46,13 +46,23 @@ pub struct PlannedDataset {
 pub struct PlanOptions {
     /// Folder of the spec file, where datasets' `class_map` paths start.
     pub spec_dir: Option<PathBuf>,
+    /// The spec file itself (for the commands `coordinator plan` suggests).
+    pub spec_file: Option<PathBuf>,
     /// A class without captions is an error whatever the spec says (`--strict-captions`).
     pub strict_captions: bool,
+    /// Leave the warning about classes without captions out (`coordinator
+    /// plan` prints them in its own output).
+    pub quiet_fallbacks: bool,
 }
 
 impl PlanOptions {
     pub fn for_spec_file(spec_path: &Path, strict_captions: bool) -> Self {
-        PlanOptions { spec_dir: Some(spec_path.parent().unwrap_or(Path::new(".")).to_path_buf()), strict_captions }
+        PlanOptions {
+            spec_dir: Some(spec_path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+            spec_file: Some(spec_path.to_path_buf()),
+            strict_captions,
+            quiet_fallbacks: false,
+        }
     }
 }
 
@@ -65,6 +75,8 @@ pub struct Plan {
     pub datasets: Vec<PlannedDataset>,
     /// Ids of the graph's nodes (empty without a graph).
     pub graph_node_ids: Vec<String>,
+    /// Their lemmas (the node's name, e.g. `dog`), in the same order.
+    pub graph_node_names: Vec<String>,
     /// Number of graph nodes and images (0 without a graph).
     pub graph_nodes: usize,
     pub graph_images: u64,
@@ -99,8 +111,27 @@ impl Plan {
 /// Resolves the spec's data root against the folder of the spec file.
 pub fn data_root_of(spec: &BenchmarkSpec, spec_path: &Path) -> PathBuf {
     let base = spec_path.parent().unwrap_or(Path::new("."));
-    let root = base.join(&spec.data_root);
-    std::fs::canonicalize(&root).unwrap_or(root)
+    resolved(&base.join(&spec.data_root))
+}
+
+/// `path` as a person should read it: absolute, symbolic links resolved where
+/// it exists; otherwise made absolute with `.` and `..` folded away.
+pub fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn shards(total: u64, size: u64) -> Vec<Shard> {
@@ -142,12 +173,9 @@ fn dataset_captions(d: &TargetDataset, data_root: &Path, classnames: &[String], 
 fn check_caption_fallbacks(spec: &BenchmarkSpec, datasets: &[PlannedDataset], opts: &PlanOptions) -> Result<(), PlanError> {
     let mut all = Vec::new();
     for d in datasets.iter().filter(|d| !d.caption_fallbacks.is_empty()) {
-        tracing::warn!(
-            dataset = %d.spec.name,
-            classes = d.caption_fallbacks.len(),
-            "CAPTIONS MISSING: {}",
-            captions::fallback_note(&d.spec.name, &d.caption_fallbacks)
-        );
+        if !opts.quiet_fallbacks {
+            tracing::warn!(dataset = %d.spec.name, classes = d.caption_fallbacks.len(), "{}", captions::fallback_note(&d.spec.name, &d.caption_fallbacks));
+        }
         all.push(format!("{} ({})", d.spec.name, d.caption_fallbacks.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")));
     }
     if !all.is_empty() && (opts.strict_captions || spec.method.strict_captions) {
@@ -357,7 +385,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
     check_caption_fallbacks(spec, &datasets, opts)?;
 
     // Graph: node captions and image count.
-    let (mut graph_nodes, mut graph_images, mut graph_node_ids) = (0, 0, Vec::new());
+    let (mut graph_nodes, mut graph_images, mut graph_node_ids, mut graph_node_names) = (0, 0, Vec::new(), Vec::new());
     let mut graph_construction = None;
     // Label results depend on the graph's content, not only its path: a graph
     // rebuilt in place (other images, other nodes) must not reuse old results.
@@ -371,6 +399,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
         graph_nodes = head.nodes.len();
         graph_images = head.images.len() as u64;
         graph_node_ids = head.nodes.iter().map(|n| n.id.clone()).collect();
+        graph_node_names = head.nodes.iter().map(|n| n.lemma.clone()).collect();
         graph_construction = head.build.as_ref().map(|b| b.construction.to_string());
         check_construction(spec, graph_construction.as_deref());
         let captions = head.nodes.into_iter().map(|n| if n.captions.is_empty() { vec![n.lemma] } else { n.captions }).collect();
@@ -413,6 +442,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
         data_root: data_root.to_path_buf(),
         datasets,
         graph_node_ids,
+        graph_node_names,
         graph_nodes,
         graph_images,
         graph_construction,

@@ -1,7 +1,8 @@
 //! Cluster mode against the real RabbitMQ and Redis on loopback, with real
 //! worker and coordinator processes: queue semantics, coordinator faults,
 //! damaged results, partitions, runs sharing the workers, submit's input
-//! checks, new tasks against a hub, and the toy world end to end. One test
+//! checks, new tasks against a hub, deleting a cancelled run, and the toy
+//! world end to end. One test
 //! binary (one link); every test has its own queues, key prefix and folders
 //! (support/mod.rs), so tests running side by side do not see each other.
 //! Tests that restart the broker or flush Redis have binaries of their own
@@ -13,6 +14,7 @@ mod support;
 mod adapt;
 mod coordinators;
 mod damaged_results;
+mod delete;
 mod fairness;
 mod partitions;
 mod placement;

@@ -330,7 +330,8 @@ fn hub_list_shows_the_local_hub_with_its_models_and_graph() {
     let root = hub.env.dir.path().to_str().unwrap().to_string();
     let json = hub.env.coordinator_ok(&["hub", "list", "--local", "--root", &root, "--json"]);
     let hubs: Value = serde_json::from_str(&json).unwrap();
-    let toy = hubs.as_array().unwrap().iter().find(|h| h["run"].as_str().unwrap().starts_with("toy ")).expect("the toy hub is listed");
+    let toy = hubs.as_array().unwrap().iter().find(|h| h["run"] == "toy").expect("the toy hub is listed");
+    assert!(toy["dir"].as_str().is_some_and(|d| d.starts_with(&root)), "a local hub says its folder: {toy}");
     assert_eq!(toy["usable"], true, "{toy}");
     assert_eq!(toy["models"].as_array().unwrap().len(), 10);
     assert_eq!(toy["labelled_models"], 10);

@@ -2,13 +2,15 @@
 //! binary: specs and the catalog, captions, planning under the presets, the
 //! WordNet graph builders, ground truth from published tables, the accuracy
 //! CSV, and local mode (its journal, its input checks, new tasks against the
-//! toy hub).
+//! toy hub), and what a new user meets first (runs found by name, delete,
+//! progress lines, plan's missing inputs, the shipped truth table).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod adapt;
 mod captions_mll;
+mod first_hour;
 mod graph_build;
 mod graph_released;
 mod local_journal_and_inputs;

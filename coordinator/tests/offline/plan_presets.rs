@@ -43,9 +43,19 @@ fn write_shard(dir: &Path) {
 }
 
 /// The paper's data root, faked: every dataset folder with its classnames.txt
-/// (the class maps' dataset side), MLL's caption files, a 3-node graph.
+/// (the class maps' dataset side), MLL's caption files, a 3-node graph, the
+/// model folders (empty module.pt and model.json), the embedder's folder and
+/// the manifest `scripts/prepare-data` writes.
 fn fake_mll_root(root: &Path, spec_path: &Path, spec: &BenchmarkSpec) {
     let reference = reference();
+    for m in &spec.hub {
+        let dir = root.join(&m.artifact);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("module.pt"), b"").unwrap();
+        std::fs::write(dir.join("model.json"), b"{}").unwrap();
+    }
+    std::fs::create_dir_all(root.join(&spec.embedder.as_ref().unwrap().path)).unwrap();
+    let mut manifest = serde_json::Map::new();
     for d in &spec.datasets {
         let folder = root.join(&d.path);
         std::fs::create_dir_all(&folder).unwrap();
@@ -56,7 +66,10 @@ fn fake_mll_root(root: &Path, spec_path: &Path, spec: &BenchmarkSpec) {
         let caps = root.join(d.captions.as_ref().unwrap());
         std::fs::create_dir_all(caps.parent().unwrap()).unwrap();
         std::fs::copy(reference.join(format!("mll/captions/{}.json", d.name)), caps).unwrap();
+        let listing = mll_coordinator::inputs::listing_sha256(&folder).unwrap();
+        manifest.insert(d.catalog.clone().unwrap(), serde_json::json!({"path": d.path, "listing_sha256": listing}));
     }
+    std::fs::write(root.join("manifest.json"), serde_json::json!({ "datasets": manifest }).to_string()).unwrap();
     let g = root.join(&spec.graph.as_ref().unwrap().path);
     std::fs::create_dir_all(g.parent().unwrap()).unwrap();
     let nodes: Vec<_> = ["dog", "cat", "digit"]
@@ -138,8 +151,14 @@ fn the_paper_spec_without_data_reports_class_map_coverage_and_what_is_missing() 
     }
     assert_eq!(d.datasets.iter().map(|x| x.classes.unwrap()).sum::<usize>(), 1026);
     assert!(d.graph.as_ref().unwrap().nodes.is_none());
+    assert_eq!(d.missing_models.len(), 49, "the models are checked as submit checks them");
     let text = render(&d);
-    assert!(text.contains("INCOMPLETE") && text.contains("graph/graph.json: MISSING"), "{text}");
+    assert!(text.contains("plan incomplete") && text.contains("graph/graph.json: missing"), "{text}");
+    // One message per problem: each dataset once (its folder and caption file together), the graph, the embedder, the models.
+    for x in &d.datasets {
+        assert_eq!(d.missing.iter().filter(|m| m.starts_with(&format!("{}: ", x.name))).count(), 1, "{}: {:?}", x.name, d.missing);
+    }
+    assert_eq!(d.missing.len(), 17 + 3, "{:#?}", d.missing);
 }
 
 /// A small ImageFolder world with captions for some classes only.

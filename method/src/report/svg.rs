@@ -14,10 +14,11 @@ use std::fmt::Write as _;
 /// Method colours (Tableau 10); the hub average is grey.
 const METHOD_COLORS: &[&str] = &["#4e79a7", "#e15759", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f"];
 const GREY: &str = "#9c9c9c";
-/// Dataset colours (Tableau 20 without its greys): distinct for up to 18 series.
+/// Dataset colours: Tableau 10's hues without its grey first, one hue per
+/// dataset up to 9, then Tableau 20's light tints of the same hues (18 in all).
 const DATASET_COLORS: &[&str] = &[
-    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6", "#e15759", "#ff9d9a",
-    "#79706e", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660",
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#a0cbe8", "#ffbe7d", "#ff9d9a",
+    "#86bcb6", "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6",
 ];
 
 const FONT: f64 = 11.0;
@@ -63,6 +64,8 @@ struct Series {
     points: Vec<(f64, Option<f64>)>,
     /// Line charts: a ± band around the line (the hub-growth study's spread).
     band: Option<Vec<f64>>,
+    /// Dots: each point's tooltip, when its x is not the value to show (a spread point).
+    titles: Option<Vec<String>>,
 }
 
 /// Horizontal axis: numeric (`ticks` at values) or categories (one slot each).
@@ -85,6 +88,8 @@ struct Chart {
     series: Vec<Series>,
     /// A dashed reference line from (x0, y0) to (x1, y1) with its legend text.
     reference: Option<(String, [f64; 4])>,
+    /// Small labels at data coordinates (how many points share a position).
+    labels: Vec<(f64, f64, String)>,
     footnote: Option<String>,
     plot_w: f64,
     plot_h: f64,
@@ -332,23 +337,27 @@ impl Chart {
                     }
                 }
                 Mark::Dot => {
-                    for &(x, y) in &sr.points {
+                    for (i, &(x, y)) in sr.points.iter().enumerate() {
                         if let Some(y) = y {
+                            let title =
+                                sr.titles.as_ref().and_then(|t| t.get(i)).cloned().unwrap_or_else(|| format!("{}: {} {}", sr.name, x, y));
                             let _ = write!(
                                 s,
-                                r#"<circle cx="{}" cy="{}" r="3" fill="{}" fill-opacity="0.75"><title>{}: true rank {} predicted rank {}</title></circle>"#,
+                                r#"<circle cx="{}" cy="{}" r="3" fill="{}" fill-opacity="0.85" stroke="white" stroke-width="0.5"><title>{}</title></circle>"#,
                                 n(sx(x)),
                                 n(sy(y)),
                                 sr.color,
-                                esc(&sr.name),
-                                x,
-                                y
+                                esc(&title)
                             );
                         }
                     }
                 }
             }
             s.push_str("</g>\n");
+        }
+        for (x, y, text) in &self.labels {
+            let _ =
+                writeln!(s, r##"<text class="count" x="{}" y="{}" font-size="9" fill="#333">{}</text>"##, n(sx(*x)), n(sy(*y)), esc(text));
         }
         // Legend, right of the plot, one entry per row.
         let lx = px0 + self.plot_w + 24.0;
@@ -380,15 +389,22 @@ impl Chart {
     }
 }
 
-/// The accuracy chart's methods: (selection key, legend name, colour).
+/// The accuracy chart's methods: (selection key, legend name, colour). MLL
+/// under the method's own weighting is the `mll_k` series; the ablation adds
+/// only the other weighting (the same weighting again would be the same bars).
 fn accuracy_methods(report: &Report) -> Vec<(String, String, &'static str)> {
     let k = report.method.k.first().copied().unwrap_or(1);
+    let own = match report.method.ensemble_weight {
+        crate::options::EnsembleWeight::InverseEntropy => "w_inverse_entropy",
+        crate::options::EnsembleWeight::Entropy => "w_entropy",
+    };
+    let label_of = |suffix: &str| if suffix == "w_inverse_entropy" { "w=1/H" } else { "w=H" };
     let mut v = vec![(format!("inb_k{k}"), format!("INB k={k}"), METHOD_COLORS[0])];
-    v.push((format!("mll_k{k}"), format!("MLL k={k}"), METHOD_COLORS[1]));
-    for (i, (suffix, label)) in [("w_inverse_entropy", "w=1/H"), ("w_entropy", "w=H")].iter().enumerate() {
+    v.push((format!("mll_k{k}"), format!("MLL k={k} ({})", label_of(own)), METHOD_COLORS[1]));
+    for (i, suffix) in ["w_inverse_entropy", "w_entropy"].into_iter().enumerate().filter(|(_, s)| *s != own) {
         let key = format!("mll_k{k}_{suffix}");
         if report.datasets.iter().any(|d| d.selections.contains_key(&key)) {
-            v.push((key, format!("MLL k={k}, {label}"), METHOD_COLORS[2 + i]));
+            v.push((key, format!("MLL k={k} ({})", label_of(suffix)), METHOD_COLORS[2 + i]));
         }
     }
     v.push(("oracle".into(), "Oracle".into(), METHOD_COLORS[4]));
@@ -411,6 +427,7 @@ pub fn accuracy_by_method(report: &Report) -> String {
             mark: Mark::Bar,
             points: report.datasets.iter().enumerate().map(|(i, d)| (i as f64, d.selections.get(key).and_then(|s| s.accuracy))).collect(),
             band: None,
+            titles: None,
         })
         .collect();
     let k = report.method.k.first().copied().unwrap_or(1);
@@ -426,6 +443,7 @@ pub fn accuracy_by_method(report: &Report) -> String {
         y_down: false,
         series,
         reference: None,
+        labels: Vec::new(),
         footnote: report.datasets.iter().any(|d| !d.complete).then(|| "* incomplete: a model has no result on this dataset".to_string()),
         plot_w: (report.datasets.len().max(1) as f64 * (methods.len().max(1) as f64 * 9.0 + 10.0)).max(260.0),
         plot_h: 260.0,
@@ -459,28 +477,57 @@ pub fn rank_scatter(report: &Report, method: &str) -> String {
             round6(r.weighted_tau)
         )
     });
-    let series = report
-        .datasets
+    // (dataset, true rank, predicted rank) of every model on every complete dataset.
+    let shown: Vec<&super::DatasetReport> = report.datasets.iter().filter(|d| d.complete && d.rankings.contains_key(method)).collect();
+    let points: Vec<Vec<(usize, usize)>> = shown
         .iter()
-        .filter(|d| d.complete && d.rankings.contains_key(method))
-        .enumerate()
-        .map(|(i, d)| {
+        .map(|d| {
             let r = &d.rankings[method];
+            d.gt_ranking
+                .iter()
+                .enumerate()
+                .filter_map(|(t, key)| r.predicted.iter().position(|k| k == key).map(|p| (t + 1, p + 1)))
+                .collect()
+        })
+        .collect();
+    // Points of several datasets at the same ranks are spread sideways within
+    // their cell (in dataset order), and the cell says how many share it.
+    let mut at: std::collections::BTreeMap<(usize, usize), usize> = std::collections::BTreeMap::new();
+    for &p in points.iter().flatten() {
+        *at.entry(p).or_default() += 1;
+    }
+    let mut placed: std::collections::BTreeMap<(usize, usize), usize> = std::collections::BTreeMap::new();
+    let series = shown
+        .iter()
+        .zip(&points)
+        .enumerate()
+        .map(|(i, (d, pts))| {
+            let mut xy = Vec::with_capacity(pts.len());
+            let mut titles = Vec::with_capacity(pts.len());
+            for &(t, p) in pts {
+                let n = at[&(t, p)];
+                let j = placed.entry((t, p)).or_default();
+                let step = (0.8 / n as f64).min(0.3);
+                let dx = (*j as f64 - (n as f64 - 1.0) / 2.0) * step;
+                *j += 1;
+                xy.push((t as f64 + dx, Some(p as f64)));
+                titles.push(format!("{}: true rank {t}, predicted rank {p}", d.name));
+            }
             Series {
                 name: d.name.clone(),
                 color: DATASET_COLORS[i % DATASET_COLORS.len()],
                 mark: Mark::Dot,
-                points: d
-                    .gt_ranking
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(t, key)| r.predicted.iter().position(|k| k == key).map(|p| ((t + 1) as f64, Some((p + 1) as f64))))
-                    .collect(),
+                points: xy,
                 band: None,
+                titles: Some(titles),
             }
         })
         .collect();
+    // Two points side by side read as two; from three on, the cell says how many.
+    let labels: Vec<(f64, f64, String)> =
+        at.iter().filter(|(_, &n)| n > 2).map(|(&(t, p), &n)| (t as f64 + 0.42, p as f64 - 0.3, format!("×{n}"))).collect();
     let (lo, hi) = (0.5, m as f64 + 0.5);
+    let side = (m as f64 * 12.0).clamp(360.0, 720.0);
     Chart {
         title: format!("{label}: predicted vs true model rank"),
         subtitle,
@@ -493,9 +540,16 @@ pub fn rank_scatter(report: &Report, method: &str) -> String {
         y_down: true,
         series,
         reference: Some(("perfect ranking".into(), [lo, lo, hi, hi])),
-        footnote: None,
-        plot_w: 360.0,
-        plot_h: 360.0,
+        footnote: at.values().any(|&n| n > 1).then(|| {
+            if labels.is_empty() {
+                "Datasets at the same ranks are spread sideways.".to_string()
+            } else {
+                "Datasets at the same ranks are spread sideways; ×n: n datasets at that position.".to_string()
+            }
+        }),
+        labels,
+        plot_w: side,
+        plot_h: side,
     }
     .render()
 }
@@ -526,6 +580,7 @@ fn line_chart(
         y_down: false,
         series,
         reference: None,
+        labels: Vec::new(),
         footnote,
         plot_w: 380.0,
         plot_h: 260.0,
@@ -534,7 +589,7 @@ fn line_chart(
 }
 
 fn line(name: String, color: &'static str, xs: &[f64], ys: Vec<Option<f64>>) -> Series {
-    Series { name, color, mark: Mark::Line, points: xs.iter().copied().zip(ys).collect(), band: None }
+    Series { name, color, mark: Mark::Line, points: xs.iter().copied().zip(ys).collect(), band: None, titles: None }
 }
 
 /// The experiments' charts: (file name, SVG).
@@ -636,6 +691,7 @@ pub fn experiment_charts(report: &Report, e: &Experiments) -> Vec<(&'static str,
                     mark: Mark::Line,
                     points: xs.iter().copied().zip(c.mean.iter().map(|&v| Some(v))).collect(),
                     band: Some(c.std.clone()),
+                    titles: None,
                 })
             })
             .collect();

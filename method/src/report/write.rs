@@ -97,8 +97,10 @@ pub fn report_markdown(report: &Report) -> String {
         option_name(&o.ensemble_weight),
         o.seed
     );
+    let _ = writeln!(s, "Every method and metric is explained in the legend at the end.\n");
 
     // Selection accuracy: per k, INB / MLL / oracle like the paper, then the other baselines.
+    // Random k=1 is the hub average exactly (the legend says so), so it gets no column.
     let mut columns: Vec<(String, String)> = Vec::new();
     for &k in &o.k {
         columns.push((format!("INB k={k}"), format!("inb_k{k}")));
@@ -106,7 +108,7 @@ pub fn report_markdown(report: &Report) -> String {
     }
     columns.push(("Oracle".into(), "oracle".into()));
     columns.push(("Hub avg".into(), "hub_average".into()));
-    for &k in &o.k {
+    for &k in o.k.iter().filter(|&&k| k > 1) {
         columns.push((format!("Random k={k}"), format!("random_k{k}")));
     }
     let _ = writeln!(s, "## Reuse top-1 accuracy\n");
@@ -119,6 +121,13 @@ pub fn report_markdown(report: &Report) -> String {
     }
     let means: Vec<String> = columns.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
     let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
+    let coincide = coinciding_selections(report);
+    for note in &coincide {
+        let _ = writeln!(s, "- {note}");
+    }
+    if !coincide.is_empty() {
+        let _ = writeln!(s);
+    }
 
     // The reuse-weight ablation.
     let ablation: Vec<(String, String)> = o
@@ -140,6 +149,13 @@ pub fn report_markdown(report: &Report) -> String {
         }
         let means: Vec<String> = ablation.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
         let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
+        let own = if option_name(&o.ensemble_weight) == "inverse_entropy" { "w=1/H" } else { "w=H" };
+        let _ = writeln!(
+            s,
+            "- The method reuses with {own} (`ensemble_weight = \"{}\"`): its columns here are the MLL k columns above, repeated \
+             beside the other weighting.\n",
+            option_name(&o.ensemble_weight)
+        );
     }
 
     // Ranking quality.
@@ -157,6 +173,9 @@ pub fn report_markdown(report: &Report) -> String {
             cell(Some(r.weighted_tau)),
             r.datasets
         );
+    }
+    for note in coinciding_rankings(report) {
+        let _ = writeln!(s, "\n- {note}");
     }
     let _ = writeln!(s, "\n## Ranking quality per dataset (R5 / τ5)\n");
     // A table needs a column besides the dataset's; an empty hub has no rankings.
@@ -208,7 +227,83 @@ pub fn report_markdown(report: &Report) -> String {
             let _ = writeln!(s, "- {n}");
         }
     }
+    legend(&mut s, report);
     s
+}
+
+/// What the method and metric names mean (docs/method.md has the details).
+fn legend(s: &mut String, report: &Report) {
+    let own = if option_name(&report.method.ensemble_weight) == "inverse_entropy" { "w = 1/H" } else { "w = H" };
+    let _ = writeln!(s, "\n## Legend\n");
+    let _ = writeln!(s, "Reuse: each method picks models per class; a test image's prediction is the class with the highest weighted probability among the models picked for it (docs/method.md).\n");
+    for line in [
+        "**INB k** (ImageNet baseline): the k hub models with the highest ImageNet top-1, the same for every class; INB k=1 is that one model's zero-shot top-1.".to_string(),
+        format!("**MLL k**: per class, the k models with the highest class score r_(m,y) (from the graph nodes matched to the class), reused with the method's weighting ({own})."),
+        "**Oracle**: the single hub model with the best true top-1 on the dataset, for every class. Knowing it needs every model evaluated (the ground truth), so it is a reference, not a selection method. MLL k=1 can beat it: it picks a model per class, and specialists of different classes together beat the best single model.".to_string(),
+        "**Hub avg**: the mean top-1 over all hub models, which is exactly the expected accuracy of one random model per class (Random k=1, hence no column of its own).".to_string(),
+        "**Random k** (k ≥ 2): the expected reuse top-1 of k uniformly random models per class.".to_string(),
+        "**w = 1/H vs w = H**: an ensemble member's weight on an image, from the entropy H of its predicted class distribution: 1/H (the released code: confident models count more) or H (the paper's text).".to_string(),
+        "**R5**: how many of the 5 truly best models the predicted ranking puts in its top 5, over 5 (1 = all of them).".to_string(),
+        "**τ5**: Kendall tau-b between the true and the predicted rank positions of the models in both top-5s (0 when they share 2 or fewer).".to_string(),
+        "**Kendall τ-b**: rank correlation of the predicted scores with the true top-1 over all models (1 = the same order, -1 = reversed).".to_string(),
+        "**weighted τ**: Kendall's tau with hyperbolic weights (scipy's weightedtau), so that swaps among the best models count more than among the worst.".to_string(),
+        "Ranking methods: **mll** (MLL's model score), **inb** (ImageNet top-1), **params** (parameter count), **gflops** (GFLOPs per image); more is predicted better.".to_string(),
+    ] {
+        let _ = writeln!(s, "- {line}");
+    }
+}
+
+/// Datasets (complete ones) where selection `a`'s accuracy relates to `b`'s as `cmp` says.
+fn datasets_where<'r>(report: &'r Report, a: &str, b: &str, cmp: impl Fn(f64, f64) -> bool) -> Vec<&'r str> {
+    report
+        .datasets
+        .iter()
+        .filter(|d| d.complete)
+        .filter(|d| matches!((selection_acc(d, a), selection_acc(d, b)), (Some(x), Some(y)) if cmp(x, y)))
+        .map(|d| d.name.as_str())
+        .collect()
+}
+
+/// Notes on rows of the accuracy table that coincide, or cross, by construction.
+fn coinciding_selections(report: &Report) -> Vec<String> {
+    let complete = report.datasets.iter().filter(|d| d.complete).count();
+    let same = |x: f64, y: f64| (round6(x) - round6(y)).abs() < 1e-9;
+    let mut notes = Vec::new();
+    let above = datasets_where(report, "mll_k1", "oracle", |x, y| round6(x) > round6(y));
+    if !above.is_empty() {
+        notes.push(format!(
+            "MLL k=1 is above the Oracle on {} of {complete} datasets ({}): one model per class can beat the best single model for all classes.",
+            above.len(),
+            above.join(", ")
+        ));
+    }
+    let equal = datasets_where(report, "mll_k1", "oracle", same);
+    if !equal.is_empty() {
+        notes.push(format!("MLL k=1 equals the Oracle on {}: every class picked the Oracle's model.", equal.join(", ")));
+    }
+    let inb = datasets_where(report, "inb_k1", "oracle", same);
+    if !inb.is_empty() {
+        notes.push(format!("INB k=1 equals the Oracle on {}: the ImageNet-best model is the best one there too.", inb.join(", ")));
+    }
+    notes
+}
+
+/// Notes on ranking methods that order the models identically on every dataset.
+fn coinciding_rankings(report: &Report) -> Vec<String> {
+    let methods: Vec<&String> = report.summary.rankings.keys().collect();
+    let mut notes = Vec::new();
+    for (i, a) in methods.iter().enumerate() {
+        for b in &methods[i + 1..] {
+            let orders = |m: &str| -> Vec<Option<&Vec<String>>> {
+                report.datasets.iter().filter(|d| d.complete).map(|d| d.rankings.get(m).map(|r| &r.predicted)).collect()
+            };
+            let (oa, ob) = (orders(a), orders(b));
+            if !oa.is_empty() && oa.iter().all(Option::is_some) && oa == ob {
+                notes.push(format!("{a} and {b} rank the hub's models in the same order on every dataset, so their rows are equal."));
+            }
+        }
+    }
+    notes
 }
 
 fn seconds_cell(x: Option<f64>) -> String {

@@ -141,3 +141,82 @@ fn every_chart_renders_with_complete_legends() {
         }
     }
 }
+
+/// (cx, cy) of every dot of the series groups.
+fn dot_positions(svg: &str) -> Vec<(String, String)> {
+    svg.split("<g class=\"series\"")
+        .skip(1)
+        .flat_map(|g| elements(g.split("</g>").next().unwrap(), "<circle"))
+        .map(|c| (attr(c, "cx").unwrap().to_string(), attr(c, "cy").unwrap().to_string()))
+        .collect()
+}
+
+/// Issue 22: the accuracy chart shows MLL once per weighting (the method's
+/// own is not repeated as an ablation series), ranks shared by several
+/// datasets stay visible (spread and counted), each dataset has its own
+/// colour, and report.md explains every method and metric it shows.
+#[test]
+fn charts_show_each_series_once_and_shared_ranks_apart() {
+    use mll_method::options::EnsembleWeight;
+    for (weight, own, other) in [
+        (EnsembleWeight::Entropy, "MLL k=1 (w=H)", "MLL k=1 (w=1/H)"),
+        (EnsembleWeight::InverseEntropy, "MLL k=1 (w=1/H)", "MLL k=1 (w=H)"),
+    ] {
+        let mut input = crate::support_world::world(6, 11, false);
+        input.options.ensemble_weight = weight;
+        let mut report = build_report_with(&input, None).unwrap();
+        // Every dataset ranked alike, and one more: every point shared by all (at least three).
+        let first = report.datasets[0].clone();
+        for d in report.datasets.iter_mut().skip(1) {
+            d.gt_ranking = first.gt_ranking.clone();
+            d.rankings = first.rankings.clone();
+            d.complete = true;
+        }
+        let mut third = first.clone();
+        third.name = format!("{} again", first.name);
+        report.datasets.push(third);
+        let n = report.datasets.len();
+        assert!(n >= 3, "{n}");
+        let dir = tempfile::tempdir().unwrap();
+        write_report(&report, dir.path()).unwrap();
+
+        let acc = std::fs::read_to_string(dir.path().join("accuracy_by_method.svg")).unwrap();
+        let mll: Vec<String> = series_names(&acc, "series").into_iter().filter(|s| s.starts_with("MLL")).collect();
+        assert_eq!(mll, [own, other], "the method's own weighting once, then the other one");
+
+        let ranks = std::fs::read_to_string(dir.path().join("rank_mll.svg")).unwrap();
+        let dots = dot_positions(&ranks);
+        assert_eq!(dots.len(), n * 6, "every model on every dataset");
+        assert_eq!(dots.iter().collect::<BTreeSet<_>>().len(), dots.len(), "no dot hides another: {dots:?}");
+        assert_eq!(elements(&ranks, "<text class=\"count\"").len(), 6, "each shared position says how many share it");
+        assert!(ranks.contains(&format!("×{n}")) && ranks.contains("spread sideways"), "the chart explains the spread");
+        let colours: Vec<&str> = elements(&ranks, "<g class=\"legend-entry\"")
+            .iter()
+            .map(|e| {
+                let rest = &ranks[ranks.find(e).unwrap() + e.len()..];
+                attr(&rest[..rest.find('>').unwrap() + 1], "fill").unwrap_or("none")
+            })
+            .filter(|c| *c != "none")
+            .collect();
+        assert_eq!(colours.iter().collect::<BTreeSet<_>>().len(), n, "one colour per dataset: {colours:?}");
+        check_chart(&dir.path().join("rank_mll.svg"));
+
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        let legend = &md[md.find("## Legend").expect("report.md has a legend")..];
+        for name in [
+            "**INB k**",
+            "**MLL k**",
+            "**Oracle**",
+            "**Hub avg**",
+            "**Random k**",
+            "**w = 1/H vs w = H**",
+            "**R5**",
+            "**τ5**",
+            "**Kendall τ-b**",
+            "**weighted τ**",
+        ] {
+            assert!(legend.contains(name), "the legend explains {name}:\n{legend}");
+        }
+        assert!(!md.contains("Random k=1 |"), "Random k=1 is the hub average: no column of its own\n{md}");
+    }
+}
