@@ -166,7 +166,8 @@ pub async fn delete(settings: &Settings, config: Option<&Path>, args: &DeleteArg
         std::fs::remove_dir_all(&saved).map_err(|e| anyhow::anyhow!("deleting {}: {e}", saved.display()))?;
     }
     if meta.as_ref().is_some_and(|m| m.state == RunState::Cancelled) {
-        if let Ok((ready, _)) = ctl.queue.depths().await {
+        let lanes: Vec<mll_common::queue::Lane> = ctl.store.lanes().await.unwrap_or_default().into_iter().map(|(l, _)| l).collect();
+        if let Ok((ready, _)) = ctl.queue.depths(&lanes).await {
             if ready > 0 {
                 tracing::warn!(
                     queued = ready,
