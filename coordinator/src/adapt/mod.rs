@@ -219,7 +219,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
     };
     let published = ctl.submit(&plan, &submission, false).await?;
     let jobs = plan.jobs.len();
-    tracing::info!(%run, models = used.len(), hub_models = spec_hub.len(), jobs, published, "adapt: evaluate jobs of the selected models");
+    tracing::debug!(%run, models = used.len(), hub_models = spec_hub.len(), jobs, published, "adapt: evaluate jobs of the selected models");
     if !o.wait {
         return Ok(AdaptOutcome::Submitted { run: run.to_string(), jobs, published });
     }

@@ -257,7 +257,7 @@ pub async fn select(settings: &Settings, config: Option<&Path>, args: &SelectArg
         let (e_t, embed_run) = embed_classes(&s.embed_ctl, &s.hub, &classes, &drive).await?;
         let embedded = started.elapsed().as_secs_f64();
         let selection = select_on_hub(&s.hub, &e_t, k)?;
-        tracing::info!(embed_seconds = embedded, select_seconds = started.elapsed().as_secs_f64() - embedded, "select");
+        tracing::debug!(embed_seconds = embedded, select_seconds = started.elapsed().as_secs_f64() - embedded, "select");
         Ok::<_, anyhow::Error>(report(&s.hub, &classes, &selection, k, &embed_run))
     }
     .await;
