@@ -53,6 +53,8 @@ pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: b
     if !publish || jobs.is_empty() {
         return Ok(0);
     }
+    // Workers refuse the jobs of a finished run.
+    ctl.reopen(&plan.run).await?;
     let outgoing = jobs
         .iter()
         .map(|j| Ok(Outgoing { job_id: j.id.to_string(), body: wire::encode(j)? }))

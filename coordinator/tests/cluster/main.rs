@@ -14,6 +14,7 @@ mod adapt;
 mod coordinators;
 mod damaged_results;
 mod fairness;
+mod foreign_jobs;
 mod partitions;
 mod queue;
 mod submit_inputs;
