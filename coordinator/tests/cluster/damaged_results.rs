@@ -159,3 +159,29 @@ fn a_result_copied_under_another_jobs_key_is_named_and_repair_restores_the_repor
         "the repaired run gives the undisturbed report"
     );
 }
+
+/// A job in the done set whose result key is gone (issue 27, item 10):
+/// `verify` names it instead of "0 bad", and `--repair` computes it again.
+#[test]
+fn verify_names_a_done_job_whose_result_is_gone_and_repair_recomputes_it() {
+    let c = Cluster::new("lost");
+    let mut w = c.spawn_worker("1");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("lost", 4, 0, &[]));
+    let first = c.path("first");
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", first.to_str().unwrap()]);
+    let job = c.redis_set("lost", "done:diagnostic").into_iter().next().unwrap();
+    assert_eq!(c.redis(&["DEL", &format!("{}:{{lost}}:result:{job}", c.name)]).trim(), "1");
+
+    let out = c.coordinator(&["verify", "lost"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "verify must fail on a lost result:\n{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains(&job) && stdout.contains("result is gone"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&["verify", "lost", "--repair", "--json"])).unwrap();
+    assert_eq!(v["republished"], 1, "{v}");
+    c.wait_status("lost", Duration::from_secs(60), |s| Cluster::done_count(s, "diagnostic") == 4);
+    c.coordinator_ok(&["verify", "lost"]);
+    kill9(&mut w);
+    let again = c.path("again");
+    c.coordinator_ok(&["report", "lost", "--out", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(first.join("report.json")).unwrap(), std::fs::read(again.join("report.json")).unwrap());
+}
