@@ -107,6 +107,17 @@ enum Verdict {
     Ack,
     Requeue,
     DeadLetter(DeadLetter),
+    /// Give the job back and stop the loop: a cause no retry can fix in this
+    /// process (a full disk), which would otherwise burn every job's attempts.
+    Stop(String),
+}
+
+/// Why a commit did not happen.
+enum CommitFailure {
+    /// The store stayed unreachable through every retry.
+    GaveUp,
+    /// The store cannot take it until a person acts (a full disk).
+    Fatal(mll_common::store::StoreError),
 }
 
 pub struct WorkerLoop {
@@ -146,21 +157,33 @@ impl WorkerLoop {
                 }
                 Some(Ok(d)) => d,
             };
-            self.handle(delivery, &mut shutdown, &mut stats).await;
+            if let Some(reason) = self.handle(delivery, &mut shutdown, &mut stats).await {
+                let _ = consumer.cancel().await;
+                error!(%reason, "worker stopping");
+                anyhow::bail!("{reason}");
+            }
         }
         let _ = consumer.cancel().await;
         Ok(stats)
     }
 
-    async fn handle(&self, delivery: Box<dyn Delivery>, shutdown: &mut watch::Receiver<bool>, stats: &mut LoopStats) {
+    /// Settles one delivery; `Some(reason)` when the loop must stop.
+    async fn handle(&self, delivery: Box<dyn Delivery>, shutdown: &mut watch::Receiver<bool>, stats: &mut LoopStats) -> Option<String> {
         let m = metrics();
         m.worker_jobs_in_flight.inc();
         if delivery.previous_deliveries() > 0 {
             m.worker_redeliveries.inc();
         }
         let (verdict, kind) = self.decide(delivery.as_ref(), shutdown, stats).await;
+        let mut stop = None;
         let outcome = match verdict {
             Verdict::Ack => delivery.ack().await,
+            Verdict::Stop(reason) => {
+                stats.requeued += 1;
+                m.worker_jobs.with_label_values(&[kind, "requeued"]).inc();
+                stop = Some(reason);
+                delivery.requeue().await
+            }
             Verdict::Requeue => {
                 stats.requeued += 1;
                 m.worker_jobs.with_label_values(&[kind, "requeued"]).inc();
@@ -188,6 +211,7 @@ impl WorkerLoop {
             }
         }
         m.worker_jobs_in_flight.dec();
+        stop
     }
 
     async fn decide(
@@ -328,22 +352,24 @@ impl WorkerLoop {
                     Err(e) => return self.fail(job, format!("result cannot be encoded: {e}")).await,
                 };
                 match self.commit_with_retry(job, &bytes).await {
-                    Some(CommitOutcome::Committed) => {
+                    Ok(CommitOutcome::Committed) => {
                         stats.committed += 1;
                         m.worker_jobs.with_label_values(&[kind, "committed"]).inc();
                         info!(job = %jid, secs = started.elapsed().as_secs_f64(), "committed");
                         Verdict::Ack
                     }
-                    Some(CommitOutcome::Duplicate) => {
+                    Ok(CommitOutcome::Duplicate) => {
                         stats.duplicates += 1;
                         m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
                         info!(job = %jid, "ran again after a redelivery; the first result stands");
                         Verdict::Ack
                     }
                     // Store unreachable: keep the message with the broker.
-                    None => Verdict::Requeue,
+                    Err(CommitFailure::GaveUp) => Verdict::Requeue,
+                    Err(CommitFailure::Fatal(e)) => Verdict::Stop(stop_reason(&e)),
                 }
             }
+            Err(e) if e.is_disk_full() => Verdict::Stop(stop_reason(&e)),
             Err(e) if e.is_permanent() => {
                 m.worker_dead_letters.with_label_values(&["permanent"]).inc();
                 self.fail(job, e.to_string()).await
@@ -469,11 +495,13 @@ impl WorkerLoop {
     }
 
     /// Commits with retries: the commit is idempotent, so retrying after an
-    /// unknown outcome (a timed-out response) is safe. `None` = gave up.
-    async fn commit_with_retry(&self, job: &Job, bytes: &[u8]) -> Option<CommitOutcome> {
+    /// unknown outcome (a timed-out response) is safe. A store that cannot
+    /// take it until a person acts (a full disk) is not retried.
+    async fn commit_with_retry(&self, job: &Job, bytes: &[u8]) -> Result<CommitOutcome, CommitFailure> {
         for attempt in 1..=8 {
             match self.store.commit(&job.run, job.stage(), &job.id, bytes).await {
-                Ok(o) => return Some(o),
+                Ok(o) => return Ok(o),
+                Err(e) if !e.is_retriable() => return Err(CommitFailure::Fatal(e)),
                 Err(e) => {
                     warn!(job = %job.id, attempt, error = %e, "commit failed; retrying");
                     self.retry_policy().sleep(attempt).await;
@@ -481,7 +509,7 @@ impl WorkerLoop {
             }
         }
         error!(job = %job.id, "could not commit the result; requeueing the job");
-        None
+        Err(CommitFailure::GaveUp)
     }
 
     /// Refuses a job without running it: dead-lettered with a reason that
@@ -500,6 +528,14 @@ impl WorkerLoop {
         }
         Verdict::DeadLetter(DeadLetter { job_id: Some(job.id.to_string()), reason })
     }
+}
+
+/// Why the loop stops on a full disk, and what to do.
+fn stop_reason(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "stopping: {e}. No retry can help until space is freed, so the job went back to the queue unspent; \
+         free space, then start the worker again (local mode: run the same command again; finished jobs are kept)"
+    )
 }
 
 async fn wait_true(rx: &mut watch::Receiver<bool>) {

@@ -9,6 +9,7 @@ mod support;
 
 mod adapt;
 mod captions_mll;
+mod disk_full;
 mod graph_build;
 mod graph_released;
 mod local_journal_and_inputs;
