@@ -183,6 +183,9 @@ impl Settings {
             ConfigError::Load(format!("{} (layers read: {})", name_unknown_key(&e.to_string()), sources.join(", ")))
         };
         let merged = builder.build().map_err(load_err)?;
+        // Before the typed read: a float or an integer too large for its
+        // field would otherwise be rounded or wrapped on the way in.
+        check_ranges(&merged)?;
         let mut settings: Settings = merged.try_deserialize().map_err(load_err)?;
         settings.resolve_secrets()?;
         settings.validate()?;
@@ -305,6 +308,55 @@ impl Settings {
         s.store.url = redact_url(&s.store.url);
         s
     }
+}
+
+/// Every numeric key with its allowed range (inclusive) and why it has that
+/// range; `Settings::load` refuses a value outside it, or one that is not a
+/// whole number (`1.5`, `1e30`), naming the key.
+pub const NUMERIC_RANGES: &[(&str, u64, u64, &str)] = &[
+    ("broker.delivery_limit", 2, 1_000, "a job is tried at most this often"),
+    ("broker.prefetch", 1, 1_000, "deliveries one worker holds"),
+    ("broker.heartbeat_s", 0, 3_600, "seconds; 0 turns heartbeats off"),
+    ("broker.max_message_bytes", 1_024, 64 * 1024 * 1024, "a job message is decoded whole in memory"),
+    ("broker.connect_timeout_s", 1, 3_600, "seconds"),
+    ("broker.reconnect_max_backoff_ms", 100, 3_600_000, "milliseconds"),
+    ("store.response_timeout_ms", 1, 3_600_000, "milliseconds"),
+    ("store.retries", 0, 100, "retries per command"),
+    ("worker.job_timeout_s", 1, RABBITMQ_CONSUMER_TIMEOUT_S - 1, "below RabbitMQ's consumer_timeout"),
+    ("worker.max_attempts", 1, 999, "below broker.delivery_limit"),
+    ("worker.retry_backoff_ms", 0, 3_600_000, "milliseconds"),
+    ("worker.shutdown_grace_s", 0, 3_600, "seconds"),
+    ("worker.batch_size", 1, 4_096, "images per batch, each several MB in memory on the way to the model"),
+    ("worker.decode_threads", 0, 1_024, "threads; 0 = one per core"),
+    ("worker.model_cache_mb", 0, 16 * 1024 * 1024, "MiB"),
+    ("coordinator.poll_interval_ms", 10, 3_600_000, "milliseconds"),
+    ("coordinator.publish_batch", 1, 100_000, "messages per confirm round trip"),
+    ("coordinator.patience_s", 0, 7 * 86_400, "seconds"),
+    ("coordinator.window", 0, 10_000_000, "jobs; 0 publishes every job at submit"),
+];
+
+/// Checks every numeric key of the merged layers against [`NUMERIC_RANGES`].
+fn check_ranges(merged: &config::Config) -> Result<(), ConfigError> {
+    use config::ValueKind;
+    for &(key, min, max, why) in NUMERIC_RANGES {
+        let Ok(v) = merged.get::<config::Value>(key) else { continue }; // missing: the typed read names it
+        let n: Option<i128> = match &v.kind {
+            ValueKind::I64(x) => Some(i128::from(*x)),
+            ValueKind::I128(x) => Some(*x),
+            ValueKind::U64(x) => Some(i128::from(*x)),
+            ValueKind::U128(x) => i128::try_from(*x).ok(),
+            ValueKind::String(s) => s.trim().parse::<i128>().ok(),
+            _ => None,
+        };
+        let reason = match n {
+            None => format!("it must be a whole number from {min} to {max} ({why})"),
+            Some(n) if n < i128::from(min) || n > i128::from(max) => format!("it must be from {min} to {max} ({why})"),
+            Some(_) => continue,
+        };
+        let value = v.to_string();
+        return Err(ConfigError::Invalid { key, value: if value.is_empty() { "''".into() } else { value }, reason });
+    }
+    Ok(())
 }
 
 /// The on-disk base file `$MLL_CONFIG_DIR/default.toml`, when set. Never the
@@ -527,6 +579,40 @@ mod tests {
         assert!(Settings::load_with_env(None, env(&[("MLL__WORKER__MAX_ATTEMPTS", "5"), ("MLL__BROKER__DELIVERY_LIMIT", "6")])).is_ok());
         let e = Settings::load_with_env(None, env(&[("MLL__STORE__URL", "http://x")])).unwrap_err().to_string();
         assert!(e.contains("store.url"), "{e}");
+    }
+
+    /// Every numeric key has a range, checked before the typed read: a batch
+    /// that would allocate terabytes, numbers past 2^63, floats (never
+    /// rounded) are refused naming the key (issue 27, item 7).
+    #[test]
+    fn numeric_keys_are_whole_numbers_within_their_range() {
+        for (value, says) in [
+            ("99999999999", "from 1 to 4096"),
+            ("9223372036854775808", "whole number"),
+            ("1e30", "whole number"),
+            ("1.5", "whole number"),
+            ("-3", "from 1 to 4096"),
+            ("0", "from 1 to 4096"),
+        ] {
+            let e = Settings::load_with_env(None, env(&[("MLL__WORKER__BATCH_SIZE", value)])).err();
+            let e = e.unwrap_or_else(|| panic!("worker.batch_size = {value} was accepted")).to_string();
+            assert!(e.contains("worker.batch_size") && e.contains(says), "{value}: {e}");
+        }
+        let p = profile("[worker]\nbatch_size = 1.5\n");
+        let e = Settings::load_with_env(Some(p.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("worker.batch_size") && e.contains("whole number"), "{e}");
+        let p = profile("[coordinator]\nwindow = 9223372036854775807\n");
+        let e = Settings::load_with_env(Some(p.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("coordinator.window"), "{e}");
+        // Every key of the table exists, and the defaults lie in their ranges.
+        let defaults: toml::Value = toml::from_str(DEFAULT_TOML).unwrap();
+        for (key, ..) in NUMERIC_RANGES {
+            let (section, name) = key.split_once('.').unwrap();
+            assert!(defaults[section].get(name).is_some(), "{key} is not a key of configs/default.toml");
+        }
+        let s = Settings::load_with_env(None, env(&[("MLL__WORKER__BATCH_SIZE", "4096")])).unwrap();
+        assert_eq!(s.worker.batch_size, 4096);
+        assert!(s.render(false).contains("batch_size = 4096"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! templates, texts travel with the job) so a worker needs only the shared data
 //! roots, never the benchmark spec.
 
-use crate::ids::{JobId, RunId};
+use crate::ids::{sha256_hex, JobId, RunId};
 use crate::stage::Stage;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -15,6 +15,11 @@ pub struct Job {
 }
 
 impl Job {
+    /// The job of `run` doing `payload`, under its deterministic id ([`JobPayload::id_in`]).
+    pub fn new(run: RunId, payload: JobPayload) -> Job {
+        Job { id: payload.id_in(&run), run, payload }
+    }
+
     pub fn stage(&self) -> Stage {
         self.payload.stage()
     }
@@ -26,6 +31,20 @@ impl Job {
             JobPayload::Label(j) => Some(&j.model),
             JobPayload::Evaluate(j) => Some(&j.model),
             JobPayload::Embed(_) | JobPayload::Diagnostic(_) => None,
+        }
+    }
+
+    /// `Err` with the id the job should have when its id is not the
+    /// deterministic id of its run and payload: a message altered on the way
+    /// (another run written in, another shard) or built by hand. Workers
+    /// refuse such jobs: a result is only ever committed under the id of the
+    /// work that made it.
+    pub fn check_id(&self) -> Result<(), JobId> {
+        let expected = self.payload.id_in(&self.run);
+        if expected == self.id {
+            Ok(())
+        } else {
+            Err(expected)
         }
     }
 }
@@ -56,6 +75,32 @@ impl JobPayload {
             JobPayload::Label(j) => vec![j.model.artifact.as_str(), j.graph.as_str()],
             JobPayload::Evaluate(j) => vec![j.model.artifact.as_str(), j.dataset.path.as_str()],
             JobPayload::Diagnostic(_) => vec![],
+        }
+    }
+
+    /// The job's deterministic id in `run`: the first 128 bits of SHA-256 over
+    /// the run and what makes the result (stage, model, inputs and their
+    /// digests, shard, options that change it). The one derivation the
+    /// planner uses and the worker checks, so the same spec always plans the
+    /// same ids and a message cannot carry one job's id with another's work.
+    pub fn id_in(&self, run: &RunId) -> JobId {
+        match self {
+            JobPayload::Embed(j) => {
+                let digest = sha256_hex(j.texts.join("\u{1f}").as_bytes());
+                JobId::derive(run, &["embed", &j.embedder, &j.source, &j.start.to_string(), &digest])
+            }
+            JobPayload::Label(j) => {
+                let range = format!("{}..{}", j.shard.start, j.shard.end);
+                let top = format!("top{}", j.top_nodes);
+                let mut parts: Vec<&str> = vec!["label", &j.model.key, &j.model.artifact, &j.graph, &j.graph_digest, &range, &top];
+                // Only when set, so ids of runs planned before the option existed stay.
+                if j.definition_only {
+                    parts.push("definition_only");
+                }
+                JobId::derive(run, &parts)
+            }
+            JobPayload::Evaluate(j) => j.id_with_classifier(run, &classifier_digest(&j.classnames, &j.templates)),
+            JobPayload::Diagnostic(j) => JobId::derive(run, &["diagnostic", &j.index.to_string(), &j.work_ms.to_string()]),
         }
     }
 
@@ -152,6 +197,39 @@ pub struct EvaluateJob {
     pub protocol: PromptProtocol,
     /// Keep per-sample class probabilities as an artifact (needed for reuse).
     pub keep_probabilities: bool,
+    /// The dataset's sample count when the job was planned (part of its id).
+    pub dataset_samples: u64,
+}
+
+impl EvaluateJob {
+    /// [`JobPayload::id_in`] for an evaluate job whose [`classifier_digest`]
+    /// is known already (the planner computes it once per dataset, not once
+    /// per job: a dataset's prompts can be 10^5 characters).
+    pub fn id_with_classifier(&self, run: &RunId, classifier: &str) -> JobId {
+        JobId::derive(
+            run,
+            &[
+                "evaluate",
+                &self.model.key,
+                &self.model.artifact,
+                &self.dataset.name,
+                &self.dataset.path,
+                self.protocol.as_str(),
+                classifier,
+                // The dataset's size: a dataset regenerated in place with
+                // more or fewer samples must not reuse old shard results.
+                &format!("of{}", self.dataset_samples),
+                &format!("{}..{}", self.shard.start, self.shard.end),
+                if self.keep_probabilities { "probs" } else { "counts" },
+            ],
+        )
+    }
+}
+
+/// The digest of the text classifier an evaluate job builds from its class
+/// names and templates (part of its id).
+pub fn classifier_digest(classnames: &[String], templates: &[String]) -> String {
+    sha256_hex(format!("{classnames:?}|{templates:?}").as_bytes())
 }
 
 /// Labeling of one model on one shard of the semantic graph's images.
@@ -161,6 +239,9 @@ pub struct LabelJob {
     /// Path of the graph file (graph.json) under the data roots; image paths in
     /// it are relative to its folder.
     pub graph: String,
+    /// SHA-256 of graph.json when the job was planned (part of its id: a graph
+    /// rebuilt in place gets new label jobs).
+    pub graph_digest: String,
     /// Slice of the graph's image list.
     pub shard: Shard,
     /// Shard 0 also stores the node texts' embeddings.

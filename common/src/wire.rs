@@ -8,7 +8,9 @@
 use crate::job::Job;
 
 pub const MAGIC: &[u8; 4] = b"MLLJ";
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: jobs carry what their id is derived from (a label job's graph digest,
+/// an evaluate job's dataset size), and run and job ids are validated.
+pub const PROTOCOL_VERSION: u16 = 3;
 const HEADER: usize = 6;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -84,16 +86,12 @@ pub fn decode_compact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobId, RunId};
+    use crate::ids::RunId;
     use crate::job::{DiagnosticBehavior, DiagnosticJob, JobPayload};
 
     fn job() -> Job {
         let run = RunId::new("t").unwrap();
-        Job {
-            id: JobId::derive(&run, &["x"]),
-            run,
-            payload: JobPayload::Diagnostic(DiagnosticJob { index: 3, work_ms: 0, behavior: DiagnosticBehavior::Succeed }),
-        }
+        Job::new(run, JobPayload::Diagnostic(DiagnosticJob { index: 3, work_ms: 0, behavior: DiagnosticBehavior::Succeed }))
     }
 
     #[test]

@@ -39,7 +39,7 @@ use mll_common::job::{DiagnosticBehavior, DiagnosticJob};
 use mll_common::queue::amqp::AmqpQueue;
 use mll_common::queue::{Consumer, DeadLettered, JobQueue, Lane, LaneLoad, Outgoing, QueueError};
 use mll_common::store::redis::RedisStore;
-use mll_common::store::{CommitOutcome, Committer, JobCheck, RunMeta, RunState, StoreError};
+use mll_common::store::{CommitOutcome, Committer, JobCheck, Ledger, RunMeta, RunState, StoreError};
 use mll_common::{Job, JobId, JobPayload, RunId, Stage};
 use mll_coordinator::control::{RunControl, Submission};
 use mll_coordinator::plan;
@@ -221,13 +221,11 @@ async fn wait_commits(
     Ok(got)
 }
 
-fn diagnostic_job(run: &RunId, phase: &str, index: u32) -> anyhow::Result<(JobId, Outgoing)> {
-    let id = JobId::derive(run, &[phase, &index.to_string()]);
-    let job = Job {
-        id: id.clone(),
-        run: run.clone(),
-        payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms: 0, behavior: DiagnosticBehavior::Succeed }),
-    };
+fn diagnostic_job(run: &RunId, index: u32) -> anyhow::Result<(JobId, Outgoing)> {
+    // Each phase has a run of its own; workers refuse a job whose id is not
+    // its payload's, so the id is derived as the planner derives it.
+    let job = Job::new(run.clone(), JobPayload::Diagnostic(DiagnosticJob { index, work_ms: 0, behavior: DiagnosticBehavior::Succeed }));
+    let id = job.id.clone();
     Ok((id.clone(), Outgoing::for_job(&job)?))
 }
 
@@ -274,12 +272,20 @@ impl Bench {
         Ok(Workers { stop, handles })
     }
 
+    /// Makes `run` known to the store as running (what `submit` does first).
+    async fn register(&self, run: &RunId) -> anyhow::Result<()> {
+        self.redis.put_meta(run, &RunMeta { state: RunState::Running, spec_digest: String::new() }).await?;
+        Ok(())
+    }
+
     /// Publishes `count` jobs of `run` in one confirmed batch and waits for them.
     async fn warm_up(&self, rx: &mut mpsc::UnboundedReceiver<CommitEvent>, run: &RunId, count: u32) -> anyhow::Result<()> {
+        // Workers refuse the jobs of a run the store does not know.
+        self.register(run).await?;
         let mut want = HashSet::new();
         let mut out = Vec::new();
         for i in 0..count {
-            let (id, m) = diagnostic_job(run, "warmup", i)?;
+            let (id, m) = diagnostic_job(run, i)?;
             want.insert(id);
             out.push(m);
         }
@@ -318,9 +324,10 @@ impl Bench {
 
     /// One job in flight at a time: publish, wait for its commit, next.
     async fn unloaded(&self, rx: &mut mpsc::UnboundedReceiver<CommitEvent>, run: &RunId) -> anyhow::Result<Vec<f64>> {
+        self.register(run).await?;
         let mut lat = Vec::new();
         for i in 0..self.args.latency_jobs {
-            let (id, m) = diagnostic_job(run, "latency", i)?;
+            let (id, m) = diagnostic_job(run, i)?;
             let t = Instant::now();
             self.queue.inner.publish(std::slice::from_ref(&m)).await?;
             let want = HashSet::from([id.clone()]);
@@ -388,7 +395,7 @@ async fn floor(settings: &Settings, n: u32) -> anyhow::Result<()> {
     let amqp = async {
         let mut out = Vec::new();
         for i in 0..n {
-            out.push(diagnostic_job(&run, "floor", i)?.1);
+            out.push(diagnostic_job(&run, i)?.1);
         }
         let t = Instant::now();
         for chunk in out.chunks(settings.coordinator.publish_batch.max(1)) {

@@ -471,6 +471,10 @@ impl RunControl {
                 }
                 found_job |= job.is_some();
             }
+            if !chosen.is_empty() {
+                // Workers refuse the jobs of a finished run: open it again first.
+                self.reopen(run).await?;
+            }
             outcome.published += self.publish_jobs(run, st, &chosen, outcome.published).await?;
         }
         if let (Some(id), false) = (job, found_job) {
@@ -488,8 +492,20 @@ impl RunControl {
     /// returns how many of them it saw.
     pub async fn record_dead_letters(&self, run: &RunId) -> Result<usize, ControlError> {
         let dead = self.queue.drain_dead_letters().await?;
+        self.record_drained(run, &dead).await
+    }
+
+    /// [`Self::record_dead_letters`] for dead letters already drained. Jobs a
+    /// worker refused to run (their run unknown or finished, their id not
+    /// their payload's) are logged, not recorded: the message only claims
+    /// its run, and a failure record would change that run's state.
+    pub async fn record_drained(&self, run: &RunId, dead: &[mll_common::queue::DeadLettered]) -> Result<usize, ControlError> {
         let mut own = 0;
-        for d in &dead {
+        for d in dead {
+            if d.is_refusal() {
+                warn!(job = d.job_id.as_deref().unwrap_or("?"), reason = %d.reason, "a worker refused a job; no failure is recorded for it");
+                continue;
+            }
             match wire::decode(&d.body, usize::MAX) {
                 Ok(job) => {
                     let stage = job.stage();
@@ -511,6 +527,18 @@ impl RunControl {
             }
         }
         Ok(own)
+    }
+
+    /// Marks a finished (done or failed) run as running again, before jobs of
+    /// it are published once more (`retry`, `verify --repair`): workers refuse
+    /// the jobs of a finished run. A cancelled run stays cancelled.
+    pub async fn reopen(&self, run: &RunId) -> Result<(), ControlError> {
+        if let Some(m) = self.store.meta(run).await? {
+            if matches!(m.state, RunState::Done | RunState::Failed) {
+                self.store.set_state(run, RunState::Running).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Says what exists when `run` is not in the store: the runs the store

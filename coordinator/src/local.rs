@@ -84,6 +84,22 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
         progress: opts.progress,
         experiments: opts.experiments,
     };
+    let mut workers = tokio::task::JoinSet::new();
+    for h in handles {
+        workers.spawn(async move { h.await.map_err(|e| anyhow::anyhow!("a worker task failed: {e}")).and_then(|r| r) });
+    }
+    // A worker that stops with an error (a full disk) ends the run at once:
+    // the jobs left would only wait for it.
+    let worker_failed = async {
+        while let Some(joined) = workers.join_next().await {
+            match joined {
+                Ok(Err(e)) => return e,
+                Err(e) => return anyhow::anyhow!("a worker task failed: {e}"),
+                Ok(Ok(_)) => {}
+            }
+        }
+        std::future::pending().await
+    };
     let mut sd = shutdown.clone();
     let result = tokio::select! {
         r = drive::wait_and_report(&ctl, plan, opts.out, &drive_opts) => r,
@@ -91,10 +107,9 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
             "interrupted: finished jobs are saved in {}; run the same command again to resume",
             opts.out.display()
         )).into()),
+        e = worker_failed => Err(e.context(format!("local run stopped; finished jobs are saved in {}", opts.out.display()))),
     };
     queue.close();
-    for h in handles {
-        let _ = h.await;
-    }
+    while workers.join_next().await.is_some() {}
     result
 }

@@ -239,6 +239,7 @@ pub(crate) mod tests {
                 templates: vec!["{c}".into()].into(),
                 protocol: PromptProtocol::ClipBenchmark,
                 keep_probabilities: true,
+                dataset_samples: 6,
             }),
         }
     }

@@ -26,9 +26,21 @@ pub struct Verification {
     pub republished: Option<usize>,
 }
 
-/// Checks every committed result of the plan and its artifacts.
+/// Checks every committed result of the plan and its artifacts, and that
+/// every job in a done set still has its result.
 pub async fn check(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification> {
     let records::Loaded { outputs: good, mut bad, .. } = records::load(&*ctl.store, plan).await?;
+    // A job marked done whose result key is gone: the report would silently
+    // miss it and nothing would compute it again.
+    let named: std::collections::BTreeSet<String> = bad.iter().map(|b| b.job.clone()).collect();
+    for stage in plan.stages() {
+        let done: std::collections::BTreeSet<mll_common::JobId> = ctl.store.done(&plan.run, stage).await?.into_iter().collect();
+        for job in plan.jobs_of(stage) {
+            if done.contains(&job.id) && !good.contains_key(&job.id) && !named.contains(job.id.as_str()) {
+                bad.push(BadRecord::new(job, "marked done but its result is gone (the result key was lost)".into()));
+            }
+        }
+    }
     let checked = good.len() + bad.len();
     for job in &plan.jobs {
         if let Some(out) = good.get(&job.id) {
@@ -53,6 +65,8 @@ pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: b
     if !publish || jobs.is_empty() {
         return Ok(0);
     }
+    // Workers refuse the jobs of a finished run.
+    ctl.reopen(&plan.run).await?;
     let outgoing = jobs.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<Vec<_>, wire::WireError>>()?;
     ctl.register_lanes(&jobs).await?;
     for batch in outgoing.chunks(ctl.publish_batch.max(1)) {

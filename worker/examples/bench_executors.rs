@@ -180,10 +180,12 @@ fn main() -> anyhow::Result<()> {
         templates: templates.clone().into(),
         protocol: PromptProtocol::ClipBenchmark,
         keep_probabilities: true,
+        dataset_samples: n,
     };
     let label_job = |end: u64, encode_node_texts: bool| LabelJob {
         model: model_ref.clone(),
         graph: format!("graph/{graph_name}"),
+        graph_digest: String::new(),
         shard: Shard { index: 0, count: 1, start: 0, end },
         encode_node_texts,
         top_nodes: args.top_nodes,

@@ -1,13 +1,20 @@
 //! The worker loop: one delivery at a time (one process per GPU), from
 //! delivery to ack:
 //!
-//! decode (size-checked) → skip if the run is cancelled or the job is already
-//! done (one store read, [`Committer::check_job`]; held and retried while
-//! the store is unreachable) → execute on a blocking thread under a hard
+//! decode (size-checked; run and job ids validated) → refuse a job whose id
+//! is not the deterministic id of its payload → skip if the run is cancelled
+//! or the job is already done, refuse it if its run is unknown to the store
+//! or finished (one store read, [`Committer::check_job`]; held and retried
+//! while the store is unreachable) → execute on a blocking thread under a hard
 //! timeout, counting the execution meanwhile → commit the result atomically
 //! → ack. Failures: transient ones are requeued after a backoff until
 //! `max_attempts` deliveries have failed; permanent ones, undecodable messages
 //! and exhausted retries are dead-lettered with their reason and recorded.
+//!
+//! A refused job is never executed: it is dead-lettered with a reason that
+//! starts with [`mll_common::queue::REFUSED`] and nothing is written to the
+//! store for it (no failure record, no execution count), so a message that
+//! only claims to belong to a run cannot change that run.
 //!
 //! Nothing is acked before its result is committed, so a crash at any point
 //! leaves the message with the broker, which delivers it again.
@@ -117,6 +124,17 @@ enum Verdict {
     Ack,
     Requeue,
     DeadLetter(DeadLetter),
+    /// Give the job back and stop the loop: a cause no retry can fix in this
+    /// process (a full disk), which would otherwise burn every job's attempts.
+    Stop(String),
+}
+
+/// Why a commit did not happen.
+enum CommitFailure {
+    /// The store stayed unreachable through every retry.
+    GaveUp,
+    /// The store cannot take it until a person acts (a full disk).
+    Fatal(mll_common::store::StoreError),
 }
 
 pub struct WorkerLoop {
@@ -177,7 +195,11 @@ impl WorkerLoop {
                 Some(Ok(d)) => d,
             };
             let started = Instant::now();
-            self.handle(delivery, &mut shutdown, &mut stats).await;
+            if let Some(reason) = self.handle(delivery, &mut shutdown, &mut stats).await {
+                let _ = consumer.cancel().await;
+                error!(%reason, "worker stopping");
+                anyhow::bail!("{reason}");
+            }
             if let Some(lane) = consumer.lane() {
                 memory.served(lane, started.elapsed().as_secs_f64());
             }
@@ -223,15 +245,23 @@ impl WorkerLoop {
         }
     }
 
-    async fn handle(&self, delivery: Box<dyn Delivery>, shutdown: &mut watch::Receiver<bool>, stats: &mut LoopStats) {
+    /// Settles one delivery; `Some(reason)` when the loop must stop.
+    async fn handle(&self, delivery: Box<dyn Delivery>, shutdown: &mut watch::Receiver<bool>, stats: &mut LoopStats) -> Option<String> {
         let m = metrics();
         m.worker_jobs_in_flight.inc();
         if delivery.previous_deliveries() > 0 {
             m.worker_redeliveries.inc();
         }
         let (verdict, kind) = self.decide(delivery.as_ref(), shutdown, stats).await;
+        let mut stop = None;
         let outcome = match verdict {
             Verdict::Ack => delivery.ack().await,
+            Verdict::Stop(reason) => {
+                stats.requeued += 1;
+                m.worker_jobs.with_label_values(&[kind, "requeued"]).inc();
+                stop = Some(reason);
+                delivery.requeue().await
+            }
             Verdict::Requeue => {
                 stats.requeued += 1;
                 m.worker_jobs.with_label_values(&[kind, "requeued"]).inc();
@@ -259,6 +289,7 @@ impl WorkerLoop {
             }
         }
         m.worker_jobs_in_flight.dec();
+        stop
     }
 
     async fn decide(
@@ -279,11 +310,26 @@ impl WorkerLoop {
         let stage = job.stage();
         let kind = stage.as_str();
         let jid = job.id.to_string();
+        if let Err(expected) = job.check_id() {
+            return (
+                self.refuse(
+                    &job,
+                    format!(
+                        "job id {jid} is not the id of its payload in run '{}' (that would be {expected}): \
+                         the message was altered or built by hand; it is never run",
+                        job.run
+                    ),
+                ),
+                kind,
+            );
+        }
 
         // One store read before starting (one round trip on Redis): the run
-        // state, so a cancelled run's jobs are dropped (a missing meta, which
-        // Redis may have lost, is not a cancel), and whether the job is done
-        // already (a redelivery of a committed job).
+        // state, so a cancelled run's jobs are dropped and those of an unknown
+        // or finished run refused (a missing meta is not a cancel: Redis may
+        // have lost it, and `resume` publishes the jobs again once it has
+        // registered the run anew), and whether the job is done already (a
+        // redelivery of a committed job).
         let Some(check) = self.store_retrying(&jid, shutdown, || self.store.check_job(&job.run, stage, &job.id)).await else {
             return (Verdict::Requeue, kind);
         };
@@ -297,6 +343,34 @@ impl WorkerLoop {
             m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
             debug!(job = %jid, "already done; acking the redelivery");
             return (Verdict::Ack, kind);
+        }
+        let run = &job.run;
+        match check.meta.as_ref().map(|meta| meta.state) {
+            None => {
+                return (
+                    self.refuse(
+                        &job,
+                        format!(
+                            "run '{run}' is not known to the store (never submitted, deleted, or the store lost its data; \
+                             `coordinator resume {run}` registers it again and republishes its jobs)"
+                        ),
+                    ),
+                    kind,
+                )
+            }
+            Some(state @ (RunState::Done | RunState::Failed)) => {
+                return (
+                    self.refuse(
+                        &job,
+                        format!(
+                            "run '{run}' is finished ({state}); a job that arrives after its end is not run \
+                             (`coordinator retry {run}` or `coordinator resume {run}` reopen the run for the jobs they publish)"
+                        ),
+                    ),
+                    kind,
+                )
+            }
+            Some(RunState::Running | RunState::Cancelled) => {}
         }
         let Some(executor) = self.executors.get(stage).cloned() else {
             m.worker_dead_letters.with_label_values(&["no_executor"]).inc();
@@ -356,22 +430,24 @@ impl WorkerLoop {
                     Err(e) => return self.fail(job, format!("result cannot be encoded: {e}")).await,
                 };
                 match self.commit_with_retry(job, &bytes).await {
-                    Some(CommitOutcome::Committed) => {
+                    Ok(CommitOutcome::Committed) => {
                         stats.committed += 1;
                         m.worker_jobs.with_label_values(&[kind, "committed"]).inc();
                         info!(job = %jid, secs = started.elapsed().as_secs_f64(), "committed");
                         Verdict::Ack
                     }
-                    Some(CommitOutcome::Duplicate) => {
+                    Ok(CommitOutcome::Duplicate) => {
                         stats.duplicates += 1;
                         m.worker_jobs.with_label_values(&[kind, "duplicate"]).inc();
                         info!(job = %jid, "ran again after a redelivery; the first result stands");
                         Verdict::Ack
                     }
                     // Store unreachable: keep the message with the broker.
-                    None => Verdict::Requeue,
+                    Err(CommitFailure::GaveUp) => Verdict::Requeue,
+                    Err(CommitFailure::Fatal(e)) => Verdict::Stop(stop_reason(&e)),
                 }
             }
+            Err(e) if e.is_disk_full() => Verdict::Stop(stop_reason(&e)),
             Err(e) if e.is_permanent() => {
                 m.worker_dead_letters.with_label_values(&["permanent"]).inc();
                 self.fail(job, e.to_string()).await
@@ -497,11 +573,13 @@ impl WorkerLoop {
     }
 
     /// Commits with retries: the commit is idempotent, so retrying after an
-    /// unknown outcome (a timed-out response) is safe. `None` = gave up.
-    async fn commit_with_retry(&self, job: &Job, bytes: &[u8]) -> Option<CommitOutcome> {
+    /// unknown outcome (a timed-out response) is safe. A store that cannot
+    /// take it until a person acts (a full disk) is not retried.
+    async fn commit_with_retry(&self, job: &Job, bytes: &[u8]) -> Result<CommitOutcome, CommitFailure> {
         for attempt in 1..=8 {
             match self.store.commit(&job.run, job.stage(), &job.id, bytes).await {
-                Ok(o) => return Some(o),
+                Ok(o) => return Ok(o),
+                Err(e) if !e.is_retriable() => return Err(CommitFailure::Fatal(e)),
                 Err(e) => {
                     warn!(job = %job.id, attempt, error = %e, "commit failed; retrying");
                     self.retry_policy().sleep(attempt).await;
@@ -509,7 +587,15 @@ impl WorkerLoop {
             }
         }
         error!(job = %job.id, "could not commit the result; requeueing the job");
-        None
+        Err(CommitFailure::GaveUp)
+    }
+
+    /// Refuses a job without running it: dead-lettered with a reason that
+    /// says so, nothing written to the store.
+    fn refuse(&self, job: &Job, reason: String) -> Verdict {
+        metrics().worker_dead_letters.with_label_values(&["refused"]).inc();
+        warn!(job = %job.id, run = %job.run, %reason, "refusing a job");
+        Verdict::DeadLetter(DeadLetter::refused(Some(job.id.to_string()), &reason))
     }
 
     /// Records a permanent failure and returns the dead-letter verdict.
@@ -520,6 +606,14 @@ impl WorkerLoop {
         }
         Verdict::DeadLetter(DeadLetter { job_id: Some(job.id.to_string()), reason })
     }
+}
+
+/// Why the loop stops on a full disk, and what to do.
+fn stop_reason(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "stopping: {e}. No retry can help until space is freed, so the job went back to the queue unspent; \
+         free space, then start the worker again (local mode: run the same command again; finished jobs are kept)"
+    )
 }
 
 async fn wait_true(rx: &mut watch::Receiver<bool>) {
@@ -655,11 +749,9 @@ mod tests {
             let mut ids = Vec::new();
             let mut out = Vec::new();
             for index in 0..n {
-                let id = JobId::derive(&w.run, &["diagnostic", &index.to_string()]);
-                let job =
-                    Job { id: id.clone(), run: w.run.clone(), payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms, behavior }) };
+                let job = Job::new(w.run.clone(), JobPayload::Diagnostic(DiagnosticJob { index, work_ms, behavior }));
                 out.push(Outgoing::for_job(&job).unwrap());
-                ids.push(id);
+                ids.push(job.id);
             }
             w.store.inner.expect(&w.run, Stage::Diagnostic, &ids).await.unwrap();
             w.queue.publish(&out).await.unwrap();
@@ -730,12 +822,9 @@ mod tests {
         let mut out = Vec::new();
         let mut ids = Vec::new();
         for index in 0..6u32 {
-            let id = JobId::derive(&w.run, &["diagnostic", &index.to_string()]);
-            let job = Job {
-                id: id.clone(),
-                run: w.run.clone(),
-                payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms: 0, behavior: DiagnosticBehavior::Succeed }),
-            };
+            let job =
+                Job::new(w.run.clone(), JobPayload::Diagnostic(DiagnosticJob { index, work_ms: 0, behavior: DiagnosticBehavior::Succeed }));
+            let id = job.id.clone();
             let mut m = Outgoing::for_job(&job).unwrap();
             // Four jobs in lane a, two in b.
             m.lane = Some(lanes[usize::from(index >= 4)].clone());
@@ -752,14 +841,56 @@ mod tests {
         assert!(loads.iter().all(|l| l.consumers == 0), "the worker left when it stopped: {loads:?}");
     }
 
+    /// Jobs of a run the store does not know (never submitted, or its meta
+    /// is gone) or of a finished run are refused: dead-lettered with the
+    /// reason, never run, nothing written to the store for them.
     #[tokio::test]
-    async fn a_missing_meta_is_not_a_cancel() {
+    async fn jobs_of_an_unknown_or_finished_run_are_refused_unrun() {
         let (w, ids) = World::new(1, 0, DiagnosticBehavior::Succeed).await;
-        // Redis lost the run's meta: the job still runs.
         let fresh = World { store: Arc::new(Probe::new()), ..w };
         let stats = fresh.drain().await;
-        assert_eq!(stats.committed, 1);
-        assert!(fresh.store.inner.result(&fresh.run, &ids[0]).await.unwrap().is_some());
+        assert_eq!(stats, LoopStats { dead_lettered: 1, ..LoopStats::default() });
+        let dead = fresh.queue.drain_dead_letters().await.unwrap();
+        assert!(dead[0].is_refusal() && dead[0].reason.contains("is not known to the store"), "{}", dead[0].reason);
+        assert_eq!(dead[0].job_id.as_deref(), Some(ids[0].as_str()));
+        assert_eq!(fresh.store.inner.result(&fresh.run, &ids[0]).await.unwrap(), None);
+        assert_eq!(fresh.store.calls(), ["check_job"], "no count, no commit, no failure record");
+        assert!(fresh.store.inner.runs().await.unwrap().is_empty(), "the unknown run was not created");
+
+        for state in [RunState::Done, RunState::Failed] {
+            let (w, ids) = World::new(2, 0, DiagnosticBehavior::Succeed).await;
+            w.store.inner.commit(&w.run, Stage::Diagnostic, &ids[0], b"first").await.unwrap();
+            w.store.inner.set_state(&w.run, state).await.unwrap();
+            let stats = w.drain().await;
+            // The done job's redelivery is a duplicate as ever; the other is refused.
+            assert_eq!(stats, LoopStats { duplicates: 1, dead_lettered: 1, ..LoopStats::default() }, "{state}");
+            let dead = w.queue.drain_dead_letters().await.unwrap();
+            assert!(dead[0].is_refusal() && dead[0].reason.contains(&format!("is finished ({state})")), "{}", dead[0].reason);
+            assert_eq!(w.store.inner.result(&w.run, &ids[1]).await.unwrap(), None);
+            assert!(w.store.inner.executions(&w.run).await.unwrap().is_empty());
+            assert!(w.store.inner.failures(&w.run, Stage::Diagnostic).await.unwrap().is_empty(), "no failure recorded");
+        }
+    }
+
+    /// A job whose id is not its payload's (the run rewritten, the shard
+    /// changed, or built by hand) is refused before the store is read.
+    #[tokio::test]
+    async fn a_job_whose_id_is_not_its_payloads_is_refused() {
+        let (w, _) = World::new(0, 0, DiagnosticBehavior::Succeed).await;
+        let other = RunId::new("someone-else").unwrap();
+        let payload = JobPayload::Diagnostic(DiagnosticJob { index: 7, work_ms: 0, behavior: DiagnosticBehavior::Succeed });
+        // Another run's job with this run written in, and a job under a made-up id.
+        let moved = Job { run: w.run.clone(), ..Job::new(other, payload.clone()) };
+        let made_up = Job { id: JobId::derive(&w.run, &["anything"]), ..Job::new(w.run.clone(), payload) };
+        let out: Vec<Outgoing> = [&moved, &made_up].iter().map(|j| Outgoing::for_job(j).unwrap()).collect();
+        w.queue.publish(&out).await.unwrap();
+        let stats = w.drain().await;
+        assert_eq!(stats, LoopStats { dead_lettered: 2, ..LoopStats::default() });
+        for d in w.queue.drain_dead_letters().await.unwrap() {
+            assert!(d.is_refusal() && d.reason.contains("is not the id of its payload"), "{}", d.reason);
+        }
+        assert!(w.store.calls().is_empty(), "refused before any store call: {:?}", w.store.calls());
+        assert!(w.store.inner.done(&w.run, Stage::Diagnostic).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -142,6 +142,7 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
         templates: templates.into(),
         protocol: args.protocol,
         keep_probabilities: false,
+        dataset_samples: count,
     };
     let exec = EvaluateExecutor::new(models, args.batch_size, args.decode_threads)?;
     // No artifacts are written (keep_probabilities is off); the context only

@@ -71,6 +71,13 @@ impl ExecError {
         }
     }
 
+    /// The result's artifact could not be written because the disk is full:
+    /// not the job's fault and not passing either, so the worker stops
+    /// instead of burning the job's attempts (and every other job's).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, ExecError::Store(e) if e.is_disk_full())
+    }
+
     pub fn permanent(e: impl std::fmt::Display) -> Self {
         ExecError::Permanent(e.to_string())
     }

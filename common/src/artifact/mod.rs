@@ -30,6 +30,14 @@ pub enum ArtifactError {
     Corrupt { sha256: String, expected: u64, found: u64, actual: String },
 }
 
+impl ArtifactError {
+    /// A write that failed because the disk (or the quota) is full: no retry
+    /// can help until space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, ArtifactError::Write { source, .. } if crate::store::is_disk_full(source))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     root: PathBuf,

@@ -64,6 +64,20 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// How the reason of a refused job starts: a job a worker would not run at
+/// all (its run is unknown or finished, or its id is not its payload's). Its
+/// dead letter is kept for the operator to see, but the coordinator records
+/// no failure for it: that would change the state of a run the message only
+/// claims to belong to.
+pub const REFUSED: &str = "refused: ";
+
+impl DeadLetter {
+    /// The dead letter of a refused job ([`REFUSED`]).
+    pub fn refused(job_id: Option<String>, reason: &str) -> DeadLetter {
+        DeadLetter { job_id, reason: format!("{REFUSED}{reason}") }
+    }
+}
+
 /// One message in hand.
 #[async_trait]
 pub trait Delivery: Send + Sync {
@@ -101,6 +115,13 @@ pub struct DeadLettered {
     pub body: Vec<u8>,
     pub job_id: Option<String>,
     pub reason: String,
+}
+
+impl DeadLettered {
+    /// A job a worker refused to run ([`REFUSED`]): no failure is recorded for it.
+    pub fn is_refusal(&self) -> bool {
+        self.reason.starts_with(REFUSED)
+    }
 }
 
 #[async_trait]

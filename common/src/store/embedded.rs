@@ -14,6 +14,12 @@
 //!   committed runs again;
 //! - a damaged length field stops the replay with its byte offset: the records
 //!   after it cannot be located.
+//!
+//! A mutation reaches memory only after its record is appended and synced: a
+//! failed append (a full disk) changes nothing, is cut back off the file so
+//! the next record follows the last whole one, and its caller gets the error
+//! ([`StoreError::DiskFull`] for a full disk), so nothing is acknowledged that
+//! the journal does not hold.
 use super::seal;
 use super::{CommitOutcome, Committer, JobCheck, Ledger, RunMeta, RunState, StageProgress, StoreError};
 use crate::ids::{JobId, RunId};
@@ -90,6 +96,24 @@ struct Data {
 }
 
 impl Data {
+    /// Whether applying `r` would change anything (what [`Data::apply`]
+    /// returns), without changing anything: a record is journaled first and
+    /// applied only once it is on disk.
+    fn would_change(&self, r: &Record) -> bool {
+        let run = |run: &RunId| self.runs.get(run);
+        let done = |r: &RunId, stage: &Stage, id: &JobId| run(r).and_then(|d| d.done.get(stage)).is_some_and(|s| s.contains(id));
+        match r {
+            Record::Meta(..) | Record::State(..) | Record::ClearFailures(..) | Record::Execution(..) => true,
+            Record::Expect(r, stage, ids) => {
+                let set = run(r).and_then(|d| d.expected.get(stage));
+                ids.iter().any(|id| !set.is_some_and(|s| s.contains(id)))
+            }
+            Record::Commit(r, stage, id, _) | Record::Failure(r, stage, id, _) => !done(r, stage, id),
+            Record::ClearFailure(r, stage, id) => run(r).and_then(|d| d.failed.get(stage)).is_some_and(|f| f.contains_key(id)),
+            Record::Discard(r, stage, id) => done(r, stage, id),
+        }
+    }
+
     /// Applies a record; returns whether it changed anything (so only real
     /// changes reach the journal).
     fn apply(&mut self, r: &Record) -> bool {
@@ -157,9 +181,54 @@ pub struct EmbeddedStore {
     /// run publishes, and so registers, its lanes again.
     lanes: Mutex<BTreeMap<Lane, String>>,
     data: Mutex<Data>,
-    journal: Option<Mutex<File>>,
+    journal: Option<Mutex<Journal>>,
     path: Option<PathBuf>,
     damaged: Vec<DamagedRecord>,
+}
+
+/// The journal file open for appending.
+struct Journal {
+    file: File,
+    path: PathBuf,
+    /// Bytes up to the end of the last whole record.
+    len: u64,
+    /// Why appending stopped for good: a failed append could not be cut off
+    /// again, so a record written after it would land behind a torn one.
+    broken: Option<String>,
+}
+
+impl Journal {
+    /// Appends and syncs one framed record; on failure the file is cut back
+    /// to the last whole record, so later appends follow it.
+    fn append(&mut self, framed: &[u8]) -> Result<(), StoreError> {
+        if let Some(why) = &self.broken {
+            return Err(StoreError::Operation {
+                op: "append to the journal",
+                reason: format!(
+                    "{}: appending stopped after an earlier failure ({why}); run the command again once the cause is fixed \
+                     (the journal is read back up to its last whole record)",
+                    self.path.display()
+                ),
+            });
+        }
+        match self.file.write_all(framed).and_then(|()| self.file.sync_data()) {
+            Ok(()) => {
+                self.len += framed.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(t) = self.file.set_len(self.len).and_then(|()| self.file.sync_data()) {
+                    self.broken = Some(format!("{e}, then cutting the partial record off failed: {t}"));
+                }
+                let path = self.path.display().to_string();
+                if super::is_disk_full(&e) {
+                    Err(StoreError::DiskFull { op: "append to the journal", path, reason: e.to_string() })
+                } else {
+                    Err(StoreError::Operation { op: "append to the journal", reason: format!("{path}: {e}") })
+                }
+            }
+        }
+    }
 }
 
 /// What a journal's bytes replay to.
@@ -304,18 +373,20 @@ impl EmbeddedStore {
             tracing::warn!(copy = %kept.display(), "the damaged journal was kept beside the rewritten one");
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io_err("open the journal for appending", e))?;
+        let mut len = file.metadata().map_err(|e| io_err("open the journal for appending", e))?.len();
         if replay.damaged.is_empty() {
             // Drop a torn tail so new records follow the last whole one.
             file.set_len(replay.valid_len).map_err(|e| io_err("truncate a torn journal tail", e))?;
+            len = replay.valid_len;
         }
-        if replay.valid_len == 0 {
-            let mut f = &file;
-            f.write_all(JOURNAL_MAGIC).map_err(|e| io_err("write the journal header", e))?;
+        let mut journal = Journal { file, path: path.to_path_buf(), len, broken: None };
+        if len == 0 {
+            journal.append(JOURNAL_MAGIC)?;
         }
         Ok(EmbeddedStore {
             lanes: Mutex::default(),
             data: Mutex::new(replay.data),
-            journal: Some(Mutex::new(file)),
+            journal: Some(Mutex::new(journal)),
             path: Some(path.to_path_buf()),
             damaged: replay.damaged,
         })
@@ -330,21 +401,24 @@ impl EmbeddedStore {
         self.path.as_deref()
     }
 
+    /// Journals a record, then applies it: memory changes only once the
+    /// record is on disk, so a failed append changes nothing and its caller
+    /// is told (a commit is not acknowledged; its job runs again).
     fn write(&self, rec: Record) -> Result<bool, StoreError> {
         let mut data = self.data.lock().unwrap();
-        let changed = data.apply(&rec);
-        if changed {
-            if let Some(j) = &self.journal {
-                let body = seal::seal(&encode_value(&rec).map_err(|e| io_err("encode a journal record", e))?);
-                let len = u32::try_from(body.len()).map_err(|_| io_err("encode a journal record", "record over 4 GiB"))?;
-                let mut framed = len.to_le_bytes().to_vec();
-                framed.extend_from_slice(&seal::length_check(len));
-                framed.extend_from_slice(&body);
-                let mut f = j.lock().unwrap();
-                f.write_all(&framed).map_err(|e| io_err("append to the journal", e))?;
-                f.sync_data().map_err(|e| io_err("sync the journal", e))?;
-            }
+        if !data.would_change(&rec) {
+            return Ok(false);
         }
+        if let Some(j) = &self.journal {
+            let body = seal::seal(&encode_value(&rec).map_err(|e| io_err("encode a journal record", e))?);
+            let len = u32::try_from(body.len()).map_err(|_| io_err("encode a journal record", "record over 4 GiB"))?;
+            let mut framed = len.to_le_bytes().to_vec();
+            framed.extend_from_slice(&seal::length_check(len));
+            framed.extend_from_slice(&body);
+            j.lock().unwrap().append(&framed)?;
+        }
+        let changed = data.apply(&rec);
+        debug_assert!(changed, "would_change and apply disagree on {}", rec.describe());
         Ok(changed)
     }
 

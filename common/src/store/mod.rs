@@ -24,6 +24,26 @@ pub enum StoreError {
     Operation { op: &'static str, reason: String },
     #[error("store: corrupt value at {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The disk holding the local journal is full: no retry can help until
+    /// space is freed, so callers stop instead of retrying.
+    #[error(
+        "store: cannot {op} {path}: the disk is full ({reason}); nothing was recorded for this step. Free space \
+         (or use an --out folder on a larger disk) and run the same command again: finished jobs are kept"
+    )]
+    DiskFull { op: &'static str, path: String, reason: String },
+}
+
+impl StoreError {
+    /// Whether retrying the same call later in this process can succeed: not
+    /// for a damaged value or a full disk.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, StoreError::Connect { .. } | StoreError::Operation { .. })
+    }
+}
+
+/// Whether an I/O error means the disk (or the user's quota on it) is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 /// Lifecycle of a run as shown by `coordinator status`.

@@ -7,7 +7,9 @@
 //! - `<prefix>:{<run>}:done:<stage>`     set of job ids
 //! - `<prefix>:{<run>}:failed:<stage>`   hash job id → reason
 //! - `<prefix>:{<run>}:result:<job>`     the caller's result bytes, sealed
-//!   with a checksum ([`super::seal`]) and checked when read back
+//!   with a checksum bound to the run and job ([`super::seal::seal_result`])
+//!   and checked when read back, so a result copied under another job's key
+//!   reads as corrupt
 //! - `<prefix>:{<run>}:exec`             hash job id → execution count
 //! - `<prefix>:{<run>}:dups`             executions beyond each job's first,
 //!   summed (kept with `exec`, so `status` reads one number)
@@ -299,7 +301,7 @@ impl Committer for RedisStore {
             [self.key(run, &format!("done:{stage}")), self.key(run, &format!("result:{job}")), self.key(run, &format!("failed:{stage}"))];
         // A retry after a lost reply of a commit that did land reports
         // Duplicate; either way the result is stored exactly once.
-        let sealed = seal::seal(result);
+        let sealed = seal::seal_result(run, job, result);
         let result = sealed.as_slice();
         let committed: i64 = self
             .retry("commit", |mut c| {
@@ -433,7 +435,7 @@ impl Ledger for RedisStore {
             .await?;
         sealed
             .map(|v| {
-                seal::open(&v)
+                seal::open_result(run, job, &v)
                     .map(<[u8]>::to_vec)
                     .map_err(|e| StoreError::Corrupt { key: format!("{key} (the result of job {job})"), reason: e.to_string() })
             })
@@ -463,7 +465,7 @@ impl Ledger for RedisStore {
             .zip(keys.iter().zip(jobs))
             .map(|(v, (key, job))| {
                 v.map(|v| {
-                    seal::open(&v)
+                    seal::open_result(run, job, &v)
                         .map(<[u8]>::to_vec)
                         .map_err(|e| StoreError::Corrupt { key: format!("{key} (the result of job {job})"), reason: e.to_string() })
                 })

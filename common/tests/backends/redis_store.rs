@@ -294,3 +294,28 @@ async fn check_job_answers_as_meta_and_is_done_do() {
     assert!(matches!(store.check_job(&r, Stage::Evaluate, &b).await, Err(mll_common::store::StoreError::Corrupt { .. })));
     store.delete_run(&r).await.unwrap();
 }
+
+/// A result is sealed for its run and job: the valid result of another job
+/// copied (or renamed) under a job's key is refused as corrupt, naming the
+/// job, alone and in a batch (issue 27, item 3).
+#[tokio::test]
+async fn a_result_copied_under_another_jobs_key_is_refused() {
+    let mut s = settings();
+    s.key_prefix = format!("t-bind-{:x}", rand::random::<u64>());
+    let store = RedisStore::connect(&s).await.unwrap();
+    let r = run("bind");
+    let (a, b) = (job(&r, 1), job(&r, 2));
+    store.put_meta(&r, &RunMeta { state: RunState::Running, spec_digest: "d".into() }).await.unwrap();
+    store.commit(&r, Stage::Evaluate, &a, b"top-1 of shard 0").await.unwrap();
+    store.commit(&r, Stage::Evaluate, &b, b"top-1 of shard 1").await.unwrap();
+    let key = |j: &JobId| format!("{}:{{{}}}:result:{j}", s.key_prefix, r.as_str());
+    let mut c = raw_conn().await;
+    let copied: i64 = redis::cmd("COPY").arg(key(&a)).arg(key(&b)).arg("REPLACE").query_async(&mut c).await.unwrap();
+    assert_eq!(copied, 1);
+    assert_eq!(store.result(&r, &a).await.unwrap().as_deref(), Some(&b"top-1 of shard 0"[..]), "the original is intact");
+    let err = store.result(&r, &b).await.expect_err("another job's result is not returned as this job's");
+    assert!(matches!(err, mll_common::store::StoreError::Corrupt { .. }) && err.to_string().contains(b.as_str()), "{err}");
+    let batch = store.results(&r, &[a.clone(), b.clone()]).await.unwrap();
+    assert!(batch[0].is_ok() && batch[1].is_err(), "{batch:?}");
+    store.delete_run(&r).await.unwrap();
+}

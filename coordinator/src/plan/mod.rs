@@ -13,7 +13,7 @@ use crate::spec::{BenchmarkSpec, ExecutionOptions, HubModel, MethodPreset, Promp
 use mll_common::data::graph::Graph;
 use mll_common::ids::sha256_hex;
 use mll_common::job::*;
-use mll_common::{Job, JobId, RunId, Stage};
+use mll_common::{Job, RunId, Stage};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -216,13 +216,10 @@ pub fn embed_jobs(run: &RunId, emb: &crate::spec::EmbedderSpec, source: &str, it
     let mut jobs = Vec::new();
     for (ci, chunk) in flat.chunks(emb.chunk.max(1)).enumerate() {
         let start = (ci * emb.chunk.max(1)) as u64;
-        let digest = sha256_hex(chunk.join("\u{1f}").as_bytes());
-        let id = JobId::derive(run, &["embed", &emb.path, source, &start.to_string(), &digest]);
-        jobs.push(Job {
-            id,
-            run: run.clone(),
-            payload: JobPayload::Embed(EmbedJob { embedder: emb.path.clone(), source: source.to_string(), start, texts: chunk.to_vec() }),
-        });
+        jobs.push(Job::new(
+            run.clone(),
+            JobPayload::Embed(EmbedJob { embedder: emb.path.clone(), source: source.to_string(), start, texts: chunk.to_vec() }),
+        ));
     }
     (ranges, jobs)
 }
@@ -271,7 +268,7 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
     let prompts: Vec<Prompts> = datasets
         .iter()
         .map(|d| Prompts {
-            classifier: sha256_hex(format!("{:?}|{:?}", d.prompt_names, d.templates).as_bytes()),
+            classifier: classifier_digest(&d.prompt_names, &d.templates),
             names: Arc::new(d.prompt_names.clone()),
             templates: Arc::new(d.templates.clone()),
         })
@@ -281,63 +278,36 @@ pub fn hub_jobs(run: &RunId, spec: &BenchmarkSpec, graph: Option<&GraphJobs>, da
         let shard_size = shard_size_for(ex, m);
         // Label jobs: model × graph image shards.
         if let (Some(g), Some(graph)) = (&spec.graph, graph) {
-            let definition_only = spec.method.node_text_definition_only;
             for shard in shards(graph.images, shard_size) {
-                let range = format!("{}..{}", shard.start, shard.end);
-                let top = format!("top{}", g.label_top_nodes);
-                let mut parts: Vec<&str> = vec!["label", &m.key, &m.artifact, &g.path, &graph.digest, &range, &top];
-                // Only when set, so ids of runs planned before the option existed stay.
-                if definition_only {
-                    parts.push("definition_only");
-                }
-                let id = JobId::derive(run, &parts);
-                jobs.push(Job {
-                    id,
-                    run: run.clone(),
-                    payload: JobPayload::Label(LabelJob {
+                jobs.push(Job::new(
+                    run.clone(),
+                    JobPayload::Label(LabelJob {
                         model: model.clone(),
                         graph: g.path.clone(),
+                        graph_digest: graph.digest.clone(),
                         shard,
                         encode_node_texts: shard.index == 0,
                         top_nodes: g.label_top_nodes,
-                        definition_only,
+                        definition_only: spec.method.node_text_definition_only,
                     }),
-                });
+                ));
             }
         }
         // Evaluate jobs: model × dataset × shards.
         for (d, p) in datasets.iter().zip(&prompts) {
             for shard in shards(d.samples, shard_size) {
-                let id = JobId::derive(
-                    run,
-                    &[
-                        "evaluate",
-                        &m.key,
-                        &m.artifact,
-                        &d.spec.name,
-                        &d.spec.path,
-                        ex.protocol.as_str(),
-                        &p.classifier,
-                        // The dataset's size: a dataset regenerated in place with
-                        // more or fewer samples must not reuse old shard results.
-                        &format!("of{}", d.samples),
-                        &format!("{}..{}", shard.start, shard.end),
-                        if ex.keep_probabilities { "probs" } else { "counts" },
-                    ],
-                );
-                jobs.push(Job {
-                    id,
-                    run: run.clone(),
-                    payload: JobPayload::Evaluate(EvaluateJob {
-                        model: model.clone(),
-                        dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
-                        shard,
-                        classnames: p.names.clone(),
-                        templates: p.templates.clone(),
-                        protocol: ex.protocol,
-                        keep_probabilities: ex.keep_probabilities,
-                    }),
-                });
+                let job = EvaluateJob {
+                    model: model.clone(),
+                    dataset: DatasetRef { name: d.spec.name.clone(), format: d.spec.format, path: d.spec.path.clone() },
+                    shard,
+                    classnames: p.names.clone(),
+                    templates: p.templates.clone(),
+                    protocol: ex.protocol,
+                    keep_probabilities: ex.keep_probabilities,
+                    dataset_samples: d.samples,
+                };
+                let id = job.id_with_classifier(run, &p.classifier);
+                jobs.push(Job { id, run: run.clone(), payload: JobPayload::Evaluate(job) });
             }
         }
     }
@@ -427,12 +397,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
             } else {
                 DiagnosticBehavior::Succeed
             };
-            let id = JobId::derive(&run, &["diagnostic", &index.to_string(), &diag.work_ms.to_string()]);
-            jobs.push(Job {
-                id,
-                run: run.clone(),
-                payload: JobPayload::Diagnostic(DiagnosticJob { index, work_ms: diag.work_ms, behavior }),
-            });
+            jobs.push(Job::new(run.clone(), JobPayload::Diagnostic(DiagnosticJob { index, work_ms: diag.work_ms, behavior })));
         }
     }
 
@@ -468,6 +433,7 @@ mod tests {
     }
 
     use super::*;
+    use mll_common::JobId;
 
     #[test]
     fn shards_cover_exactly() {
@@ -508,6 +474,15 @@ mod tests {
         )
         .unwrap();
         let ids = |root: &Path, stage: Stage| -> Vec<JobId> { plan(&spec, root).unwrap().jobs_of(stage).map(|j| j.id.clone()).collect() };
+        // Every planned id is the one the worker derives from the payload alone.
+        let (root, _keep) = {
+            let d = tempfile::tempdir().unwrap();
+            data_root(d.path(), 8, 2);
+            (d.path().to_path_buf(), d)
+        };
+        for j in &plan(&spec, &root).unwrap().jobs {
+            assert_eq!(j.check_id(), Ok(()), "{}", j.payload.describe());
+        }
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         data_root(a.path(), 8, 2);
         data_root(b.path(), 8, 2);

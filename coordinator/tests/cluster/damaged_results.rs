@@ -121,3 +121,67 @@ fn a_run_gone_from_the_store_makes_wait_say_resume_once_and_give_up() {
     assert_eq!(log.matches("waiting for that").count(), 1, "said once:\n{log}");
     assert!(log.contains("coordinator resume gone --wait"), "{log}");
 }
+
+/// A validly sealed result of another job, copied under a job's key (issue
+/// 27, item 3), is refused like a damaged one: `report` leaves it out and
+/// names the job, `verify` names it, `--repair` recomputes exactly it and
+/// the report is the undisturbed one again.
+#[test]
+fn a_result_copied_under_another_jobs_key_is_named_and_repair_restores_the_report() {
+    let c = Cluster::new("swapped");
+    let mut w = c.spawn_worker("1");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("swapped", 6, 0, &[]));
+    let first = c.path("first");
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", first.to_str().unwrap()]);
+
+    let jobs: Vec<String> = c.redis_set("swapped", "done:diagnostic").into_iter().collect();
+    let (from, onto) = (&jobs[0], &jobs[1]);
+    let key = |job: &str| format!("{}:{{swapped}}:result:{job}", c.name);
+    assert_eq!(c.redis(&["COPY", &key(from), &key(onto), "REPLACE"]).trim(), "1");
+
+    let out = c.coordinator(&["verify", "swapped"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "verify must fail on a result of another job:\n{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains(onto.as_str()) && stdout.contains("1 bad"), "the job under the copied key is named:\n{stdout}");
+    assert!(!stdout.contains(&format!("job {from}")), "the original stays good:\n{stdout}");
+
+    let v: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&["verify", "swapped", "--repair", "--json"])).unwrap();
+    assert_eq!(v["bad"][0]["job"], onto.as_str(), "{v}");
+    assert_eq!(v["republished"], 1, "{v}");
+    c.wait_status("swapped", Duration::from_secs(60), |s| Cluster::done_count(s, "diagnostic") == 6);
+    c.coordinator_ok(&["verify", "swapped"]);
+    kill9(&mut w);
+    let again = c.path("again");
+    c.coordinator_ok(&["report", "swapped", "--out", again.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(first.join("report.json")).unwrap(),
+        std::fs::read(again.join("report.json")).unwrap(),
+        "the repaired run gives the undisturbed report"
+    );
+}
+
+/// A job in the done set whose result key is gone (issue 27, item 10):
+/// `verify` names it instead of "0 bad", and `--repair` computes it again.
+#[test]
+fn verify_names_a_done_job_whose_result_is_gone_and_repair_recomputes_it() {
+    let c = Cluster::new("lost");
+    let mut w = c.spawn_worker("1");
+    let spec = c.write_spec("spec.toml", &diagnostic_spec("lost", 4, 0, &[]));
+    let first = c.path("first");
+    c.coordinator_ok(&["submit", "--benchmark", spec.to_str().unwrap(), "--wait", "--out", first.to_str().unwrap()]);
+    let job = c.redis_set("lost", "done:diagnostic").into_iter().next().unwrap();
+    assert_eq!(c.redis(&["DEL", &format!("{}:{{lost}}:result:{job}", c.name)]).trim(), "1");
+
+    let out = c.coordinator(&["verify", "lost"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "verify must fail on a lost result:\n{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains(&job) && stdout.contains("result is gone"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&c.coordinator_ok(&["verify", "lost", "--repair", "--json"])).unwrap();
+    assert_eq!(v["republished"], 1, "{v}");
+    c.wait_status("lost", Duration::from_secs(60), |s| Cluster::done_count(s, "diagnostic") == 4);
+    c.coordinator_ok(&["verify", "lost"]);
+    kill9(&mut w);
+    let again = c.path("again");
+    c.coordinator_ok(&["report", "lost", "--out", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(first.join("report.json")).unwrap(), std::fs::read(again.join("report.json")).unwrap());
+}

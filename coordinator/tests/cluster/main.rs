@@ -16,6 +16,7 @@ mod coordinators;
 mod damaged_results;
 mod delete;
 mod fairness;
+mod foreign_jobs;
 mod partitions;
 mod placement;
 mod queue;

@@ -20,7 +20,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use support::*;
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
@@ -32,13 +32,13 @@ const DATASETS: [&str; 5] = ["toy-pets", "toy-traffic", "toy-digits", "toy-groce
 
 /// The shared local hub: `coordinator run --local` of the toy spec (which
 /// generates the toy world when missing), once per test binary.
-struct LocalHub {
-    env: Cluster,
+pub(crate) struct LocalHub {
+    pub(crate) env: Cluster,
     report: Value,
 }
 
 impl LocalHub {
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.env.path("hub")
     }
 
@@ -51,7 +51,9 @@ impl LocalHub {
     }
 }
 
-fn hub() -> (&'static LocalHub, MutexGuard<'static, ()>) {
+/// The shared toy hub (an undisturbed `run --local` of the toy spec), and the
+/// lock that keeps commands on it one at a time.
+pub(crate) fn hub() -> (&'static LocalHub, MutexGuard<'static, ()>) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     static HUB: OnceLock<LocalHub> = OnceLock::new();
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

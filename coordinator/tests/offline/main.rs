@@ -10,6 +10,7 @@ mod support;
 
 mod adapt;
 mod captions_mll;
+mod disk_full;
 mod first_hour;
 mod graph_build;
 mod graph_released;

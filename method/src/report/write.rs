@@ -404,10 +404,29 @@ pub fn write_report(report: &Report, out_dir: &Path) -> Result<Vec<PathBuf>, Rep
     let mut paths = Vec::new();
     for (name, text) in files {
         let path = out_dir.join(name);
-        std::fs::write(&path, text).map_err(|e| werr(&path, e))?;
+        write_atomically(&path, text.as_bytes()).map_err(|e| werr(&path, e))?;
         paths.push(path);
     }
     Ok(paths)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames
+/// it over `path`: a write that fails (a full disk) leaves the previous file,
+/// or none, never a cut-off or empty one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// An option as the spec spells it (`inverse_entropy`, `f1`), not Rust's debug name.

@@ -91,6 +91,7 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
     let lj = LabelJob {
         model: model.clone(),
         graph: "graph/graph.json".into(),
+        graph_digest: String::new(),
         shard: Shard { index: 0, count: 2, start: 1, end: 4 },
         encode_node_texts: true,
         top_nodes: 2,
@@ -147,6 +148,7 @@ fn label_and_evaluate_jobs_write_the_documented_artifacts() {
         templates: vec!["a photo of a {c}.".into()].into(),
         protocol: PromptProtocol::Mll,
         keep_probabilities: true,
+        dataset_samples: 6,
     };
     let JobOutput::Evaluate(ev) = eval.execute(&job(JobPayload::Evaluate(ej.clone())), &ctx).unwrap() else { panic!() };
     assert_eq!(ev.counts.n, vec![2, 2, 2]);
@@ -180,6 +182,7 @@ fn label_jobs_encode_definitions_only_when_asked() {
         let lj = LabelJob {
             model: model.clone(),
             graph: "graph/graph.json".into(),
+            graph_digest: String::new(),
             shard: Shard { index: 0, count: 1, start: 0, end: 2 },
             encode_node_texts: true,
             top_nodes: 0,
