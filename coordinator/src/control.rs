@@ -419,7 +419,7 @@ impl RunControl {
         // Encoded a batch at a time: a hub's jobs encoded at once would hold
         // every message body in memory (GBs at 10^5 jobs).
         for chunk in jobs.chunks(self.publish_batch.max(1)) {
-            let batch: Vec<Outgoing> = chunk.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<_, wire::WireError>>()?;
+            let batch: Vec<Outgoing> = chunk.iter().map(|j| Outgoing::for_job(j)).collect::<Result<_, wire::WireError>>()?;
             m.coordinator_published.with_label_values(&[stage.as_str()]).inc_by(batch.len() as u64);
             self.register_lanes(chunk).await?;
             if let Err(e) = self.queue.publish(&batch).await {

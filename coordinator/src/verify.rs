@@ -67,7 +67,7 @@ pub async fn repair(ctl: &RunControl, plan: &Plan, bad: &[BadRecord], publish: b
     }
     // Workers refuse the jobs of a finished run.
     ctl.reopen(&plan.run).await?;
-    let outgoing = jobs.iter().map(|j| Ok(Outgoing::for_job(j)?)).collect::<Result<Vec<_>, wire::WireError>>()?;
+    let outgoing = jobs.iter().map(|j| Outgoing::for_job(j)).collect::<Result<Vec<_>, wire::WireError>>()?;
     ctl.register_lanes(&jobs).await?;
     for batch in outgoing.chunks(ctl.publish_batch.max(1)) {
         ctl.queue.publish(batch).await?;
