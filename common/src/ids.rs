@@ -160,9 +160,6 @@ mod tests {
         let back: JobId = serde_json::from_str(&serde_json::to_string(&id).unwrap()).unwrap();
         assert_eq!(back, id);
         assert!(serde_json::from_str::<JobId>("\"../x\"").is_err());
-        // The wire's encoding (bincode) is the same as a plain string's, and checked the same way.
-        let bytes = crate::wire::encode_value(&"../../etc".to_string()).unwrap();
-        assert!(crate::wire::decode_value::<RunId>(&bytes).is_err());
-        assert_eq!(crate::wire::decode_value::<RunId>(&crate::wire::encode_value(&run).unwrap()).unwrap(), run);
+        // (The wire's encoding checks them the same way: wire::tests.)
     }
 }

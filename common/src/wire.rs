@@ -95,6 +95,15 @@ mod tests {
     }
 
     #[test]
+    fn run_ids_are_checked_on_the_wire_too() {
+        // The wire's encoding (bincode) is the same as a plain string's, and checked the same way.
+        let bytes = encode_value(&"../../etc".to_string()).unwrap();
+        assert!(decode_value::<RunId>(&bytes).is_err());
+        let run = RunId::new("r").unwrap();
+        assert_eq!(decode_value::<RunId>(&encode_value(&run).unwrap()).unwrap(), run);
+    }
+
+    #[test]
     fn roundtrip() {
         let bytes = encode(&job()).unwrap();
         assert_eq!(decode(&bytes, 1 << 20).unwrap(), job());
