@@ -393,10 +393,10 @@ mod tests {
         assert_eq!(s.execution.prompt_names, PromptNames::CaptionKeys);
         assert_eq!(s.execution.shard_size, 10);
         assert_eq!(s.execution.shard_seconds, 0.0, "a spec giving shard_size alone asked for fixed shards");
-        let s = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_size = 10\nshard_seconds = 30\n", "t.toml").unwrap();
-        assert_eq!((s.execution.shard_size, s.execution.shard_seconds), (10, 30.0));
-        let s = BenchmarkSpec::from_toml("name = \"x\"\n", "t.toml").unwrap();
-        assert_eq!(s.execution.shard_seconds, 10.0, "cost-aware shards by default");
+        let t = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_size = 10\nshard_seconds = 30\n", "t.toml").unwrap();
+        assert_eq!((t.execution.shard_size, t.execution.shard_seconds), (10, 30.0));
+        let t = BenchmarkSpec::from_toml("name = \"x\"\n", "t.toml").unwrap();
+        assert_eq!(t.execution.shard_seconds, 10.0, "cost-aware shards by default");
         let err = BenchmarkSpec::from_toml("name = \"x\"\n[execution]\nshard_seconds = -1\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("execution.shard_seconds"), "{err}");
         // The resolved options serialise with the preset's name (report.json's `method`).
