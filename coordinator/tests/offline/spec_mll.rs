@@ -75,9 +75,10 @@ fn spec_has_the_papers_hub_and_targets() {
     }
     assert_eq!(s.graph.as_ref().unwrap().path, "graph/graph.json");
     assert_eq!(s.embedder.as_ref().unwrap().path, "models/all-MiniLM-L6-v2");
-    // The `paper` preset, with nothing overridden.
+    // The `paper` preset, with only the job length overridden (5-s cost-aware shards).
     assert_eq!(s.method, mll_coordinator::spec::MethodPreset::Paper.method());
-    assert_eq!(s.execution, mll_coordinator::spec::ExecutionOptions::for_preset(mll_coordinator::spec::MethodPreset::Paper));
+    let preset = mll_coordinator::spec::ExecutionOptions::for_preset(mll_coordinator::spec::MethodPreset::Paper);
+    assert_eq!(s.execution, mll_coordinator::spec::ExecutionOptions { shard_seconds: 5.0, ..preset });
 }
 
 #[test]
