@@ -143,7 +143,8 @@ fn rabbitmqctl(args: &[&str]) {
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
-        if e.path().is_file() && e.file_name() != "state.journal" {
+        // The report files only: not the local run's state or its log.
+        if e.path().is_file() && e.file_name() != "state.journal" && e.file_name() != "run.log" {
             out.insert(e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap());
         }
     }
