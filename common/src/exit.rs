@@ -1,7 +1,7 @@
 //! One exit-code policy for both binaries, decided by walking an error's
 //! chain (the top error is often only context):
 //! - 2: an input the person must fix (configuration, a path outside the data
-//!   root, a refused broker login, a bad id or flag combination, and whatever
+//!   root, a refused broker or Redis login, a bad id or flag combination, and whatever
 //!   the binary adds: a spec, a plan): retrying cannot help, so Kubernetes'
 //!   podFailurePolicy fails the Job at once;
 //! - 130: interrupted (Ctrl-C, SIGTERM); what was finished is saved;
@@ -10,6 +10,7 @@
 use crate::config::ConfigError;
 use crate::paths::OutsideRoot;
 use crate::queue::QueueError;
+use crate::store::StoreError;
 use std::error::Error;
 
 pub const FAILURE: i32 = 1;
@@ -35,7 +36,8 @@ pub fn shared_code(cause: &(dyn Error + 'static)) -> Option<i32> {
     let input = cause.is::<ConfigError>()
         || cause.is::<OutsideRoot>()
         || cause.is::<InputError>()
-        || cause.downcast_ref::<QueueError>().is_some_and(|q| matches!(q, QueueError::Auth { .. }));
+        || cause.downcast_ref::<QueueError>().is_some_and(|q| matches!(q, QueueError::Auth { .. }))
+        || cause.downcast_ref::<StoreError>().is_some_and(|s| matches!(s, StoreError::Auth { .. }));
     input.then_some(INPUT)
 }
 
@@ -54,6 +56,8 @@ mod tests {
         let refused: anyhow::Error = QueueError::Auth { url: "amqp://h".into(), user: "u".into(), reason: "ACCESS_REFUSED".into() }.into();
         assert_eq!(code(&refused.context("connecting to the broker").context("worker run"), |_| None), INPUT);
         assert_eq!(code(&anyhow::Error::new(Interrupted("stopped".into())), |_| None), INTERRUPTED);
+        let redis: anyhow::Error = StoreError::Auth { url: "redis://h".into(), reason: "WRONGPASS".into() }.into();
+        assert_eq!(code(&redis.context("connecting to the store"), |_| None), INPUT);
         assert_eq!(code(&anyhow::anyhow!("broker down"), |_| None), FAILURE);
         let local: anyhow::Error = anyhow::anyhow!("a binary's own input error");
         assert_eq!(code(&local.context("x"), |c| (c.to_string() == "a binary's own input error").then_some(INPUT)), INPUT);

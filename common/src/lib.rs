@@ -13,7 +13,8 @@
 //! `config`, `telemetry` and `exit` (the exit-code policy) are the cross-cutting
 //! pieces both binaries share;
 //! `data` the dataset and graph readers both read;
-//! `backoff` the one retry delay policy (exponential, capped, jittered).
+//! `backoff` the one retry delay policy (exponential, capped, jittered);
+//! `shutdown` the stop signal (SIGTERM, Ctrl-C) every long-running command selects on.
 
 pub mod artifact;
 pub mod backoff;
@@ -25,6 +26,7 @@ pub mod job;
 pub mod output;
 pub mod paths;
 pub mod queue;
+pub mod shutdown;
 pub mod stage;
 pub mod store;
 pub mod telemetry;

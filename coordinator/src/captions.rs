@@ -219,8 +219,13 @@ pub fn resolve(classnames: &[String], map: Option<&ClassMap>, captions: Option<&
 
 /// The report note for a dataset whose classes fell back to their names.
 pub fn fallback_note(dataset: &str, classes: &[String]) -> String {
+    format!("{dataset}: {}", fallback_classes_note(classes))
+}
+
+/// [`fallback_note`] without the dataset's name (a dataset's own note).
+pub fn fallback_classes_note(classes: &[String]) -> String {
     format!(
-        "{dataset}: {} class(es) had no caption and were matched to graph nodes by their name only: {}",
+        "{} class(es) had no caption and were matched to graph nodes by their name only: {}",
         classes.len(),
         classes.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
     )

@@ -174,7 +174,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
         let mut problems = Vec::new();
         let map = plan::dataset_class_map(d, None, opts)?;
         let folder = data_root.join(&d.path);
-        let opened = if folder.is_dir() { Some(mll_common::data::open(&folder, d.format)) } else { None };
+        let opened = if folder.is_dir() { Some(mll_common::data::open_under(data_root, &folder, d.format)) } else { None };
         let (mut classnames, mut from, mut samples) = (None, None, None);
         if !d.classnames.is_empty() {
             classnames = Some(d.classnames.clone());

@@ -75,7 +75,7 @@ pub async fn run(settings: &Settings, opts: LocalOptions<'_>) -> anyhow::Result<
     let published = ctl.submit(plan, submission, false).await?;
     info!(run = %plan.run, jobs = plan.jobs.len(), published, workers = opts.workers, "local run");
 
-    let shutdown = mll_worker::service::shutdown_signal();
+    let shutdown = mll_common::shutdown::signal();
     let handles = spawn_workers(settings, &queue, store.clone(), &artifacts, &data_root, opts.workers, &shutdown)?;
 
     let drive_opts = DriveOptions {

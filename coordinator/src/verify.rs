@@ -2,7 +2,9 @@
 //! and the artifacts it names (present, size and checksum, tensors of the
 //! shape and value range the job implies), lists the bad ones with job, stage,
 //! model and dataset, and with `--repair` drops those results and publishes
-//! exactly those jobs again.
+//! exactly those jobs again. A hub's index files (`hub::index`) are checked
+//! too, node by node against their own checksums; `--repair` deletes a
+//! damaged one (the next `select` rebuilds it from the label artifacts).
 
 use crate::control::RunControl;
 use crate::plan::Plan;
@@ -22,8 +24,60 @@ pub struct Verification {
     /// Committed results checked (damaged ones included).
     pub checked: usize,
     pub bad: Vec<BadRecord>,
+    /// Hub index files checked (0 for a run no `select` has opened as a hub).
+    pub indexes_checked: usize,
+    /// Damaged hub index files: {path, reason}.
+    pub bad_indexes: Vec<BadIndex>,
     /// With --repair: jobs whose results were dropped and that were published again.
     pub republished: Option<usize>,
+}
+
+/// A hub index file that failed its check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BadIndex {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Checks every hub index file of the run (`runs/<run>/hub-index/`).
+pub fn check_indexes(ctl: &RunControl, plan: &Plan) -> anyhow::Result<(usize, Vec<BadIndex>)> {
+    let dir = ctl.artifacts.root().join(format!("runs/{}/hub-index", plan.run));
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "safetensors")).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => anyhow::bail!("reading the hub index folder {}: {e}", dir.display()),
+    };
+    files.sort();
+    let graph_nodes = plan.graph_node_ids.len();
+    let mut bad = Vec::new();
+    for path in &files {
+        let checked = (|| {
+            let file = mll_common::artifact::tensors::TensorFile::open(path).map_err(|e| e.to_string())?;
+            let digest = file.meta("digest").ok_or("no 'digest' in its metadata")?.to_string();
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if !digest.starts_with(stem) || stem.len() != 32 {
+                return Err(format!("its name does not match its digest {digest}"));
+            }
+            let index = crate::hub::index::HubIndex::open(path, &digest, graph_nodes).map_err(|e| e.to_string())?;
+            index.check_all().map_err(|e| e.to_string())
+        })();
+        if let Err(reason) = checked {
+            bad.push(BadIndex { path: path.display().to_string(), reason });
+        }
+    }
+    Ok((files.len(), bad))
+}
+
+/// Deletes the damaged index files (rebuilt when the hub is next opened).
+pub fn repair_indexes(bad: &[BadIndex]) -> anyhow::Result<()> {
+    for b in bad {
+        match std::fs::remove_file(&b.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("deleting the damaged hub index {}: {e}", b.path),
+        }
+    }
+    Ok(())
 }
 
 /// Checks every committed result of the plan and its artifacts, and that
@@ -49,7 +103,8 @@ pub async fn check(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification
             }
         }
     }
-    Ok(Verification { run: plan.run.to_string(), checked, bad, republished: None })
+    let (indexes_checked, bad_indexes) = check_indexes(ctl, plan)?;
+    Ok(Verification { run: plan.run.to_string(), checked, bad, indexes_checked, bad_indexes, republished: None })
 }
 
 /// Drops the bad results and publishes exactly those jobs again (when the

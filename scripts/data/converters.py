@@ -202,15 +202,20 @@ def middle_frame(video: Path) -> bytes:
 
 
 def ucf101_midframes(entry, files, work):
-    """CoOp's UCF-101-midframes (<Class>/<video>.jpg) or the videos (<Class>/v_*.avi),
-    restricted to the videos of split_zhou_UCF101.json's test list when it is given."""
+    """CoOp's UCF-101-midframes (<Class>/<video>.jpg) or the videos (<Class>/v_*.avi).
+    Split "all" (UCF101, the released MLL loader's reading): every video. Split
+    "test" (UCF101-test): only the videos of split_zhou_UCF101.json's test list,
+    which must then be inside the folder or zip."""
     (name, src), = [(k, v) for k, v in files.items()]
     root = unpack(Path(src), work)
     folders = [c.replace(" ", "_") for c in entry["classnames"]]
     croot = class_root(root, folders, entry["split"])
-    split = list(root.rglob("split_zhou_UCF101.json"))
     wanted = None
-    if split:
+    if entry["split"] == "test":
+        split = list(root.rglob("split_zhou_UCF101.json"))
+        if not split:
+            raise ConvertError("CoOp's split_zhou_UCF101.json is not in the folder: the test split needs its list "
+                               "(or prepare UCF101, every video, as the released MLL code reads it)")
         wanted = {Path(item[0]).stem for item in json.loads(split[0].read_text())["test"]}
     for label, folder in enumerate(folders):
         for p in sorted((croot / folder).iterdir()):

@@ -8,7 +8,9 @@ For each catalog entry: take its sources in order of preference (official
 URL, torchvision, the public WebDataset mirror, a file you give with
 --from-file), download with resume and checksum into DIR/.downloads, convert
 to the cluster's layout (targets: CLIP_benchmark WebDataset shards with
-nshards.txt, classnames.txt and zeroshot_classification_templates.txt; sample
+nshards.txt in the split folder, classnames.txt and
+zeroshot_classification_templates.txt in the split folder and, as
+CLIP_benchmark reads them, in the dataset folder above it; sample
 sets: <wnid>/<image> folders for `coordinator graph build`), verify (sample
 and class counts against the catalog, every image decodes, labels in range),
 and record it in DIR/manifest.json with its content hash.
@@ -115,6 +117,24 @@ class WdsWriter:
         (self.root / "nshards.txt").write_text(f"{self.shards}\n")
         (self.root / "classnames.txt").write_text("".join(c + "\n" for c in entry["classnames"]))
         (self.root / "zeroshot_classification_templates.txt").write_text("".join(t + "\n" for t in entry["templates"]))
+
+
+def write_benchmark_layout(entry: dict, final: Path):
+    """CLIP_benchmark's build_wds_dataset reads classnames.txt and the templates
+    from the dataset folder above `<split>/nshards.txt`: copy them there when
+    the dataset's folder is its split folder (every catalog target), so that
+    `clip_benchmark eval --dataset wds/NAME --dataset_root <that folder> --split
+    SPLIT` runs on a prepared dataset as on a published mirror."""
+    if entry["role"] == "sample" or final.name != entry["split"]:
+        return
+    for name in ("classnames.txt", "zeroshot_classification_templates.txt"):
+        text = (final / name).read_text()
+        dest = final.parent / name
+        if dest.exists() and dest.read_text() == text:
+            continue
+        tmp = dest.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, dest)
 
 
 class WnidWriter:
@@ -301,6 +321,7 @@ def prepare_one(entry: dict, args, given: list[Path], manifest: dict) -> str:
     rec = manifest["datasets"].get(entry["name"])
     if final.exists():
         if rec and rec.get("entry_sha256") == digest and rec.get("listing_sha256") == listing_sha256(final):
+            write_benchmark_layout(entry, final)
             return "skipped"
         if not rec:
             raise Failure(f"{final} exists but the manifest does not list it (prepared by something else?)",
@@ -352,6 +373,7 @@ def prepare_one(entry: dict, args, given: list[Path], manifest: dict) -> str:
             old = tmp_root / f"{entry['name']}.{os.getpid()}.old"
             os.replace(final, old)
         os.replace(tmp, final)
+        write_benchmark_layout(entry, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         manifest["datasets"][entry["name"]] = {

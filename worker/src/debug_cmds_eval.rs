@@ -45,6 +45,10 @@ pub struct EvalArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write every sample's prediction to FILE as CSV (index,label,predicted,predicted_class):
+    /// which images a model gets wrong, or a per-sample comparison with another tool.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
 }
 
 fn parse_format(s: &str) -> Result<DatasetFormat, String> {
@@ -129,9 +133,13 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
     let format = args.format.unwrap_or_else(|| data::detect_format(&args.dataset));
     let ds = data::open(&args.dataset, format)?;
     let count = ds.count()?;
-    let classnames = ds
-        .classnames()
-        .with_context(|| format!("{} has no classnames.txt: add one (one class name per line, in label order)", args.dataset.display()))?;
+    let classnames = ds.classnames().with_context(|| {
+        format!(
+            "{} has no classnames.txt (looked in the folder, and for WebDataset shards also in the folder above, \
+                 CLIP_benchmark's place): add one, one class name per line, in label order",
+            args.dataset.display()
+        )
+    })?;
     let templates = ds.templates()?.unwrap_or_else(|| vec![DEFAULT_TEMPLATE.to_string()]);
     drop(ds);
     let job = EvaluateJob {
@@ -141,7 +149,7 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
         classnames: classnames.clone().into(),
         templates: templates.into(),
         protocol: args.protocol,
-        keep_probabilities: false,
+        keep_probabilities: args.predictions.is_some(),
         dataset_samples: count,
     };
     let exec = EvaluateExecutor::new(models, args.batch_size, args.decode_threads)?;
@@ -152,7 +160,21 @@ pub fn evaluate_with(models: Arc<dyn ModelProvider>, args: &EvalArgs) -> anyhow:
     let (acc, protocol) = exec
         .evaluate(&job, &args.model, &args.dataset, &ctx)
         .map_err(|e| anyhow::anyhow!("evaluating {} on {}: {e}", args.model.display(), args.dataset.display()))?;
+    if let (Some(path), Some(rows)) = (&args.predictions, acc.predictions()) {
+        write_predictions(path, &rows, &classnames)?;
+    }
     Ok(EvalReport::new(job.model.key, job.dataset.name, protocol, &classnames, &acc.counts))
+}
+
+/// `--predictions`: one CSV row per sample, in the dataset's order.
+fn write_predictions(path: &std::path::Path, rows: &[(i64, usize)], classnames: &[String]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write --predictions {}", path.display()))?;
+    w.write_record(["index", "label", "predicted", "predicted_class"])?;
+    for (i, (label, predicted)) in rows.iter().enumerate() {
+        w.write_record([i.to_string(), label.to_string(), predicted.to_string(), classnames[*predicted].clone()])?;
+    }
+    w.flush().with_context(|| format!("cannot write --predictions {}", path.display()))?;
+    Ok(())
 }
 
 /// Evaluates on the engine (a model cache on the chosen device).

@@ -29,22 +29,7 @@ pub fn loop_options(settings: &Settings, tag: String, exit_when_idle: Option<Dur
 
 /// A watch channel that turns true on SIGTERM or Ctrl-C.
 pub fn shutdown_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => info!("SIGTERM received"),
-                _ = tokio::signal::ctrl_c() => info!("interrupt received"),
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = tx.send(true);
-    });
-    rx
+    mll_common::shutdown::signal()
 }
 
 pub async fn run(settings: Settings, executors: Executors, exit_when_idle: Option<Duration>) -> anyhow::Result<LoopStats> {

@@ -70,6 +70,7 @@ element!(i32, I32);
 element!(i64, I64);
 element!(u32, U32);
 element!(u64, U64);
+element!(u8, U8);
 
 /// Parses a safetensors file (header and every tensor's extent).
 pub fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, TensorError> {

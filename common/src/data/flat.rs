@@ -8,7 +8,7 @@
 //! sample, and its counts for such a task mean nothing (adapt reports no
 //! accuracy for it).
 
-use super::{images_in, read_lines_opt, DataError, FileList};
+use super::{images_in, read_lines_opt, Confine, DataError, FileList};
 use std::path::Path;
 
 /// Opens unlabelled flat folders (scanned into a [`FileList`]).
@@ -16,7 +16,13 @@ use std::path::Path;
 pub struct FlatFolder;
 
 impl FlatFolder {
+    /// Every entry must resolve inside `path` (see [`Confine`]).
     pub fn open(path: &Path) -> Result<FileList, DataError> {
+        Self::open_confined(path, &Confine::within(path))
+    }
+
+    /// As [`FlatFolder::open`], with symbolic links allowed within `confine`.
+    pub fn open_confined(path: &Path, confine: &Confine) -> Result<FileList, DataError> {
         let classes = read_lines_opt(&path.join("classnames.txt"))?.ok_or_else(|| {
             DataError::Invalid(format!(
                 "unlabelled folder {} has no classnames.txt: write the task's class names there, one per line",
@@ -26,7 +32,7 @@ impl FlatFolder {
         if classes.is_empty() {
             return Err(DataError::Invalid(format!("{}/classnames.txt lists no class", path.display())));
         }
-        let files = images_in(path)?;
+        let files = images_in(path, confine)?;
         if files.is_empty() {
             return Err(DataError::Invalid(format!(
                 "unlabelled folder {} has no images (.jpg, .jpeg, .png, .webp) directly inside it",

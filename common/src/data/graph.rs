@@ -10,7 +10,7 @@
 //! older readers would misread bumps [`GRAPH_FORMAT_VERSION`]; a file of another
 //! version is refused with an error that says to rebuild it.
 
-use super::{DataError, Sample, SampleIter, SampleSource};
+use super::{Confine, DataError, Sample, SampleIter, SampleSource};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
@@ -55,6 +55,39 @@ impl std::str::FromStr for GraphConstruction {
     }
 }
 
+/// How the `released` construction caps a node's images (docs/method.md,
+/// "Semantic graph"): `released`, the released code's effect (no 75 cap on a
+/// sense's draws nor on a node's total; a hyponym draws from its parent's
+/// images as they stand when it is reached), or `capped`, every node at most
+/// `images_per_node` and a hyponym drawing from its parent's own images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphSampling {
+    #[default]
+    Released,
+    Capped,
+}
+
+impl GraphSampling {
+    pub fn name(self) -> &'static str {
+        match self {
+            GraphSampling::Released => "released",
+            GraphSampling::Capped => "capped",
+        }
+    }
+}
+
+impl std::str::FromStr for GraphSampling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "released" => Ok(GraphSampling::Released),
+            "capped" => Ok(GraphSampling::Capped),
+            o => Err(format!("unknown sampling '{o}' (expected released or capped)")),
+        }
+    }
+}
+
 /// What built the file: the construction, its caps and the counts (checked
 /// against the lists when read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +102,10 @@ pub struct GraphBuild {
     /// Most images a node takes from one sample dataset (`released` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images_per_dataset: Option<usize>,
+    /// `released` only: the sampling rule (absent in files written before
+    /// the choice existed, which were `capped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<GraphSampling>,
     pub nodes: usize,
     pub images: usize,
 }
@@ -219,14 +256,30 @@ impl Graph {
 pub struct GraphFile {
     pub graph: Graph,
     pub dir: PathBuf,
+    /// Where an image that is a symbolic link may point.
+    confine: Confine,
 }
 
 impl GraphFile {
-    /// Reads and checks graph.json ([`Graph::read`]).
+    /// Reads and checks graph.json ([`Graph::read`]); an image that is a
+    /// symbolic link must resolve inside the graph's folder.
     pub fn load(path: &Path) -> Result<Self, DataError> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::load_confined(path, Confine::within(&dir))
+    }
+
+    /// As [`GraphFile::load`], for a graph of the data root at `data_root`:
+    /// an image that is a symbolic link may point anywhere under the data
+    /// root or the graph's folder ([`Confine`]).
+    pub fn load_under(data_root: &Path, path: &Path) -> Result<Self, DataError> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::load_confined(path, Confine::new(data_root, &dir))
+    }
+
+    fn load_confined(path: &Path, confine: Confine) -> Result<Self, DataError> {
         let graph = Graph::read(path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(GraphFile { graph, dir })
+        Ok(GraphFile { graph, dir, confine })
     }
 
     pub fn image_count(&self) -> u64 {
@@ -241,7 +294,9 @@ impl GraphFile {
         }
         Ok(Box::new((start..end).map(move |i| {
             let img = &self.graph.images[i as usize];
-            Ok(Sample { index: i, label: img.node as i64, name: img.path.clone(), source: SampleSource::File(self.dir.join(&img.path)) })
+            let file = self.dir.join(&img.path);
+            self.confine.check(&file)?;
+            Ok(Sample { index: i, label: img.node as i64, name: img.path.clone(), source: SampleSource::File(file) })
         })))
     }
 
@@ -289,6 +344,7 @@ mod tests {
                 sample_datasets: 1,
                 images_per_node: 75,
                 images_per_dataset: Some(25),
+                sampling: Some(GraphSampling::Released),
                 nodes: 2,
                 images: 1,
             }),

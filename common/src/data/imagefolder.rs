@@ -5,7 +5,7 @@
 //! (label, file name); file names compare as bytes, as Python's `sorted` does
 //! for ASCII names.
 
-use super::{images_in, read_lines_opt, DataError, FileList};
+use super::{images_in, read_lines_opt, Confine, DataError, FileList};
 use std::path::Path;
 
 /// Opens ImageFolder datasets (scanned into a [`FileList`]).
@@ -14,7 +14,13 @@ pub struct ImageFolder;
 
 impl ImageFolder {
     /// Scans the tree once; the listing is fixed for the reader's life.
+    /// Every entry must resolve inside `path` (see [`Confine`]).
     pub fn open(path: &Path) -> Result<FileList, DataError> {
+        Self::open_confined(path, &Confine::within(path))
+    }
+
+    /// As [`ImageFolder::open`], with symbolic links allowed within `confine`.
+    pub fn open_confined(path: &Path, confine: &Confine) -> Result<FileList, DataError> {
         let listed = read_lines_opt(&path.join("classnames.txt"))?;
         let classes = match listed {
             Some(names) => {
@@ -50,7 +56,8 @@ impl ImageFolder {
         let mut files = Vec::new();
         for (label, class) in classes.iter().enumerate() {
             let dir = path.join(class);
-            let names = images_in(&dir)?;
+            confine.check(&dir)?;
+            let names = images_in(&dir, confine)?;
             if names.is_empty() {
                 return Err(DataError::Invalid(format!(
                     "class folder {} has no images (.jpg, .jpeg, .png, .webp); remove the folder or add its images, since labels are folder positions",

@@ -11,6 +11,7 @@
 //! A reader knows its sample count and yields any range `start..end` of its
 //! canonical order, so a job's [`crate::job::Shard`] maps straight onto it.
 
+pub mod confine;
 pub mod flat;
 pub mod graph;
 pub mod imagefolder;
@@ -19,6 +20,7 @@ pub mod webdataset;
 use crate::job::DatasetFormat;
 use std::path::{Path, PathBuf};
 
+pub use confine::Confine;
 pub use flat::FlatFolder;
 
 pub use imagefolder::ImageFolder;
@@ -105,18 +107,34 @@ pub trait Dataset: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Opens a dataset split; fails when the folder or its layout files are missing.
+/// Opens a dataset split whose entries must all resolve inside its own folder
+/// (tools and tests; jobs use [`open_under`]); fails when the folder or its
+/// layout files are missing.
 pub fn open(path: &Path, format: DatasetFormat) -> Result<Box<dyn Dataset>, DataError> {
+    open_confined(path, format, &Confine::within(path))
+}
+
+/// Opens a dataset split of the data root at `data_root`: a symbolic link
+/// inside it may point anywhere under the data root or the dataset's own
+/// folder, nowhere else ([`Confine`]).
+pub fn open_under(data_root: &Path, path: &Path, format: DatasetFormat) -> Result<Box<dyn Dataset>, DataError> {
+    open_confined(path, format, &Confine::new(data_root, path))
+}
+
+fn open_confined(path: &Path, format: DatasetFormat, confine: &Confine) -> Result<Box<dyn Dataset>, DataError> {
     if !path.is_dir() {
         return Err(DataError::Invalid(format!(
             "dataset folder {} does not exist or is not a folder (check data.root and the dataset path in the spec)",
             path.display()
         )));
     }
+    for text in ["classnames.txt", "zeroshot_classification_templates.txt", "nshards.txt"] {
+        confine.check(&path.join(text))?;
+    }
     Ok(match format {
-        DatasetFormat::ImageFolder => Box::new(ImageFolder::open(path)?),
-        DatasetFormat::WebDataset => Box::new(WebDataset::open(path)?),
-        DatasetFormat::Flat => Box::new(FlatFolder::open(path)?),
+        DatasetFormat::ImageFolder => Box::new(ImageFolder::open_confined(path, confine)?),
+        DatasetFormat::WebDataset => Box::new(WebDataset::open_confined(path, confine)?),
+        DatasetFormat::Flat => Box::new(FlatFolder::open_confined(path, confine)?),
     })
 }
 
@@ -217,11 +235,16 @@ impl Dataset for FileList {
 }
 
 /// The image files directly inside `dir`, sorted by file name (as bytes, as
-/// Python's `sorted` does for ASCII names).
-pub(crate) fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+/// Python's `sorted` does for ASCII names); a symbolic link among them must
+/// stay inside `confine`.
+pub(crate) fn images_in(dir: &Path, confine: &Confine) -> Result<Vec<PathBuf>, DataError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
-        let p = entry.map_err(|e| DataError::io(dir, e))?.path();
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        let p = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            confine.check(&p)?;
+        }
         if is_image_file(&p) {
             files.push(p);
         }

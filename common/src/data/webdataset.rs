@@ -1,5 +1,10 @@
 //! WebDataset shards in CLIP_benchmark's layout:
-//! `<path>/nshards.txt` (number of shards), `<path>/{i}.tar` for i in 0..n.
+//! `<path>/nshards.txt` (number of shards), `<path>/{i}.tar` for i in 0..n,
+//! where `<path>` is a split folder (`<dataset>/test`) and `classnames.txt`
+//! and `zeroshot_classification_templates.txt` lie in `<dataset>`, the folder
+//! above it, as CLIP_benchmark's `build_wds_dataset` reads them (and as its
+//! published mirrors hold them); files of those names inside the split folder
+//! win (older preparations wrote them there).
 //! A sample is a run of consecutive tar members sharing a key (the member path
 //! up to the first dot of its file name, as webdataset's `base_plus_ext`): one
 //! image (`webp`, `png`, `jpg` or `jpeg`, first found in that order, as
@@ -10,7 +15,7 @@
 //! read skips earlier shards by their counts and earlier samples of its first
 //! shard without reading their bytes.
 
-use super::{read_classnames_opt, DataError, Dataset, Sample, SampleIter, SampleSource};
+use super::{read_classnames_opt, Confine, DataError, Dataset, Sample, SampleIter, SampleSource};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -28,7 +33,13 @@ pub struct WebDataset {
 }
 
 impl WebDataset {
+    /// Every shard and text file must resolve inside `path` (see [`Confine`]).
     pub fn open(path: &Path) -> Result<Self, DataError> {
+        Self::open_confined(path, &Confine::within(path))
+    }
+
+    /// As [`WebDataset::open`], with symbolic links allowed within `confine`.
+    pub fn open_confined(path: &Path, confine: &Confine) -> Result<Self, DataError> {
         let nfile = path.join("nshards.txt");
         let text = std::fs::read_to_string(&nfile).map_err(|e| DataError::io(&nfile, e))?;
         let nshards: usize = text.trim().parse().map_err(|_| {
@@ -43,6 +54,7 @@ impl WebDataset {
         }
         for i in 0..nshards {
             let t = path.join(format!("{i}.tar"));
+            confine.check(&t)?;
             if !t.is_file() {
                 return Err(DataError::Invalid(format!(
                     "{} says {nshards} shards but {} is missing (was the download interrupted?)",
@@ -51,7 +63,16 @@ impl WebDataset {
                 )));
             }
         }
-        let classnames = read_classnames_opt(&path.join("classnames.txt"))?;
+        let classnames = match layout_file(path, "classnames.txt") {
+            Some(file) => {
+                confine.check(&file)?;
+                read_classnames_opt(&file)?
+            }
+            None => None,
+        };
+        if let Some(file) = layout_file(path, "zeroshot_classification_templates.txt") {
+            confine.check(&file)?;
+        }
         Ok(WebDataset { path: path.to_path_buf(), nshards, classnames, counts: Arc::new(Mutex::new(vec![None; nshards])) })
     }
 
@@ -75,6 +96,16 @@ impl WebDataset {
         self.counts.lock().expect("counts lock")[shard] = Some(n);
         Ok(n)
     }
+}
+
+/// `<path>/<name>`, else `<path>/../<name>` (CLIP_benchmark's place), when
+/// either exists.
+fn layout_file(path: &Path, name: &str) -> Option<PathBuf> {
+    let own = path.join(name);
+    if own.is_file() {
+        return Some(own);
+    }
+    path.parent().map(|p| p.join(name)).filter(|p| p.is_file())
 }
 
 fn shard_path(root: &Path, i: usize) -> PathBuf {
@@ -152,13 +183,36 @@ fn for_each_group(
     mut f: impl FnMut(Group) -> Result<bool, DataError>,
 ) -> Result<(), DataError> {
     let file = File::open(tar_path).map_err(|e| DataError::io(tar_path, e))?;
+    let len = file.metadata().map_err(|e| DataError::io(tar_path, e))?.len();
+    let cut = |what: String| {
+        DataError::Invalid(format!(
+            "{} is truncated: {what} (the copy or download was cut short; fetch the shard again)",
+            tar_path.display()
+        ))
+    };
+    if len == 0 {
+        return Err(cut("it is empty (0 bytes)".into()));
+    }
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
     let entries = archive.entries_with_seek().map_err(|e| DataError::io(tar_path, e))?;
     let mut current: Option<Group> = None;
     let mut pos = 0u64;
     let mut reading = read(0);
+    // Where the last member's data ends (in 512-byte blocks), and the keys of
+    // the samples already passed: a key seen again is a second sample under
+    // the same name.
+    let mut data_end = 0u64;
+    let mut seen = std::collections::HashSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt_tar(tar_path, e))?;
+        data_end = (entry.raw_file_position() + entry.size()).div_ceil(512) * 512;
+        if entry.raw_file_position() + entry.size() > len {
+            let name = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+            return Err(cut(format!(
+                "member '{name}' ends at byte {} but the file has {len} bytes",
+                entry.raw_file_position() + entry.size()
+            )));
+        }
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -168,10 +222,18 @@ fn for_each_group(
             let g = current.take().expect("current group");
             g.validate(tar_path)?;
             pos += 1;
+            seen.insert(g.key.clone());
             if !f(g)? {
                 return Ok(());
             }
             reading = read(pos);
+        }
+        if current.is_none() && seen.contains(key) {
+            return Err(DataError::Invalid(format!(
+                "{}: sample key '{key}' appears twice (two samples share a key, or one sample's members are not consecutive); \
+                 keys must be unique within a shard, as webdataset groups consecutive members",
+                tar_path.display()
+            )));
         }
         let group = current.get_or_insert_with(|| Group { key: key.to_string(), members: Vec::new() });
         let wanted = ext == "cls" || IMAGE_KEYS.contains(&ext.as_str());
@@ -184,10 +246,19 @@ fn for_each_group(
         };
         group.members.push((ext, data));
     }
-    if let Some(g) = current {
-        g.validate(tar_path)?;
-        f(g)?;
+    // A tar ends with two zero blocks; without them it was cut at a member
+    // boundary (the tar reader just sees fewer members).
+    if len < data_end + 1024 {
+        return Err(cut(format!("no end-of-archive blocks after the last member (byte {data_end} of {len})")));
     }
+    let Some(g) = current else {
+        return Err(DataError::Invalid(format!(
+            "{} holds no samples: an empty shard counts for nothing (re-create the shards, or lower nshards.txt)",
+            tar_path.display()
+        )));
+    };
+    g.validate(tar_path)?;
+    f(g)?;
     Ok(())
 }
 
@@ -286,6 +357,13 @@ impl Dataset for WebDataset {
     fn classnames(&self) -> Option<Vec<String>> {
         self.classnames.clone()
     }
+
+    fn templates(&self) -> Result<Option<Vec<String>>, DataError> {
+        match layout_file(&self.path, "zeroshot_classification_templates.txt") {
+            Some(file) => super::read_lines_opt(&file),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,5 +376,50 @@ mod tests {
         assert_eq!(split_key("dir.x/s1.seg.PNG"), Some(("dir.x/s1", "seg.png".to_string())));
         assert_eq!(split_key("README"), None);
         assert_eq!(split_key("a/.hidden"), None);
+    }
+
+    /// A tar of (member name, bytes), as webdataset's writer lays samples out.
+    fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn open_with(shard: &[u8]) -> Result<u64, DataError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nshards.txt"), "1\n").unwrap();
+        std::fs::write(dir.path().join("0.tar"), shard).unwrap();
+        WebDataset::open(dir.path())?.count()
+    }
+
+    /// An empty, cut or key-repeating shard is an error naming what is wrong,
+    /// never fewer samples counted as if complete.
+    #[test]
+    fn empty_truncated_and_repeated_shards_are_refused() {
+        let img: &[u8] = &[7u8; 700];
+        let good = tar_of(&[("a.png", img), ("a.cls", b"0"), ("b.png", img), ("b.cls", b"1")]);
+        assert_eq!(open_with(&good).unwrap(), 2);
+        let err = |bytes: &[u8]| open_with(bytes).unwrap_err().to_string();
+        assert!(err(b"").contains("is truncated: it is empty (0 bytes)"), "{}", err(b""));
+        // Layout: a.png header at 0, data from 512; a.cls at 1536; b.png at
+        // 2560, data 3072..3772; b.cls at 4096, its data padded to 5120; two
+        // zero blocks. Cut inside b.png's data:
+        let cut = &good[..512 * 6 + 128];
+        assert!(err(cut).contains("is truncated: member 'b.png' ends at byte"), "{}", err(cut));
+        // Cut right after b.cls: every member whole, the end blocks gone.
+        let b_cls_end = 512 * 10;
+        assert!(err(&good[..b_cls_end]).contains("no end-of-archive blocks"), "{}", err(&good[..b_cls_end]));
+        // Cut after a.cls: the tar reader would see one whole sample.
+        assert!(err(&good[..512 * 5]).contains("no end-of-archive blocks"), "{}", err(&good[..512 * 5]));
+        let repeated = tar_of(&[("a.png", img), ("a.cls", b"0"), ("b.png", img), ("b.cls", b"1"), ("a.jpg", img), ("a.cls", b"0")]);
+        assert!(err(&repeated).contains("sample key 'a' appears twice"), "{}", err(&repeated));
+        let empty = tar_of(&[]);
+        assert!(err(&empty).contains("holds no samples"), "{}", err(&empty));
     }
 }

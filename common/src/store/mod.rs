@@ -20,6 +20,11 @@ use std::collections::BTreeMap;
 pub enum StoreError {
     #[error("store: cannot connect to {url}: {reason} (is Redis running and is store.url right?)")]
     Connect { url: String, reason: String },
+    /// Redis refused the login: the password or user in store.url is wrong.
+    #[error(
+        "store: {url} refused the login: {reason}; check the user and password in store.url (MLL__STORE__URL, or the secret it comes from)"
+    )]
+    Auth { url: String, reason: String },
     #[error("store: {op} failed: {reason}")]
     Operation { op: &'static str, reason: String },
     #[error("store: corrupt value at {key}: {reason}")]

@@ -143,6 +143,10 @@ impl RedisStore {
             attempt += 1;
             match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
                 Ok(c) => break c,
+                // A refused login stays refused: no retry, and an input error (exit 2).
+                Err(e) if refused_login(&e) => {
+                    return Err(StoreError::Auth { url, reason: e.to_string() });
+                }
                 Err(e) if attempt <= settings.retries && retryable(&e) => {
                     tracing::warn!(url = %url, attempt, error = %e, "Redis not reachable yet; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
@@ -252,6 +256,14 @@ impl RedisStore {
             .map(|(k, v)| JobId::parse(&k).map(|id| (id, v)).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason }))
             .collect()
     }
+}
+
+/// Redis refused the credentials of store.url (a wrong password or user, or
+/// a password sent to a server that has none).
+fn refused_login(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || e.to_string().contains("without any password configured")
 }
 
 fn retryable(e: &RedisError) -> bool {

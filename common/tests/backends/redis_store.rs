@@ -319,3 +319,41 @@ async fn a_result_copied_under_another_jobs_key_is_refused() {
     assert!(batch[0].is_ok() && batch[1].is_err(), "{batch:?}");
     store.delete_run(&r).await.unwrap();
 }
+
+/// A refused login is `StoreError::Auth` (our connect loop does not retry it;
+/// only the connection manager's own bounded reconnects run), which the exit
+/// policy makes exit 2: a second Redis with a password (its own port, killed
+/// at the end), asked with a wrong one; the default server asked with a
+/// password it does not have.
+#[tokio::test]
+async fn a_refused_login_is_an_input_error_without_retries() {
+    use mll_common::store::StoreError;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--requirepass", "right", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian's redis-server) starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the second Redis did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let urls =
+        [format!("redis://:wrong@127.0.0.1:{port}/"), format!("redis://:{}@{}", "nopass", settings().url.trim_start_matches("redis://"))];
+    for url in urls {
+        let s = StoreSettings { url, retries: 5, ..settings() };
+        let started = std::time::Instant::now();
+        let err = RedisStore::connect(&s).await.err().expect("a wrong password is refused");
+        assert!(matches!(err, StoreError::Auth { .. }), "{err}");
+        assert!(!err.to_string().contains("wrong@") && !err.to_string().contains("nopass"), "the password is in the error: {err}");
+        assert!(err.to_string().contains("refused the login"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "a refused login was retried like an outage");
+        assert_eq!(mll_common::exit::code(&anyhow::Error::new(err), |_| None), mll_common::exit::INPUT);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

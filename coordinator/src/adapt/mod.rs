@@ -49,6 +49,12 @@ pub struct AdaptOptions {
 pub fn k_for(hub: &Hub, k: Option<usize>) -> anyhow::Result<usize> {
     match k {
         Some(0) => Err(input_error("--k must be at least 1")),
+        Some(k) if k > hub.spec().hub.len() => Err(input_error(format!(
+            "--k {k} asks for more models per class than hub '{}' has ({}); pass --k {} or less",
+            hub.run(),
+            hub.spec().hub.len(),
+            hub.spec().hub.len()
+        ))),
         Some(k) => Ok(k),
         None => Ok(hub.spec().method.k.first().copied().unwrap_or(1)),
     }
@@ -219,7 +225,7 @@ pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &Adap
     };
     let published = ctl.submit(&plan, &submission, false).await?;
     let jobs = plan.jobs.len();
-    tracing::debug!(%run, models = used.len(), hub_models = spec_hub.len(), jobs, published, "adapt: evaluate jobs of the selected models");
+    tracing::info!(%run, models = used.len(), hub_models = spec_hub.len(), jobs, published, "adapt: evaluate jobs of the selected models");
     if !o.wait {
         return Ok(AdaptOutcome::Submitted { run: run.to_string(), jobs, published });
     }

@@ -195,7 +195,8 @@ pub fn report(hub: &Hub, classes: &ClassTexts, selection: &Selection, k: usize, 
 /// The human form of [`SelectReport`].
 pub fn render_text(r: &SelectReport) -> String {
     let mut s = format!("hub {}: top-{} models per class (classes embedded from {})\n", r.hub, r.k, r.embedded);
-    let width = r.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(5).max(5);
+    // Aligned up to 40 characters; a longer name just pushes its line out.
+    let width = r.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(5).clamp(5, 40);
     for c in &r.classes {
         let models: Vec<String> = c.models.iter().map(|m| format!("{} ({:.4})", m.model, m.score)).collect();
         s.push_str(&format!("  {:<width$}  {}\n", c.class, models.join(", ")));

@@ -5,6 +5,7 @@
 
 use crate::captions;
 use crate::hub::{input_error, InputError};
+use image::ImageDecoder;
 use mll_common::data::DEFAULT_TEMPLATE;
 use mll_common::job::DatasetFormat;
 use std::collections::BTreeSet;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 /// Class names of a task in label order, checked: no empty line between names,
 /// no name twice (surrounding whitespace is not part of a name).
 pub fn parse_class_list(text: &str, origin: &str) -> Result<Vec<String>, InputError> {
+    // A byte-order mark opening the file is an encoding mark, not text.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     // Trailing blank lines (a final newline) are fine; blank lines inside are not.
     let end = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
@@ -25,6 +28,7 @@ pub fn parse_class_list(text: &str, origin: &str) -> Result<Vec<String>, InputEr
                 i + 1
             )));
         }
+        check_class_name(line).map_err(|why| InputError(format!("{origin}: line {}: {why}", i + 1)))?;
         if !seen.insert(*line) {
             return Err(InputError(format!("{origin}: class '{line}' is listed twice (line {}); each class must appear once", i + 1)));
         }
@@ -34,6 +38,35 @@ pub fn parse_class_list(text: &str, origin: &str) -> Result<Vec<String>, InputEr
         return Err(InputError(format!("{origin}: no class names; write one per line")));
     }
     Ok(names)
+}
+
+/// The longest class name taken, in characters: far above any real one (the
+/// text embedder reads 256 tokens), low enough that a file of garbage is
+/// refused with its line number instead of being embedded.
+pub const MAX_CLASS_NAME_CHARS: usize = 1000;
+
+/// Characters that print nothing: direction marks and embeddings, zero-width
+/// spaces and joiners, word joiners and invisible operators, the soft hyphen,
+/// a byte-order mark inside text.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Why `name` (trimmed, non-empty) cannot be a class name: a control
+/// character (NUL, escape...), nothing visible, or more than
+/// [`MAX_CLASS_NAME_CHARS`] characters.
+fn check_class_name(name: &str) -> Result<(), String> {
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!("the class name holds the control character U+{:04X}; class names are plain text", c as u32));
+    }
+    if name.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err("the class name has no visible character (only direction marks, zero-width or other invisible characters)".into());
+    }
+    let n = name.chars().count();
+    if n > MAX_CLASS_NAME_CHARS {
+        return Err(format!("the class name is {n} characters long, above the limit of {MAX_CLASS_NAME_CHARS}; is this a class list?"));
+    }
+    Ok(())
 }
 
 pub fn read_class_list(path: &Path) -> Result<Vec<String>, InputError> {
@@ -112,7 +145,7 @@ pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
         .filter(|r| !r.is_empty())
         .ok_or_else(|| input_error(format!("task folder {} must be a sub-folder of the data root with a UTF-8 path", abs.display())))?;
     let format = mll_common::data::detect_format(&abs);
-    let ds = mll_common::data::open(&abs, format).map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
+    let ds = mll_common::data::open_under(&root, &abs, format).map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
     let listed = abs.join("classnames.txt");
     let classnames = if listed.is_file() {
         read_class_list(&listed)?
@@ -134,15 +167,10 @@ pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
     for s in ds.samples(0, samples).map_err(|e| input_error(e.to_string()))? {
         let s = s.map_err(|e| input_error(format!("task folder {}: {e}", abs.display())))?;
         let bytes = s.bytes().map_err(|e| input_error(e.to_string()))?;
-        let readable =
-            image::ImageReader::new(std::io::Cursor::new(bytes.as_ref())).with_guessed_format().ok().and_then(|r| r.into_dimensions().ok());
-        if readable.is_none() {
-            return Err(input_error(format!(
-                "task image {} in {} cannot be decoded (not a JPEG, PNG or WebP image); fix or remove it",
-                s.name,
-                abs.display()
-            )));
-        }
+        // An image the workers' decoder would refuse (not an image, or pixels
+        // above its allocation limit) is refused here, before any job is published.
+        check_decodable(&s.name, &abs, bytes.as_ref())?;
+        drop(bytes);
         if format != DatasetFormat::Flat && (s.label < 0 || s.label as usize >= classnames.len()) {
             return Err(input_error(format!(
                 "task image {} has label {} but the task has {} classes; check classnames.txt",
@@ -167,6 +195,37 @@ pub fn open_task(dir: &Path, data_root: &Path) -> anyhow::Result<TaskFolder> {
     })
 }
 
+/// Fails unless `bytes` (task image `name` in `dir`) is an image the workers
+/// can decode: a known format whose pixels fit the decoder's allocation limit.
+fn check_decodable(name: &str, dir: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let too_big = |what: String| {
+        input_error(format!(
+            "task image {name} in {} {what} (a decompression bomb, or a scan at full resolution); shrink or remove it",
+            dir.display()
+        ))
+    };
+    let decoder = match image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map(|r| r.into_decoder()) {
+        Ok(Ok(d)) => d,
+        Ok(Err(image::ImageError::Limits(e))) => return Err(too_big(format!("exceeds the decoder's limits: {e}"))),
+        _ => {
+            return Err(input_error(format!(
+                "task image {name} in {} cannot be decoded (not a JPEG, PNG or WebP image); fix or remove it",
+                dir.display()
+            )))
+        }
+    };
+    let limit = image::Limits::default().max_alloc.unwrap_or(u64::MAX);
+    if decoder.total_bytes() > limit {
+        let (w, h) = decoder.dimensions();
+        return Err(too_big(format!(
+            "is {w}x{h} pixels: decoding it needs {} MiB, above the decoder's limit of {} MiB",
+            decoder.total_bytes() >> 20,
+            limit >> 20
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +238,22 @@ mod tests {
         let e = parse_class_list("cat\ndog\ncat\n", "f.txt").unwrap_err().to_string();
         assert!(e.contains("'cat' is listed twice (line 3)"), "{e}");
         assert!(parse_class_list("\n\n", "f.txt").is_err());
+        // A leading byte-order mark is dropped; invisible, control and huge names are refused with their line.
+        assert_eq!(parse_class_list("\u{feff}cat\ndog\n", "t").unwrap(), ["cat", "dog"]);
+        for (text, why) in [
+            ("cat\n\u{200f}\n", "line 2: the class name has no visible character"),
+            ("cat\n\u{200b}\u{200d}\n", "line 2: the class name has no visible character"),
+            ("cat\nd\u{0}og\n", "line 2: the class name holds the control character U+0000"),
+            ("cat\ndog\u{feff}x\nbird\n", "none"),
+        ] {
+            match parse_class_list(text, "f.txt") {
+                Err(e) => assert!(e.to_string().contains(why), "{text:?}: {e}"),
+                Ok(names) => assert_eq!((why, names.len()), ("none", 3), "{text:?}"),
+            }
+        }
+        let long = format!("cat\n{}\n", "x".repeat(70_000));
+        let e = parse_class_list(&long, "f.txt").unwrap_err().to_string();
+        assert!(e.contains("line 2: the class name is 70000 characters long, above the limit of 1000"), "{e}");
     }
 
     #[test]

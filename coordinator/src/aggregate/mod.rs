@@ -160,7 +160,8 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         };
         let (mut report, exp) = assess_dataset(&models, &spec.method, node_ids, &input, selection.as_ref(), experiments)?;
         if !d.caption_fallbacks.is_empty() {
-            report.notes.push(crate::captions::fallback_note(&d.spec.name, &d.caption_fallbacks));
+            // The dataset's own note (report.md prefixes it with the dataset's name).
+            report.notes.push(crate::captions::fallback_classes_note(&d.caption_fallbacks));
         }
         datasets.push(report);
         per_dataset.extend(exp);
@@ -180,10 +181,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         spec_digest: spec.digest(),
         source: "evaluate".into(),
         method: spec.method.clone(),
-        notes: mll_notes(&models, labelled.as_deref())
-            .into_iter()
-            .chain(plan.caption_fallbacks().iter().map(|(d, classes)| crate::captions::fallback_note(d, classes)))
-            .collect(),
+        notes: mll_notes(&models, labelled.as_deref()),
         models,
         datasets,
         summary,

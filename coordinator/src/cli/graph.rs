@@ -3,7 +3,7 @@
 
 use crate::graph::wordnet::WordNet;
 use crate::graph::{
-    build_graph_file, count_nodes, read_wnid_lists, GraphBuildRequest, GraphConstruction, DEFAULT_IMAGES_PER_DATASET,
+    build_graph_file, count_nodes, read_wnid_lists, GraphBuildRequest, GraphConstruction, GraphSampling, DEFAULT_IMAGES_PER_DATASET,
     DEFAULT_IMAGES_PER_NODE, DEFAULT_WORDNET_DIR,
 };
 use clap::{Args, Subcommand};
@@ -26,6 +26,13 @@ pub fn run(command: GraphCommand) -> anyhow::Result<()> {
         GraphCommand::Build(args) => build(&args),
         GraphCommand::Count(args) => count(&args),
     }
+}
+
+fn sampling_arg() -> clap::builder::ValueParser {
+    use clap::builder::TypedValueParser;
+    clap::builder::ValueParser::new(
+        clap::builder::PossibleValuesParser::new(["released", "capped"]).map(|s| s.parse::<GraphSampling>().expect("a possible value")),
+    )
 }
 
 fn construction_arg() -> clap::builder::ValueParser {
@@ -57,6 +64,11 @@ pub struct GraphBuildArgs {
     /// `released`: maximum images a node takes from one sample dataset.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_IMAGES_PER_DATASET)]
     pub images_per_dataset: usize,
+    /// `released`: `released` (the released code's rule: up to N-per-dataset from each sample
+    /// dataset with no per-node cap, a hyponym drawing from its parent's images as they stand)
+    /// or `capped` (every node at most N images, a hyponym drawing from its parent's own).
+    #[arg(long, value_name = "RULE", value_parser = sampling_arg())]
+    pub sampling: Option<GraphSampling>,
     /// Seed of every random choice (recorded in the file).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
@@ -97,6 +109,7 @@ impl GraphBuildArgs {
             construction: self.construction,
             images_per_node: self.images_per_node,
             images_per_dataset: self.images_per_dataset,
+            sampling: self.sampling.unwrap_or_default(),
             seed: self.seed,
             captions: self.captions.clone(),
             wordnet: self.wordnet.clone(),
@@ -107,6 +120,12 @@ impl GraphBuildArgs {
 
 /// `coordinator graph build`.
 fn build(args: &GraphBuildArgs) -> anyhow::Result<()> {
+    if args.construction == GraphConstruction::Ancestors && args.sampling.is_some() {
+        return Err(mll_common::exit::InputError(
+            "--sampling applies to the released construction only (ancestors caps every node at --images-per-node)".into(),
+        )
+        .into());
+    }
     let s = build_graph_file(&args.request())?;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);

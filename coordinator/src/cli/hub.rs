@@ -102,6 +102,19 @@ pub struct AdaptArgs {
     pub json: bool,
 }
 
+/// The process's stop signal (SIGTERM, Ctrl-C): once installed it no longer
+/// ends the process by itself, so every wait below selects on it.
+type Stop = tokio::sync::watch::Receiver<bool>;
+
+/// `work`, or an `Interrupted` error (exit 130) saying `what` as soon as the
+/// stop signal turns true.
+async fn until_stopped<T>(work: impl std::future::Future<Output = anyhow::Result<T>>, stop: &Stop, what: &str) -> anyhow::Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = mll_common::shutdown::requested(stop.clone()) => Err(mll_common::exit::Interrupted(what.to_string()).into()),
+    }
+}
+
 /// Workers inside this process (cargo feature `local`): they run the embed
 /// job of a task's classes (MiniLM in process), and in local mode the
 /// evaluate jobs too.
@@ -113,14 +126,13 @@ struct InProcess {
 
 impl InProcess {
     #[cfg(feature = "local")]
-    fn start(settings: &Settings, queue: MemoryQueue, ctl: &RunControl, data_root: &Path) -> anyhow::Result<InProcess> {
-        let shutdown = mll_worker::service::shutdown_signal();
-        let handles = crate::local::spawn_workers(settings, &queue, ctl.store.clone(), &ctl.artifacts, data_root, 1, &shutdown)?;
+    fn start(settings: &Settings, queue: MemoryQueue, ctl: &RunControl, data_root: &Path, stop: &Stop) -> anyhow::Result<InProcess> {
+        let handles = crate::local::spawn_workers(settings, &queue, ctl.store.clone(), &ctl.artifacts, data_root, 1, stop)?;
         Ok(InProcess { queue, handles })
     }
 
     #[cfg(not(feature = "local"))]
-    fn start(_: &Settings, _: MemoryQueue, _: &RunControl, _: &Path) -> anyhow::Result<InProcess> {
+    fn start(_: &Settings, _: MemoryQueue, _: &RunControl, _: &Path, _: &Stop) -> anyhow::Result<InProcess> {
         anyhow::bail!(
             "this coordinator was built without local mode (cargo feature `local`, which links libtorch): \
              drop --local to use the cluster's workers, or rebuild with the default features"
@@ -147,15 +159,16 @@ struct Session {
     local: bool,
 }
 
-async fn session(settings: &Settings, config: Option<&Path>, at: &HubLocation) -> anyhow::Result<Session> {
+async fn session(settings: &Settings, config: Option<&Path>, at: &HubLocation, stop: &Stop) -> anyhow::Result<Session> {
     let run = RunId::new(&at.hub).map_err(input_error)?;
     let located = locate(&at.place, config, at.hub_dir.as_ref().map(|_| "--hub-dir"))?;
     if located.is_local() {
         let dir = local_dir(run.as_str(), at.hub_dir.as_deref());
         let queue = MemoryQueue::new(settings.broker.delivery_limit);
         let ctl = local_run(settings, run.as_str(), &dir, &located, &queue)?;
+        check_recorded_data_root(&ctl, &run, &dir)?;
         let hub = Hub::open(&ctl, &run).await?;
-        let workers = InProcess::start(settings, queue, &ctl, &hub.plan.data_root)?;
+        let workers = InProcess::start(settings, queue, &ctl, &hub.plan.data_root, stop)?;
         return Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: Some(workers), local: true });
     }
     let ctl = cluster(settings).await?;
@@ -165,11 +178,33 @@ async fn session(settings: &Settings, config: Option<&Path>, at: &HubLocation) -
     if cfg!(feature = "local") {
         let queue = MemoryQueue::new(settings.broker.delivery_limit);
         let embed_ctl = RunControl { queue: Arc::new(queue.clone()), ..ctl.clone() };
-        let workers = InProcess::start(settings, queue, &embed_ctl, &hub.plan.data_root)?;
+        let workers = InProcess::start(settings, queue, &embed_ctl, &hub.plan.data_root, stop)?;
         Ok(Session { ctl, embed_ctl, hub, workers: Some(workers), local: false })
     } else {
         Ok(Session { embed_ctl: ctl.clone(), ctl, hub, workers: None, local: false })
     }
+}
+
+/// A local hub reads its images and graph from the data root recorded when
+/// it was made (its saved spec's `data_root`, relative to that spec's path),
+/// not from anything near its folder: a hub folder copied to another place
+/// or machine says so here instead of failing on a missing dataset later.
+fn check_recorded_data_root(ctl: &RunControl, run: &RunId, dir: &Path) -> anyhow::Result<()> {
+    let Ok(sub) = ctl.saved_submission(run) else { return Ok(()) }; // Hub::open says what is missing
+    let Ok(spec) = sub.spec() else { return Ok(()) };
+    let root = crate::plan::data_root_of(&spec, &sub.spec_path);
+    if !root.is_dir() {
+        return Err(input_error(format!(
+            "hub '{run}' in {} reads its data from {}, the data root recorded when it was made (the spec {} \
+             names it), and that folder does not exist here: the hub folder was moved or copied without its data. \
+             Put the data root there (or link it), or run the hub's spec again where the data is",
+            dir.display(),
+            root.display(),
+            sub.spec_path.display()
+        )));
+    }
+    tracing::info!(hub = %run, data_root = %root.display(), "the hub reads the data root recorded when it was made");
+    Ok(())
 }
 
 impl Session {
@@ -189,8 +224,16 @@ pub async fn hub_list(settings: &Settings, config: Option<&Path>, args: &HubList
             return Err(input_error(format!("--root {}: no such folder", root.display())));
         }
         for dir in local_runs(&root) {
-            let ctl = local_control(settings, &dir, &MemoryQueue::new(settings.broker.delivery_limit))?;
-            for mut h in hub::list(&ctl).await? {
+            // One unreadable run folder is listed with its reason, not the end of the list.
+            let found = match local_control(settings, &dir, &MemoryQueue::new(settings.broker.delivery_limit)) {
+                Ok(ctl) => hub::list(&ctl).await,
+                Err(e) => Err(e),
+            };
+            let found = found.unwrap_or_else(|e| {
+                let run = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                vec![hub::HubSummary::unreadable(run, format!("cannot open the run folder: {e:#}"))]
+            });
+            for mut h in found {
                 // Local runs are found by folder: say which.
                 h.dir = Some(dir.display().to_string());
                 hubs.push(h);
@@ -250,8 +293,9 @@ pub async fn select(settings: &Settings, config: Option<&Path>, args: &SelectArg
     let drive = drive_options(settings);
     let names = read_class_list(&args.classes)?;
     let classes = ClassTexts::new(names, args.captions.as_deref())?;
-    let s = session(settings, config, &args.at).await?;
-    let result = async {
+    let stop = mll_common::shutdown::signal();
+    let s = session(settings, config, &args.at, &stop).await?;
+    let work = async {
         let k = k_for(&s.hub, args.k)?;
         let started = std::time::Instant::now();
         let (e_t, embed_run) = embed_classes(&s.embed_ctl, &s.hub, &classes, &drive).await?;
@@ -259,8 +303,8 @@ pub async fn select(settings: &Settings, config: Option<&Path>, args: &SelectArg
         let selection = select_on_hub(&s.hub, &e_t, k)?;
         tracing::debug!(embed_seconds = embedded, select_seconds = started.elapsed().as_secs_f64() - embedded, "select");
         Ok::<_, anyhow::Error>(report(&s.hub, &classes, &selection, k, &embed_run))
-    }
-    .await;
+    };
+    let result = until_stopped(work, &stop, "select stopped: nothing was written; run it again").await;
     s.close().await;
     let r = result?;
     if args.json {
@@ -273,7 +317,8 @@ pub async fn select(settings: &Settings, config: Option<&Path>, args: &SelectArg
 
 pub async fn adapt(settings: &Settings, config: Option<&Path>, args: &AdaptArgs) -> anyhow::Result<()> {
     let drive = drive_options(settings);
-    let s = session(settings, config, &args.at).await?;
+    let stop = mll_common::shutdown::signal();
+    let s = session(settings, config, &args.at, &stop).await?;
     let opts = AdaptOptions {
         task: args.task.clone(),
         k: args.k,
@@ -282,7 +327,12 @@ pub async fn adapt(settings: &Settings, config: Option<&Path>, args: &AdaptArgs)
         wait: args.wait || s.local,
         drive,
     };
-    let result = adapt_task(&s.ctl, &s.embed_ctl, &s.hub, &opts).await;
+    let stopped = if s.local {
+        "adapt stopped: its finished evaluate jobs are kept in the hub's folder; the same command resumes it"
+    } else {
+        "adapt stopped: its published jobs stay queued for the cluster's workers; the same command with --wait collects them"
+    };
+    let result = until_stopped(adapt_task(&s.ctl, &s.embed_ctl, &s.hub, &opts), &stop, stopped).await;
     s.close().await;
     match result? {
         AdaptOutcome::Submitted { run, jobs, published } => {

@@ -2,7 +2,7 @@
 //! names; with `--repair`, drop the bad ones and compute exactly those again.
 
 use super::context::{cluster, cluster_miss_hint, local_dir, local_run, locate, run_id, Place};
-use crate::verify::{check, repair};
+use crate::verify::{check, repair, repair_indexes};
 use clap::Args;
 use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
@@ -16,7 +16,8 @@ pub struct VerifyArgs {
     /// Drop the bad results and publish exactly those jobs again.
     #[arg(long)]
     repair: bool,
-    /// Print {run, checked, bad: [{job, stage, model, dataset, what, reason}], republished} as JSON.
+    /// Print {run, checked, bad: [{job, stage, model, dataset, what, reason}], indexes_checked,
+    /// bad_indexes: [{path, reason}], republished} as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -44,10 +45,22 @@ pub async fn verify(settings: &Settings, config: Option<&Path>, args: &VerifyArg
     if repair_them && !v.bad.is_empty() {
         v.republished = Some(repair(&ctl, &plan, &v.bad, local_out.is_none()).await?);
     }
+    if repair_them {
+        repair_indexes(&v.bad_indexes)?;
+    }
     if json {
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!("run {}: {} committed results checked, {} bad", v.run, v.checked, v.bad.len());
+        if v.indexes_checked > 0 {
+            println!("hub index: {} files checked, {} damaged", v.indexes_checked, v.bad_indexes.len());
+        }
+        for b in &v.bad_indexes {
+            println!("  damaged hub index {}: {}", b.path, b.reason);
+        }
+        if repair_them && !v.bad_indexes.is_empty() {
+            println!("deleted {} damaged hub index files; the next `select` or `adapt` rebuilds them", v.bad_indexes.len());
+        }
         for b in &v.bad {
             println!(
                 "  bad {} job {} ({}; model {}; dataset {}): {}",
@@ -68,6 +81,12 @@ pub async fn verify(settings: &Settings, config: Option<&Path>, args: &VerifyArg
             ),
             (None, _) => {}
         }
+    }
+    if !v.bad_indexes.is_empty() && !repair_them {
+        anyhow::bail!(
+            "{} damaged hub index files in run {run}; `coordinator verify {run} --repair` deletes them (they are rebuilt from the label artifacts)",
+            v.bad_indexes.len()
+        );
     }
     if !v.bad.is_empty() && v.republished.is_none() {
         anyhow::bail!(

@@ -31,7 +31,7 @@ pub mod draw;
 pub mod released;
 pub mod wordnet;
 
-pub use mll_common::data::graph::{Graph, GraphBuild, GraphConstruction, GraphImage, GraphNode, GRAPH_FORMAT_VERSION};
+pub use mll_common::data::graph::{Graph, GraphBuild, GraphConstruction, GraphImage, GraphNode, GraphSampling, GRAPH_FORMAT_VERSION};
 use serde::Serialize;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +88,8 @@ pub struct GraphBuildRequest {
     pub images_per_node: usize,
     /// `released`: maximum images a node takes from one sample dataset.
     pub images_per_dataset: usize,
+    /// `released`: the sampling rule.
+    pub sampling: GraphSampling,
     pub seed: u64,
     /// JSON {node id or lemma: [caption, ...]} of node captions; otherwise generated.
     pub captions: Option<PathBuf>,
@@ -103,6 +105,7 @@ pub struct BuildOptions {
     pub construction: GraphConstruction,
     pub images_per_node: usize,
     pub images_per_dataset: usize,
+    pub sampling: GraphSampling,
     pub seed: u64,
     pub definition_only: bool,
     /// Captions by node id or lemma (see the module docs for the lookup order).
@@ -115,6 +118,7 @@ impl Default for BuildOptions {
             construction: GraphConstruction::Released,
             images_per_node: DEFAULT_IMAGES_PER_NODE,
             images_per_dataset: DEFAULT_IMAGES_PER_DATASET,
+            sampling: GraphSampling::Released,
             seed: 0,
             definition_only: false,
             captions: None,
@@ -410,7 +414,9 @@ pub fn build_graph(wn: &WordNet, datasets: &[SampleDataset], opts: &BuildOptions
     check_caps(opts)?;
     let classes = pool_classes(datasets);
     let (drafts, dropped) = match opts.construction {
-        GraphConstruction::Released => released::build(wn, datasets, opts.seed, opts.images_per_node, opts.images_per_dataset)?,
+        GraphConstruction::Released => {
+            released::build(wn, datasets, opts.seed, opts.images_per_node, opts.images_per_dataset, opts.sampling)?
+        }
         GraphConstruction::Ancestors => (ancestors::build(wn, &classes, opts.seed, opts.images_per_node)?, 0),
     };
     let (mut graph, from_file) = assemble(drafts, opts);
@@ -420,6 +426,7 @@ pub fn build_graph(wn: &WordNet, datasets: &[SampleDataset], opts: &BuildOptions
         sample_datasets: datasets.len(),
         images_per_node: opts.images_per_node,
         images_per_dataset: (opts.construction == GraphConstruction::Released).then_some(opts.images_per_dataset),
+        sampling: (opts.construction == GraphConstruction::Released).then_some(opts.sampling),
         nodes: graph.nodes.len(),
         images: graph.images.len(),
     });
@@ -446,6 +453,7 @@ pub fn build_graph_file(args: &GraphBuildRequest) -> Result<GraphSummary, GraphE
         construction: args.construction,
         images_per_node: args.images_per_node,
         images_per_dataset: args.images_per_dataset,
+        sampling: args.sampling,
         seed: args.seed,
         definition_only: args.definition_only,
         captions: None,

@@ -19,38 +19,40 @@
 //!   used, so there is none here.
 //! - A hyponym's parents are the senses it is a hyponym of.
 //!
-//! Images, all seeded (see `draw`):
+//! Images, all seeded (see `draw`), by the released code's rule
+//! (`evaluation_dataset_construct.py:61–81`; [`GraphSampling::Released`], the default):
 //! 1. Per sample dataset and sense: the pool is the images of every class of
 //!    that dataset the sense came from; up to `images_per_dataset` (25) of it.
-//! 2. A sense holds up to `images_per_node` (75) of its datasets' draws.
-//! 3. A hyponym with k parents takes ⌊75/k⌋ images from each parent (all of
-//!    them when the parent has no more) out of the parent's images of steps
-//!    1–2.
-//! 4. A node that is both a sense and a hyponym holds both sets, and every
-//!    node at most 75 (a seeded draw when more).
-//! 5. Nodes without images are left out.
+//!    A sense holds every dataset's draw: up to 125 with five sample datasets
+//!    (the code's 75 cap walks the sense's folder for sub-folders, finds none
+//!    and removes nothing).
+//! 2. Hyponyms are reached one after another; a hyponym with k parents takes
+//!    ⌊75/k⌋ images from each parent (all of them when the parent has no more)
+//!    out of the parent's images as they stand then: a parent that is itself a
+//!    hyponym reached earlier passes on what it received too.
+//! 3. A node that is both a sense and a hyponym holds both sets, uncapped (the
+//!    code copies without a cap).
+//! 4. Nodes without images are left out.
 //!
-//! Where the code's effect is an accident, we follow its intent, and say so:
-//! - Step 2: the code's 75 cap walks the sense's own folder looking for
-//!   sub-folders, finds none, and never removes a file; we cap every node at
-//!   75 (docs/method.md, "Semantic graph"), so with five sample datasets a node
-//!   of ours holds 75 where the code's held up to 125.
-//! - Step 3: the code lists the parent's folder when it reaches the hyponym, so
-//!   a parent that is itself a hyponym and was handled earlier (in file-system
-//!   order) passes on what it received; we pass on the parent's own images.
-//! - Step 4: the code copies without a cap; we cap, as for every node.
+//! [`GraphSampling::Capped`] (`graph build --sampling capped`) follows the
+//! paper's "75 per node" instead: a sense holds at most `images_per_node` of
+//! its datasets' draws, a hyponym draws from its parents' own images only, and
+//! every node holds at most `images_per_node` (a seeded draw when more).
+//!
+//! Where the code's effect is an accident of its environment, we make it
+//! reproducible, and say so:
+//! - Order: the code reaches hyponyms (and lists folders) in file-system
+//!   order with Python's unseeded `random`; we reach hyponyms in synset order
+//!   (part of speech, then offset) and give every draw its own seeded stream.
 //! - The code copies files by base name, so two images with the same file
 //!   name (ImageNet-R has an `art_0.jpg` in every class folder) overwrite each
 //!   other; we key images by their path and lose none.
-//! - Step 5: the code leaves such a folder empty, which torchvision's
+//! - Step 4: the code leaves such a folder empty, which torchvision's
 //!   ImageFolder refuses to load; so none can have existed in its runs.
-//! - Nodes are sorted by synset (part of speech, then offset) and every draw
-//!   has its own seeded stream, where the code used Python's unseeded
-//!   `random` over file-system order.
 
 use super::draw::{sample_prefix, stream};
 use super::wordnet::{Synset, SynsetRef, WordNet};
-use super::{class_synset, GraphError, NodeDraft, SampleDataset};
+use super::{class_synset, GraphError, GraphSampling, NodeDraft, SampleDataset};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The released node set of a list of classes, before images.
@@ -105,7 +107,9 @@ pub fn build(
     seed: u64,
     per_node: usize,
     per_dataset: usize,
+    sampling: GraphSampling,
 ) -> Result<(Vec<NodeDraft>, usize), GraphError> {
+    let capped = sampling == GraphSampling::Capped;
     let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for d in datasets {
         for wnid in d.classes.keys() {
@@ -114,7 +118,7 @@ pub fn build(
     }
     let nodes = node_set(wn, &classes)?;
 
-    // Steps 1–2: each sense's own images.
+    // Each sense's own images.
     let mut own: BTreeMap<SynsetRef, Vec<String>> = nodes.senses.keys().map(|&s| (s, Vec::new())).collect();
     for d in datasets {
         let mut pools: BTreeMap<SynsetRef, BTreeSet<&String>> = BTreeMap::new();
@@ -131,35 +135,47 @@ pub fn build(
     }
     for (&s, images) in own.iter_mut() {
         images.sort();
-        if images.len() > per_node {
+        if capped && images.len() > per_node {
             *images = sample_prefix(&mut stream(seed, &["released", "node", &key(s)]), images, per_node);
             images.sort();
         }
     }
 
-    // Step 3: hyponyms' shares of their parents' own images.
+    // Hyponyms' shares of their parents' images, in synset order: the
+    // parent's own images (capped), or all it holds when reached (released).
     let mut inherited: BTreeMap<SynsetRef, Vec<String>> = BTreeMap::new();
     for (&h, parents) in &nodes.parents {
         let share = per_node / parents.len();
-        let got = inherited.entry(h).or_default();
+        let mut got = Vec::new();
         for &p in parents {
-            let files = &own[&p];
+            let files: Vec<String> = match (capped, inherited.get(&p)) {
+                (false, Some(more)) => {
+                    let mut all: Vec<String> = own[&p].iter().chain(more).cloned().collect();
+                    all.sort();
+                    all.dedup();
+                    all
+                }
+                _ => own[&p].clone(),
+            };
             if files.len() > share {
-                got.extend(sample_prefix(&mut stream(seed, &["released", "hyponym", &key(h), &key(p)]), files, share));
+                got.extend(sample_prefix(&mut stream(seed, &["released", "hyponym", &key(h), &key(p)]), &files, share));
             } else {
-                got.extend(files.iter().cloned());
+                got.extend(files);
             }
         }
+        got.sort();
+        got.dedup();
+        inherited.insert(h, got);
     }
 
-    // Steps 4–5.
+    // Totals; nodes without images left out.
     let mut drafts = Vec::new();
     let mut dropped = 0;
     for r in nodes.all() {
         let mut images: Vec<String> = own.get(&r).into_iter().chain(inherited.get(&r)).flatten().cloned().collect();
         images.sort();
         images.dedup();
-        if images.len() > per_node {
+        if capped && images.len() > per_node {
             images = sample_prefix(&mut stream(seed, &["released", "total", &key(r)]), &images, per_node);
             images.sort();
         }

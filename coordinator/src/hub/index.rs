@@ -16,9 +16,18 @@
 //! index never describes other labels than its name says.
 //!
 //! File: safetensors, `__metadata__` {format, digest, graph_nodes, width,
-//! shards, node_texts}; tensors `offsets` (U64, V+1: the slots of node v are
-//! offsets[v]..offsets[v+1]), `shard` and `row` (U32, N: where slot i's image
-//! is among the label artifacts), `lists` (U32, N × K, present when K > 0).
+//! shards, node_texts, offsets_sha256}; tensors `offsets` (U64, V+1: the slots
+//! of node v are offsets[v]..offsets[v+1]), `shard` and `row` (U32, N: where
+//! slot i's image is among the label artifacts), `lists` (U32, N × K, present
+//! when K > 0), `node_sha256` (U8, V × 32).
+//!
+//! The index is derived data that nothing else checks, and a changed list
+//! silently changes `select`'s picks, so it carries its own checksums
+//! (docs/formats.md, "Hub index"): `offsets_sha256` over the offsets (read
+//! whole on open) and, per node, the SHA-256 of its slots' shard, row and
+//! list bytes, checked whenever a node's slots are read. Reads stay per node;
+//! a mismatch is [`IndexError::Damaged`], which the hub answers by rebuilding
+//! the file, and `coordinator verify` checks every node of every index.
 
 use crate::aggregate::LabelSources;
 use mll_common::artifact::safetensors_io::{self as st_io, Dtype, Named, TensorError};
@@ -32,7 +41,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-pub const FORMAT: &str = "mll-hub-index/1";
+pub const FORMAT: &str = "mll-hub-index/2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -44,6 +53,27 @@ pub enum IndexError {
     Labels { sha256: String, reason: String },
     #[error("hub index {path}: {reason}; delete the file and run the command again (it is rebuilt from the label artifacts)")]
     Index { path: String, reason: String },
+    /// The file's bytes do not match its own checksums: it was changed after
+    /// it was written.
+    #[error("hub index {path} is damaged: {reason}; it is rebuilt from the label artifacts (`coordinator verify --repair` deletes it)")]
+    Damaged { path: String, reason: String },
+}
+
+/// The checksum of node `g`'s slots: their shard, row and list values, little-endian.
+fn node_checksum(shard: &[u32], row: &[u32], lists: &[u32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [shard, row, lists] {
+        for v in part {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+fn offsets_checksum(offsets: &[u64]) -> String {
+    let bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+    sha256_hex(&bytes)
 }
 
 /// The digest that names a model's index: the format, the graph size and
@@ -124,10 +154,16 @@ pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usi
     let n = nodes.len();
     let shard: Vec<u32> = nodes.iter().map(|n| n.1).collect();
     let row: Vec<u32> = nodes.iter().map(|n| n.2).collect();
+    let mut sums = Vec::with_capacity(graph_nodes * 32);
+    for g in 0..graph_nodes {
+        let (a, b) = (offsets[g] as usize, offsets[g + 1] as usize);
+        sums.extend_from_slice(&node_checksum(&shard[a..b], &row[a..b], &lists[a * k..b * k]));
+    }
     let mut tensors = vec![
         Named::new("offsets", vec![graph_nodes + 1], &offsets),
         Named::new("shard", vec![n], &shard),
         Named::new("row", vec![n], &row),
+        Named::new("node_sha256", vec![graph_nodes, 32], &sums),
     ];
     if k > 0 {
         tensors.push(Named::new("lists", vec![n, k], &lists));
@@ -139,6 +175,7 @@ pub fn build(artifacts: &ArtifactStore, sources: &LabelSources, graph_nodes: usi
         ("width".to_string(), width.to_string()),
         ("shards".to_string(), serde_json::to_string(&sources.shards).expect("refs serialise")),
         ("node_texts".to_string(), serde_json::to_string(&sources.node_texts).expect("refs serialise")),
+        ("offsets_sha256".to_string(), offsets_checksum(&offsets)),
     ]);
     Ok(st_io::encode_with_metadata(&tensors, Some(meta)).expect("tensors are consistent"))
 }
@@ -176,6 +213,15 @@ impl HubIndex {
         let shards: Vec<ArtifactRef> = serde_json::from_str(meta("shards")?).map_err(|e| bad(format!("'shards': {e}")))?;
         let node_texts: ArtifactRef = serde_json::from_str(meta("node_texts")?).map_err(|e| bad(format!("'node_texts': {e}")))?;
         let offsets = file.u64_rows("offsets", 0..graph_nodes + 1)?;
+        if offsets_checksum(&offsets) != meta("offsets_sha256")? {
+            return Err(IndexError::Damaged {
+                path: path.display().to_string(),
+                reason: "its node offsets do not match their checksum".into(),
+            });
+        }
+        if file.shape("node_sha256", Dtype::U8)? != [graph_nodes, 32] {
+            return Err(bad(format!("'node_sha256' is not {graph_nodes} × 32")));
+        }
         let n = *file.shape("shard", Dtype::U32)?.first().unwrap_or(&0);
         if offsets.first() != Some(&0) || offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last() != Some(&(n as u64)) {
             return Err(bad(format!("its node offsets do not cover its {n} images in order")));
@@ -232,11 +278,23 @@ impl HubIndex {
             }
         }
         let n = image_nodes.len();
-        let top_nodes = if self.k > 0 {
-            let mut lists = Vec::with_capacity(n * self.k);
-            for r in &ranges {
+        // Every slot's shard, row and list, checked node by node against the
+        // node's checksum before anything is used.
+        let (mut shard, mut row, mut lists) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n * self.k));
+        for r in &ranges {
+            shard.extend(self.file.u32_rows("shard", r.clone())?);
+            row.extend(self.file.u32_rows("row", r.clone())?);
+            if self.k > 0 {
                 lists.extend(self.file.u32_rows("lists", r.clone())?);
             }
+        }
+        let mut at = 0;
+        for &g in &union {
+            let len = (self.offsets[g + 1] - self.offsets[g]) as usize;
+            self.check_node(g, &shard[at..at + len], &row[at..at + len], &lists[at * self.k..(at + len) * self.k])?;
+            at += len;
+        }
+        let top_nodes = if self.k > 0 {
             let lists = Array2::from_shape_vec((n, self.k), lists).expect("rows × K");
             Some(
                 TopNodes::new(lists, v)
@@ -259,25 +317,19 @@ impl HubIndex {
         let (image_embeddings, node_text_embeddings) = if fallback.is_empty() {
             (Array2::zeros((0, self.width)), Array2::zeros((0, self.width)))
         } else {
-            (self.read_embeddings(&ranges, &fallback, artifacts)?, self.node_texts(artifacts)?)
+            let at: Vec<(usize, usize)> = fallback.iter().map(|&i| (shard[i] as usize, row[i] as usize)).collect();
+            (self.read_embeddings(&at, artifacts)?, self.node_texts(artifacts)?)
         };
         Ok(ModelLabels { image_embeddings, image_nodes, image_rows: Some(image_rows), node_text_embeddings, top_nodes })
     }
 
-    /// The embeddings of images `wanted` (positions in the concatenation of
-    /// `ranges`), one row each in that order, read from the label artifacts.
-    fn read_embeddings(&self, ranges: &[Range<usize>], wanted: &[usize], artifacts: &ArtifactStore) -> Result<Array2<f32>, IndexError> {
-        let mut out = Array2::<f32>::zeros((wanted.len(), self.width));
-        let mut slot_of = Vec::new();
-        for r in ranges {
-            slot_of.extend(r.clone());
-        }
+    /// The embeddings of the images at (shard, row) `at`, one row each in
+    /// that order, read from the label artifacts.
+    fn read_embeddings(&self, at: &[(usize, usize)], artifacts: &ArtifactStore) -> Result<Array2<f32>, IndexError> {
+        let mut out = Array2::<f32>::zeros((at.len(), self.width));
         let mut by_shard: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.shards.len()];
-        for (out_row, &i) in wanted.iter().enumerate() {
-            let slot = slot_of[i];
-            let s = self.file.u32_rows("shard", slot..slot + 1)?[0] as usize;
-            let row = self.file.u32_rows("row", slot..slot + 1)?[0] as usize;
-            let bad = || IndexError::Index { path: self.file.path().display().to_string(), reason: format!("slot {slot} names shard {s}") };
+        for (out_row, &(s, row)) in at.iter().enumerate() {
+            let bad = || IndexError::Index { path: self.file.path().display().to_string(), reason: format!("an image names shard {s}") };
             by_shard.get_mut(s).ok_or_else(bad)?.push((out_row, row));
         }
         for (s, rows) in by_shard.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
@@ -293,6 +345,29 @@ impl HubIndex {
             }
         }
         Ok(out)
+    }
+
+    /// Checks node `g`'s slots against its stored checksum.
+    fn check_node(&self, g: usize, shard: &[u32], row: &[u32], lists: &[u32]) -> Result<(), IndexError> {
+        let stored = self.file.rows("node_sha256", Dtype::U8, g..g + 1)?;
+        if stored[..] != node_checksum(shard, row, lists) {
+            return Err(IndexError::Damaged {
+                path: self.file.path().display().to_string(),
+                reason: format!("node {g}'s images and lists do not match their checksum"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks every node's slots against its checksum (`coordinator verify`):
+    /// reads the whole file, one node at a time.
+    pub fn check_all(&self) -> Result<(), IndexError> {
+        for g in 0..self.graph_nodes {
+            let r = self.offsets[g] as usize..self.offsets[g + 1] as usize;
+            let lists = if self.k > 0 { self.file.u32_rows("lists", r.clone())? } else { Vec::new() };
+            self.check_node(g, &self.file.u32_rows("shard", r.clone())?, &self.file.u32_rows("row", r)?, &lists)?;
+        }
+        Ok(())
     }
 
     /// The node text embeddings (V × D), read by position (their checksum
@@ -455,5 +530,46 @@ pub(crate) mod tests {
         // A corrupt artifact is caught by its checksum.
         std::fs::write(store.path_of(&sources.shards[0].sha256), b"garbage").unwrap();
         assert!(matches!(build(&store, &sources, V), Err(IndexError::Artifact(_))));
+    }
+
+    /// Where tensor `name`'s data starts in the file's bytes.
+    fn data_offset(bytes: &[u8], name: &str) -> usize {
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+        8 + header_len + header[name]["data_offsets"][0].as_u64().unwrap() as usize
+    }
+
+    /// A changed list, slot or offset is caught by the file's own checksums:
+    /// on the read of the node it belongs to, by `check_all`, and on open
+    /// for the offsets; an undamaged file passes `check_all`.
+    #[test]
+    fn a_changed_index_fails_its_checksums() {
+        let Fixture { _dir: dir, store, models, .. } = fixture(11);
+        let (sources, labels) = &models[0];
+        let digest = digest(sources, V);
+        let path = dir.path().join("index.safetensors");
+        let good = build(&store, sources, V).unwrap();
+        std::fs::write(&path, &good).unwrap();
+        HubIndex::open(&path, &digest, V).unwrap().check_all().unwrap();
+        let all: Vec<usize> = (0..V).collect();
+        for tensor in ["lists", "shard", "row"] {
+            let mut bytes = good.clone();
+            // The first slot's first value, plus one: still a valid node, shard or row.
+            let at = data_offset(&bytes, tensor);
+            bytes[at] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+            let index = HubIndex::open(&path, &digest, V).unwrap();
+            let first = labels.image_nodes.iter().min().copied().unwrap();
+            let err = index.labels_for(&[all.as_slice()], true, &store).unwrap_err();
+            assert!(matches!(err, IndexError::Damaged { .. }), "{tensor}: {err}");
+            assert!(err.to_string().contains(&format!("node {first}'s images and lists do not match")), "{tensor}: {err}");
+            assert!(matches!(index.check_all(), Err(IndexError::Damaged { .. })), "{tensor}");
+        }
+        let mut bytes = good.clone();
+        let at = data_offset(&bytes, "offsets") + 8 * 5;
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = HubIndex::open(&path, &digest, V).unwrap_err();
+        assert!(matches!(err, IndexError::Damaged { .. }) && err.to_string().contains("offsets"), "{err}");
     }
 }

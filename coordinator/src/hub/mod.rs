@@ -166,22 +166,29 @@ pub async fn list(ctl: &RunControl) -> anyhow::Result<Vec<HubSummary>> {
         }
         match summarise(ctl, &run).await {
             Ok(s) => out.push(s),
-            Err(e) => out.push(HubSummary {
-                dir: None,
-                run: run.to_string(),
-                state: "unknown".into(),
-                usable: false,
-                reason: Some(format!("{e:#}")),
-                models: Vec::new(),
-                labelled_models: 0,
-                graph_nodes: 0,
-                graph_images: 0,
-                datasets: Vec::new(),
-                embedder: None,
-            }),
+            Err(e) => out.push(HubSummary::unreadable(run.to_string(), format!("{e:#}"))),
         }
     }
     Ok(out)
+}
+
+impl HubSummary {
+    /// A run that could not be read: listed, not usable, with the reason.
+    pub fn unreadable(run: String, reason: String) -> HubSummary {
+        HubSummary {
+            dir: None,
+            run,
+            state: "unknown".into(),
+            usable: false,
+            reason: Some(reason),
+            models: Vec::new(),
+            labelled_models: 0,
+            graph_nodes: 0,
+            graph_images: 0,
+            datasets: Vec::new(),
+            embedder: None,
+        }
+    }
 }
 
 /// A usable hub, opened for selection: its plan (spec, data root, graph), the
@@ -230,8 +237,22 @@ impl Hub {
     /// options count all images, not only the selected nodes').
     pub fn selection_labels(&self, m: usize, node_sets: &[&[usize]]) -> anyhow::Result<ModelLabels> {
         let (path, digest) = &self.indexes[m];
-        let index = index::HubIndex::open(path, digest, self.plan.graph_node_ids.len())?;
-        Ok(index.labels_for(node_sets, self.plan.spec.method.selected_images_only, &self.ctl.artifacts)?)
+        let graph_nodes = self.plan.graph_node_ids.len();
+        let read = |index: index::HubIndex| index.labels_for(node_sets, self.plan.spec.method.selected_images_only, &self.ctl.artifacts);
+        match index::HubIndex::open(path, digest, graph_nodes).and_then(read) {
+            // A changed index is rebuilt from the label artifacts (checked by
+            // their own checksums), loudly, and read again.
+            Err(e @ index::IndexError::Damaged { .. }) => {
+                eprintln!("warning: {e}");
+                let model = &self.plan.spec.hub[m].key;
+                let sources = aggregate::label_sources(&self.plan, &self.outputs, model)
+                    .ok_or_else(|| anyhow::anyhow!("hub '{}': graph labels of {model} are not all committed", self.plan.run))?;
+                let bytes = index::build(&self.ctl.artifacts, &sources, graph_nodes)?;
+                self.ctl.artifacts.put_named(&index::name(&self.plan.run, digest), &bytes)?;
+                Ok(index::HubIndex::open(path, digest, graph_nodes).and_then(read)?)
+            }
+            r => Ok(r?),
+        }
     }
 
     /// Each model's GFLOPs per image as the spec gives them (hub order).
@@ -261,7 +282,11 @@ fn ensure_indexes(ctl: &RunControl, plan: &Plan, outs: &Outputs) -> anyhow::Resu
         let digest = index::digest(&sources, graph_nodes);
         let name = index::name(&plan.run, &digest);
         let path = ctl.artifacts.root().join(&name);
-        if index::HubIndex::open(&path, &digest, graph_nodes).is_err() {
+        let opened = index::HubIndex::open(&path, &digest, graph_nodes);
+        if let Err(e @ index::IndexError::Damaged { .. }) = &opened {
+            eprintln!("warning: {e}");
+        }
+        if opened.is_err() {
             let started = std::time::Instant::now();
             let bytes = index::build(&ctl.artifacts, &sources, graph_nodes)?;
             ctl.artifacts.put_named(&name, &bytes)?;

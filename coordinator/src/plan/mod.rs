@@ -327,7 +327,7 @@ pub fn plan_with(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> 
     for (index, d) in spec.datasets.iter().enumerate() {
         let derr = |reason: String| PlanError::Dataset { name: d.name.clone(), reason };
         let path = data_root.join(&d.path);
-        let ds = mll_common::data::open(&path, d.format).map_err(|e| derr(e.to_string()))?;
+        let ds = mll_common::data::open_under(data_root, &path, d.format).map_err(|e| derr(e.to_string()))?;
         let classnames = if d.classnames.is_empty() {
             ds.classnames()
                 .ok_or_else(|| derr(format!("no class names: give `classnames` in the spec or write {}/classnames.txt", path.display())))?

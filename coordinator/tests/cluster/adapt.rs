@@ -111,9 +111,40 @@ fn cluster_hub_serves_select_and_adapt_with_only_the_selected_models_evaluated()
     assert!((acc - want).abs() <= 5e-7, "adapt {acc} vs the report's mll_k1 {want} (rounded to 6 decimals)");
     assert_eq!(std::fs::read_to_string(out.join("predictions.csv")).unwrap().lines().count(), 481);
 
-    // A hub whose labels are not committed (no worker runs its jobs) is refused.
     kill9(&mut w1);
     kill9(&mut w2);
+    // Ctrl-C while `adapt --wait` waits for jobs no worker takes: it stops at
+    // once with exit 130 and says what is kept (the in-process embed worker
+    // has installed the signal handlers, so nothing else would end it).
+    let other = world().join("datasets/toy-traffic");
+    let mut waiting = c.spawn_coordinator(
+        &["adapt", "--hub", "toy", "--task", other.to_str().unwrap(), "--wait", "--out", c.path("stopped").to_str().unwrap()],
+        "adapt-ctrl-c",
+    );
+    assert!(
+        c.wait_log("coordinator-adapt-ctrl-c.log", "evaluate jobs of the selected models", Duration::from_secs(120)),
+        "adapt never published: {}",
+        c.logs()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("kill").args(["-INT", &waiting.id().to_string()]).status();
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(st) = waiting.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            kill9(&mut waiting);
+            panic!("adapt --wait ignored Ctrl-C for 30 s: {}", c.logs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(c.path("coordinator-adapt-ctrl-c.log")).unwrap();
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("adapt stopped: its published jobs stay queued"), "{log}");
+    assert!(!c.path("stopped").exists(), "an interrupted adapt wrote its output folder");
+
+    // A hub whose labels are not committed (no worker runs its jobs) is refused.
     let text = std::fs::read_to_string(&spec)
         .unwrap()
         .replace("name = \"toy\"", "name = \"toy-unfinished\"")

@@ -302,6 +302,24 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     let unknown =
         env.coordinator(&["select", "--local", "--hub", "nope", "--hub-dir", dir.to_str().unwrap(), "--classes", fine.to_str().unwrap()]);
     usage(&unknown, "hub 'nope' is not a run of this store");
+    // More models per class than the hub has; a class name no one could mean (it used to panic).
+    let too_many = env.coordinator(&[
+        "select",
+        "--local",
+        "--hub",
+        "toy",
+        "--hub-dir",
+        dir.to_str().unwrap(),
+        "--classes",
+        fine.to_str().unwrap(),
+        "--k",
+        "11",
+    ]);
+    usage(&too_many, "--k 11 asks for more models per class than hub 'toy' has (10)");
+    let huge = env.write_spec("huge.txt", &format!("cat\n{}\n", "x".repeat(70_000)));
+    usage(&select(&huge), "line 2: the class name is 70000 characters long");
+    let invisible = env.write_spec("invisible.txt", "cat\n\u{200f}\u{200b}\n");
+    usage(&select(&invisible), "line 2: the class name has no visible character");
 
     // Images that cannot be decoded: refused before any job, no output folder.
     let tasks = world().join("tasks");
@@ -314,6 +332,20 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     usage(&hub.adapt(&["--task", task.path().to_str().unwrap(), "--out", out.to_str().unwrap()]), "task image b.png");
     assert!(!out.exists(), "a failed adapt wrote {}", out.display());
 
+    // A decompression bomb: a valid PNG header claiming 100,000 x 100,000 pixels.
+    let mut bomb = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bomb, 100_000, 100_000);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let _ = enc.write_header().unwrap(); // the header alone; no pixels follow
+    }
+    std::fs::write(task.path().join("b.png"), &bomb).unwrap();
+    let o = hub.adapt(&["--task", task.path().to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    usage(&o, "task image b.png");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("decompression bomb"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.exists());
+
     // A class list with a duplicate in the task folder.
     std::fs::remove_file(task.path().join("b.png")).unwrap();
     std::fs::write(task.path().join("classnames.txt"), "puppy\npuppy\n").unwrap();
@@ -324,6 +356,29 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("classnames.txt"), "puppy\n").unwrap();
     usage(&hub.adapt(&["--task", outside.path().to_str().unwrap(), "--out", out.to_str().unwrap()]), "not under the hub's data root");
+
+    // Entries of a task folder that link outside the data root: an image, then a class folder.
+    let secret = outside.path().join("secret.png");
+    std::fs::copy(world().join("datasets/toy-pets/puppy/0000.png"), &secret).unwrap();
+    std::fs::write(task.path().join("classnames.txt"), "puppy\n").unwrap();
+    std::os::unix::fs::symlink(&secret, task.path().join("b.png")).unwrap();
+    usage(&hub.adapt(&["--task", task.path().to_str().unwrap(), "--out", out.to_str().unwrap()]), "b.png is a symbolic link to");
+    assert!(!out.exists());
+    let labelled = tempfile::Builder::new().prefix("linked-").tempdir_in(&tasks).unwrap();
+    std::fs::create_dir_all(labelled.path().join("puppy")).unwrap();
+    std::fs::copy(world().join("datasets/toy-pets/puppy/0000.png"), labelled.path().join("puppy/a.png")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), labelled.path().join("kitten")).unwrap();
+    let o = hub.adapt(&["--task", labelled.path().to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    usage(&o, "kitten is a symbolic link to");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outside the data root"));
+    assert!(!out.exists());
+    // A link that stays inside the data root is fine.
+    std::fs::remove_file(labelled.path().join("kitten")).unwrap();
+    std::os::unix::fs::symlink(world().join("datasets/toy-pets/kitten"), labelled.path().join("kitten")).unwrap();
+    ok(
+        &hub.adapt(&["--task", labelled.path().to_str().unwrap(), "--out", out.to_str().unwrap()]),
+        "adapt with a link inside the data root",
+    );
 }
 
 #[test]
@@ -339,4 +394,94 @@ fn hub_list_shows_the_local_hub_with_its_models_and_graph() {
     assert_eq!(toy["labelled_models"], 10);
     assert_eq!(toy["graph_nodes"], 119);
     assert_eq!(toy["state"], "done");
+
+    // A run folder whose journal is damaged is listed with its reason; the others still are.
+    let broken = hub.env.path("broken-run");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("state.journal"), b"MLLJRN\x00\x02\xff\xff\xff\x7fgarbage").unwrap();
+    let json = hub.env.coordinator_ok(&["hub", "list", "--local", "--root", &root, "--json"]);
+    let hubs: Value = serde_json::from_str(&json).unwrap();
+    assert!(hubs.as_array().unwrap().iter().any(|h| h["run"] == "toy" && h["usable"] == true), "{hubs}");
+    let b = hubs.as_array().unwrap().iter().find(|h| h["run"] == "broken-run").expect("the broken folder is listed");
+    assert_eq!(b["usable"], false);
+    assert!(b["reason"].as_str().unwrap().starts_with("cannot open the run folder"), "{b}");
+    std::fs::remove_dir_all(&broken).unwrap();
+}
+
+/// Every hub index file under the local hub's folder.
+fn index_files(hub: &LocalHub) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.parent().is_some_and(|d| d.ends_with("hub-index")) {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&hub.dir(), &mut out);
+    out.sort();
+    out
+}
+
+/// A hub index changed on disk (a flipped bit in a node offset or a best-node
+/// list) is caught by its checksums: `select` warns, rebuilds it and picks as
+/// before; `verify` names the file and fails; `verify --repair` deletes it.
+#[test]
+fn a_changed_hub_index_is_caught_by_select_and_verify() {
+    let (hub, _one) = hub();
+    let dir = hub.dir();
+    let env = &hub.env;
+    let classes = env.write_spec("index-classes.txt", "puppy\nsedan\nbrie\nspanner\n");
+    let select = || {
+        env.coordinator(&[
+            "select",
+            "--local",
+            "--hub",
+            "toy",
+            "--hub-dir",
+            dir.to_str().unwrap(),
+            "--classes",
+            classes.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let picks = |out: &Output| -> Value {
+        let v: Value = serde_json::from_str(&ok(out, "select")).unwrap();
+        serde_json::json!([v["classes"], v["ranking"]])
+    };
+    let before = picks(&select());
+    let files = index_files(hub);
+    assert_eq!(files.len(), 10, "one index per hub model: {files:?}");
+    // Flips the low bit of the middle value of tensor `name` (of 4- or 8-byte values).
+    let damage = |path: &Path, name: &str, size: u64| {
+        let mut bytes = std::fs::read(path).unwrap();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+        let (start, end) = (header[name]["data_offsets"][0].as_u64().unwrap(), header[name]["data_offsets"][1].as_u64().unwrap());
+        let at = 8 + header_len + ((start + end) / 2 / size * size) as usize;
+        bytes[at] ^= 1;
+        std::fs::write(path, bytes).unwrap();
+    };
+
+    damage(&files[3], "offsets", 8);
+    let out = select();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(picks(&out), before, "a damaged index changed the picks");
+    assert!(err.contains("is damaged: its node offsets do not match their checksum"), "{err}");
+
+    damage(&files[5], "lists", 4);
+    let v = env.coordinator(&["verify", "toy", "--run-dir", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&v.stdout).to_string();
+    assert_eq!(v.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&v.stderr));
+    assert!(text.contains("hub index: 10 files checked, 1 damaged"), "{text}");
+    assert!(text.contains(&format!("damaged hub index {}", files[5].display())), "{text}");
+    let v = env.coordinator(&["verify", "toy", "--run-dir", dir.to_str().unwrap(), "--repair"]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    assert!(!files[5].exists(), "--repair keeps the damaged index");
+    assert_eq!(picks(&select()), before);
+    assert!(files[5].exists(), "select did not rebuild the index");
+    ok(&env.coordinator(&["verify", "toy", "--run-dir", dir.to_str().unwrap()]), "verify after the rebuild");
 }

@@ -62,6 +62,7 @@ fn args(samples: &[PathBuf], out: &Path, n: usize, seed: u64) -> GraphBuildReque
         construction: GraphConstruction::Ancestors,
         images_per_node: n,
         images_per_dataset: 25,
+        sampling: Default::default(),
         seed,
         captions: None,
         wordnet: wordnet_dir(),
@@ -111,6 +112,7 @@ fn builds_nodes_ancestors_parents_and_texts() {
     let build = g.build.as_ref().unwrap();
     assert_eq!(build.construction, GraphConstruction::Ancestors);
     assert_eq!((build.nodes, build.images, build.images_per_node, build.images_per_dataset), (g.nodes.len(), g.images.len(), 4, None));
+    assert_eq!(build.sampling, None, "the sampling rule is the released construction's");
     assert_eq!(summary.images, g.images.len());
 
     let (dog, cat, car, moto) = (node(&g, DOG), node(&g, CAT), node(&g, CAR), node(&g, MOTORCYCLE));

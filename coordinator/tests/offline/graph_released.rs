@@ -5,7 +5,7 @@
 
 use mll_coordinator::graph::wordnet::WordNet;
 use mll_coordinator::graph::{
-    build_graph_file, count_nodes, read_wnid_lists, Graph, GraphBuildRequest, GraphConstruction, DEFAULT_WORDNET_DIR,
+    build_graph_file, count_nodes, read_wnid_lists, Graph, GraphBuildRequest, GraphConstruction, GraphSampling, DEFAULT_WORDNET_DIR,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -171,12 +171,17 @@ fn world() -> World {
 }
 
 fn args(w: &World, samples: &[PathBuf], out: &Path, seed: u64) -> GraphBuildRequest {
+    args_with(w, samples, out, seed, GraphSampling::Capped)
+}
+
+fn args_with(w: &World, samples: &[PathBuf], out: &Path, seed: u64, sampling: GraphSampling) -> GraphBuildRequest {
     GraphBuildRequest {
         samples: samples.to_vec(),
         out: out.to_path_buf(),
         construction: GraphConstruction::Released,
         images_per_node: 75,
         images_per_dataset: 25,
+        sampling,
         seed,
         captions: None,
         wordnet: w.wordnet.clone(),
@@ -247,6 +252,7 @@ fn released_nodes_are_senses_of_synonyms_and_one_level_of_hyponyms() {
     let build = g.build.as_ref().unwrap();
     assert_eq!(build.construction, GraphConstruction::Released);
     assert_eq!((build.images_per_node, build.images_per_dataset, build.sample_classes), (75, Some(25), 6));
+    assert_eq!(build.sampling, Some(GraphSampling::Capped));
 
     // Parents: WordNet hypernyms that are nodes (ENTITY is none).
     let node = |k: &str| g.nodes.iter().position(|n| n.id == w.ids[k]).unwrap();
@@ -262,7 +268,7 @@ fn released_nodes_are_senses_of_synonyms_and_one_level_of_hyponyms() {
     assert_eq!(vcat.text, "cat, which is the vcat of the fixture");
     assert_eq!(g.nodes[node("LION")].captions.last().unwrap(), "lion, also known as king of beasts.");
 
-    // Images.
+    // Images, by the capped rule (`--sampling capped`; the released rule has its own test).
     let im = images_by_key(&g, &w.ids);
     let count = |k: &str| im[k].len();
     // Own images: ≤ 25 per (node, sample dataset), ≤ 75 in all.
@@ -299,6 +305,45 @@ fn released_nodes_are_senses_of_synonyms_and_one_level_of_hyponyms() {
     for img in &g.images {
         assert!(w.graph_dir.join(&img.path).is_file(), "{} is not relative to the graph's folder", img.path);
     }
+}
+
+/// The released code's sampling (`--sampling released`, the default): a
+/// sense keeps every dataset's draw of up to 25 (no 75 cap), a hyponym draws
+/// ⌊75/k⌋ from each parent's images as they stand when it is reached (synset
+/// order: CAT, a hyponym of FELINE, is reached before KITTY and PET), and no
+/// total is capped.
+#[test]
+fn released_sampling_follows_the_released_code() {
+    let w = world();
+    let out = w.graph_dir.join("graph.json");
+    build_graph_file(&args_with(&w, &w.samples, &out, 0, GraphSampling::Released)).unwrap();
+    let g = Graph::read(&out).unwrap();
+    assert_eq!(g.build.as_ref().unwrap().sampling, Some(GraphSampling::Released));
+    let im = images_by_key(&g, &w.ids);
+    let count = |k: &str| im[k].len();
+    // Senses of "cat": 25 from each of the 4 datasets' 30, uncapped.
+    for k in ["BIGCAT", "VCAT"] {
+        for ds in ["a", "b", "c", "d"] {
+            assert_eq!(from(&im[k], Some(ds), "CAT"), 25, "{k} from {ds}");
+        }
+    }
+    assert_eq!(count("VCAT"), 100);
+    // CAT and BIGCAT are also hyponyms of FELINE (4 images): 100 + 4, no cap.
+    assert_eq!((count("CAT"), from(&im["CAT"], None, "FELINE")), (104, 4));
+    assert_eq!(count("BIGCAT"), 104);
+    // One parent: 75 of what it holds when reached, FELINE's passed-on images included.
+    for (h, p) in [("KITTY", "CAT"), ("LION", "BIGCAT"), ("VRETCH", "VCAT")] {
+        assert_eq!(count(h), 75, "{h}");
+        assert!(im[h].is_subset(&im[p]), "{h} draws from {p}");
+    }
+    // Two parents: 37 from each; three: 25 from each, all of a parent with fewer.
+    assert_eq!((from(&im["PET"], None, "CAT") + from(&im["PET"], None, "FELINE"), from(&im["PET"], None, "DOG")), (37, 37));
+    assert_eq!((from(&im["MASCOT"], None, "DOG"), from(&im["MASCOT"], None, "ORANGE"), from(&im["MASCOT"], None, "FELINE")), (25, 10, 4));
+    assert_eq!(count("DOG"), 40);
+    // Deterministic: the same seed gives the same file.
+    let again = w.graph_dir.join("again.json");
+    build_graph_file(&args_with(&w, &w.samples, &again, 0, GraphSampling::Released)).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
 
 #[test]

@@ -111,6 +111,9 @@ def test_digits_prepared_through_the_real_path(tmp_path, capsys):
     first = np.asarray(Image.open(io.BytesIO(samples[0][0])))
     assert np.array_equal(first, (d.images[0] * (255 / 16)).round().astype(np.uint8))
     assert (folder / "classnames.txt").read_text().split() == [str(i) for i in range(10)]
+    # CLIP_benchmark's layout: the class names and templates also above the split folder.
+    for name in ("classnames.txt", "zeroshot_classification_templates.txt"):
+        assert (folder.parent / name).read_text() == (folder / name).read_text()
     m = json.loads((tmp_path / "manifest.json").read_text())["datasets"]["digits"]
     assert (m["samples"], m["classes"]) == (1797, 10)
     assert m["content_sha256"] == prepare.content_sha256(folder)
@@ -120,8 +123,10 @@ def test_digits_prepared_through_the_real_path(tmp_path, capsys):
     assert run(CATALOG, again, "--only", "digits") == 0
     assert prepare.content_sha256(again / "datasets/digits/all") == m["content_sha256"]
     capsys.readouterr()
+    (folder.parent / "classnames.txt").unlink()
     assert run(CATALOG, tmp_path, "--only", "digits") == 0
     assert "digits: skipped" in capsys.readouterr().err
+    assert (folder.parent / "classnames.txt").read_text() == (folder / "classnames.txt").read_text(), "a skip restores the copy"
 
 
 # ------------------------------------------------------------------ MNIST IDX from the digits
@@ -262,6 +267,18 @@ def test_ucf101_middle_frames_of_videos(tmp_path):
     for data, ext, _ in samples:
         assert ext == "jpg"
         assert np.asarray(Image.open(io.BytesIO(data))).mean() > 180, "not the middle frame"
+    # Split "all" (the catalog's UCF101, as the released MLL loader reads it): every video, split list or not.
+    (root / "split_zhou_UCF101.json").unlink()
+    cat = write_catalog(tmp_path / "all.toml", [entry("ucf", "ucf101_midframes", 4, 2, [
+        {"kind": "manual", "file": "UCF-101", "note": "videos"}],
+        classnames=["Apply Eye Makeup", "Archery"], split="all", path="datasets/ucf/all")])
+    assert run(cat, out, "--from-file", f"ucf={root}") == 0
+    assert [s[2] for s in shard_samples(out / "datasets/ucf/all")] == [0, 0, 1, 1]
+    # The test split without its list is refused, not silently every video.
+    cat = write_catalog(tmp_path / "test.toml", [entry("ucf2", "ucf101_midframes", 3, 2, [
+        {"kind": "manual", "file": "UCF-101", "note": "videos"}],
+        classnames=["Apply Eye Makeup", "Archery"])])
+    assert run(cat, out, "--from-file", f"ucf2={root}") == 1
 
 
 def test_imagenet_v2_integer_folders_become_wnid_folders(tmp_path):

@@ -94,6 +94,21 @@ impl EvalAccumulator {
         self.counts.n.iter().sum()
     }
 
+    /// Per sample, in order: (label, predicted class), the first of equal
+    /// probabilities winning as in topk. None unless probabilities are kept.
+    pub fn predictions(&self) -> Option<Vec<(i64, usize)>> {
+        let probs = self.probs.as_ref()?;
+        let rows = probs.chunks(self.classes.max(1));
+        Some(
+            rows.zip(&self.labels)
+                .map(|(row, &label)| {
+                    let best = row.iter().enumerate().fold(0, |b, (i, &p)| if p > row[b] { i } else { b });
+                    (label, best)
+                })
+                .collect(),
+        )
+    }
+
     /// The probabilities artifact (safetensors bytes), when kept.
     pub fn probabilities_safetensors(&self) -> Option<Result<Vec<u8>, ExecError>> {
         let probs = self.probs.as_ref()?;
@@ -188,7 +203,7 @@ impl EvaluateExecutor {
                 job.dataset.name
             )));
         }
-        let ds = data::open(dataset_dir, job.dataset.format).map_err(data_error)?;
+        let ds = data::open_under(&ctx.data_root, dataset_dir, job.dataset.format).map_err(data_error)?;
         let samples = ds.samples(job.shard.start, job.shard.end).map_err(data_error)?;
         let mut samples = Some(samples);
         let mut acc = EvalAccumulator::new(job.classnames.len(), job.keep_probabilities);

@@ -57,7 +57,7 @@ impl LabelExecutor {
     }
 
     pub fn label(&self, job: &LabelJob, model_dir: &Path, graph_path: &Path, ctx: &ExecContext) -> Result<LabelResult, ExecError> {
-        let graph = GraphFile::load(graph_path).map_err(data_error)?;
+        let graph = GraphFile::load_under(&ctx.data_root, graph_path).map_err(data_error)?;
         let mut samples = Some(graph.samples(job.shard.start, job.shard.end).map_err(data_error)?);
         let mut out =
             LabelResult { dim: 0, image_embeddings: Vec::new(), nodes: Vec::new(), text_embeddings: None, top_k: 0, top_nodes: Vec::new() };

@@ -84,6 +84,7 @@ fn check_against_python(protocol: PromptProtocol, classes: &[&str]) {
         device: "cpu".into(),
         precision: "fp32".into(),
         json: true,
+        predictions: None,
     };
     let rust = report(&args).unwrap();
     let mut sorted = classes.to_vec();
