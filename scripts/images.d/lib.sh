@@ -92,13 +92,23 @@ img_fake_secrets() { # DIR
   chmod -R a+rX "$1"
 }
 
-# Runs an image the way the manifests do: uid 10001, read-only root, no network.
+# Runs an image the way the manifests do: uid 10001, read-only root (no
+# podman tmpfs on /run, /var/tmp: only /tmp, the manifests' emptyDir), no network.
 img_run() { # IMAGE [podman run args...] -- [command args...]
   local image="$1"; shift
   local opts=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
   [ "${1:-}" = -- ] && shift
-  podman run --rm --read-only --user 10001:10001 --network none "${opts[@]}" "$image" "$@"
+  podman run --rm --read-only --read-only-tmpfs=false --tmpfs /tmp --user 10001:10001 --network none \
+    "${opts[@]}" "$image" "$@"
+}
+
+# The image's own USER is the manifests' non-root uid (runAsNonRoot needs a number).
+img_check_user() { # IMAGE
+  local u
+  u="$(podman image inspect --format '{{.Config.User}}' "$1")"
+  [ "$u" = "10001:10001" ] || img_die "$1 runs as '$u', not 10001:10001 (USER in its Dockerfile; the manifests' runAsUser)"
+  img_log "smoke $1: USER $u, runs with a read-only root: OK"
 }
 
 img_smoke_check() { # NAME OUTPUT-FILE GREP-PATTERN
@@ -111,6 +121,7 @@ img_smoke_check() { # NAME OUTPUT-FILE GREP-PATTERN
 }
 
 img_smoke_coordinator() {
+  img_check_user "$1"
   local image="$1" out
   out="$(mktemp)"
   img_run "$image" -- --help >"$out" 2>&1 || { cat "$out" >&2; img_die "smoke coordinator --help exited non-zero"; }
@@ -137,6 +148,7 @@ img_toy_model() {
 }
 
 img_smoke_worker() {
+  img_check_user "$1"
   local image="$1" out
   out="$(mktemp)"
   img_run "$image" -- --help >"$out" 2>&1 || { cat "$out" >&2; img_die "smoke worker --help exited non-zero"; }
@@ -150,6 +162,7 @@ img_smoke_worker() {
 }
 
 img_smoke_tools() {
+  img_check_user "$1"
   local image="$1" out data
   out="$(mktemp)"
   img_run "$image" -- worker --help >"$out" 2>&1 || { cat "$out" >&2; img_die "smoke tools: worker --help failed"; }

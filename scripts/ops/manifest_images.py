@@ -159,6 +159,53 @@ class Volumes:
         return d
 
 
+def non_root_problem(pod: dict, c: dict, cfg: dict) -> str | None:
+    psc = pod.get("securityContext") or {}
+    csc = c.get("securityContext") or {}
+    if csc.get("runAsNonRoot", psc.get("runAsNonRoot")) and csc.get("runAsUser", psc.get("runAsUser")) is None:
+        u = (cfg.get("User") or "").split(":")[0]
+        if not u.isdigit() or int(u) == 0:
+            return f"runAsNonRoot without runAsUser, and the image's USER ({u or 'none'}) is not a non-zero uid"
+    return None
+
+
+def run_options(owner: str, pod: dict, c: dict, vols: Volumes) -> tuple[list[str], list[str], list[str]]:
+    """`podman run` options that run container c as its pod spec says: user,
+    read-only root, volumes at their mount paths; and its env as -e options."""
+    psc = pod.get("securityContext") or {}
+    csc = c.get("securityContext") or {}
+    user = csc.get("runAsUser", psc.get("runAsUser"))
+    group = csc.get("runAsGroup", psc.get("runAsGroup"))
+    opts: list[str] = []
+    problems: list[str] = []
+    if user is not None:
+        opts += ["--user", f"{user}:{group if group is not None else user}"]
+    if csc.get("readOnlyRootFilesystem"):
+        # As the kubelet does it: no tmpfs on /tmp, /run (podman's default);
+        # only the pod's volumes are writable.
+        opts += ["--read-only", "--read-only-tmpfs=false"]
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    for m in c.get("volumeMounts") or []:
+        v = volumes.get(m["name"])
+        if v is None:
+            problems.append(f"volumeMount {m['name']} names no volume of the pod")
+            continue
+        d = vols.host_dir(owner, v)
+        if isinstance(d, str):
+            problems.append(d)
+            continue
+        src = d / m["subPath"] if m.get("subPath") else d
+        opts += ["-v", f"{src}:{m['mountPath']}:{'ro' if m.get('readOnly') else 'rw'}"]
+    env_opts: list[str] = []
+    for e in c.get("env") or []:
+        value = e.get("value")
+        if value is None:
+            problems.append(f"env {e['name']} comes from valueFrom; give the check a placeholder for it")
+            continue
+        env_opts += ["-e", f"{e['name']}={value}"]
+    return opts, env_opts, problems
+
+
 def check_container(overlay: str, owner: str, pod: dict, c: dict, vols: Volumes, tag_map: dict, skip_missing: bool):
     where = f"{overlay}: {owner} container {c['name']} ({c.get('image')})"
     name, tag = image_name(c.get("image", ""))
@@ -173,41 +220,15 @@ def check_container(overlay: str, owner: str, pod: dict, c: dict, vols: Volumes,
             return
         fail(f"{where}: image {ref} is not built (run scripts/images --only {name[4:]})")
         return
-    psc = pod.get("securityContext") or {}
-    csc = c.get("securityContext") or {}
-    user = csc.get("runAsUser", psc.get("runAsUser"))
-    group = csc.get("runAsGroup", psc.get("runAsGroup"))
-    non_root = csc.get("runAsNonRoot", psc.get("runAsNonRoot"))
-    if non_root and user is None:
-        u = (cfg.get("User") or "").split(":")[0]
-        if not u.isdigit() or int(u) == 0:
-            fail(f"{where}: runAsNonRoot without runAsUser, and the image's USER ({u or 'none'}) is not a non-zero uid")
-    opts = ["--rm", "--network", "none"]
-    if user is not None:
-        opts += ["--user", f"{user}:{group if group is not None else user}"]
-    if csc.get("readOnlyRootFilesystem"):
-        opts.append("--read-only")
-    volumes = {v["name"]: v for v in pod.get("volumes") or []}
-    for m in c.get("volumeMounts") or []:
-        v = volumes.get(m["name"])
-        if v is None:
-            fail(f"{where}: volumeMount {m['name']} names no volume of the pod")
-            return
-        d = vols.host_dir(owner, v)
-        if isinstance(d, str):
-            fail(f"{where}: {d}")
-            return
-        src = d / m["subPath"] if m.get("subPath") else d
-        opts += ["-v", f"{src}:{m['mountPath']}:{'ro' if m.get('readOnly') else 'rw'}"]
-
-    # Environment: MLL__ keys through the binary's config command.
-    env_opts, mll_keys = [], []
+    if non_root_problem(pod, c, cfg):
+        fail(f"{where}: {non_root_problem(pod, c, cfg)}")
+    opts, env_opts, problems = run_options(owner, pod, c, vols)
+    for p in problems:
+        fail(f"{where}: {p}")
+    if problems:
+        return
+    mll_keys = []
     for e in c.get("env") or []:
-        value = e.get("value")
-        if value is None:
-            fail(f"{where}: env {e['name']} comes from valueFrom; give the check a placeholder for it")
-            continue
-        env_opts += ["-e", f"{e['name']}={value}"]
         if e["name"].startswith("MLL__"):
             mll_keys.append(e["name"])
         elif e["name"] not in KNOWN_ENV:
@@ -227,6 +248,7 @@ def check_container(overlay: str, owner: str, pod: dict, c: dict, vols: Volumes,
     else:
         fail(f"{where}: no dry-run form known for command {command!r} (extend scripts/ops/manifest_images.py)")
         return
+    opts = ["--rm", "--network", "none", *opts]
     p = run(["podman", "run", *opts, *env_opts, *(["--entrypoint", command[0]] if command else []), ref,
              *(argv[1:] if command else argv)])
     shown = shlex.join((command or [cfg.get("Entrypoint", ["?"])[0]]) + args)
@@ -256,10 +278,19 @@ def main() -> int:
                     help="the local image for a manifest image name (default localhost/NAME:TAG)")
     ap.add_argument("--skip-missing", action="store_true",
                     help="list containers whose image is not built here as skipped instead of failing")
+    ap.add_argument("--podman-run", metavar="KIND/NAME:CONTAINER",
+                    help="instead of checking: print, one per line, the `podman run` options, image and arguments "
+                         "that run this container of the (single) --built overlay as its manifest says, with its "
+                         "volumes as folders under --root (scripts/cluster-containers)")
+    ap.add_argument("--root", metavar="DIR", help="with --podman-run: where the volumes' folders are made")
+    ap.add_argument("--set-arg", action="append", default=[], metavar="FLAG=VALUE",
+                    help="with --podman-run: replace FLAG's value in the container's args (added when absent)")
     a = ap.parse_args()
     if not a.built:
         ap.error("give at least one --built NAME=FILE")
     tag_map = dict(i.split("=", 1) for i in a.image)
+    if a.podman_run:
+        return podman_run(a, tag_map)
     with tempfile.TemporaryDirectory(prefix="manifest-images-") as tmp:
         os.chmod(tmp, 0o755)
         for b in a.built:
@@ -278,6 +309,42 @@ def main() -> int:
         print(f"manifest-images: {len(failures)} failure(s)", flush=True)
         return 1
     return 0
+
+
+def podman_run(a, tag_map: dict) -> int:
+    if len(a.built) != 1 or not a.root:
+        print("--podman-run needs exactly one --built and a --root", file=sys.stderr)
+        return 2
+    want_obj, _, want_c = a.podman_run.partition(":")
+    docs = [d for d in yaml.safe_load_all(Path(a.built[0].partition("=")[2]).read_text()) if d]
+    vols = Volumes(docs, Path(a.root))
+    for d in docs:
+        owner = f"{d['kind']}/{d['metadata']['name']}"
+        if owner != want_obj:
+            continue
+        for t in pod_templates(d):
+            pod = t.get("spec") or {}
+            for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+                if c["name"] != want_c:
+                    continue
+                opts, env_opts, problems = run_options(owner.replace("/", "-"), pod, c, vols)
+                if problems:
+                    print(f"{a.podman_run}: " + "; ".join(problems), file=sys.stderr)
+                    return 1
+                name, tag = image_name(c["image"])
+                args = list(c.get("args") or [])
+                for sa in a.set_arg:
+                    flag, _, value = sa.partition("=")
+                    if flag in args:
+                        args[args.index(flag) + 1] = value
+                    else:
+                        args += [flag, value]
+                entry = ["--entrypoint", c["command"][0]] if c.get("command") else []
+                rest = (c.get("command") or [])[1:]
+                print("\n".join([*opts, *env_opts, *entry, tag_map.get(name, f"localhost/{name}:{tag}"), *rest, *args]))
+                return 0
+    print(f"{a.podman_run}: no such container in {a.built[0]}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
