@@ -206,11 +206,15 @@ def run_options(owner: str, pod: dict, c: dict, vols: Volumes) -> tuple[list[str
     return opts, env_opts, problems
 
 
-def check_container(overlay: str, owner: str, pod: dict, c: dict, vols: Volumes, tag_map: dict, skip_missing: bool):
+def check_container(overlay: str, owner: str, pod: dict, c: dict, vols: Volumes, tag_map: dict, skip_missing: bool,
+                    only: set[str]):
     where = f"{overlay}: {owner} container {c['name']} ({c.get('image')})"
     name, tag = image_name(c.get("image", ""))
     if name not in OUR_IMAGES:
         print(f"skip {where}: upstream image, not built here", flush=True)
+        return
+    if only and name not in only:
+        print(f"skip {where}: not selected (--only)", flush=True)
         return
     ref = tag_map.get(name, f"localhost/{name}:{tag}")
     cfg = image_config(ref)
@@ -276,6 +280,8 @@ def main() -> int:
                     help="a rendered overlay (kubectl kustomize output); repeat for each")
     ap.add_argument("--image", action="append", default=[], metavar="NAME=REF",
                     help="the local image for a manifest image name (default localhost/NAME:TAG)")
+    ap.add_argument("--only", action="append", default=[], metavar="IMAGE",
+                    help="check only the containers of this image (mll-coordinator, mll-worker, mll-tools); repeat")
     ap.add_argument("--skip-missing", action="store_true",
                     help="list containers whose image is not built here as skipped instead of failing")
     ap.add_argument("--podman-run", metavar="KIND/NAME:CONTAINER",
@@ -304,7 +310,7 @@ def main() -> int:
                 for t in pod_templates(d):
                     pod = t.get("spec") or {}
                     for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
-                        check_container(overlay, owner, pod, c, vols, tag_map, a.skip_missing)
+                        check_container(overlay, owner, pod, c, vols, tag_map, a.skip_missing, set(a.only))
     if failures:
         print(f"manifest-images: {len(failures)} failure(s)", flush=True)
         return 1
