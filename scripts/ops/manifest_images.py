@@ -270,7 +270,8 @@ def check_container(overlay: str, owner: str, pod: dict, c: dict, vols: Volumes,
             fail(f"{where}: the configuration ({', '.join(mll_keys + cfg_args) }) is rejected by {ref}:\n"
                  + "\n".join("    " + line for line in q.stdout.strip().splitlines()[-10:]))
             return
-    extra = f"; config keys {', '.join(mll_keys)} known" if mll_keys else ""
+    extra = f"; profile {cfg_args[1]} loaded" if cfg_args else ""
+    extra += f"; config keys {', '.join(mll_keys)} known" if mll_keys else ""
     print(f"ok   {where}: `{shown}` accepted{extra}", flush=True)
 
 
