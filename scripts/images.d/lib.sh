@@ -143,7 +143,8 @@ img_toy_model() {
     img_log "generating the toy world into $world (scripts/toy-world generate)"
     bash "$here/scripts/toy-world" generate --out "$world" >&2 || img_die "scripts/toy-world generate failed (above)"
   fi
-  IMG_TOY_MODEL="$(find "$world/models" -mindepth 2 -maxdepth 2 -type d | sort | head -1)"
+  IMG_TOY_MODEL="$(find "$world/models" -name model.json | sort | head -1)"
+  IMG_TOY_MODEL="${IMG_TOY_MODEL%/model.json}"
   [ -n "$IMG_TOY_MODEL" ] || img_die "no model export under $world/models; rerun scripts/toy-world generate --out $world --force"
 }
 
