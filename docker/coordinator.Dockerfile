@@ -5,8 +5,12 @@
 #   docker build -f docker/coordinator.Dockerfile -t mll-coordinator:0.1.0 .
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+# The two bases, as build arguments so a machine without a registry can pass
+# locally made ones (scripts/images); the defaults are the registry's.
+ARG RUST_IMAGE=rust:${RUST_VERSION}-${DEBIAN_RELEASE}
+ARG BASE_IMAGE=debian:${DEBIAN_RELEASE}-slim
 
-FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
 # Cache mounts keep the registry and target between builds; the binary is
@@ -19,7 +23,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/coordinator /out/coordinator \
  && ! readelf -d /out/coordinator | grep -q torch
 
-FROM debian:${DEBIAN_RELEASE}-slim
+FROM ${BASE_IMAGE}
 # ca-certificates: amqps:// and rediss:// to servers with public or mounted CAs.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \

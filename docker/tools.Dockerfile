@@ -6,8 +6,16 @@
 # the worker image. Build from the repository root:
 #   docker build -f docker/tools.Dockerfile -t mll-tools:0.1.0 .
 ARG RUST_VERSION=1.95
+# The bases, as build arguments so a machine without a registry can pass
+# locally made ones (scripts/images); the defaults are the registry's.
+ARG RUST_IMAGE=rust:${RUST_VERSION}-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
 
-FROM rust:${RUST_VERSION}-bookworm AS build
+FROM ${RUST_IMAGE} AS build
+# Unset unless passed: pip's own variables, for installing from a local wheel
+# folder (scripts/images: PIP_NO_INDEX=1, PIP_FIND_LINKS=/wheels).
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
@@ -25,7 +33,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
         $( [ -f Cargo.lock ] && echo --locked ) \
  && install -D -m 0755 target/release/worker /out/worker
 
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 libgomp1 \
  && rm -rf /var/lib/apt/lists/* \

@@ -11,10 +11,18 @@ ARG RUST_VERSION=1.95
 ARG TORCH_VERSION=2.13.0
 # Any CUDA 13 runtime image whose glibc is at least bookworm's (2.36) works;
 # the CUDA libraries libtorch uses come from the wheel, the driver from the host.
+# A CPU-only run (scripts/images) passes a Debian bookworm base here.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-runtime-ubuntu24.04
+# The build base, a build argument so a machine without a registry can pass a
+# locally made one (scripts/images); the default is the registry's.
+ARG RUST_IMAGE=rust:${RUST_VERSION}-bookworm
 
-FROM rust:${RUST_VERSION}-bookworm AS build
+FROM ${RUST_IMAGE} AS build
 ARG TORCH_VERSION
+# Unset unless passed: pip's own variables, for installing from a local wheel
+# folder (scripts/images: PIP_NO_INDEX=1, PIP_FIND_LINKS=/wheels).
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
