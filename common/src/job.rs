@@ -71,7 +71,11 @@ impl JobPayload {
     /// that reaches outside its configured data roots before touching disk.
     pub fn paths(&self) -> Vec<&str> {
         match self {
-            JobPayload::Embed(j) => vec![j.embedder.as_str()],
+            JobPayload::Embed(j) => match &j.hosted {
+                // A hosted embedder reads no folder; only its key file, if any.
+                Some(h) => h.key_file.iter().map(String::as_str).collect(),
+                None => vec![j.embedder.as_str()],
+            },
             JobPayload::Label(j) => vec![j.model.artifact.as_str(), j.graph.as_str()],
             JobPayload::Evaluate(j) => vec![j.model.artifact.as_str(), j.dataset.path.as_str()],
             JobPayload::Diagnostic(_) => vec![],
@@ -87,7 +91,15 @@ impl JobPayload {
         match self {
             JobPayload::Embed(j) => {
                 let digest = sha256_hex(j.texts.join("\u{1f}").as_bytes());
-                JobId::derive(run, &["embed", &j.embedder, &j.source, &j.start.to_string(), &digest])
+                let mut parts: Vec<String> = vec!["embed".into(), j.embedder.clone(), j.source.clone(), j.start.to_string(), digest];
+                // Only what changes the vectors: the model (in `embedder`) and
+                // its dimensions, not the URL, key or limits, so moving to
+                // another server of the same model costs nothing twice.
+                if let Some(d) = j.hosted.as_ref().and_then(|h| h.dimensions) {
+                    parts.push(format!("dim{d}"));
+                }
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                JobId::derive(run, &parts)
             }
             JobPayload::Label(j) => {
                 let range = format!("{}..{}", j.shard.start, j.shard.end);
@@ -259,13 +271,33 @@ pub struct LabelJob {
 /// Caption embedding of one chunk of texts with the text embedder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmbedJob {
-    /// Folder of the sentence-embedding model (model.safetensors, tokenizer.json, config.json).
+    /// Folder of the sentence-embedding model (model.safetensors,
+    /// tokenizer.json, config.json); for a hosted embedder `openai:<model>`.
     pub embedder: String,
     /// What the texts are, e.g. `graph` or `dataset:CIFAR100`.
     pub source: String,
     /// Position of the first text in the source's full list.
     pub start: u64,
     pub texts: Vec<String>,
+    /// Set when the texts go to a hosted model over the OpenAI-compatible
+    /// API (`[embedder] kind = "openai"`) instead of the folder's encoder.
+    #[serde(default)]
+    pub hosted: Option<HostedEmbed>,
+}
+
+/// How an embed job reaches a hosted embedding model (`crate::hosted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedEmbed {
+    pub base_url: String,
+    pub model: String,
+    /// API key file under the data roots; `None` for servers without keys.
+    pub key_file: Option<String>,
+    /// Vector length asked of models that can shorten theirs.
+    pub dimensions: Option<u32>,
+    /// Texts per request.
+    pub batch: u32,
+    /// Request starts per minute from one worker.
+    pub requests_per_minute: u32,
 }
 
 /// A job that touches no model: for smoke tests, fault tests and the queue

@@ -35,6 +35,7 @@ pub mod inputs;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod logs;
+pub mod modelgpt;
 pub mod plan;
 pub mod progress;
 pub mod records;

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::input::classes_of;
 pub use crate::input::{mean_finite, DatasetData, DatasetInput, GraphInput, ReportInput};
+use crate::modelgpt::ModelGptRanking;
 use crate::names;
 use crate::options::{EnsembleWeight, MethodOptions};
 use crate::outcome::*;
@@ -208,6 +209,20 @@ fn rankings(data: &DatasetData, selection: Option<&Selection>, notes: &mut Vec<S
         debug_assert_eq!(imagenet_ranking(&imagenet), order_desc(&scores));
         rankings.insert("inb".to_string(), data.rank(&scores));
     }
+    match &data.input.modelgpt {
+        Some(g @ ModelGptRanking::Ranked { left_out, unknown, .. }) => {
+            rankings.insert("modelgpt".to_string(), data.rank(&g.scores(models.len()).expect("a ranked answer has scores")));
+            if !left_out.is_empty() {
+                let keys: Vec<String> = left_out.iter().map(|&i| data.key(i)).collect();
+                notes.push(format!("ModelGPT's answer left out {} model(s), ranked last: {}", keys.len(), keys.join(", ")));
+            }
+            if !unknown.is_empty() {
+                notes.push(format!("ModelGPT's answer named {} key(s) not in the hub, ignored: {}", unknown.len(), unknown.join(", ")));
+            }
+        }
+        Some(ModelGptRanking::Unusable(why)) => notes.push(format!("ModelGPT: no ranking ({why})")),
+        None => {}
+    }
     for (name, values) in
         [("params", models.iter().map(|x| x.params_m).collect::<Vec<_>>()), ("gflops", models.iter().map(|x| x.gflops).collect::<Vec<_>>())]
     {
@@ -287,6 +302,27 @@ fn selections(
                 format!("inb_k{k}"),
                 SelectionReport { accuracy: acc, models: Some(inb.iter().map(|&i| data.key(i)).collect()), how },
             );
+        }
+        match &data.input.modelgpt {
+            Some(g @ ModelGptRanking::Ranked { .. }) => {
+                let picks = g.top(k).expect("a ranked answer has picks");
+                let (acc, how) = if picks.len() == 1 {
+                    let t = top1[picks[0]];
+                    ((!t.is_nan()).then_some(t), "zero-shot top-1 of the LLM's first model".to_string())
+                } else {
+                    let set = same_models_for_all_classes(&picks, classes);
+                    (data.reuse(&pool, &set, &format!("modelgpt_k{k}"), notes)?, format!("reuse of the LLM's first {} models", picks.len()))
+                };
+                selections.insert(
+                    format!("modelgpt_k{k}"),
+                    SelectionReport { accuracy: acc, models: Some(picks.iter().map(|&i| data.key(i)).collect()), how },
+                );
+            }
+            Some(ModelGptRanking::Unusable(why)) => {
+                selections
+                    .insert(format!("modelgpt_k{k}"), SelectionReport { accuracy: None, models: None, how: format!("no ranking: {why}") });
+            }
+            None => {}
         }
         let random = if k == 1 || m == 1 {
             SelectionReport {
