@@ -345,4 +345,91 @@ mod tests {
         assert_eq!(parse_chat(&t).unwrap().finish_reason.as_deref(), Some("length"));
         assert!(parse_chat(&serde_json::json!({"error": "x"})).is_err());
     }
+
+    /// A one-thread HTTP server answering each request with the next canned
+    /// `(status, body)`; returns its base URL and the request bodies it saw.
+    fn canned(answers: Vec<(u16, String)>) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut len, mut auth) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    if l.starts_with("authorization:") {
+                        auth = line.trim_end()["authorization:".len()..].trim().to_string();
+                    }
+                }
+                let mut req = vec![0u8; len];
+                reader.read_exact(&mut req).unwrap();
+                tx.send((auth, String::from_utf8(req).unwrap())).unwrap();
+                let mut w = stream;
+                let extra = if status == 429 { "Retry-After: 0\r\n" } else { "" };
+                write!(
+                    w,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        (url, rx)
+    }
+
+    fn fast(url: &str, key: Option<PathBuf>) -> Endpoint {
+        let mut e = Endpoint::new(url, "m", key);
+        e.backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(20));
+        e.max_attempts = 3;
+        e.requests_per_minute = 0;
+        e
+    }
+
+    #[test]
+    fn busy_servers_are_retried_and_texts_go_in_batches() {
+        let ok = |rows: &[[f32; 2]]| {
+            let data: Vec<_> = rows.iter().enumerate().map(|(i, r)| serde_json::json!({"embedding": r, "index": i})).collect();
+            (200, serde_json::json!({"data": data}).to_string())
+        };
+        let (url, seen) = canned(vec![
+            (429, "{\"error\": \"slow down\"}".into()),
+            ok(&[[1.0, 0.0], [0.0, 1.0]]),
+            (503, "busy".into()),
+            ok(&[[0.5, 0.5]]),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "sk-test\n").unwrap();
+        let c = HostedClient::new(fast(&url, Some(dir.path().join("key")))).unwrap();
+        let texts: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let got = c.embed(&texts, Some(2), 2).unwrap();
+        assert_eq!(got, vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.5, 0.5]]);
+        let requests: Vec<(String, String)> = seen.try_iter().collect();
+        assert_eq!(requests.len(), 4, "two batches, each retried once");
+        assert!(requests.iter().all(|(auth, _)| auth == "Bearer sk-test"));
+        let last: serde_json::Value = serde_json::from_str(&requests[3].1).unwrap();
+        assert_eq!((last["input"].clone(), last["dimensions"].clone()), (serde_json::json!(["c"]), serde_json::json!(2)));
+    }
+
+    #[test]
+    fn refusals_by_http_stop_at_once_and_outages_are_transient() {
+        let (url, seen) = canned(vec![(401, "{\"error\": \"bad key\"}".into())]);
+        let err = HostedClient::new(fast(&url, None)).unwrap().chat(&[ChatMessage::user("hi")], 0.0, None).unwrap_err();
+        assert!(matches!(err, HostedError::Rejected { status: 401, .. }) && !err.is_transient(), "{err}");
+        assert!(err.to_string().contains("bad key"), "{err}");
+        assert_eq!(seen.try_iter().count(), 1);
+        let (url, _) = canned(vec![(500, "x".into()), (502, "y".into()), (503, "z".into())]);
+        let err = HostedClient::new(fast(&url, None)).unwrap().chat(&[ChatMessage::user("hi")], 0.0, None).unwrap_err();
+        assert!(err.is_transient() && err.to_string().contains("3 times"), "{err}");
+    }
 }

@@ -138,8 +138,19 @@ pub async fn cached_chat(
 /// the error, never an abort: the rest of the report stands.
 pub async fn ask(plan: &Plan, artifacts: &ArtifactStore) -> anyhow::Result<(ModelGpt, AnswersFile)> {
     let Some(llm) = &plan.spec.llm else { return Ok((ModelGpt::default(), AnswersFile { model: None, answers: BTreeMap::new() })) };
-    let client = Arc::new(HostedClient::new(llm.endpoint(&plan.data_root))?);
     let models: Vec<ModelInfo> = plan.spec.hub.iter().map(|m| m.info()).collect();
+    let source = Some(format!("llm {}", llm.model));
+    // A bad key file or URL leaves ModelGPT's cells empty with the reason; the
+    // rest of the report (often after hours of GPU work) still gets written.
+    let client = match HostedClient::new(llm.endpoint(&plan.data_root)) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "ModelGPT: the LLM client cannot be set up");
+            let why = ModelGptRanking::Unusable(format!("the LLM client cannot be set up: {e}"));
+            let rankings = plan.datasets.iter().map(|d| (d.spec.name.clone(), why.clone())).collect();
+            return Ok((ModelGpt { source, rankings }, AnswersFile { model: Some(llm.model.clone()), answers: BTreeMap::new() }));
+        }
+    };
     let max_tokens = Some(llm.max_tokens.unwrap_or(2048));
     let mut rankings = BTreeMap::new();
     let mut answers = BTreeMap::new();
@@ -158,7 +169,7 @@ pub async fn ask(plan: &Plan, artifacts: &ArtifactStore) -> anyhow::Result<(Mode
         rankings.insert(d.spec.name.clone(), ranking);
     }
     let file = AnswersFile { model: Some(llm.model.clone()), answers };
-    Ok((ModelGpt { source: Some(format!("llm {}", llm.model)), rankings }, file))
+    Ok((ModelGpt { source, rankings }, file))
 }
 
 /// Writes the answers asked for this report beside it (`modelgpt_answers.json`,
