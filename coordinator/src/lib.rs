@@ -32,6 +32,7 @@ pub mod exit;
 pub mod graph;
 pub mod hub;
 pub mod inputs;
+pub mod llm_captions;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod logs;

@@ -128,8 +128,9 @@ pub fn parse_answer(content: &str, finish_reason: Option<&str>, refusal: Option<
     ModelGptRanking::Ranked { order, left_out, unknown }
 }
 
-/// The first `[...]` in `text` that parses as a JSON array of strings.
-fn first_string_array(text: &str) -> Option<Vec<String>> {
+/// The first `[...]` in `text` that parses as a JSON array of strings (also
+/// what the LLM captions read).
+pub fn first_string_array(text: &str) -> Option<Vec<String>> {
     let mut from = 0;
     while let Some(open) = text[from..].find('[').map(|i| i + from) {
         let mut depth = 0usize;

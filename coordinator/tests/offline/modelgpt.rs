@@ -14,10 +14,20 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// The canned answer for a question: by the task named in its user message.
+/// The canned answer for a question: by the task named in its user message
+/// (ModelGPT), or by the node named in it (LLM captions).
 fn answer(body: &Value) -> Value {
     let user = body["messages"][1]["content"].as_str().unwrap_or_default();
-    assert_eq!(body["temperature"], 0.0, "ModelGPT asks at temperature 0");
+    assert_eq!(body["temperature"], 0.0, "the LLM is asked at temperature 0");
+    if body["messages"][0]["content"].as_str().unwrap().starts_with("You describe visual concepts") {
+        let (content, refusal) = if user.contains("\"forbidden\"") {
+            (Value::Null, json!("no"))
+        } else {
+            let name = user.split('"').nth(1).unwrap();
+            (json!((1..=10).map(|i| format!("{i}. a {name}, view {i}")).collect::<Vec<_>>().join("\n")), Value::Null)
+        };
+        return json!({"choices": [{"message": {"content": content, "refusal": refusal}, "finish_reason": "stop"}]});
+    }
     assert!(body["messages"][0]["content"].as_str().unwrap().contains("JSON array"), "{body}");
     let task = user.lines().next().unwrap_or_default().trim_start_matches("Task: ").to_string();
     let choice = |content: Value, finish: &str, refusal: Value| {
@@ -161,4 +171,41 @@ fn a_report_without_an_llm_says_modelgpt_was_not_run() {
     assert!(dataset(&report, "toy-pets")["selections"].get("modelgpt_k1").is_none());
     let md = std::fs::read_to_string(h.dir().join("report.md")).unwrap();
     assert!(md.contains("ModelGPT: not run") && !md.contains("ModelGPT k=1"), "{md}");
+}
+
+#[test]
+fn graph_captions_are_written_cached_and_resumed() {
+    let (h, _guard) = hub();
+    let (url, count) = test_llm();
+    let node = |id: &str, lemma: &str| json!({"id": id, "lemma": lemma, "definition": format!("a {lemma}"), "parents": [], "text": lemma, "captions": []});
+    let graph = json!({"format_version": mll_common::data::graph::GRAPH_FORMAT_VERSION, "seed": 0,
+        "nodes": [node("n1", "dog"), node("n2", "forbidden"), node("n3", "cat")], "images": []});
+    let path = h.env.path("captions-graph.json");
+    std::fs::write(&path, graph.to_string()).unwrap();
+    let args = [
+        "graph",
+        "captions",
+        "--graph",
+        path.to_str().unwrap(),
+        "--llm-model",
+        "test-llm",
+        "--llm-base-url",
+        &url,
+        "--requests-per-minute",
+        "0",
+    ];
+    let first = h.env.coordinator(&args);
+    assert!(!first.status.success(), "a node without captions is a failure to report");
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("1 of 3 nodes") && err.contains("again"), "{err}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("n2: refused"), "{}", String::from_utf8_lossy(&first.stdout));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    let g: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(g["nodes"][0]["captions"].as_array().unwrap().len(), 10);
+    assert_eq!(g["nodes"][0]["captions"][0], "a dog, view 1", "list markers are dropped");
+    assert_eq!(g["nodes"][1]["captions"], json!([]));
+    assert_eq!(g["nodes"][2]["captions"][9], "a cat, view 10");
+    // Resumed: only the refused node is asked again.
+    let _ = h.env.coordinator(&args);
+    assert_eq!(count.load(Ordering::SeqCst), 4);
 }
