@@ -81,8 +81,10 @@ fn hosted_embeddings_equal_the_in_process_minilm() {
     assert_eq!(view.shape(), &[texts.len(), 384]);
     let got: Vec<f32> = view.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
 
-    let local: Tensor = MiniLm::load(&folder, Device::Cpu).unwrap().embed_batch(&texts).unwrap().to_kind(Kind::Float);
-    let local: Vec<f32> = Vec::<f32>::try_from(local.flatten(0, -1)).unwrap();
+    let local: Tensor = MiniLm::load(&folder, Device::Cpu).unwrap().embed_batch(&texts).unwrap().to_kind(Kind::Float).contiguous();
+    let mut flat = vec![0f32; texts.len() * 384];
+    local.copy_data(&mut flat, texts.len() * 384);
+    let local = flat;
     let mut worst = f64::INFINITY;
     for (i, t) in texts.iter().enumerate() {
         let c = cosine(&got[i * 384..(i + 1) * 384], &local[i * 384..(i + 1) * 384]);
