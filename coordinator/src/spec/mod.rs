@@ -564,4 +564,33 @@ mod tests {
         let err = BenchmarkSpec::from_toml("name = \"x\"\n[method]\nalpha = 2.0\n", "t.toml").unwrap_err().to_string();
         assert!(err.contains("method.alpha"), "{err}");
     }
+
+    #[test]
+    fn embedder_kinds_parse_and_are_checked() {
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n[embedder]\npath = \"models/m\"\n", "t.toml").unwrap();
+        let e = s.embedder.as_ref().unwrap();
+        assert_eq!((e.kind, e.name(), e.hosted()), (EmbedderKind::Minilm, "models/m".to_string(), None));
+        // The old form serialises as before, so existing runs keep their spec digest.
+        assert_eq!(serde_json::to_value(e).unwrap(), serde_json::json!({"path": "models/m", "chunk": 256}));
+        let s = BenchmarkSpec::from_toml(
+            "name = \"x\"\n[embedder]\nkind = \"openai\"\nmodel = \"text-embedding-3-large\"\nkey_file = \"keys/k\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let e = s.embedder.as_ref().unwrap();
+        assert_eq!(e.name(), "openai:text-embedding-3-large");
+        let h = e.hosted().unwrap();
+        assert_eq!((h.base_url.as_str(), h.batch, h.requests_per_minute), (OPENAI_BASE_URL, 64, 60));
+        for (text, key) in [
+            ("[embedder]\nkind = \"openai\"\n", "embedder.model"),
+            ("[embedder]\nkind = \"openai\"\nmodel = \"m\"\npath = \"p\"\n", "embedder.path"),
+            ("[embedder]\npath = \"p\"\nmodel = \"m\"\n", "embedder.model"),
+            ("[embedder]\nchunk = 3\n", "embedder.path"),
+            ("[embedder]\nkind = \"cohere\"\n", "cohere"),
+            ("[llm]\nmodel = \"\"\n", "llm.model"),
+        ] {
+            let err = BenchmarkSpec::from_toml(&format!("name = \"x\"\n{text}"), "t.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
 }
