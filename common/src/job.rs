@@ -320,3 +320,33 @@ pub enum DiagnosticBehavior {
     /// Fails with a permanent error (dead-lettered at once).
     FailPermanently,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embed(hosted: Option<HostedEmbed>) -> JobPayload {
+        let embedder = if hosted.is_some() { "openai:m" } else { "models/minilm" };
+        JobPayload::Embed(EmbedJob { embedder: embedder.into(), source: "graph".into(), start: 0, texts: vec!["a".into()], hosted })
+    }
+
+    #[test]
+    fn hosted_embed_ids_follow_the_model_not_the_server() {
+        let run = RunId::new("r").unwrap();
+        let h = HostedEmbed {
+            base_url: "http://a/v1".into(),
+            model: "m".into(),
+            key_file: Some("keys/k".into()),
+            dimensions: None,
+            batch: 64,
+            requests_per_minute: 60,
+        };
+        let id = embed(Some(h.clone())).id_in(&run);
+        assert_ne!(id, embed(None).id_in(&run));
+        let moved = HostedEmbed { base_url: "http://b/v1".into(), key_file: None, batch: 8, requests_per_minute: 0, ..h.clone() };
+        assert_eq!(embed(Some(moved)).id_in(&run), id, "another server of the same model reuses the results");
+        assert_ne!(embed(Some(HostedEmbed { dimensions: Some(256), ..h.clone() })).id_in(&run), id);
+        assert_eq!(embed(Some(h)).paths(), vec!["keys/k"], "a hosted embedder reads its key file only");
+        assert_eq!(embed(None).paths(), vec!["models/minilm"]);
+    }
+}
