@@ -8,8 +8,8 @@
 
 use crate::adapt::{hub, repo};
 use axum::extract::State;
-use axum::routing::post;
 use axum::http::header::CONTENT_TYPE;
+use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
