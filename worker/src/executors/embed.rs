@@ -25,8 +25,11 @@ pub struct EmbedExecutor {
     // mutex; the outer one only guards the map (and serialises first loads).
     models: Mutex<HashMap<PathBuf, Arc<Mutex<MiniLm>>>>,
     // One client per endpoint, so its request pacing spans the worker's jobs.
-    clients: Mutex<HashMap<(String, String, Option<PathBuf>, u32), Arc<HostedClient>>>,
+    clients: Mutex<HashMap<ClientKey, Arc<HostedClient>>>,
 }
+
+/// A hosted endpoint as the worker keeps its client: base URL, model, key file, pacing.
+type ClientKey = (String, String, Option<PathBuf>, u32);
 
 impl EmbedExecutor {
     pub fn new(device: Device) -> Self {
