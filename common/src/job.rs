@@ -71,7 +71,11 @@ impl JobPayload {
     /// that reaches outside its configured data roots before touching disk.
     pub fn paths(&self) -> Vec<&str> {
         match self {
-            JobPayload::Embed(j) => vec![j.embedder.as_str()],
+            JobPayload::Embed(j) => match &j.hosted {
+                // A hosted embedder reads no folder; only its key file, if any.
+                Some(h) => h.key_file.iter().map(String::as_str).collect(),
+                None => vec![j.embedder.as_str()],
+            },
             JobPayload::Label(j) => vec![j.model.artifact.as_str(), j.graph.as_str()],
             JobPayload::Evaluate(j) => vec![j.model.artifact.as_str(), j.dataset.path.as_str()],
             JobPayload::Diagnostic(_) => vec![],
@@ -87,7 +91,15 @@ impl JobPayload {
         match self {
             JobPayload::Embed(j) => {
                 let digest = sha256_hex(j.texts.join("\u{1f}").as_bytes());
-                JobId::derive(run, &["embed", &j.embedder, &j.source, &j.start.to_string(), &digest])
+                let mut parts: Vec<String> = vec!["embed".into(), j.embedder.clone(), j.source.clone(), j.start.to_string(), digest];
+                // Only what changes the vectors: the model (in `embedder`) and
+                // its dimensions, not the URL, key or limits, so moving to
+                // another server of the same model costs nothing twice.
+                if let Some(d) = j.hosted.as_ref().and_then(|h| h.dimensions) {
+                    parts.push(format!("dim{d}"));
+                }
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                JobId::derive(run, &parts)
             }
             JobPayload::Label(j) => {
                 let range = format!("{}..{}", j.shard.start, j.shard.end);
@@ -259,13 +271,33 @@ pub struct LabelJob {
 /// Caption embedding of one chunk of texts with the text embedder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmbedJob {
-    /// Folder of the sentence-embedding model (model.safetensors, tokenizer.json, config.json).
+    /// Folder of the sentence-embedding model (model.safetensors,
+    /// tokenizer.json, config.json); for a hosted embedder `openai:<model>`.
     pub embedder: String,
     /// What the texts are, e.g. `graph` or `dataset:CIFAR100`.
     pub source: String,
     /// Position of the first text in the source's full list.
     pub start: u64,
     pub texts: Vec<String>,
+    /// Set when the texts go to a hosted model over the OpenAI-compatible
+    /// API (`[embedder] kind = "openai"`) instead of the folder's encoder.
+    #[serde(default)]
+    pub hosted: Option<HostedEmbed>,
+}
+
+/// How an embed job reaches a hosted embedding model (`crate::hosted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedEmbed {
+    pub base_url: String,
+    pub model: String,
+    /// API key file under the data roots; `None` for servers without keys.
+    pub key_file: Option<String>,
+    /// Vector length asked of models that can shorten theirs.
+    pub dimensions: Option<u32>,
+    /// Texts per request.
+    pub batch: u32,
+    /// Request starts per minute from one worker.
+    pub requests_per_minute: u32,
 }
 
 /// A job that touches no model: for smoke tests, fault tests and the queue
@@ -287,4 +319,34 @@ pub enum DiagnosticBehavior {
     FailAlways,
     /// Fails with a permanent error (dead-lettered at once).
     FailPermanently,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embed(hosted: Option<HostedEmbed>) -> JobPayload {
+        let embedder = if hosted.is_some() { "openai:m" } else { "models/minilm" };
+        JobPayload::Embed(EmbedJob { embedder: embedder.into(), source: "graph".into(), start: 0, texts: vec!["a".into()], hosted })
+    }
+
+    #[test]
+    fn hosted_embed_ids_follow_the_model_not_the_server() {
+        let run = RunId::new("r").unwrap();
+        let h = HostedEmbed {
+            base_url: "http://a/v1".into(),
+            model: "m".into(),
+            key_file: Some("keys/k".into()),
+            dimensions: None,
+            batch: 64,
+            requests_per_minute: 60,
+        };
+        let id = embed(Some(h.clone())).id_in(&run);
+        assert_ne!(id, embed(None).id_in(&run));
+        let moved = HostedEmbed { base_url: "http://b/v1".into(), key_file: None, batch: 8, requests_per_minute: 0, ..h.clone() };
+        assert_eq!(embed(Some(moved)).id_in(&run), id, "another server of the same model reuses the results");
+        assert_ne!(embed(Some(HostedEmbed { dimensions: Some(256), ..h.clone() })).id_in(&run), id);
+        assert_eq!(embed(Some(h)).paths(), vec!["keys/k"], "a hosted embedder reads its key file only");
+        assert_eq!(embed(None).paths(), vec!["models/minilm"]);
+    }
 }

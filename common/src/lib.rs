@@ -21,6 +21,7 @@ pub mod backoff;
 pub mod config;
 pub mod data;
 pub mod exit;
+pub mod hosted;
 pub mod ids;
 pub mod job;
 pub mod output;

@@ -10,7 +10,8 @@ use crate::job::Job;
 pub const MAGIC: &[u8; 4] = b"MLLJ";
 /// 3: jobs carry what their id is derived from (a label job's graph digest,
 /// an evaluate job's dataset size), and run and job ids are validated.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: embed jobs may name a hosted embedder.
+pub const PROTOCOL_VERSION: u16 = 4;
 const HEADER: usize = 6;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

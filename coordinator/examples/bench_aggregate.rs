@@ -850,7 +850,7 @@ async fn bench(args: &Args, env: &HashMap<String, String>, root: &Path, control:
     println!("aggregating (RSS at start {rss_at_start_mib:.0} MiB) ...");
     rec.arm();
     let t = Instant::now();
-    let built = aggregate::build_with(control, &plan, experiments.as_ref()).await;
+    let built = aggregate::build_with(control, &plan, experiments.as_ref(), &Default::default()).await;
     let total_seconds = t.elapsed().as_secs_f64();
     let marks = rec.disarm("returned");
     let report = built?;

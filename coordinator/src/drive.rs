@@ -125,11 +125,13 @@ pub async fn wait_publishing_and_report(
         return Ok(status);
     }
     let experiments = opts.experiments.then(mll_method::experiments::ExperimentOptions::default);
-    let report = match crate::aggregate::build_with(ctl, plan, experiments.as_ref()).await {
+    let (modelgpt, answers) = crate::modelgpt::ask(plan, &ctl.artifacts).await?;
+    let report = match crate::aggregate::build_with(ctl, plan, experiments.as_ref(), &modelgpt).await {
         Ok(r) => r,
         Err(e) => return Err(crate::verify::explain_report_error(ctl, plan, e).await),
     };
     let written = mll_method::report::write_report(&report, out)?;
+    crate::modelgpt::write_answers(&answers, out)?;
     info!(run = %plan.run, out = %out.display(), files = written.len(), "wrote the report");
     let state = if status.state == RunState::Done { RunState::Done } else { RunState::Failed };
     ctl.store.set_state(&plan.run, state).await?;

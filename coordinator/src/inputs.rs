@@ -114,7 +114,14 @@ pub fn model_problems(spec: &BenchmarkSpec, root: &Path) -> Vec<InputCheckError>
             });
         }
     }
-    if let Some(e) = &spec.embedder {
+    if let Some(e) = spec.embedder.as_ref().filter(|e| e.kind == crate::spec::EmbedderKind::Openai) {
+        if let Some(key) = e.key_file.as_ref().map(|k| root.join(k)).filter(|k| !k.is_file()) {
+            out.push(InputCheckError::Embedder {
+                reason: "the hosted embedder's key file (embedder.key_file) is missing: write the API key, alone, into it".into(),
+                path: key,
+            });
+        }
+    } else if let Some(e) = &spec.embedder {
         let dir = root.join(&e.path);
         if !dir.is_dir() {
             out.push(InputCheckError::Embedder {

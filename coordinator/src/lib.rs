@@ -32,9 +32,11 @@ pub mod exit;
 pub mod graph;
 pub mod hub;
 pub mod inputs;
+pub mod llm_captions;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod logs;
+pub mod modelgpt;
 pub mod plan;
 pub mod progress;
 pub mod records;

@@ -6,10 +6,11 @@
 use super::experiments::{dataset_experiments, DatasetExperiments, ExperimentOptions};
 use super::{
     hub_average, imagenet_ranking, inb_models, oracle, order_desc, random_selection, same_models_for_all_classes, Accuracy, HubSelection,
-    MethodError, ModelLabels, Selection,
+    MethodError, ModelLabels, ReusePool, Selection,
 };
 use crate::input::classes_of;
 pub use crate::input::{mean_finite, DatasetData, DatasetInput, GraphInput, ReportInput};
+use crate::modelgpt::ModelGptRanking;
 use crate::names;
 use crate::options::{EnsembleWeight, MethodOptions};
 use crate::outcome::*;
@@ -208,6 +209,20 @@ fn rankings(data: &DatasetData, selection: Option<&Selection>, notes: &mut Vec<S
         debug_assert_eq!(imagenet_ranking(&imagenet), order_desc(&scores));
         rankings.insert("inb".to_string(), data.rank(&scores));
     }
+    match &data.input.modelgpt {
+        Some(g @ ModelGptRanking::Ranked { left_out, unknown, .. }) => {
+            rankings.insert("modelgpt".to_string(), data.rank(&g.scores(models.len()).expect("a ranked answer has scores")));
+            if !left_out.is_empty() {
+                let keys: Vec<String> = left_out.iter().map(|&i| data.key(i)).collect();
+                notes.push(format!("ModelGPT's answer left out {} model(s), ranked last: {}", keys.len(), keys.join(", ")));
+            }
+            if !unknown.is_empty() {
+                notes.push(format!("ModelGPT's answer named {} key(s) not in the hub, ignored: {}", unknown.len(), unknown.join(", ")));
+            }
+        }
+        Some(ModelGptRanking::Unusable(why)) => notes.push(format!("ModelGPT: no ranking ({why})")),
+        None => {}
+    }
     for (name, values) in
         [("params", models.iter().map(|x| x.params_m).collect::<Vec<_>>()), ("gflops", models.iter().map(|x| x.gflops).collect::<Vec<_>>())]
     {
@@ -275,18 +290,21 @@ fn selections(
             selections.insert(name, row);
         }
         if let Some(inb) = inb_models(&imagenet, k) {
-            let (acc, how) = if inb.len() == 1 {
-                // One model for every class: the ensemble is that model's own argmax.
-                let t = top1[inb[0]];
-                ((!t.is_nan()).then_some(t), "zero-shot top-1 of the ImageNet-best model".to_string())
-            } else {
-                let set = same_models_for_all_classes(&inb, classes);
-                (data.reuse(&pool, &set, &format!("inb_k{k}"), notes)?, format!("reuse of the {} ImageNet-best models", inb.len()))
-            };
-            selections.insert(
-                format!("inb_k{k}"),
-                SelectionReport { accuracy: acc, models: Some(inb.iter().map(|&i| data.key(i)).collect()), how },
-            );
+            let row = same_picks(data, &pool, &inb, &format!("inb_k{k}"), "the ImageNet-best model", "ImageNet-best models", notes)?;
+            selections.insert(format!("inb_k{k}"), row);
+        }
+        match &data.input.modelgpt {
+            Some(g @ ModelGptRanking::Ranked { .. }) => {
+                let picks = g.top(k).expect("a ranked answer has picks");
+                let name = format!("modelgpt_k{k}");
+                let row = same_picks(data, &pool, &picks, &name, "the LLM's first model", "LLM's first models", notes)?;
+                selections.insert(name, row);
+            }
+            Some(ModelGptRanking::Unusable(why)) => {
+                selections
+                    .insert(format!("modelgpt_k{k}"), SelectionReport { accuracy: None, models: None, how: format!("no ranking: {why}") });
+            }
+            None => {}
         }
         let random = if k == 1 || m == 1 {
             SelectionReport {
@@ -322,6 +340,28 @@ fn selections(
         selections.insert(format!("random_k{k}"), random);
     }
     Ok(selections)
+}
+
+/// A selection that uses the same `picks` for every class (INB, ModelGPT):
+/// one model's own zero-shot top-1, or the reuse of several.
+fn same_picks(
+    data: &DatasetData,
+    pool: &ReusePool,
+    picks: &[usize],
+    name: &str,
+    one: &str,
+    many: &str,
+    notes: &mut Vec<String>,
+) -> Result<SelectionReport, ReportError> {
+    let (accuracy, how) = if picks.len() == 1 {
+        // One model for every class: the ensemble is that model's own argmax.
+        let t = data.top1[picks[0]];
+        ((!t.is_nan()).then_some(t), format!("zero-shot top-1 of {one}"))
+    } else {
+        let set = same_models_for_all_classes(picks, data.classes);
+        (data.reuse(pool, &set, name, notes)?, format!("reuse of the {} {many}", picks.len()))
+    };
+    Ok(SelectionReport { accuracy, models: Some(picks.iter().map(|&i| data.key(i)).collect()), how })
 }
 
 /// The selection-method suffix of a reuse weighting (`mll_k1_w_inverse_entropy`).

@@ -26,6 +26,8 @@ pub struct DatasetInput {
     /// Per model: the recorded seconds of its evaluate jobs on this dataset
     /// (the k sweep's reuse cost); empty or None where unknown.
     pub evaluate_seconds: Vec<Option<f64>>,
+    /// The ModelGPT baseline's reading of the LLM's answer; None when it was not run.
+    pub modelgpt: Option<crate::modelgpt::ModelGptRanking>,
 }
 
 /// The graph side of MLL: node caption embeddings and every model's labels.

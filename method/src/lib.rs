@@ -25,6 +25,7 @@ pub mod baselines;
 pub mod experiments;
 pub mod input;
 pub mod metrics;
+pub mod modelgpt;
 pub mod names;
 pub mod options;
 pub mod outcome;

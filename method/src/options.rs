@@ -30,7 +30,11 @@ pub enum EnsembleWeight {
 #[serde(rename_all = "snake_case")]
 pub enum MethodPreset {
     /// The released MLL code (github LAMDASZ-ML/MLL) wherever it ran, corrected
-    /// only where it crashes or is plainly wrong.
+    /// only where it crashes or is plainly wrong. The caption embedder is the
+    /// spec's `[embedder]`, not the preset's: the released code (and so the
+    /// paper's table) embeds with OpenAI's text-embedding-3-large
+    /// (`kind = "openai"`); the in-process all-MiniLM-L6-v2 is the offline
+    /// default (docs/method.md, "Caption embedder").
     Paper,
     /// This project's earlier protocol: CLIP_benchmark's templated prompts on
     /// the dataset's class names, the paper's text for the rest (w = H).

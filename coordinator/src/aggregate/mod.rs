@@ -14,6 +14,7 @@ pub use load::{
 pub use mll_method::outcome::DiagnosticSummary;
 
 use crate::control::RunControl;
+use crate::modelgpt::ModelGpt;
 use crate::plan::Plan;
 use crate::spec::HubModel;
 use mll_method::assess::{assess_dataset, experiment_notes, mll_notes, summarise, DatasetInput};
@@ -73,12 +74,18 @@ impl AggregateError {
 /// every matching and dropped; then each dataset's evaluate outputs are
 /// loaded, reported on and dropped.
 pub async fn build(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Report> {
-    build_with(ctl, plan, None).await
+    build_with(ctl, plan, None, &ModelGpt::default()).await
 }
 
 /// [`build`], plus the paper's experiments when `experiments` is given (each
-/// dataset's while its probabilities are loaded, combined at the end).
-pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&ExperimentOptions>) -> anyhow::Result<Report> {
+/// dataset's while its probabilities are loaded, combined at the end), and
+/// the ModelGPT baseline's rankings (`crate::modelgpt`).
+pub async fn build_with(
+    ctl: &RunControl,
+    plan: &Plan,
+    experiments: Option<&ExperimentOptions>,
+    modelgpt: &ModelGpt,
+) -> anyhow::Result<Report> {
     let started = std::time::Instant::now();
     let outs = Outputs::load(ctl, plan).await?;
     let arts = &ctl.artifacts;
@@ -157,6 +164,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
             predictions,
             class_embeddings: e_t,
             evaluate_seconds,
+            modelgpt: modelgpt.rankings.get(&d.spec.name).cloned(),
         };
         let (mut report, exp) = assess_dataset(&models, &spec.method, node_ids, &input, selection.as_ref(), experiments)?;
         if !d.caption_fallbacks.is_empty() {
@@ -181,7 +189,7 @@ pub async fn build_with(ctl: &RunControl, plan: &Plan, experiments: Option<&Expe
         spec_digest: spec.digest(),
         source: "evaluate".into(),
         method: spec.method.clone(),
-        notes: mll_notes(&models, labelled.as_deref()),
+        notes: mll_notes(&models, labelled.as_deref()).into_iter().chain(std::iter::once(modelgpt.note())).collect(),
         models,
         datasets,
         summary,

@@ -186,6 +186,7 @@ pub fn truth_input(table: &TruthTable, spec: &BenchmarkSpec) -> Result<(ReportIn
             predictions: Vec::new(),
             class_embeddings: None,
             evaluate_seconds: Vec::new(),
+            modelgpt: None,
         });
     }
     let input = ReportInput {

@@ -1,5 +1,6 @@
 //! `graph build` and `graph count`: the semantic graph from sample dataset
-//! folders and WordNet 3.0 (the builder is `crate::graph`).
+//! folders and WordNet 3.0 (the builder is `crate::graph`); `graph captions`:
+//! LLM node captions (`crate::llm_captions`).
 
 use crate::graph::wordnet::WordNet;
 use crate::graph::{
@@ -19,12 +20,19 @@ pub enum GraphCommand {
     /// Print each construction's node count for a list of class wnids (no images needed).
     #[command(after_help = "Example:\n  coordinator graph count --wnids configs/imagenet/imagenet1k_wnids.txt")]
     Count(GraphCountArgs),
+    /// Write LLM node captions into graph.json: 10 descriptions per node from an
+    /// OpenAI-compatible chat model (the released label.py's), cached and resumable.
+    #[command(
+        after_help = "Example:\n  coordinator graph captions --graph data/graph/graph.json --llm-model gpt-4o-2024-08-06 \\\n    --llm-key-file ~/.config/openai.key\n\nRewriting graph.json changes its digest: a run using it plans new label jobs."
+    )]
+    Captions(GraphCaptionsArgs),
 }
 
 pub fn run(command: GraphCommand) -> anyhow::Result<()> {
     match command {
         GraphCommand::Build(args) => build(&args),
         GraphCommand::Count(args) => count(&args),
+        GraphCommand::Captions(args) => captions(&args),
     }
 }
 
@@ -101,6 +109,41 @@ pub struct GraphCountArgs {
     pub json: bool,
 }
 
+/// `coordinator graph captions` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct GraphCaptionsArgs {
+    /// graph.json whose node captions to write.
+    #[arg(long, value_name = "FILE")]
+    pub graph: PathBuf,
+    /// Where to write the captioned graph (default: over --graph).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The chat model's name.
+    #[arg(long, value_name = "NAME")]
+    pub llm_model: String,
+    /// The API root (OpenAI, vLLM, Ollama, llama.cpp's server, ...).
+    #[arg(long, value_name = "URL", default_value = crate::spec::OPENAI_BASE_URL)]
+    pub llm_base_url: String,
+    /// A file holding the API key alone (never logged); none for keyless servers.
+    #[arg(long, value_name = "FILE")]
+    pub llm_key_file: Option<PathBuf>,
+    /// Request starts per minute (0: unpaced).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub requests_per_minute: u32,
+    /// Descriptions per node.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub per_node: usize,
+    /// Longest answer asked for, in tokens.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_tokens: u32,
+    /// Folder of cached answers (default: llm-captions/ beside --graph).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl GraphBuildArgs {
     fn request(&self) -> GraphBuildRequest {
         GraphBuildRequest {
@@ -143,6 +186,43 @@ fn build(args: &GraphBuildArgs) -> anyhow::Result<()> {
             s.nodes_dropped_without_images,
             s.seed,
             s.sha256
+        );
+    }
+    Ok(())
+}
+
+/// `coordinator graph captions`.
+fn captions(args: &GraphCaptionsArgs) -> anyhow::Result<()> {
+    let graph = mll_common::data::graph::Graph::read(&args.graph)?;
+    let mut endpoint = mll_common::hosted::Endpoint::new(&args.llm_base_url, &args.llm_model, args.llm_key_file.clone());
+    endpoint.requests_per_minute = args.requests_per_minute;
+    let client = mll_common::hosted::HostedClient::new(endpoint)?;
+    let cache = args.cache.clone().unwrap_or_else(|| args.graph.parent().unwrap_or(std::path::Path::new(".")).join("llm-captions"));
+    let (graph, summary) = crate::llm_captions::caption_graph(graph, &client, &cache, args.per_node.max(1), args.max_tokens)?;
+    let out = args.out.as_ref().unwrap_or(&args.graph);
+    mll_method::report::write_atomically(out, &graph.to_json_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "wrote {}: {} nodes, {} answers from the cache ({}), {} asked, {} without new captions",
+            out.display(),
+            summary.nodes,
+            summary.cached,
+            cache.display(),
+            summary.asked,
+            summary.failed.len()
+        );
+        for (node, why) in &summary.failed {
+            println!("  {node}: {why}");
+        }
+    }
+    if !summary.failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} nodes got no captions (listed above); run the same command again to ask for them (the others are cached)",
+            summary.failed.len(),
+            summary.nodes
         );
     }
     Ok(())

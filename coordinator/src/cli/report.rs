@@ -45,6 +45,10 @@ pub struct ReportArgs {
     /// (30 seeded orders). With --truth only hub growth (INB, oracle) is possible.
     #[arg(long)]
     experiments: bool,
+    /// ModelGPT answers made elsewhere (JSON: {"answers": {"DATASET": ["model key", ...] or
+    /// "answer text"}}), used instead of asking the spec's [llm]; docs/method.md, "ModelGPT".
+    #[arg(long, value_name = "FILE", conflicts_with = "truth")]
+    modelgpt: Option<PathBuf>,
 }
 
 pub async fn report(settings: &Settings, config: Option<&Path>, args: ReportArgs) -> anyhow::Result<()> {
@@ -66,7 +70,17 @@ pub async fn report(settings: &Settings, config: Option<&Path>, args: ReportArgs
             None => ctl.saved_submission(&run).map_err(|e| cluster_miss_hint(e.into(), run.as_str(), &at))?,
         };
         let p = submission.plan()?;
-        match crate::aggregate::build_with(&ctl, &p, experiments.as_ref()).await {
+        let modelgpt = match &args.modelgpt {
+            Some(file) => crate::modelgpt::import(file, &p)?,
+            None => {
+                let (m, answers) = crate::modelgpt::ask(&p, &ctl.artifacts).await?;
+                if let Some(out) = &args.out {
+                    crate::modelgpt::write_answers(&answers, out)?;
+                }
+                m
+            }
+        };
+        match crate::aggregate::build_with(&ctl, &p, experiments.as_ref(), &modelgpt).await {
             Ok(r) => r,
             Err(e) => return Err(crate::verify::explain_report_error(&ctl, &p, e).await),
         }

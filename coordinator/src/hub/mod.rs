@@ -145,7 +145,7 @@ pub async fn summarise(ctl: &RunControl, run: &RunId) -> anyhow::Result<HubSumma
         graph_nodes: plan.graph_nodes,
         graph_images: plan.graph_images,
         datasets: plan.datasets.iter().map(|d| d.spec.name.clone()).collect(),
-        embedder: spec.embedder.as_ref().map(|e| e.path.clone()),
+        embedder: spec.embedder.as_ref().map(|e| e.name()),
     })
 }
 

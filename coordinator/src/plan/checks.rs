@@ -30,7 +30,15 @@ pub fn check(spec: &BenchmarkSpec, data_root: &Path) -> Result<(), PlanError> {
         confined("graph.path".into(), &g.path)?;
     }
     if let Some(e) = &spec.embedder {
-        confined("embedder.path".into(), &e.path)?;
+        if !e.path.is_empty() {
+            confined("embedder.path".into(), &e.path)?;
+        }
+        if let Some(k) = &e.key_file {
+            confined("embedder.key_file".into(), k)?;
+        }
+    }
+    if let Some(k) = spec.llm.as_ref().and_then(|l| l.key_file.as_ref()) {
+        confined("llm.key_file".into(), k)?;
     }
     // A diagnostic spec exercises the queue only; everything else needs both.
     if spec.diagnostic.is_none() {

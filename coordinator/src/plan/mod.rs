@@ -214,11 +214,18 @@ pub fn embed_jobs(run: &RunId, emb: &crate::spec::EmbedderSpec, source: &str, it
         flat.extend(caps.iter().cloned());
     }
     let mut jobs = Vec::new();
+    let (name, hosted) = (emb.name(), emb.hosted());
     for (ci, chunk) in flat.chunks(emb.chunk.max(1)).enumerate() {
         let start = (ci * emb.chunk.max(1)) as u64;
         jobs.push(Job::new(
             run.clone(),
-            JobPayload::Embed(EmbedJob { embedder: emb.path.clone(), source: source.to_string(), start, texts: chunk.to_vec() }),
+            JobPayload::Embed(EmbedJob {
+                embedder: name.clone(),
+                source: source.to_string(),
+                start,
+                texts: chunk.to_vec(),
+                hosted: hosted.clone(),
+            }),
         ));
     }
     (ranges, jobs)

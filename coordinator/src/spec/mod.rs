@@ -33,6 +33,9 @@ pub struct BenchmarkSpec {
     pub graph: Option<GraphSpec>,
     #[serde(default)]
     pub embedder: Option<EmbedderSpec>,
+    /// A chat model for the ModelGPT baseline and LLM captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSpec>,
     #[serde(default)]
     pub method: MethodOptions,
     #[serde(default)]
@@ -142,13 +145,116 @@ fn default_label_top_nodes() -> u32 {
     32
 }
 
+/// The caption text embedder. `[embedder] path = "..."` is the in-process
+/// sentence encoder (all-MiniLM-L6-v2); `kind = "openai"` sends the texts to
+/// a hosted model over the OpenAI-compatible API from the workers' embed jobs
+/// (docs/operations.md, "Hosted models").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedderSpec {
-    /// Folder with model.safetensors, tokenizer.json, config.json, relative to data_root.
+    #[serde(default, skip_serializing_if = "EmbedderKind::is_minilm")]
+    pub kind: EmbedderKind,
+    /// `minilm`: folder with model.safetensors, tokenizer.json, config.json, relative to data_root.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    /// Texts per embed job.
     #[serde(default = "default_embed_chunk")]
     pub chunk: usize,
+    /// `openai`: the model's name, e.g. `text-embedding-3-large`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `openai`: the API root; default `https://api.openai.com/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// `openai`: a file holding the API key alone, relative to data_root (the
+    /// workers read it under their data roots); none for servers without keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// `openai`: the vector length asked of models that can shorten theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    /// `openai`: texts per request (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    /// `openai`: request starts per minute from one worker (default 60; 0: unpaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    /// The in-process MiniLM of `path`.
+    #[default]
+    Minilm,
+    /// A hosted model over the OpenAI-compatible embeddings API.
+    Openai,
+}
+
+impl EmbedderKind {
+    fn is_minilm(&self) -> bool {
+        *self == EmbedderKind::Minilm
+    }
+}
+
+/// OpenAI's API root, where `base_url` is not given.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+impl EmbedderSpec {
+    /// What embed jobs name as their embedder: the folder, or `openai:<model>`.
+    pub fn name(&self) -> String {
+        match self.kind {
+            EmbedderKind::Minilm => self.path.clone(),
+            EmbedderKind::Openai => format!("openai:{}", self.model.as_deref().unwrap_or_default()),
+        }
+    }
+
+    /// The embed jobs' hosted endpoint (`None` for the in-process MiniLM).
+    pub fn hosted(&self) -> Option<mll_common::job::HostedEmbed> {
+        (self.kind == EmbedderKind::Openai).then(|| mll_common::job::HostedEmbed {
+            base_url: self.base_url.clone().unwrap_or_else(|| OPENAI_BASE_URL.to_string()),
+            model: self.model.clone().unwrap_or_default(),
+            key_file: self.key_file.clone(),
+            dimensions: self.dimensions,
+            batch: self.batch.unwrap_or(64),
+            requests_per_minute: self.requests_per_minute.unwrap_or(60),
+        })
+    }
+}
+
+/// A chat model over the OpenAI-compatible API (`[llm]`): the ModelGPT
+/// baseline's ranker and the LLM captions' writer. Called by the
+/// coordinator; answers are cached under the run (docs/method.md, "ModelGPT").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSpec {
+    /// The model's name, e.g. `gpt-4o-2024-08-06`.
+    pub model: String,
+    /// The API root; default `https://api.openai.com/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// A file holding the API key alone, relative to data_root; none for servers without keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Request starts per minute (default 30; 0: unpaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Longest answer asked for, in tokens (default 2048).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+impl LlmSpec {
+    /// The client endpoint, with the key file resolved under `data_root`.
+    pub fn endpoint(&self, data_root: &Path) -> mll_common::hosted::Endpoint {
+        let mut e = mll_common::hosted::Endpoint::new(
+            self.base_url.clone().unwrap_or_else(|| OPENAI_BASE_URL.to_string()),
+            self.model.clone(),
+            self.key_file.as_ref().map(|k| data_root.join(k)),
+        );
+        e.requests_per_minute = self.requests_per_minute.unwrap_or(30);
+        e
+    }
 }
 
 fn default_embed_chunk() -> usize {
@@ -335,6 +441,50 @@ impl BenchmarkSpec {
         if !(self.execution.reference_tflops.is_finite() && self.execution.reference_tflops > 0.0) {
             return Err(invalid("execution.reference_tflops", format!("{} must be a positive number", self.execution.reference_tflops)));
         }
+        if let Some(e) = &self.embedder {
+            match e.kind {
+                EmbedderKind::Minilm => {
+                    if e.path.is_empty() {
+                        return Err(invalid("embedder.path", "give the text embedder's folder (or kind = \"openai\" and model)".into()));
+                    }
+                    let hosted_key = [
+                        ("model", e.model.is_some()),
+                        ("base_url", e.base_url.is_some()),
+                        ("key_file", e.key_file.is_some()),
+                        ("dimensions", e.dimensions.is_some()),
+                        ("batch", e.batch.is_some()),
+                        ("requests_per_minute", e.requests_per_minute.is_some()),
+                    ]
+                    .into_iter()
+                    .find(|(_, given)| *given);
+                    if let Some((key, _)) = hosted_key {
+                        return Err(invalid(&format!("embedder.{key}"), "is for kind = \"openai\"; add that or drop the key".into()));
+                    }
+                }
+                EmbedderKind::Openai => {
+                    if e.model.as_deref().is_none_or(str::is_empty) {
+                        return Err(invalid(
+                            "embedder.model",
+                            "kind = \"openai\" needs the model's name, e.g. text-embedding-3-large".into(),
+                        ));
+                    }
+                    if !e.path.is_empty() {
+                        return Err(invalid("embedder.path", "a hosted embedder has no folder; drop path or use kind = \"minilm\"".into()));
+                    }
+                    if e.batch == Some(0) {
+                        return Err(invalid("embedder.batch", "must be >= 1".into()));
+                    }
+                }
+            }
+            if e.chunk == 0 {
+                return Err(invalid("embedder.chunk", "must be >= 1".into()));
+            }
+        }
+        if let Some(l) = &self.llm {
+            if l.model.is_empty() {
+                return Err(invalid("llm.model", "give the chat model's name".into()));
+            }
+        }
         if let Some(d) = &self.diagnostic {
             if let Some(bad) = d.poison.iter().chain(&d.permanent_failures).find(|&&i| i >= d.jobs) {
                 return Err(invalid("diagnostic", format!("job index {bad} is not below jobs = {}", d.jobs)));
@@ -413,5 +563,34 @@ mod tests {
         assert!(err.contains("bogus"), "{err}");
         let err = BenchmarkSpec::from_toml("name = \"x\"\n[method]\nalpha = 2.0\n", "t.toml").unwrap_err().to_string();
         assert!(err.contains("method.alpha"), "{err}");
+    }
+
+    #[test]
+    fn embedder_kinds_parse_and_are_checked() {
+        let s = BenchmarkSpec::from_toml("name = \"x\"\n[embedder]\npath = \"models/m\"\n", "t.toml").unwrap();
+        let e = s.embedder.as_ref().unwrap();
+        assert_eq!((e.kind, e.name(), e.hosted()), (EmbedderKind::Minilm, "models/m".to_string(), None));
+        // The old form serialises as before, so existing runs keep their spec digest.
+        assert_eq!(serde_json::to_value(e).unwrap(), serde_json::json!({"path": "models/m", "chunk": 256}));
+        let s = BenchmarkSpec::from_toml(
+            "name = \"x\"\n[embedder]\nkind = \"openai\"\nmodel = \"text-embedding-3-large\"\nkey_file = \"keys/k\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let e = s.embedder.as_ref().unwrap();
+        assert_eq!(e.name(), "openai:text-embedding-3-large");
+        let h = e.hosted().unwrap();
+        assert_eq!((h.base_url.as_str(), h.batch, h.requests_per_minute), (OPENAI_BASE_URL, 64, 60));
+        for (text, key) in [
+            ("[embedder]\nkind = \"openai\"\n", "embedder.model"),
+            ("[embedder]\nkind = \"openai\"\nmodel = \"m\"\npath = \"p\"\n", "embedder.path"),
+            ("[embedder]\npath = \"p\"\nmodel = \"m\"\n", "embedder.model"),
+            ("[embedder]\nchunk = 3\n", "embedder.path"),
+            ("[embedder]\nkind = \"cohere\"\n", "cohere"),
+            ("[llm]\nmodel = \"\"\n", "llm.model"),
+        ] {
+            let err = BenchmarkSpec::from_toml(&format!("name = \"x\"\n{text}"), "t.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 }

@@ -82,6 +82,7 @@ fn spec(reference: &std::path::Path) -> BenchmarkSpec {
         datasets,
         graph: None,
         embedder: None,
+        llm: None,
         method: MethodOptions::default(),
         execution: Default::default(),
         priority: 1,

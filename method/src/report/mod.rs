@@ -8,4 +8,4 @@ mod write;
 
 /// The types this module writes, at their old paths for callers.
 pub use crate::outcome::*;
-pub use write::{accuracy_matrix_csv, report_json, report_markdown, write_report};
+pub use write::{accuracy_matrix_csv, report_json, report_markdown, write_atomically, write_report};

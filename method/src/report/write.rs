@@ -102,8 +102,12 @@ pub fn report_markdown(report: &Report) -> String {
     // Selection accuracy: per k, INB / MLL / oracle like the paper, then the other baselines.
     // Random k=1 is the hub average exactly (the legend says so), so it gets no column.
     let mut columns: Vec<(String, String)> = Vec::new();
+    let modelgpt_ran = report.datasets.iter().any(|d| d.selections.keys().any(|k| k.starts_with("modelgpt_k")));
     for &k in &o.k {
         columns.push((format!("INB k={k}"), format!("inb_k{k}")));
+        if modelgpt_ran {
+            columns.push((format!("ModelGPT k={k}"), format!("modelgpt_k{k}")));
+        }
         columns.push((format!("MLL k={k}"), format!("mll_k{k}")));
     }
     columns.push(("Oracle".into(), "oracle".into()));
@@ -121,6 +125,9 @@ pub fn report_markdown(report: &Report) -> String {
     }
     let means: Vec<String> = columns.iter().map(|c| cell(report.summary.selections.get(&c.1).map(|x| x.accuracy))).collect();
     let _ = writeln!(s, "| **mean (complete datasets)** | {} |\n", means.join(" | "));
+    if !modelgpt_ran {
+        let _ = writeln!(s, "- ModelGPT: not run (no `[llm]` in the spec and no `report --modelgpt` answers).\n");
+    }
     let coincide = coinciding_selections(report);
     for note in &coincide {
         let _ = writeln!(s, "- {note}");
@@ -239,6 +246,7 @@ fn legend(s: &mut String, report: &Report) {
     for line in [
         "**INB k** (ImageNet baseline): the k hub models with the highest ImageNet top-1, the same for every class; INB k=1 is that one model's zero-shot top-1.".to_string(),
         format!("**MLL k**: per class, the k models with the highest class score r_(m,y) (from the graph nodes matched to the class), reused with the method's weighting ({own})."),
+        "**ModelGPT k**: the first k models of the ranking an LLM gave from the task's domain, task and class names and the hub's model cards (docs/method.md, \"ModelGPT\"), the same for every class.".to_string(),
         "**Oracle**: the single hub model with the best true top-1 on the dataset, for every class. Knowing it needs every model evaluated (the ground truth), so it is a reference, not a selection method. MLL k=1 can beat it: it picks a model per class, and specialists of different classes together beat the best single model.".to_string(),
         "**Hub avg**: the mean top-1 over all hub models, which is exactly the expected accuracy of one random model per class (Random k=1, hence no column of its own).".to_string(),
         "**Random k** (k ≥ 2): the expected reuse top-1 of k uniformly random models per class.".to_string(),
@@ -247,7 +255,7 @@ fn legend(s: &mut String, report: &Report) {
         "**τ5**: Kendall tau-b between the true and the predicted rank positions of the models in both top-5s (0 when they share 2 or fewer).".to_string(),
         "**Kendall τ-b**: rank correlation of the predicted scores with the true top-1 over all models (1 = the same order, -1 = reversed).".to_string(),
         "**weighted τ**: Kendall's tau with hyperbolic weights (scipy's weightedtau), so that swaps among the best models count more than among the worst.".to_string(),
-        "Ranking methods: **mll** (MLL's model score), **inb** (ImageNet top-1), **params** (parameter count), **gflops** (GFLOPs per image); more is predicted better.".to_string(),
+        "Ranking methods: **mll** (MLL's model score), **inb** (ImageNet top-1), **modelgpt** (the LLM's order), **params** (parameter count), **gflops** (GFLOPs per image); more is predicted better.".to_string(),
     ] {
         let _ = writeln!(s, "- {line}");
     }

@@ -57,6 +57,7 @@ fn input() -> ReportInput {
         predictions: preds.into_iter().map(Some).collect(),
         class_embeddings: Some(e_t.clone()),
         evaluate_seconds: Vec::new(),
+        modelgpt: None,
     };
     let b = DatasetInput {
         name: "B".into(),

@@ -122,6 +122,7 @@ pub fn world(models: usize, seed: u64, incomplete: bool) -> ReportInput {
             predictions,
             class_embeddings: Some(e_t),
             evaluate_seconds: (0..models).map(|m| Some(10.0 * (m + 1) as f64 + d as f64)).collect(),
+            modelgpt: None,
         });
     }
     ReportInput {

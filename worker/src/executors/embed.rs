@@ -1,9 +1,13 @@
 //! Embed jobs: caption texts → L2-normalised sentence embeddings with the text
-//! embedder (all-MiniLM-L6-v2), stored as a safetensors artifact
-//! (`embeddings` f32 [n, D_e], rows in the job's text order).
+//! embedder (all-MiniLM-L6-v2 in process, or a hosted model over the
+//! OpenAI-compatible API when the job names one), stored as a safetensors
+//! artifact (`embeddings` f32 [n, D_e], rows in the job's text order).
 
 use crate::engine::minilm::{embeddings_safetensors, MiniLm, MiniLmError, DEFAULT_BATCH_SIZE};
 use crate::executor::{ExecContext, ExecError, Executor};
+use mll_common::artifact::safetensors_io::{self, Named};
+use mll_common::hosted::{Endpoint, HostedClient};
+use mll_common::job::HostedEmbed;
 use mll_common::output::EmbedOutput;
 use mll_common::{Job, JobOutput, JobPayload};
 use std::collections::HashMap;
@@ -20,7 +24,12 @@ pub struct EmbedExecutor {
     // tch tensors are Send but not Sync, so each model sits behind its own
     // mutex; the outer one only guards the map (and serialises first loads).
     models: Mutex<HashMap<PathBuf, Arc<Mutex<MiniLm>>>>,
+    // One client per endpoint, so its request pacing spans the worker's jobs.
+    clients: Mutex<HashMap<ClientKey, Arc<HostedClient>>>,
 }
+
+/// A hosted endpoint as the worker keeps its client: base URL, model, key file, pacing.
+type ClientKey = (String, String, Option<PathBuf>, u32);
 
 impl EmbedExecutor {
     pub fn new(device: Device) -> Self {
@@ -28,7 +37,7 @@ impl EmbedExecutor {
     }
 
     pub fn with_batch_size(device: Device, batch_size: usize) -> Self {
-        EmbedExecutor { device, batch_size: batch_size.max(1), models: Mutex::new(HashMap::new()) }
+        EmbedExecutor { device, batch_size: batch_size.max(1), models: Mutex::new(HashMap::new()), clients: Mutex::new(HashMap::new()) }
     }
 
     /// The model for `folder`, loading it on first use. A folder that failed
@@ -56,6 +65,57 @@ impl EmbedExecutor {
             return model.embed_batch::<&str>(&[]).map_err(run_error);
         }
         Tensor::f_cat(&parts, 0).map_err(|e| run_error(e.into()))
+    }
+}
+
+impl EmbedExecutor {
+    fn client(&self, h: &HostedEmbed, key_file: Option<PathBuf>) -> Result<Arc<HostedClient>, ExecError> {
+        let id = (h.base_url.clone(), h.model.clone(), key_file.clone(), h.requests_per_minute);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&id) {
+            return Ok(c.clone());
+        }
+        let mut endpoint = Endpoint::new(&h.base_url, &h.model, key_file);
+        endpoint.requests_per_minute = h.requests_per_minute;
+        let client = Arc::new(HostedClient::new(endpoint).map_err(|e| ExecError::Permanent(e.to_string()))?);
+        clients.insert(id, client.clone());
+        Ok(client)
+    }
+
+    /// Embeds the job's texts with a hosted model, `h.batch` texts per
+    /// request, checking for cancellation between requests. A server that
+    /// stayed down or busy through the client's retries is transient (the
+    /// job is requeued); a refused request or a malformed answer is permanent.
+    fn embed_hosted(&self, h: &HostedEmbed, texts: &[String], ctx: &ExecContext) -> Result<Vec<u8>, ExecError> {
+        let key = h.key_file.as_deref().map(|k| ctx.resolve(k)).transpose()?;
+        let client = self.client(h, key)?;
+        let mut values = Vec::new();
+        let mut dim = 0usize;
+        for chunk in texts.chunks(h.batch.max(1) as usize) {
+            ctx.check_cancelled()?;
+            let rows = client.embed(chunk, h.dimensions, chunk.len()).map_err(|e| {
+                if e.is_transient() {
+                    ExecError::Transient(e.to_string())
+                } else {
+                    ExecError::Permanent(e.to_string())
+                }
+            })?;
+            for row in rows {
+                if dim == 0 {
+                    dim = row.len();
+                } else if row.len() != dim {
+                    return Err(ExecError::Permanent(format!(
+                        "hosted embedder {} gave vectors of {} and {dim} values in one job",
+                        h.model,
+                        row.len()
+                    )));
+                }
+                // L2-normalised like the in-process encoder's (OpenAI's are already).
+                let norm = row.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt().max(1e-12);
+                values.extend(row.iter().map(|v| (f64::from(*v) / norm) as f32));
+            }
+        }
+        Ok(safetensors_io::encode(&[Named::new("embeddings", vec![texts.len(), dim], &values)])?)
     }
 }
 
@@ -94,6 +154,11 @@ impl Executor for EmbedExecutor {
                 job.payload.describe()
             )));
         };
+        if let Some(h) = &embed.hosted {
+            let bytes = self.embed_hosted(h, &embed.texts, ctx)?;
+            let aref = ctx.artifacts.put(&bytes)?;
+            return Ok(JobOutput::Embed(EmbedOutput { embeddings: aref, count: embed.texts.len() as u64 }));
+        }
         let folder = ctx.resolve(&embed.embedder)?;
         let model = self.model(&folder)?;
         let model = model.lock().unwrap_or_else(|p| p.into_inner());

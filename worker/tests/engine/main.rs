@@ -10,6 +10,7 @@ mod support;
 mod datasets;
 mod engine_parity;
 mod eval_parity;
+mod hosted_embedder;
 mod label_evaluate_jobs;
 mod minilm_bench;
 mod minilm_parity;

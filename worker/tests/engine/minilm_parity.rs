@@ -134,7 +134,11 @@ fn minilm_matches_sentence_transformers() {
 fn embed_job(embedder: &str, texts: Vec<String>) -> Job {
     let run = RunId::new("minilm-test").unwrap();
     let id = JobId::derive(&run, &["embed", embedder]);
-    Job { id, run, payload: JobPayload::Embed(EmbedJob { embedder: embedder.into(), source: "test".into(), start: 0, texts }) }
+    Job {
+        id,
+        run,
+        payload: JobPayload::Embed(EmbedJob { embedder: embedder.into(), source: "test".into(), start: 0, texts, hosted: None }),
+    }
 }
 
 #[test]
