@@ -23,7 +23,7 @@ pub enum GraphCommand {
     /// Write LLM node captions into graph.json: 10 descriptions per node from an
     /// OpenAI-compatible chat model (the released label.py's), cached and resumable.
     #[command(
-        after_help = "Example:\n  coordinator graph captions --graph data/graph/graph.json --llm-model gpt-4o-2024-08-06 \\\n    --llm-key-file ~/.config/openai.key\n\nRewriting graph.json changes its digest: a run using it plans new label jobs."
+        after_help = "Rewriting graph.json changes its digest: a run using it plans new label jobs.\n\nExample:\n  coordinator graph captions --graph data/graph/graph.json --llm-model gpt-4o-2024-08-06 \\\n    --llm-key-file ~/.config/openai.key"
     )]
     Captions(GraphCaptionsArgs),
 }

@@ -252,7 +252,7 @@ mod tests {
 
     /// Value names: a few upper-case words for the kind of value.
     const VALUE_NAMES: &[&str] =
-        &["FILE", "DIR", "RUN", "N", "SECONDS", "STAGE", "ID", "FORMAT", "CONSTRUCTION", "NAME", "DEVICE", "PRECISION"];
+        &["FILE", "DIR", "RUN", "N", "SECONDS", "STAGE", "ID", "FORMAT", "CONSTRUCTION", "NAME", "DEVICE", "PRECISION", "RULE", "URL"];
 
     /// Every option and argument without a help line, every (sub)command
     /// whose help does not end with an example, every value name outside
