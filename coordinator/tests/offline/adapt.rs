@@ -279,6 +279,33 @@ fn adapt_on_an_unlabelled_folder_predicts_every_image() {
     assert!(a["selection"]["embedded"].as_str().unwrap().starts_with("class names"), "{}", a["selection"]["embedded"]);
 }
 
+/// A PNG whose header says 100,000 x 100,000 RGB pixels, with a tiny IDAT (a
+/// decoder is made for it; decoding would need 30 GB).
+fn png_bomb() -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let ihdr: Vec<u8> = [100_000u32.to_be_bytes(), 100_000u32.to_be_bytes()].concat().into_iter().chain([8, 2, 0, 0, 0]).collect();
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
 #[test]
 fn bad_input_is_a_clear_error_and_writes_nothing() {
     let (hub, _one) = hub();
@@ -332,15 +359,9 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     usage(&hub.adapt(&["--task", task.path().to_str().unwrap(), "--out", out.to_str().unwrap()]), "task image b.png");
     assert!(!out.exists(), "a failed adapt wrote {}", out.display());
 
-    // A decompression bomb: a valid PNG header claiming 100,000 x 100,000 pixels.
-    let mut bomb = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bomb, 100_000, 100_000);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let _ = enc.write_header().unwrap(); // the header alone; no pixels follow
-    }
-    std::fs::write(task.path().join("b.png"), &bomb).unwrap();
+    // A decompression bomb: a valid PNG claiming 100,000 x 100,000 RGB pixels
+    // (30 GB decoded) whose IDAT holds a few bytes.
+    std::fs::write(task.path().join("b.png"), png_bomb()).unwrap();
     let o = hub.adapt(&["--task", task.path().to_str().unwrap(), "--out", out.to_str().unwrap()]);
     usage(&o, "task image b.png");
     assert!(String::from_utf8_lossy(&o.stderr).contains("decompression bomb"), "{}", String::from_utf8_lossy(&o.stderr));
