@@ -12,7 +12,7 @@ if [ ! -f "$_data_stamp" ]; then
   echo "installing the data tools' packages ($_data_req, $_data_test_req) into $MLL_VENV (a few minutes the first time)" >&2
   "$MLL_VENV/bin/pip" install --disable-pip-version-check --progress-bar on -r "$_data_req" -r "$_data_test_req" \
     | grep -E "^(Collecting|Successfully)" >&2 || true
-  "$MLL_VENV/bin/python" -c "import h5py, av, pytest, clip_benchmark" \
+  "$MLL_VENV/bin/python" -c "import h5py, av, pytest, clip_benchmark.datasets.builder" \
     || { echo "installing the data tools' packages into $MLL_VENV failed (see pip's output above)" >&2; exit 1; }
   touch "$_data_stamp"
 fi
