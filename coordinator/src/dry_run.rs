@@ -30,6 +30,9 @@ pub struct DryRun {
     /// Classes without captions, over every dataset whose captions could be checked.
     pub caption_fallbacks: usize,
     pub graph: Option<GraphDryRun>,
+    /// What deserves a look without keeping the plan from being complete
+    /// (a dataset whose sample count is not the catalog's).
+    pub notes: Vec<String>,
     pub method: MethodOptions,
     pub execution: ExecutionOptions,
 }
@@ -41,6 +44,9 @@ pub struct DatasetDryRun {
     pub classes: Option<usize>,
     pub class_names_from: Option<String>,
     pub samples: Option<u64>,
+    /// The catalog's expected sample count (`catalog = "NAME"` datasets), known
+    /// with or without the data.
+    pub expected_samples: Option<u64>,
     /// The class map's path (relative to the spec file) and its row count.
     pub class_map: Option<String>,
     pub mapped_classes: Option<usize>,
@@ -102,7 +108,37 @@ pub fn dry_run(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Re
     }
     d.missing_models = models.into_iter().map(|(k, _)| k).collect();
     d.complete = d.missing.is_empty();
+    expect_catalog_counts(&mut d, spec, data_root, opts);
     Ok(d)
+}
+
+/// Fills each catalog dataset's expected sample count, and notes a prepared
+/// dataset whose count differs (another split, a partial download).
+fn expect_catalog_counts(d: &mut DryRun, spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) {
+    if spec.datasets.iter().all(|x| x.catalog.is_none()) {
+        return;
+    }
+    // The spec resolved its references with this catalog already, so it is there.
+    let origin = opts.spec_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let Ok(path) = crate::spec::catalog::catalog_path_for(&origin) else { return };
+    let Ok(catalog) = crate::spec::catalog::Catalog::load(&path) else { return };
+    for (x, spec_d) in d.datasets.iter_mut().zip(&spec.datasets) {
+        let Some(entry) = spec_d.catalog.as_deref().and_then(|c| catalog.get(c)) else { continue };
+        x.expected_samples = Some(entry.samples);
+        if let Some(n) = x.samples.filter(|&n| n != entry.samples) {
+            d.notes.push(format!(
+                "{}: {n} samples in {}, the catalog expects {} (split {}: {}); numbers from this folder are not the \
+                 paper's: `scripts/prepare-data --only {} --out {}` prepares the dataset as the catalog describes and checks its count",
+                x.name,
+                spec_d.path,
+                entry.samples,
+                entry.split,
+                entry.samples_source,
+                entry.name,
+                data_root.display()
+            ));
+        }
+    }
 }
 
 /// The command that makes a catalog dataset's folder (and, with `--captions
@@ -139,6 +175,7 @@ fn from_plan(p: &plan::Plan) -> DryRun {
                 .into(),
             ),
             samples: Some(d.samples),
+            expected_samples: None,
             class_map: d.spec.class_map.clone(),
             mapped_classes: d.spec.class_map.as_ref().map(|_| d.classnames.len()),
             caption_fallbacks: Some(d.caption_fallbacks.clone()),
@@ -161,6 +198,7 @@ fn from_plan(p: &plan::Plan) -> DryRun {
         caption_fallbacks: datasets.iter().filter_map(|d| d.caption_fallbacks.as_ref()).map(Vec::len).sum(),
         datasets,
         graph,
+        notes: vec![],
         method: p.spec.method.clone(),
         execution: p.spec.execution.clone(),
     }
@@ -247,6 +285,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
             classes: classnames.as_ref().map(Vec::len),
             class_names_from: from,
             samples,
+            expected_samples: None,
             class_map: d.class_map.clone(),
             mapped_classes: map.as_ref().map(|m| m.rows.len()),
             caption_fallbacks: fallbacks,
@@ -300,6 +339,7 @@ fn survey(spec: &BenchmarkSpec, data_root: &Path, opts: &PlanOptions) -> Result<
         caption_fallbacks: known.iter().map(|(_, f)| f.len()).sum(),
         datasets,
         graph,
+        notes: vec![],
         method: spec.method.clone(),
         execution: spec.execution.clone(),
     })
@@ -353,7 +393,11 @@ pub fn render(d: &DryRun) -> String {
             String::new()
         }
     );
-    let _ = writeln!(s, "\n{:<32} {:>7} {:>9} {:>12} {:>9}  class names from", "dataset", "classes", "samples", "class map", "fallback");
+    let _ = writeln!(
+        s,
+        "\n{:<32} {:>7} {:>9} {:>9} {:>12} {:>9}  class names from",
+        "dataset", "classes", "samples", "expected", "class map", "fallback"
+    );
     for x in &d.datasets {
         let mapped = match (x.mapped_classes, x.classes) {
             (Some(m), Some(c)) => format!("{m}/{c}"),
@@ -363,16 +407,23 @@ pub fn render(d: &DryRun) -> String {
         let fb = x.caption_fallbacks.as_ref().map_or("?".into(), |f| f.len().to_string());
         let _ = writeln!(
             s,
-            "{:<32} {:>7} {:>9} {:>12} {:>9}  {}",
+            "{:<32} {:>7} {:>9} {:>9} {:>12} {:>9}  {}",
             x.name,
             x.classes.map_or("?".into(), |c| c.to_string()),
             x.samples.map_or("?".into(), |c| c.to_string()),
+            x.expected_samples.map_or("-".into(), |c| c.to_string()),
             mapped,
             fb,
             x.class_names_from.as_deref().unwrap_or("?")
         );
         if let Some(f) = x.caption_fallbacks.as_ref().filter(|f| !f.is_empty()) {
             let _ = writeln!(s, "    without captions: {}", f.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", "));
+        }
+    }
+    if !d.notes.is_empty() {
+        let _ = writeln!(s, "\nnotes:");
+        for n in &d.notes {
+            let _ = writeln!(s, "  - {n}");
         }
     }
     let _ = writeln!(s, "\nmethod (preset {}):", d.method.preset.as_str());

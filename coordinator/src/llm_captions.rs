@@ -28,6 +28,17 @@ pub fn messages(node: &GraphNode, per_node: usize) -> Vec<ChatMessage> {
     vec![ChatMessage::system(SYSTEM), ChatMessage::user(user)]
 }
 
+/// The question for one class of a new task: `per_class` descriptions of a
+/// photograph of it, in the manner of MLL's released class captions ("The
+/// photograph of an apple in image classification shows ...").
+pub fn class_messages(class: &str, per_class: usize) -> Vec<ChatMessage> {
+    let user = format!(
+        "Give {per_class} different descriptions of a photograph of a \"{class}\" in image classification: what the \
+         photograph shows and how it looks, one or two sentences each, as a JSON array of {per_class} strings."
+    );
+    vec![ChatMessage::system(SYSTEM), ChatMessage::user(user)]
+}
+
 /// The descriptions in an answer: its JSON array of strings, else its
 /// non-empty lines with list markers removed; `Err` says why there are none.
 pub fn descriptions(a: &ChatAnswer) -> Result<Vec<String>, String> {
@@ -77,7 +88,14 @@ pub fn caption_graph(
 ) -> anyhow::Result<(Graph, CaptionsSummary)> {
     std::fs::create_dir_all(cache).map_err(|e| anyhow::anyhow!("cannot create the captions cache {}: {e}", cache.display()))?;
     let mut summary = CaptionsSummary { nodes: graph.nodes.len(), ..Default::default() };
+    // Thousands of nodes at a paced request rate take hours: show where it is (drawn on a terminal only).
+    let bar = indicatif::ProgressBar::new(graph.nodes.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("LLM node captions ({msg}) {bar:30} {pos}/{len} nodes, ETA {eta}")
+            .expect("a valid template"),
+    );
+    bar.set_message(client.model().to_string());
     for node in &mut graph.nodes {
+        bar.inc(1);
         let msgs = messages(node, per_node);
         let file = cache.join(format!("{}.json", request_key(client.model(), &msgs, 0.0, Some(max_tokens))));
         let cached = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<ChatAnswer>(&b).ok());
@@ -108,5 +126,6 @@ pub fn caption_graph(
             Err(why) => summary.failed.push((node.id.clone(), why)),
         }
     }
+    bar.finish_and_clear();
     Ok((graph, summary))
 }

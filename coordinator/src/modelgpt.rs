@@ -120,6 +120,18 @@ pub async fn cached_chat(
     messages: Vec<ChatMessage>,
     max_tokens: Option<u32>,
 ) -> anyhow::Result<ChatAnswer> {
+    cached_chat_kept_if(artifacts, client, messages, max_tokens, |_| true).await
+}
+
+/// [`cached_chat`], caching only answers `keep` accepts: an unusable answer
+/// (a refusal, a truncation) is then asked for again on the next run.
+pub async fn cached_chat_kept_if(
+    artifacts: &ArtifactStore,
+    client: &Arc<HostedClient>,
+    messages: Vec<ChatMessage>,
+    max_tokens: Option<u32>,
+    keep: impl Fn(&ChatAnswer) -> bool,
+) -> anyhow::Result<ChatAnswer> {
     let name = format!("llm/{}.json", request_key(client.model(), &messages, 0.0, max_tokens));
     if let Some(bytes) = artifacts.get_named(&name)? {
         if let Ok(a) = serde_json::from_slice::<ChatAnswer>(&bytes) {
@@ -129,7 +141,9 @@ pub async fn cached_chat(
     }
     let c = client.clone();
     let answer = tokio::task::spawn_blocking(move || c.chat(&messages, 0.0, max_tokens)).await??;
-    artifacts.put_named(&name, &serde_json::to_vec_pretty(&answer)?)?;
+    if keep(&answer) {
+        artifacts.put_named(&name, &serde_json::to_vec_pretty(&answer)?)?;
+    }
     Ok(answer)
 }
 

@@ -6,9 +6,11 @@
 //! weighting into per-image predictions.
 //!
 //! - `task` — class lists, captions and task folders (all input checks);
+//! - `class_captions` — a task's class captions written by a chat model;
 //! - `select` — embedding a task's classes and scoring the hub's models;
 //! - `write` — predictions.csv and adapt.json, written whole or not at all.
 
+pub mod class_captions;
 pub mod select;
 pub mod task;
 mod write;
@@ -38,6 +40,8 @@ pub struct AdaptOptions {
     pub task: PathBuf,
     pub k: Option<usize>,
     pub captions: Option<PathBuf>,
+    /// Writes the class captions when `captions` is None.
+    pub captioner: Option<class_captions::ClassCaptioner>,
     /// Default out/<adapt run>.
     pub out: Option<PathBuf>,
     /// Wait for the evaluate jobs and write the outputs (local mode always does).
@@ -189,7 +193,10 @@ pub fn whole_hub_rates(recorded: &[Option<f64>], gflops: &[Option<f64>]) -> (Vec
 pub async fn adapt(ctl: &RunControl, embed_ctl: &RunControl, hub: &Hub, o: &AdaptOptions) -> anyhow::Result<AdaptOutcome> {
     let k = k_for(hub, o.k)?;
     let task: TaskFolder = open_task(&o.task, &hub.plan.data_root)?;
-    let classes = ClassTexts::new(task.classnames.clone(), o.captions.as_deref())?;
+    let mut classes = ClassTexts::new(task.classnames.clone(), o.captions.as_deref())?;
+    if let (None, Some(c)) = (&o.captions, &o.captioner) {
+        classes = class_captions::caption(classes, c, &ctl.artifacts).await?;
+    }
     let (e_t, embed_run) = embed_classes(embed_ctl, hub, &classes, &o.drive).await?;
     let selection = select_on_hub(hub, &e_t, k)?;
     let used = union_of(&selection, k);

@@ -8,7 +8,7 @@ use crate::hub::{input_error, InputError};
 use image::ImageDecoder;
 use mll_common::data::DEFAULT_TEMPLATE;
 use mll_common::job::DatasetFormat;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Class names of a task in label order, checked: no empty line between names,
@@ -83,6 +83,10 @@ pub struct ClassTexts {
     /// Classes embedded by their name (no captions file, or not in it).
     pub by_name: Vec<String>,
     pub captions_file: Option<PathBuf>,
+    /// The chat model that wrote the captions ([`super::class_captions`]).
+    pub llm: Option<String>,
+    /// Classes the LLM gave no usable captions for, with why.
+    pub llm_unusable: Vec<(String, String)>,
 }
 
 impl ClassTexts {
@@ -96,13 +100,39 @@ impl ClassTexts {
             None => None,
         };
         let resolved = captions::resolve(&names, None, all.as_ref());
-        Ok(ClassTexts { names, texts: resolved.per_class, by_name: resolved.fallbacks, captions_file: captions.map(Path::to_path_buf) })
+        Ok(ClassTexts {
+            names,
+            texts: resolved.per_class,
+            by_name: resolved.fallbacks,
+            captions_file: captions.map(Path::to_path_buf),
+            llm: None,
+            llm_unusable: vec![],
+        })
+    }
+
+    /// The same classes with the captions an LLM wrote (class name ->
+    /// descriptions), split as a captions file's are; a class missing from
+    /// `captions` keeps its name (`unusable` says why).
+    pub fn with_llm_captions(self, captions: &BTreeMap<String, Vec<String>>, model: &str, unusable: Vec<(String, String)>) -> ClassTexts {
+        let resolved = captions::resolve(&self.names, None, Some(captions));
+        ClassTexts { texts: resolved.per_class, by_name: resolved.fallbacks, llm: Some(model.to_string()), llm_unusable: unusable, ..self }
     }
 
     /// What the output says about how classes were embedded.
     pub fn how(&self) -> String {
+        if let Some(model) = &self.llm {
+            return match self.by_name.len() {
+                0 => format!("captions written by the LLM {model}"),
+                n => format!(
+                    "captions written by the LLM {model}, except {n} class{} embedded by {} name ({})",
+                    if n == 1 { "" } else { "es" },
+                    if n == 1 { "its" } else { "their" },
+                    self.llm_unusable.iter().map(|(c, why)| format!("'{c}': {why}")).collect::<Vec<_>>().join("; ")
+                ),
+            };
+        }
         match (self.captions_file.is_some(), self.by_name.len()) {
-            (false, _) => "class names (no captions given: pass --captions FILE for MLL's LLM-written captions)".into(),
+            (false, _) => "class names (no captions given: pass --captions FILE for MLL's LLM-written captions, or --llm-model NAME to have a chat model write them)".into(),
             (true, 0) => "captions".into(),
             (true, n) if n == self.names.len() => "class names (the captions file has none of the classes)".into(),
             (true, n) => format!("captions; {n} classes without captions by their name"),

@@ -3,6 +3,7 @@
 //! evaluate jobs run (the cluster's queue, or in-process workers).
 
 use super::context::{cluster, cluster_miss_hint, drive_options, local_control, local_dir, local_run, local_runs, locate, Located, Place};
+use crate::adapt::class_captions::{caption as caption_classes, ClassCaptioner};
 use crate::adapt::select::{embed_classes, render_text as select_text, report, select_on_hub};
 use crate::adapt::task::{read_class_list, ClassTexts};
 use crate::adapt::{adapt as adapt_task, k_for, render_text as adapt_text, AdaptOptions, AdaptOutcome};
@@ -65,15 +66,70 @@ pub struct SelectArgs {
     #[arg(long, value_name = "FILE")]
     pub classes: PathBuf,
     /// MLL-style captions: a JSON object {class name: [caption, ...]}. Without it
-    /// the class names themselves are embedded (the output says so).
+    /// a chat model writes them when one is configured (--llm-model, or the hub
+    /// spec's [llm]), else the class names themselves are embedded (the output says so).
     #[arg(long, value_name = "FILE")]
     pub captions: Option<PathBuf>,
+    #[command(flatten)]
+    pub llm: LlmChoice,
     /// Models per class (default: the hub spec's first k).
     #[arg(long, value_name = "N")]
     pub k: Option<usize>,
-    /// Print the selection as JSON: {hub, k, classes: [{class, models, scores, nodes}], ranking, ...}.
+    /// Print the selection as JSON: {hub, k, embedded, classes: [{class, models, scores, nodes}], ranking, ...}.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The chat model that writes a task's class captions when no --captions FILE
+/// is given (`crate::adapt::class_captions`).
+#[derive(Args, Clone, Default)]
+pub struct LlmChoice {
+    /// A chat model that writes the class captions (10 descriptions per class,
+    /// temperature 0, answers kept in the hub's store) when no --captions FILE is
+    /// given; any OpenAI-compatible server. Default: the hub spec's [llm], if any.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["captions", "no_llm"])]
+    pub llm_model: Option<String>,
+    /// The API root for --llm-model (OpenAI, vLLM, Ollama, llama.cpp's server, ...)
+    /// [default: https://api.openai.com/v1].
+    #[arg(long, value_name = "URL", requires = "llm_model")]
+    pub llm_base_url: Option<String>,
+    /// A file holding the API key alone, for --llm-model (never logged); none for keyless servers.
+    #[arg(long, value_name = "FILE", requires = "llm_model")]
+    pub llm_key_file: Option<PathBuf>,
+    /// Request starts per minute for --llm-model (0: unpaced) [default: 30].
+    #[arg(long, value_name = "N", requires = "llm_model")]
+    pub llm_requests_per_minute: Option<u32>,
+    /// Embed the class names even when the hub spec has an [llm].
+    #[arg(long)]
+    pub no_llm: bool,
+}
+
+impl LlmChoice {
+    /// The captioner to use, if any: --llm-model, else the hub spec's `[llm]`;
+    /// none with --captions FILE or --no-llm.
+    fn captioner(&self, captions_given: bool, hub: &Hub) -> anyhow::Result<Option<ClassCaptioner>> {
+        if captions_given || self.no_llm {
+            return Ok(None);
+        }
+        let (endpoint, max_tokens, from) = match (&self.llm_model, &hub.spec().llm) {
+            (Some(model), _) => {
+                let base = self.llm_base_url.clone().unwrap_or_else(|| crate::spec::OPENAI_BASE_URL.to_string());
+                let mut e = mll_common::hosted::Endpoint::new(base, model.clone(), self.llm_key_file.clone());
+                e.requests_per_minute = self.llm_requests_per_minute.unwrap_or(30);
+                (e, 2048, "--llm-model".to_string())
+            }
+            (None, Some(llm)) => {
+                (llm.endpoint(&hub.plan.data_root), llm.max_tokens.unwrap_or(2048), format!("the [llm] in the spec of hub '{}'", hub.run()))
+            }
+            (None, None) => return Ok(None),
+        };
+        let client = mll_common::hosted::HostedClient::new(endpoint).map_err(|e| {
+            input_error(format!(
+                "the chat model for the class captions ({from}) cannot be used: {e}; --no-llm embeds the class names instead"
+            ))
+        })?;
+        Ok(Some(ClassCaptioner { client: Arc::new(client), max_tokens, from }))
+    }
 }
 
 #[derive(Args)]
@@ -91,6 +147,8 @@ pub struct AdaptArgs {
     /// MLL-style captions for the task's classes (see `select`).
     #[arg(long, value_name = "FILE")]
     pub captions: Option<PathBuf>,
+    #[command(flatten)]
+    pub llm: LlmChoice,
     /// Wait for the evaluate jobs, then write the outputs (local mode always waits).
     #[arg(long)]
     pub wait: bool,
@@ -203,7 +261,7 @@ fn check_recorded_data_root(ctl: &RunControl, run: &RunId, dir: &Path) -> anyhow
             sub.spec_path.display()
         )));
     }
-    tracing::info!(hub = %run, data_root = %root.display(), "the hub reads the data root recorded when it was made");
+    tracing::debug!(hub = %run, data_root = %root.display(), "the hub reads the data root recorded when it was made");
     Ok(())
 }
 
@@ -297,6 +355,10 @@ pub async fn select(settings: &Settings, config: Option<&Path>, args: &SelectArg
     let s = session(settings, config, &args.at, &stop).await?;
     let work = async {
         let k = k_for(&s.hub, args.k)?;
+        let classes = match args.llm.captioner(args.captions.is_some(), &s.hub)? {
+            Some(c) => caption_classes(classes, &c, &s.ctl.artifacts).await?,
+            None => classes,
+        };
         let started = std::time::Instant::now();
         let (e_t, embed_run) = embed_classes(&s.embed_ctl, &s.hub, &classes, &drive).await?;
         let embedded = started.elapsed().as_secs_f64();
@@ -319,10 +381,18 @@ pub async fn adapt(settings: &Settings, config: Option<&Path>, args: &AdaptArgs)
     let drive = drive_options(settings);
     let stop = mll_common::shutdown::signal();
     let s = session(settings, config, &args.at, &stop).await?;
+    let captioner = match args.llm.captioner(args.captions.is_some(), &s.hub) {
+        Ok(c) => c,
+        Err(e) => {
+            s.close().await;
+            return Err(e);
+        }
+    };
     let opts = AdaptOptions {
         task: args.task.clone(),
         k: args.k,
         captions: args.captions.clone(),
+        captioner,
         out: args.out.clone(),
         wait: args.wait || s.local,
         drive,

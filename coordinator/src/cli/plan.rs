@@ -16,8 +16,9 @@ pub struct PlanArgs {
     /// A class without captions is an error (exit 2), whatever the spec says.
     #[arg(long)]
     strict_captions: bool,
-    /// Print the result as JSON: {run, complete, missing, missing_models, jobs, datasets,
-    /// caption_fallbacks, graph, method, execution}.
+    /// Print the result as JSON: {run, complete, missing, missing_models, jobs, datasets
+    /// (each with samples found and the catalog's expected_samples), caption_fallbacks, graph,
+    /// notes, method, execution}.
     #[arg(long)]
     json: bool,
 }

@@ -99,12 +99,17 @@ fn plan_lists_each_missing_input_once_with_its_fix_and_exits_3() {
     assert!(out.contains(&format!("coordinator graph build --out {resolved}/graph/graph.json")), "{out}");
     assert!(out.contains(&format!("scripts/embedder-folder --copy {resolved}/models/all-MiniLM-L6-v2")), "{out}");
     assert!(out.contains("hub models: 49 of 49 not exported") && out.contains("scripts/export-hub --benchmark"), "{out}");
+    // Without the data the samples are unknown, but the catalog says how many the paper's splits hold.
+    let ucf: Vec<&str> = out.lines().find(|l| l.starts_with("UCF101 ")).unwrap().split_whitespace().collect();
+    assert_eq!(&ucf[1..4], ["101", "?", "13320"], "{out}");
 
     let json = bare(&repo(), &[&args[..], &["--json"]].concat());
     assert_eq!(json.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["complete"], false);
     assert_eq!(v["missing_models"].as_array().unwrap().len(), 49);
+    let ucf = v["datasets"].as_array().unwrap().iter().find(|d| d["name"] == "UCF101").unwrap();
+    assert_eq!((&ucf["samples"], &ucf["expected_samples"]), (&serde_json::Value::Null, &serde_json::json!(13320)));
 }
 
 #[test]

@@ -212,3 +212,76 @@ fn graph_captions_are_written_cached_and_resumed() {
     let _ = h.env.coordinator(&args);
     assert_eq!(count.load(Ordering::SeqCst), 4);
 }
+
+#[test]
+fn a_tasks_class_captions_come_from_the_llm_when_no_file_is_given() {
+    let (h, _guard) = hub();
+    let (url, count) = test_llm();
+    let pets = repo().join("out/toy-world/datasets/toy-pets");
+    let names: Vec<String> = std::fs::read_to_string(pets.join("classnames.txt")).unwrap().lines().map(String::from).collect();
+    let classes = h.env.path("llm-classes.txt");
+    std::fs::write(&classes, names.iter().cloned().chain(["forbidden".to_string()]).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let hub_dir = h.dir();
+    let select = |extra: &[&str]| {
+        let mut a =
+            vec!["select", "--local", "--hub", "toy", "--hub-dir", hub_dir.to_str().unwrap(), "--classes", classes.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        a.push("--json");
+        let o = h.env.coordinator(&a);
+        assert!(o.status.success(), "select {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let llm = ["--llm-model", "test-llm", "--llm-base-url", url.as_str(), "--llm-requests-per-minute", "0"];
+    let asked = select(&llm);
+    assert_eq!(count.load(Ordering::SeqCst), names.len() + 1, "one question per class");
+    let embedded = asked["embedded"].as_str().unwrap();
+    assert!(embedded.starts_with("captions written by the LLM test-llm, except 1 class embedded by its name"), "{embedded}");
+    assert!(embedded.contains("'forbidden': refused: no"), "{embedded}");
+    assert_eq!(asked["classes_without_captions"], json!(["forbidden"]));
+
+    // The LLM's descriptions are embedded exactly as a captions file holding them is.
+    let file: serde_json::Map<String, Value> =
+        names.iter().map(|n| (n.clone(), json!((1..=10).map(|i| format!("a {n}, view {i}")).collect::<Vec<_>>()))).collect();
+    let captions = h.env.path("llm-captions.json");
+    std::fs::write(&captions, Value::Object(file).to_string()).unwrap();
+    let from_file = select(&["--captions", captions.to_str().unwrap()]);
+    assert_eq!(from_file["classes"], asked["classes"]);
+    assert_eq!(from_file["ranking"], asked["ranking"]);
+    let by_name = select(&[]);
+    assert_ne!(by_name["classes"], asked["classes"], "names alone match other nodes or scores");
+
+    // Again: the usable answers come from the hub's store; only the refused class is asked again.
+    let again = select(&llm);
+    assert_eq!(count.load(Ordering::SeqCst), names.len() + 2);
+    assert_eq!(again["classes"], asked["classes"]);
+
+    // adapt writes its classes' captions the same way (here all cached).
+    let out = h.env.path("adapt-llm");
+    let mut a = vec!["adapt", "--local", "--hub", "toy", "--hub-dir", hub_dir.to_str().unwrap(), "--task", pets.to_str().unwrap()];
+    a.extend_from_slice(&llm);
+    a.extend_from_slice(&["--k", "1", "--out", out.to_str().unwrap(), "--json"]);
+    let o = h.env.coordinator(&a);
+    assert!(o.status.success(), "adapt: {}", String::from_utf8_lossy(&o.stderr));
+    let adapted: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(adapted["selection"]["embedded"], "captions written by the LLM test-llm");
+    assert_eq!(count.load(Ordering::SeqCst), names.len() + 2, "adapt asked nothing new");
+
+    // A captions file and an LLM at once is a usage error naming both.
+    let o = h.env.coordinator(&[
+        "select",
+        "--local",
+        "--hub",
+        "toy",
+        "--hub-dir",
+        hub_dir.to_str().unwrap(),
+        "--classes",
+        classes.to_str().unwrap(),
+        "--captions",
+        captions.to_str().unwrap(),
+        "--llm-model",
+        "x",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--captions") && err.contains("--llm-model"), "{err}");
+}

@@ -106,6 +106,11 @@ fn the_paper_spec_plans_with_every_caption_and_reports_the_graph() {
     assert!(text.contains("caption fallbacks: 0 class(es)"), "{text}");
     assert!(text.contains("graph/graph.json: 3 nodes, 6 images, construction released"), "{text}");
     assert!(text.contains("method.preset = \"paper\""), "{text}");
+    // One sample per faked dataset: each differs from the catalog's count, which the plan notes without failing.
+    let ucf = d.datasets.iter().find(|x| x.name == "UCF101").unwrap();
+    assert_eq!((ucf.samples, ucf.expected_samples), (Some(1), Some(13_320)));
+    assert_eq!(d.notes.len(), 17, "{:?}", d.notes);
+    assert!(text.contains("UCF101: 1 samples in datasets/wds_ucf101/all, the catalog expects 13320 (split all"), "{text}");
 
     // The jobs themselves: bare prompts of MLL's class names, definitions as node texts.
     let p = plan_with(&spec, root.path(), &opts).unwrap();
