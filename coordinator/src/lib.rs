@@ -19,7 +19,9 @@
 //!   default: it runs the worker's executors in process, so it links libtorch);
 //!   `world` — generated data roots;
 //! - `hub` — finished runs as labelled hubs; `adapt` — new tasks against a
-//!   hub (`select`, `adapt`: the paper's Algorithm 1).
+//!   hub (`select`, `adapt`: the paper's Algorithm 1);
+//! - `modelgpt` — the LLM baseline; `llm_captions` — LLM-written node and
+//!   class captions; `llm_cache` — every LLM answer kept as a checked record.
 
 pub mod adapt;
 pub mod aggregate;
@@ -32,6 +34,7 @@ pub mod exit;
 pub mod graph;
 pub mod hub;
 pub mod inputs;
+pub mod llm_cache;
 pub mod llm_captions;
 #[cfg(feature = "local")]
 pub mod local;

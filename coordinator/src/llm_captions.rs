@@ -10,7 +10,7 @@
 //! (refused, truncated, no descriptions) is not cached: the node keeps its
 //! captions, is named in the summary, and the next run asks again.
 
-use crate::modelgpt::request_key;
+use crate::llm_cache::{open, seal, Request};
 use mll_common::data::graph::{Graph, GraphNode};
 use mll_common::hosted::{ChatAnswer, ChatMessage, HostedClient};
 use std::path::Path;
@@ -96,15 +96,22 @@ pub fn caption_graph(
     bar.set_message(client.model().to_string());
     for node in &mut graph.nodes {
         bar.inc(1);
-        let msgs = messages(node, per_node);
-        let file = cache.join(format!("{}.json", request_key(client.model(), &msgs, 0.0, Some(max_tokens))));
-        let cached = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<ChatAnswer>(&b).ok());
+        let request = Request {
+            model: client.model().to_string(),
+            messages: messages(node, per_node),
+            temperature: 0.0,
+            max_tokens: Some(max_tokens),
+        };
+        let file = cache.join(format!("{}.json", request.key()));
+        // A kept answer that fails its check is asked for again (and rewritten).
+        let cached = std::fs::read(&file).ok().and_then(|b| open(&request.key(), &b).ok());
+        let cached_ok = cached.is_some();
         let answer = match cached {
             Some(a) => {
                 summary.cached += 1;
                 a
             }
-            None => match client.chat(&msgs, 0.0, Some(max_tokens)) {
+            None => match client.chat(&request.messages, request.temperature, request.max_tokens) {
                 Ok(a) => {
                     summary.asked += 1;
                     a
@@ -117,8 +124,8 @@ pub fn caption_graph(
         };
         match descriptions(&answer) {
             Ok(list) => {
-                if !file.exists() {
-                    mll_method::report::write_atomically(&file, &serde_json::to_vec_pretty(&answer)?)
+                if !cached_ok {
+                    mll_method::report::write_atomically(&file, &seal(&request, &answer))
                         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
                 }
                 node.captions = list.into_iter().take(per_node).collect();

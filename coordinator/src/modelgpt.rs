@@ -15,7 +15,6 @@ use mll_common::hosted::{ChatAnswer, ChatMessage, HostedClient};
 use mll_method::modelgpt::{parse_answer, user_prompt, ModelGptRanking, TaskInfo, SYSTEM};
 use mll_method::outcome::ModelInfo;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -107,46 +106,6 @@ pub fn messages(plan: &Plan, dataset: usize, models: &[ModelInfo]) -> Vec<ChatMe
     vec![ChatMessage::system(SYSTEM), ChatMessage::user(user_prompt(&task, models))]
 }
 
-/// The cache key of a chat request (named artifact `llm/<key>.json`).
-pub fn request_key(model: &str, messages: &[ChatMessage], temperature: f64, max_tokens: Option<u32>) -> String {
-    let canonical = serde_json::json!({ "model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens });
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
-/// A chat answer from the artifact cache, else from the LLM (then cached).
-pub async fn cached_chat(
-    artifacts: &ArtifactStore,
-    client: &Arc<HostedClient>,
-    messages: Vec<ChatMessage>,
-    max_tokens: Option<u32>,
-) -> anyhow::Result<ChatAnswer> {
-    cached_chat_kept_if(artifacts, client, messages, max_tokens, |_| true).await
-}
-
-/// [`cached_chat`], caching only answers `keep` accepts: an unusable answer
-/// (a refusal, a truncation) is then asked for again on the next run.
-pub async fn cached_chat_kept_if(
-    artifacts: &ArtifactStore,
-    client: &Arc<HostedClient>,
-    messages: Vec<ChatMessage>,
-    max_tokens: Option<u32>,
-    keep: impl Fn(&ChatAnswer) -> bool,
-) -> anyhow::Result<ChatAnswer> {
-    let name = format!("llm/{}.json", request_key(client.model(), &messages, 0.0, max_tokens));
-    if let Some(bytes) = artifacts.get_named(&name)? {
-        if let Ok(a) = serde_json::from_slice::<ChatAnswer>(&bytes) {
-            return Ok(a);
-        }
-        tracing::warn!(artifact = %name, "a cached LLM answer is unreadable; asking again");
-    }
-    let c = client.clone();
-    let answer = tokio::task::spawn_blocking(move || c.chat(&messages, 0.0, max_tokens)).await??;
-    if keep(&answer) {
-        artifacts.put_named(&name, &serde_json::to_vec_pretty(&answer)?)?;
-    }
-    Ok(answer)
-}
-
 /// Asks the spec's `[llm]` for every dataset's ranking (cached answers
 /// first). A dataset whose question failed gets an "unusable" ranking naming
 /// the error, never an abort: the rest of the report stands.
@@ -169,7 +128,7 @@ pub async fn ask(plan: &Plan, artifacts: &ArtifactStore) -> anyhow::Result<(Mode
     let mut rankings = BTreeMap::new();
     let mut answers = BTreeMap::new();
     for (i, d) in plan.datasets.iter().enumerate() {
-        let ranking = match cached_chat(artifacts, &client, messages(plan, i, &models), max_tokens).await {
+        let ranking = match crate::llm_cache::chat(artifacts, &client, messages(plan, i, &models), max_tokens, |_| true).await {
             Ok(a) => {
                 let r = parse_answer(&a.content, a.finish_reason.as_deref(), a.refusal.as_deref(), &models);
                 answers.insert(d.spec.name.clone(), FileAnswer::Chat(a));
@@ -216,13 +175,5 @@ mod tests {
         assert!(matches!(ranking_of(&f.answers["A"], &models), ModelGptRanking::Ranked { .. }));
         assert!(matches!(ranking_of(&f.answers["B"], &models), ModelGptRanking::Ranked { .. }));
         assert!(matches!(ranking_of(&f.answers["C"], &models), ModelGptRanking::Unusable(w) if w.contains("refused")));
-    }
-
-    #[test]
-    fn the_request_key_follows_what_is_asked() {
-        let m = vec![ChatMessage::user("hi")];
-        assert_eq!(request_key("a", &m, 0.0, None), request_key("a", &m, 0.0, None));
-        assert_ne!(request_key("a", &m, 0.0, None), request_key("b", &m, 0.0, None));
-        assert_ne!(request_key("a", &m, 0.0, None), request_key("a", &m, 0.0, Some(5)));
     }
 }

@@ -4,7 +4,9 @@
 //! model and dataset, and with `--repair` drops those results and publishes
 //! exactly those jobs again. A hub's index files (`hub::index`) are checked
 //! too, node by node against their own checksums; `--repair` deletes a
-//! damaged one (the next `select` rebuilds it from the label artifacts).
+//! damaged one (the next `select` rebuilds it from the label artifacts). So
+//! are the kept LLM answers (`crate::llm_cache`); `--repair` deletes a
+//! damaged one (asked again when next needed).
 
 use crate::control::RunControl;
 use crate::plan::Plan;
@@ -27,20 +29,25 @@ pub struct Verification {
     /// Hub index files checked (0 for a run no `select` has opened as a hub).
     pub indexes_checked: usize,
     /// Damaged hub index files: {path, reason}.
-    pub bad_indexes: Vec<BadIndex>,
+    pub bad_indexes: Vec<BadFile>,
+    /// Kept LLM answers checked (the artifact store's `llm/`, shared by its
+    /// runs: ModelGPT rankings, task class captions; `crate::llm_cache`).
+    pub llm_answers_checked: usize,
+    /// Kept LLM answers that fail their check: {path, reason}.
+    pub bad_llm_answers: Vec<BadFile>,
     /// With --repair: jobs whose results were dropped and that were published again.
     pub republished: Option<usize>,
 }
 
-/// A hub index file that failed its check.
+/// A hub index file or a kept LLM answer that failed its check.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct BadIndex {
+pub struct BadFile {
     pub path: String,
     pub reason: String,
 }
 
 /// Checks every hub index file of the run (`runs/<run>/hub-index/`).
-pub fn check_indexes(ctl: &RunControl, plan: &Plan) -> anyhow::Result<(usize, Vec<BadIndex>)> {
+pub fn check_indexes(ctl: &RunControl, plan: &Plan) -> anyhow::Result<(usize, Vec<BadFile>)> {
     let dir = ctl.artifacts.root().join(format!("runs/{}/hub-index", plan.run));
     let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "safetensors")).collect(),
@@ -62,19 +69,28 @@ pub fn check_indexes(ctl: &RunControl, plan: &Plan) -> anyhow::Result<(usize, Ve
             index.check_all().map_err(|e| e.to_string())
         })();
         if let Err(reason) = checked {
-            bad.push(BadIndex { path: path.display().to_string(), reason });
+            bad.push(BadFile { path: path.display().to_string(), reason });
         }
     }
     Ok((files.len(), bad))
 }
 
-/// Deletes the damaged index files (rebuilt when the hub is next opened).
-pub fn repair_indexes(bad: &[BadIndex]) -> anyhow::Result<()> {
+/// Checks every kept LLM answer of the artifact store.
+pub fn check_llm_answers(ctl: &RunControl) -> anyhow::Result<(usize, Vec<BadFile>)> {
+    let dir = ctl.artifacts.root().join(crate::llm_cache::ARTIFACT_DIR);
+    let (n, bad) =
+        crate::llm_cache::check_dir(&dir).map_err(|e| anyhow::anyhow!("reading the kept LLM answers in {}: {e}", dir.display()))?;
+    Ok((n, bad.into_iter().map(|(p, reason)| BadFile { path: p.display().to_string(), reason }).collect()))
+}
+
+/// Deletes damaged files that are made again when next needed (a hub index
+/// when the hub is next opened, an LLM answer when it is next asked for).
+pub fn delete_damaged(bad: &[BadFile], what: &str) -> anyhow::Result<()> {
     for b in bad {
         match std::fs::remove_file(&b.path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => anyhow::bail!("deleting the damaged hub index {}: {e}", b.path),
+            Err(e) => anyhow::bail!("deleting the damaged {what} {}: {e}", b.path),
         }
     }
     Ok(())
@@ -104,7 +120,17 @@ pub async fn check(ctl: &RunControl, plan: &Plan) -> anyhow::Result<Verification
         }
     }
     let (indexes_checked, bad_indexes) = check_indexes(ctl, plan)?;
-    Ok(Verification { run: plan.run.to_string(), checked, bad, indexes_checked, bad_indexes, republished: None })
+    let (llm_answers_checked, bad_llm_answers) = check_llm_answers(ctl)?;
+    Ok(Verification {
+        run: plan.run.to_string(),
+        checked,
+        bad,
+        indexes_checked,
+        bad_indexes,
+        llm_answers_checked,
+        bad_llm_answers,
+        republished: None,
+    })
 }
 
 /// Drops the bad results and publishes exactly those jobs again (when the

@@ -14,7 +14,6 @@
 
 use super::task::ClassTexts;
 use crate::llm_captions::{class_messages, descriptions};
-use crate::modelgpt::cached_chat_kept_if;
 use mll_common::artifact::ArtifactStore;
 use mll_common::hosted::HostedClient;
 use std::collections::BTreeMap;
@@ -44,10 +43,11 @@ pub async fn caption(classes: ClassTexts, captioner: &ClassCaptioner, artifacts:
     let mut found = BTreeMap::new();
     let mut unusable = Vec::new();
     for name in &classes.names {
-        let asked = cached_chat_kept_if(artifacts, &captioner.client, class_messages(name, PER_CLASS), Some(captioner.max_tokens), |a| {
-            descriptions(a).is_ok()
-        })
-        .await;
+        let asked =
+            crate::llm_cache::chat(artifacts, &captioner.client, class_messages(name, PER_CLASS), Some(captioner.max_tokens), |a| {
+                descriptions(a).is_ok()
+            })
+            .await;
         let answer = match asked {
             Ok(a) => a,
             Err(e) => {

@@ -2,7 +2,7 @@
 //! names; with `--repair`, drop the bad ones and compute exactly those again.
 
 use super::context::{cluster, cluster_miss_hint, local_dir, local_run, locate, run_id, Place};
-use crate::verify::{check, repair, repair_indexes};
+use crate::verify::{check, delete_damaged, repair};
 use clap::Args;
 use mll_common::config::Settings;
 use mll_common::queue::memory::MemoryQueue;
@@ -17,7 +17,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     repair: bool,
     /// Print {run, checked, bad: [{job, stage, model, dataset, what, reason}], indexes_checked,
-    /// bad_indexes: [{path, reason}], republished} as JSON.
+    /// bad_indexes: [{path, reason}], llm_answers_checked, bad_llm_answers: [{path, reason}],
+    /// republished} as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -46,7 +47,8 @@ pub async fn verify(settings: &Settings, config: Option<&Path>, args: &VerifyArg
         v.republished = Some(repair(&ctl, &plan, &v.bad, local_out.is_none()).await?);
     }
     if repair_them {
-        repair_indexes(&v.bad_indexes)?;
+        delete_damaged(&v.bad_indexes, "hub index")?;
+        delete_damaged(&v.bad_llm_answers, "kept LLM answer")?;
     }
     if json {
         println!("{}", serde_json::to_string(&v)?);
@@ -60,6 +62,19 @@ pub async fn verify(settings: &Settings, config: Option<&Path>, args: &VerifyArg
         }
         if repair_them && !v.bad_indexes.is_empty() {
             println!("deleted {} damaged hub index files; the next `select` or `adapt` rebuilds them", v.bad_indexes.len());
+        }
+        if v.llm_answers_checked > 0 {
+            println!(
+                "kept LLM answers (the artifact store's, shared by its runs): {} checked, {} damaged",
+                v.llm_answers_checked,
+                v.bad_llm_answers.len()
+            );
+        }
+        for b in &v.bad_llm_answers {
+            println!("  damaged LLM answer {}: {}", b.path, b.reason);
+        }
+        if repair_them && !v.bad_llm_answers.is_empty() {
+            println!("deleted {} damaged LLM answers; they are asked for again when next needed", v.bad_llm_answers.len());
         }
         for b in &v.bad {
             println!(
@@ -86,6 +101,12 @@ pub async fn verify(settings: &Settings, config: Option<&Path>, args: &VerifyArg
         anyhow::bail!(
             "{} damaged hub index files in run {run}; `coordinator verify {run} --repair` deletes them (they are rebuilt from the label artifacts)",
             v.bad_indexes.len()
+        );
+    }
+    if !v.bad_llm_answers.is_empty() && !repair_them {
+        anyhow::bail!(
+            "{} damaged kept LLM answers; `coordinator verify {run} --repair` deletes them (they are asked for again when next needed)",
+            v.bad_llm_answers.len()
         );
     }
     if !v.bad.is_empty() && v.republished.is_none() {

@@ -255,6 +255,41 @@ fn a_tasks_class_captions_come_from_the_llm_when_no_file_is_given() {
     assert_eq!(count.load(Ordering::SeqCst), names.len() + 2);
     assert_eq!(again["classes"], asked["classes"]);
 
+    // A kept answer changed on disk: verify names it (exit 1), select asks again
+    // instead of using it, and verify --repair deletes a damaged one.
+    let kept = hub_dir.join("artifacts/llm");
+    let mine: Vec<std::path::PathBuf> = std::fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("a photograph of a"))
+        .collect();
+    assert_eq!(mine.len(), names.len(), "one kept answer per captioned class");
+    let damage = |p: &std::path::Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let changed = text.replacen(", view 1", ", view one", 1);
+        assert_ne!(changed, text);
+        std::fs::write(p, changed).unwrap();
+    };
+    damage(&mine[0]);
+    let verify = |extra: &[&str]| {
+        let mut a = vec!["verify", "toy", "--local", "--run-dir", hub_dir.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        h.env.coordinator(&a)
+    };
+    let v = verify(&[]);
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{out}");
+    assert!(out.contains(&format!("damaged LLM answer {}", mine[0].display())) && out.contains("recorded sha256"), "{out}");
+    let before = count.load(Ordering::SeqCst);
+    assert_eq!(select(&llm)["classes"], asked["classes"], "the damaged answer was asked for again, not used");
+    assert_eq!(count.load(Ordering::SeqCst), before + 2, "the damaged class and the refused one");
+    assert!(verify(&[]).status.success());
+    damage(&mine[1]);
+    let repaired = verify(&["--repair"]);
+    assert!(repaired.status.success() && !mine[1].exists(), "{}", String::from_utf8_lossy(&repaired.stdout));
+    select(&llm);
+    assert_eq!(count.load(Ordering::SeqCst), before + 4);
+
     // adapt writes its classes' captions the same way (here all cached).
     let out = h.env.path("adapt-llm");
     let mut a = vec!["adapt", "--local", "--hub", "toy", "--hub-dir", hub_dir.to_str().unwrap(), "--task", pets.to_str().unwrap()];
@@ -264,7 +299,7 @@ fn a_tasks_class_captions_come_from_the_llm_when_no_file_is_given() {
     assert!(o.status.success(), "adapt: {}", String::from_utf8_lossy(&o.stderr));
     let adapted: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(adapted["selection"]["embedded"], "captions written by the LLM test-llm");
-    assert_eq!(count.load(Ordering::SeqCst), names.len() + 2, "adapt asked nothing new");
+    assert_eq!(count.load(Ordering::SeqCst), before + 4, "adapt asked nothing new");
 
     // A captions file and an LLM at once is a usage error naming both.
     let o = h.env.coordinator(&[
