@@ -59,14 +59,27 @@ fn rabbitmqctl(args: &[&str]) -> String {
 }
 
 /// Prefetch counts of the consumers on `queue`, as the broker reports them.
+/// The broker's consumer listing can lag a new subscription (seen on a busy
+/// machine: a consumer that had its first delivery, not yet listed), so an
+/// empty listing is read again for up to 5 s.
 fn consumer_prefetch(queue: &str) -> Vec<u32> {
-    rabbitmqctl(&["list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count"])
-        .lines()
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            (cols.next()? == queue).then(|| cols.next()?.trim().parse().ok())?
-        })
-        .collect()
+    let read = || -> Vec<u32> {
+        rabbitmqctl(&["list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count"])
+            .lines()
+            .filter_map(|l| {
+                let mut cols = l.split('\t');
+                (cols.next()? == queue).then(|| cols.next()?.trim().parse().ok())?
+            })
+            .collect()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = read();
+        if !seen.is_empty() || std::time::Instant::now() >= until {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Closes, from the server side, the connections whose client-provided name

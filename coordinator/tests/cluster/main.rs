@@ -6,7 +6,8 @@
 //! binary (one link); every test has its own queues, key prefix and folders
 //! (support/mod.rs), so tests running side by side do not see each other.
 //! Tests that restart the broker or flush Redis have binaries of their own
-//! (cluster_broker_restart.rs, cluster_store_loss.rs, soak.rs).
+//! (cluster_broker_restart.rs, cluster_store_loss.rs, soak.rs), and so does
+//! the placement count, which needs its workers uncrowded (cluster_placement.rs).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -18,7 +19,6 @@ mod delete;
 mod fairness;
 mod foreign_jobs;
 mod partitions;
-mod placement;
 mod queue;
 mod submit_inputs;
 mod toy_e2e;

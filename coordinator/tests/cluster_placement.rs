@@ -3,8 +3,12 @@
 //! loads ("model loaded", with its bytes); the run must load each model on
 //! few workers (at most M + W loads in all, where placement that ignores
 //! models gives about W × M) and give local mode's report byte for byte.
+//! (Its own test binary: the load count depends on timing, and the cluster
+//! binary's other tests, run side by side, would crowd its three workers.)
 
-use crate::support::*;
+mod support;
+
+use support::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
