@@ -18,10 +18,19 @@ img_preflight() {
   local missing=()
   for t in podman buildah runc; do command -v "$t" >/dev/null || missing+=("$t"); done
   [ -f "$IMG_BASE_TAR" ] || command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+  [ "$(id -u)" = 0 ] || img_die "run as root: rootful podman (rootless cannot use this host's cgroup layout)"
+  # Installed as scripts/setup installs its Debian tools, so that scripts/test
+  # runs on a fresh machine; elsewhere, say what to install.
+  if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+    img_log "installing Debian's ${missing[*]} (apt-get, about 10 s)"
+    apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; } \
+      || img_die "apt-get could not install ${missing[*]} (above); install them by hand"
+    missing=()
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     img_die "missing ${missing[*]}: install them with apt-get install -y podman buildah runc mmdebstrap (as root)"
   fi
-  [ "$(id -u)" = 0 ] || img_die "run as root: rootful podman (rootless cannot use this host's cgroup layout)"
   mkdir -p "$IMG_CACHE"
 }
 
