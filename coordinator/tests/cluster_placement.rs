@@ -8,9 +8,9 @@
 
 mod support;
 
-use support::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use support::*;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
