@@ -39,6 +39,16 @@ pub fn class_messages(class: &str, per_class: usize) -> Vec<ChatMessage> {
     vec![ChatMessage::system(SYSTEM), ChatMessage::user(user)]
 }
 
+/// The progress bar of a captions loop over `n` things (`one` node, `many`
+/// nodes), drawn on a terminal only.
+pub fn progress_bar(one: &str, many: &str, n: usize, model: &str) -> indicatif::ProgressBar {
+    let template = format!("LLM {one} captions ({{msg}}) {{bar:30}} {{pos}}/{{len}} {many}, ETA {{eta}}");
+    let bar =
+        indicatif::ProgressBar::new(n as u64).with_style(indicatif::ProgressStyle::with_template(&template).expect("a valid template"));
+    bar.set_message(model.to_string());
+    bar
+}
+
 /// The descriptions in an answer: its JSON array of strings, else its
 /// non-empty lines with list markers removed; `Err` says why there are none.
 pub fn descriptions(a: &ChatAnswer) -> Result<Vec<String>, String> {
@@ -88,12 +98,8 @@ pub fn caption_graph(
 ) -> anyhow::Result<(Graph, CaptionsSummary)> {
     std::fs::create_dir_all(cache).map_err(|e| anyhow::anyhow!("cannot create the captions cache {}: {e}", cache.display()))?;
     let mut summary = CaptionsSummary { nodes: graph.nodes.len(), ..Default::default() };
-    // Thousands of nodes at a paced request rate take hours: show where it is (drawn on a terminal only).
-    let bar = indicatif::ProgressBar::new(graph.nodes.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("LLM node captions ({msg}) {bar:30} {pos}/{len} nodes, ETA {eta}")
-            .expect("a valid template"),
-    );
-    bar.set_message(client.model().to_string());
+    // Thousands of nodes at a paced request rate take hours: show where it is.
+    let bar = progress_bar("node", "nodes", graph.nodes.len(), client.model());
     for node in &mut graph.nodes {
         bar.inc(1);
         let request = Request {

@@ -124,7 +124,7 @@ pub async fn ask(plan: &Plan, artifacts: &ArtifactStore) -> anyhow::Result<(Mode
             return Ok((ModelGpt { source, rankings }, AnswersFile { model: Some(llm.model.clone()), answers: BTreeMap::new() }));
         }
     };
-    let max_tokens = Some(llm.max_tokens.unwrap_or(2048));
+    let max_tokens = Some(llm.max_tokens());
     let mut rankings = BTreeMap::new();
     let mut answers = BTreeMap::new();
     for (i, d) in plan.datasets.iter().enumerate() {

@@ -13,7 +13,7 @@
 //! user asked for captions would be a different selection.
 
 use super::task::ClassTexts;
-use crate::llm_captions::{class_messages, descriptions};
+use crate::llm_captions::{class_messages, descriptions, progress_bar};
 use mll_common::artifact::ArtifactStore;
 use mll_common::hosted::HostedClient;
 use std::collections::BTreeMap;
@@ -35,11 +35,7 @@ pub struct ClassCaptioner {
 /// `classes` with every class described by the LLM (cached answers first).
 pub async fn caption(classes: ClassTexts, captioner: &ClassCaptioner, artifacts: &ArtifactStore) -> anyhow::Result<ClassTexts> {
     let model = captioner.client.model().to_string();
-    let bar = indicatif::ProgressBar::new(classes.names.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("LLM class captions ({msg}) {bar:30} {pos}/{len} classes, ETA {eta}")
-            .expect("a valid template"),
-    );
-    bar.set_message(model.clone());
+    let bar = progress_bar("class", "classes", classes.names.len(), &model);
     let mut found = BTreeMap::new();
     let mut unusable = Vec::new();
     for name in &classes.names {

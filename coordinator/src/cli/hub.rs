@@ -111,18 +111,22 @@ impl LlmChoice {
         if captions_given || self.no_llm {
             return Ok(None);
         }
-        let (endpoint, max_tokens, from) = match (&self.llm_model, &hub.spec().llm) {
+        // Flags make the same `[llm]` a spec would hold (same defaults), with the key file as given.
+        let (llm, key_root, from) = match (&self.llm_model, &hub.spec().llm) {
             (Some(model), _) => {
-                let base = self.llm_base_url.clone().unwrap_or_else(|| crate::spec::OPENAI_BASE_URL.to_string());
-                let mut e = mll_common::hosted::Endpoint::new(base, model.clone(), self.llm_key_file.clone());
-                e.requests_per_minute = self.llm_requests_per_minute.unwrap_or(30);
-                (e, 2048, "--llm-model".to_string())
+                let flags = crate::spec::LlmSpec {
+                    model: model.clone(),
+                    base_url: self.llm_base_url.clone(),
+                    key_file: self.llm_key_file.as_ref().map(|k| k.display().to_string()),
+                    requests_per_minute: self.llm_requests_per_minute,
+                    max_tokens: None,
+                };
+                (flags, Path::new(""), "--llm-model".to_string())
             }
-            (None, Some(llm)) => {
-                (llm.endpoint(&hub.plan.data_root), llm.max_tokens.unwrap_or(2048), format!("the [llm] in the spec of hub '{}'", hub.run()))
-            }
+            (None, Some(llm)) => (llm.clone(), hub.plan.data_root.as_path(), format!("the [llm] in the spec of hub '{}'", hub.run())),
             (None, None) => return Ok(None),
         };
+        let (endpoint, max_tokens) = (llm.endpoint(key_root), llm.max_tokens());
         let client = mll_common::hosted::HostedClient::new(endpoint).map_err(|e| {
             input_error(format!(
                 "the chat model for the class captions ({from}) cannot be used: {e}; --no-llm embeds the class names instead"

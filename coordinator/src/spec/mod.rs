@@ -255,6 +255,11 @@ impl LlmSpec {
         e.requests_per_minute = self.requests_per_minute.unwrap_or(30);
         e
     }
+
+    /// The longest answer asked for, in tokens (default 2048).
+    pub fn max_tokens(&self) -> u32 {
+        self.max_tokens.unwrap_or(2048)
+    }
 }
 
 fn default_embed_chunk() -> usize {
